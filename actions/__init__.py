@@ -1,0 +1,1 @@
+"""Built-in actions; they register through the `sagactl.actions` entry points like any plugin."""

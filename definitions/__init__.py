@@ -1,0 +1,1 @@
+"""The saga definitions shipped with sagactl, as YAML package data."""

@@ -1,0 +1,58 @@
+"""sagactl's generic engine: definitions, compilation, plugins, scheduling, the durable log.
+
+It knows nothing of builds. Everything public is re-exported here.
+"""
+
+from __future__ import annotations
+
+from .action import JSON as JSON
+from .action import Action as Action
+from .action import ActionContext as ActionContext
+from .action import ActionFactory as ActionFactory
+from .action import Inputs as Inputs
+from .action import Outputs as Outputs
+from .action import Transaction as Transaction
+from .deps import Dependencies as Dependencies
+from .deps import MissingDependency as MissingDependency
+from .errors import Cancelled as Cancelled
+from .errors import DefinitionError as DefinitionError
+from .errors import DefinitionErrors as DefinitionErrors
+from .errors import FatalError as FatalError
+from .errors import InputError as InputError
+from .errors import Location as Location
+from .errors import PluginError as PluginError
+from .errors import RetryableError as RetryableError
+from .errors import RunNotFound as RunNotFound
+from .errors import SagaError as SagaError
+from .events import Event as Event
+from .events import EventHandler as EventHandler
+from .model import ActionSpec as ActionSpec
+from .model import CompiledSaga as CompiledSaga
+from .model import RetryPolicy as RetryPolicy
+
+__all__ = [
+    "JSON",
+    "Action",
+    "ActionContext",
+    "ActionFactory",
+    "ActionSpec",
+    "Cancelled",
+    "CompiledSaga",
+    "DefinitionError",
+    "DefinitionErrors",
+    "Dependencies",
+    "Event",
+    "EventHandler",
+    "FatalError",
+    "InputError",
+    "Inputs",
+    "Location",
+    "MissingDependency",
+    "Outputs",
+    "PluginError",
+    "RetryPolicy",
+    "RetryableError",
+    "RunNotFound",
+    "SagaError",
+    "Transaction",
+]

@@ -1,0 +1,117 @@
+"""The plugin contract: what an action is and what the engine hands it while it runs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from .deps import Dependencies
+
+JSON = Any
+"""A JSON-compatible value (dict, list, str, int, float, bool, None)."""
+
+Inputs = Mapping[str, JSON]
+Outputs = dict[str, JSON]
+
+
+@runtime_checkable
+class Transaction(Protocol):
+    """A database connection whose writes commit with the action's completion record.
+
+    Parameters use the DB-API `?` placeholder style on every backend (the PostgreSQL store
+    translates), so one action works on SQLite and PostgreSQL alike.
+    """
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`, for the rare statement that differs."""
+        ...
+
+    async def execute(self, sql: str, params: Sequence[JSON] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def fetchone(self, sql: str, params: Sequence[JSON] = ()) -> tuple[JSON, ...] | None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[JSON] = ()) -> list[tuple[JSON, ...]]: ...
+
+
+class ActionContext(Protocol):
+    """What an action sees of the engine while it runs or compensates."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def action(self) -> str:
+        """The action's name in the saga definition."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first attempt; counts across retries and recoveries."""
+        ...
+
+    @property
+    def idempotency_key(self) -> str:
+        """`run_id/action`: the same on every attempt and after every recovery."""
+        ...
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to `run_id` and `action`."""
+        ...
+
+    @property
+    def deps(self) -> Dependencies: ...
+
+    @property
+    def last_checkpoint(self) -> JSON | None:
+        """What the previous attempt last passed to `checkpoint`, or None."""
+        ...
+
+    def progress(
+        self, fraction: float | None, message: str = "", *, bytes: int | None = None
+    ) -> None:
+        """Report progress (fraction in [0, 1], or None when unknown) to subscribers."""
+        ...
+
+    async def checkpoint(self, data: JSON) -> None:
+        """Durably record `data`; handed back as `last_checkpoint` on a rerun."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction that commits together with this action's completion record."""
+        ...
+
+
+class Action(ABC):
+    """One step of a saga. Subclass it, set the schemas, implement `execute`.
+
+    Override `compensate` to make the action reversible; an action that does not is
+    irreversible (as is one marked `compensate: false` in YAML).
+    """
+
+    input_schema: ClassVar[Mapping[str, JSON]] = {"type": "object"}
+    output_schema: ClassVar[Mapping[str, JSON]] = {"type": "object"}
+    description: ClassVar[str] = ""
+    retryable: ClassVar[tuple[type[BaseException], ...]] = (Exception,)
+    """Exception types worth retrying; `InputError` and `FatalError` never are."""
+
+    @abstractmethod
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        """Do the work; return outputs matching `output_schema`."""
+
+    async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
+        """Undo `execute`. The default marks the action irreversible."""
+        raise NotImplementedError
+
+    @classmethod
+    def compensable(cls) -> bool:
+        return cls.compensate is not Action.compensate
+
+
+ActionFactory = Callable[[Dependencies], Action]
+"""What a `sagactl.actions` entry point names: builds an action from the container."""

@@ -1,0 +1,37 @@
+"""Events a run emits to subscribers (CLI live view, structlog, API callbacks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event kinds. Run-level kinds have `action=None`.
+RUN_STARTED = "run_started"
+RUN_RESUMED = "run_resumed"
+RUN_FINISHED = "run_finished"  # data: state, error
+ACTION_STARTED = "action_started"  # data: attempt
+ACTION_PROGRESS = "action_progress"  # data: fraction, message, bytes
+ACTION_SUCCEEDED = "action_succeeded"  # data: outputs
+ACTION_FAILED = "action_failed"  # data: error, attempt, final (bool)
+ACTION_RETRYING = "action_retrying"  # data: attempt, delay
+COMPENSATION_STARTED = "compensation_started"
+ACTION_COMPENSATED = "action_compensated"
+COMPENSATION_FAILED = "compensation_failed"  # data: error, final
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened in a run; `seq` is its position in the run's log (0 if none)."""
+
+    run_id: str
+    kind: str
+    action: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    at: float = 0.0
+    """Unix time."""
+    seq: int = 0
+
+
+EventHandler = Callable[[Event], None]
+"""A subscriber. Called on the event loop: it must not block."""

@@ -1,0 +1,237 @@
+"""The compiled saga: an immutable DAG of action specs with a canonical hash.
+
+The compiler (`sagactl.engine.compiler`) builds it from YAML; the runtime pins its
+`to_dict()` form in the store and rebuilds it with `from_dict()` on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import networkx as nx
+
+from .errors import Location
+
+FORMAT = 1
+"""Version of the `to_dict()` layout, stored with every pinned run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts in all (1 = no retry); backoff doubles from `backoff` up to `max_backoff`."""
+
+    attempts: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    jitter: float = 0.5
+    """Each delay is multiplied by a random factor in [1 - jitter, 1]."""
+
+    def delay(self, failed_attempts: int, random: float) -> float:
+        """Seconds to wait after the `failed_attempts`-th failure; `random` in [0, 1)."""
+        base = min(self.max_backoff, self.backoff * 2.0 ** max(0, failed_attempts - 1))
+        return base * (1.0 - self.jitter * random)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action as declared, with its dependencies made explicit."""
+
+    name: str
+    uses: str
+    with_: Mapping[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    depends_on: frozenset[str] = frozenset()
+    """Every action this one waits for: referenced ones plus `needs`."""
+    timeout: float | None = None
+    retry: RetryPolicy = RetryPolicy()
+    pivot: bool = False
+    compensable: bool = True
+    description: str = ""
+    location: Location | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uses": self.uses,
+            "with": _plain(self.with_),
+            "needs": list(self.needs),
+            "depends_on": sorted(self.depends_on),
+            "timeout": self.timeout,
+            "retry": {
+                "attempts": self.retry.attempts,
+                "backoff": self.retry.backoff,
+                "max_backoff": self.retry.max_backoff,
+                "jitter": self.retry.jitter,
+            },
+            "pivot": self.pivot,
+            "compensable": self.compensable,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionSpec:
+        return cls(
+            name=data["name"],
+            uses=data["uses"],
+            with_=_frozen(data.get("with", {})),
+            needs=tuple(data.get("needs", ())),
+            depends_on=frozenset(data.get("depends_on", ())),
+            timeout=data.get("timeout"),
+            retry=RetryPolicy(**data.get("retry", {})),
+            pivot=bool(data.get("pivot", False)),
+            compensable=bool(data.get("compensable", True)),
+            description=data.get("description", ""),
+        )
+
+
+class CompiledSaga:
+    """An immutable, validated saga. networkx is used inside and never handed out."""
+
+    __slots__ = (
+        "_actions",
+        "_graph",
+        "_hash",
+        "_order",
+        "description",
+        "inputs",
+        "name",
+        "source",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: int | str,
+        actions: Mapping[str, ActionSpec],
+        inputs: Mapping[str, Mapping[str, Any]] | None = None,
+        description: str = "",
+        source: str | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.description = description
+        self.source = source
+        self.inputs: Mapping[str, Mapping[str, Any]] = _frozen(inputs or {})
+        self._actions: Mapping[str, ActionSpec] = MappingProxyType(dict(actions))
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(self._actions)
+        for spec in self._actions.values():
+            for dep in spec.depends_on:
+                graph.add_edge(dep, spec.name)
+        if not nx.is_directed_acyclic_graph(graph):
+            cycle = [edge[0] for edge in nx.find_cycle(graph)]
+            raise ValueError("cycle: " + " -> ".join([*cycle, cycle[0]]))
+        self._graph = nx.freeze(graph)
+        self._order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(graph))
+        self._hash = hashlib.sha256(
+            json.dumps(self._hashed(), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+
+    # -- structure ---------------------------------------------------------------------
+
+    @property
+    def actions(self) -> Mapping[str, ActionSpec]:
+        return self._actions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def dependencies(self, action: str) -> frozenset[str]:
+        return frozenset(self._graph.predecessors(action))
+
+    def dependents(self, action: str) -> frozenset[str]:
+        return frozenset(self._graph.successors(action))
+
+    def ancestors(self, action: str) -> frozenset[str]:
+        return frozenset(nx.ancestors(self._graph, action))
+
+    def topological_order(self) -> tuple[str, ...]:
+        """A deterministic topological order (ties broken by name)."""
+        return self._order
+
+    def layers(self) -> tuple[tuple[str, ...], ...]:
+        """Actions grouped by longest-path depth: each layer depends only on earlier ones."""
+        return tuple(tuple(sorted(layer)) for layer in nx.topological_generations(self._graph))
+
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """Dependency edges (source runs first), sorted."""
+        return tuple(sorted(self._graph.edges()))
+
+    def roots(self) -> tuple[str, ...]:
+        return tuple(a for a in self._order if not self._graph.in_degree(a))
+
+    def pivots(self) -> tuple[str, ...]:
+        return tuple(a for a in self._order if self._actions[a].pivot)
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def canonical_hash(self) -> str:
+        """sha256 of the compiled form: stable across key order, formatting and comments."""
+        return self._hash
+
+    def _hashed(self) -> dict[str, Any]:
+        data = self.to_dict()
+        data.pop("source", None)
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "source": self.source,
+            "inputs": _plain(self.inputs),
+            "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompiledSaga:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"compiled saga format {data.get('format')!r} is not {FORMAT}")
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            description=data.get("description", ""),
+            source=data.get("source"),
+            inputs=data.get("inputs", {}),
+            actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CompiledSaga) and other._hash == self._hash
+
+    def __hash__(self) -> int:
+        return hash(self._hash)
+
+    def __repr__(self) -> str:
+        return f"<CompiledSaga {self.name} v{self.version} {len(self)} actions {self._hash[:12]}>"
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only deep copy of JSON-like data (mappings become MappingProxyType)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON types back from `_frozen` data."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,119 @@
+"""`${{ ... }}` references in `with:` values: found, checked and looked up, never evaluated."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+_REF = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_PATH = re.compile(
+    r"^(?:inputs\.(?P<input>[A-Za-z_][A-Za-z0-9_-]*)"
+    r"|actions\.(?P<action>[A-Za-z_][A-Za-z0-9_-]*)\.outputs\.(?P<output>[A-Za-z_][A-Za-z0-9_-]*)"
+    r"|saga\.(?P<saga>id|name))$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One parsed reference. Exactly one of `input`, `action` or `saga` is set."""
+
+    text: str
+    input: str | None = None
+    action: str | None = None
+    output: str | None = None
+    saga: str | None = None
+
+
+class BadReference(ValueError):
+    """A `${{ }}` whose inside is not one of the reference forms."""
+
+
+def parse(expression: str) -> Reference:
+    match = _PATH.match(expression)
+    if match is None:
+        raise BadReference(
+            f"'${{{{ {expression} }}}}' is not a reference: use inputs.NAME, "
+            "actions.ACTION.outputs.NAME, saga.id or saga.name"
+        )
+    return Reference(
+        text=expression,
+        input=match["input"],
+        action=match["action"],
+        output=match["output"],
+        saga=match["saga"],
+    )
+
+
+def whole(value: str) -> Reference | None:
+    """The reference when `value` is exactly one reference (it then keeps its JSON type)."""
+    match = _REF.fullmatch(value.strip())
+    return parse(match.group(1)) if match else None
+
+
+def in_string(value: str) -> Iterator[Reference]:
+    for match in _REF.finditer(value):
+        yield parse(match.group(1))
+
+
+def walk(value: Any) -> Iterator[Reference]:
+    """Every reference anywhere inside a `with:` value."""
+    if isinstance(value, str):
+        yield from in_string(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from walk(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What references resolve against while a run executes."""
+
+    run_id: str
+    saga: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Mapping[str, Any]]
+
+    def lookup(self, ref: Reference) -> Any:
+        if ref.input is not None:
+            if ref.input not in self.inputs:
+                raise InputError(f"input '{ref.input}' was not given")
+            return self.inputs[ref.input]
+        if ref.action is not None:
+            outputs = self.outputs.get(ref.action)
+            if outputs is None or ref.output is None or ref.output not in outputs:
+                raise InputError(f"action '{ref.action}' has no output '{ref.output}'")
+            return outputs[ref.output]
+        return self.run_id if ref.saga == "id" else self.saga
+
+
+def resolve(value: Any, scope: Scope) -> Any:
+    """`value` with every reference replaced; a whole-string reference keeps its type."""
+    if isinstance(value, str):
+        ref = whole(value)
+        if ref is not None:
+            return scope.lookup(ref)
+        return _REF.sub(lambda m: _as_text(scope.lookup(parse(m.group(1)))), value)
+    if isinstance(value, Mapping):
+        return {key: resolve(item, scope) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(item, scope) for item in value]
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)

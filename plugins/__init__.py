@@ -1,0 +1,1 @@
+"""Platform backends the build actions use: image builders and sandbox runtimes."""
