@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from .action import JSON as JSON
 from .action import Action as Action
+from .action import ActionCatalog as ActionCatalog
 from .action import ActionContext as ActionContext
 from .action import ActionFactory as ActionFactory
+from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
@@ -33,8 +35,10 @@ from .model import RetryPolicy as RetryPolicy
 __all__ = [
     "JSON",
     "Action",
+    "ActionCatalog",
     "ActionContext",
     "ActionFactory",
+    "ActionInfo",
     "ActionSpec",
     "Cancelled",
     "CompiledSaga",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from .deps import Dependencies
@@ -111,6 +112,30 @@ class Action(ABC):
     @classmethod
     def compensable(cls) -> bool:
         return cls.compensate is not Action.compensate
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInfo:
+    """What the compiler, `sagactl schema` and `sagactl actions` know of an action without
+    running it."""
+
+    name: str
+    """Entry-point name, the `uses:` of a definition (e.g. `build.receive_tar`)."""
+    input_schema: Mapping[str, JSON]
+    output_schema: Mapping[str, JSON]
+    compensable: bool
+    description: str = ""
+    distribution: str | None = None
+    version: str | None = None
+    """The distribution's version; runs pin it."""
+
+
+class ActionCatalog(Protocol):
+    """Lookup of installed actions by `uses:` name (the plugin registry implements it)."""
+
+    def info(self, name: str) -> ActionInfo | None: ...
+
+    def names(self) -> Sequence[str]: ...
 
 
 ActionFactory = Callable[[Dependencies], Action]
