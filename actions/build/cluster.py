@@ -34,9 +34,8 @@ class Resolved:
     fallback: bool = False
 
 
-async def _lookup(host: str, timeout: float) -> str:
-    with anyio.fail_after(timeout):
-        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+async def _lookup(host: str) -> str:
+    infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     # Prefer IPv4: the sandboxes and builders reach the cluster on it first.
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     return str(infos[0][4][0])
@@ -51,7 +50,8 @@ async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolve
         if attempt:
             await anyio.sleep(settings.retry_delay)
         try:
-            return Resolved(host, await _lookup(host, settings.timeout))
+            with anyio.fail_after(settings.timeout):
+                return Resolved(host, await _lookup(host))
         except (OSError, TimeoutError) as exc:
             last = exc
     reason = "timed out" if isinstance(last, TimeoutError) else str(last)
