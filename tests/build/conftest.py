@@ -1,0 +1,164 @@
+"""Fixtures for the build tests: staging areas, SQL transactions on real databases."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The helpers next to this file (tars.py) are imported by name by the test modules.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sagactl.actions.build.staging import StagingArea
+from sagactl.actions.build.tarcheck import StagingLimits
+
+
+@pytest.fixture
+def area(tmp_path: Path) -> StagingArea:
+    return StagingArea(tmp_path / "staging", StagingLimits())
+
+
+class SqliteTransaction:
+    """The Transaction protocol over one sqlite3 connection (BEGIN IMMEDIATE per use)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.connection.execute(sql, tuple(params)).rowcount
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self.connection.execute(sql, tuple(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.connection.execute(sql, tuple(params)).fetchall()]
+
+
+class SqliteDb:
+    """A real SQLite file; `transaction()` commits on success, rolls back on error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> SqliteDb:
+    return SqliteDb(tmp_path / "records.db")
+
+
+class PgTransaction:
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self.connection.execute(self._sql(sql), tuple(params))
+        return int(cursor.rowcount)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        cursor = await self.connection.execute(self._sql(sql), tuple(params))
+        row = await cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = await self.connection.execute(self._sql(sql), tuple(params))
+        return [tuple(r) for r in await cursor.fetchall()]
+
+
+class PgDb:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PgTransaction]:
+        import psycopg
+
+        connection = await psycopg.AsyncConnection.connect(self.url)
+        async with connection, connection.transaction():
+            yield PgTransaction(connection)
+
+
+PG_URL = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_db() -> Iterator[PgDb]:
+    """A fresh database named after this branch on the test server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    name = f"build_records_{os.getpid()}"
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    base = PG_URL.rsplit("/", 1)[0]
+    try:
+        yield PgDb(f"{base}/{name}")
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def busybox_oci(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox base image as an OCI layout, made offline once per session."""
+    from sagactl.plugins.builders.baseimage import make_oci_base
+
+    return make_oci_base(tmp_path_factory.mktemp("base") / "busybox")
+
+
+@pytest.fixture(scope="session")
+def buildah_storage(
+    tmp_path_factory: pytest.TempPathFactory, busybox_oci: str
+) -> Iterator[dict[str, Path]]:
+    """A private buildah store (vfs) holding localhost/sagactl/busybox:latest."""
+    import shutil
+    import subprocess
+
+    if shutil.which("buildah") is None:
+        pytest.skip("buildah is not installed")
+    from sagactl.plugins.builders.baseimage import buildah_args
+
+    root = tmp_path_factory.mktemp("buildah")
+    storage = {"storage_root": root / "root", "run_root": root / "run"}
+    command = buildah_args(storage_root=storage["storage_root"], run_root=storage["run_root"])
+    pulled = subprocess.run(
+        [*command, "pull", "--quiet", busybox_oci], check=True, capture_output=True, text=True
+    )
+    subprocess.run(
+        [*command, "tag", pulled.stdout.strip(), "localhost/sagactl/busybox:latest"], check=True
+    )
+    yield storage
+    # vfs layers are plain directories owned by root: remove them with buildah's help first.
+    subprocess.run([*command, "rmi", "--all", "--force"], capture_output=True, check=False)
