@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import structlog
@@ -41,7 +42,9 @@ async def _lookup(host: str) -> str:
     return str(infos[0][4][0])
 
 
-async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolved:
+async def resolve(
+    settings: ClusterSettings, host: str | None = None, *, logger: Any = None
+) -> Resolved:
     """The host's address; after `retries` more failed lookups, 127.0.0.1 with a warning,
     or FatalError when strict."""
     host = host or settings.host
@@ -59,7 +62,7 @@ async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolve
         raise FatalError(
             f"cannot resolve cluster host {host!r} after {settings.retries + 1} tries: {reason}"
         )
-    log.warning(
+    (logger or log).warning(
         "cluster host does not resolve: single-machine mode",
         host=host,
         fallback=FALLBACK_IP,

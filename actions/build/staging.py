@@ -14,6 +14,7 @@ import inspect
 import os
 import re
 import shutil
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -342,6 +343,24 @@ class StagingArea:
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
                 removed = True
+        return removed
+
+    def sweep(self, older_than: float) -> list[Path]:
+        """Removes staged uploads (and partial ones) not modified for `older_than` seconds:
+        the leftovers of runs that ended where no cleanup hook could run."""
+        removed: list[Path] = []
+        cutoff = time.time() - older_than
+        try:
+            candidates = list(self.directory.iterdir())
+        except FileNotFoundError:
+            return removed
+        for path in candidates:
+            if not (path.name.endswith(".tar") or path.name.endswith(".partial")):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
         return removed
 
 

@@ -162,3 +162,70 @@ def buildah_storage(
     yield storage
     # vfs layers are plain directories owned by root: remove them with buildah's help first.
     subprocess.run([*command, "rmi", "--all", "--force"], capture_output=True, check=False)
+
+
+class StandInContext:
+    """ActionContext for calling actions directly, without the engine's scheduler: a real
+    SQLite transaction per `transaction()`, checkpoints and progress kept in memory."""
+
+    def __init__(self, db: Any, deps: Any, *, run_id: str = "run-1", action: str = "a") -> None:
+        import structlog
+
+        self.db = db
+        self.deps = deps
+        self.run_id = run_id
+        self.action = action
+        self.attempt = 1
+        self.last_checkpoint: Any = None
+        self.checkpoints: list[Any] = []
+        self.events: list[tuple[float | None, str, int | None]] = []
+        self.log = structlog.get_logger().bind(run_id=run_id, action=action)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}/{self.action}"
+
+    def progress(
+        self, fraction: float | None, message: str = "", *, bytes: int | None = None
+    ) -> None:
+        self.events.append((fraction, message, bytes))
+
+    async def checkpoint(self, data: Any) -> None:
+        self.checkpoints.append(data)
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    def rerun(self) -> StandInContext:
+        """The context of the next attempt after a crash: the last checkpoint handed back."""
+        again = StandInContext(self.db, self.deps, run_id=self.run_id, action=self.action)
+        again.attempt = self.attempt + 1
+        again.last_checkpoint = self.checkpoints[-1] if self.checkpoints else None
+        return again
+
+
+@pytest.fixture
+def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
+    from sagactl.actions.build.cluster import ClusterSettings
+    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES
+
+    return BuildSettings(
+        state_dir=tmp_path / "state",
+        cluster=ClusterSettings(host="localhost"),
+        builder="oci",
+        base_images={**DEFAULT_BASE_IMAGES, "python": busybox_oci, "static": busybox_oci},
+        stop_grace=2.0,
+    )
+
+
+@pytest.fixture
+def deps(build_settings: Any) -> Any:
+    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.actions.build.streams import StreamRegistry
+    from sagactl.engine import Dependencies
+
+    container = Dependencies()
+    container.provide(BuildSettings, build_settings)
+    container.provide(StreamRegistry, StreamRegistry())
+    return container
