@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,94 +22,28 @@ def area(tmp_path: Path) -> StagingArea:
     return StagingArea(tmp_path / "staging", StagingLimits())
 
 
-class SqliteTransaction:
-    """The Transaction protocol over one sqlite3 connection (BEGIN IMMEDIATE per use)."""
+class Db:
+    """A real database for platform records; `transaction()` as recordsdb gives it."""
 
-    dialect = "sqlite"
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.connection.execute(sql, tuple(params)).rowcount
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row = self.connection.execute(sql, tuple(params)).fetchone()
-        return tuple(row) if row is not None else None
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.connection.execute(sql, tuple(params)).fetchall()]
-
-
-class SqliteDb:
-    """A real SQLite file; `transaction()` commits on success, rolls back on error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield SqliteTransaction(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> SqliteDb:
-    return SqliteDb(tmp_path / "records.db")
-
-
-class PgTransaction:
-    dialect = "postgresql"
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("%", "%%").replace("?", "%s")
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = await self.connection.execute(self._sql(sql), tuple(params))
-        return int(cursor.rowcount)
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        cursor = await self.connection.execute(self._sql(sql), tuple(params))
-        row = await cursor.fetchone()
-        return tuple(row) if row is not None else None
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = await self.connection.execute(self._sql(sql), tuple(params))
-        return [tuple(r) for r in await cursor.fetchall()]
-
-
-class PgDb:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PgTransaction]:
-        import psycopg
+    def transaction(self) -> Any:
+        from sagactl.actions.build import recordsdb
 
-        connection = await psycopg.AsyncConnection.connect(self.url)
-        async with connection, connection.transaction():
-            yield PgTransaction(connection)
+        return recordsdb.transaction(self.url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Db:
+    return Db(f"sqlite://{tmp_path / 'records.db'}")
 
 
 PG_URL = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
-def pg_db() -> Iterator[PgDb]:
+def pg_db() -> Iterator[Db]:
     """A fresh database named after this branch on the test server, dropped afterwards."""
     psycopg = pytest.importorskip("psycopg")
     try:
@@ -124,7 +56,7 @@ def pg_db() -> Iterator[PgDb]:
         admin.execute(f"CREATE DATABASE {name}")
     base = PG_URL.rsplit("/", 1)[0]
     try:
-        yield PgDb(f"{base}/{name}")
+        yield Db(f"{base}/{name}")
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
