@@ -1,4 +1,4 @@
-"""build_from_tar: register an upload, run build-from-tar to its end, clean up, return the version."""
+"""build_from_tar: register an upload, run build-from-tar to its end, clean up, return it."""
 
 from __future__ import annotations
 
