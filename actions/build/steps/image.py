@@ -11,7 +11,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inpu
 from sagactl.plugins.builders import registry as builders
 from sagactl.plugins.builders.base import Builder, BuildFailed, BuildSpec
 
-from .. import procfile, stack
+from .. import procfile, records, stack
 from .. import schemas as s
 from ..settings import settings_of
 
@@ -79,8 +79,6 @@ class BuildImage(Action):
         return {"image": built.ref, "digest": built.digest}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        from .. import records
-
         image = outputs.get("image")
         if not image:
             return
