@@ -72,16 +72,37 @@ def _open_upload(tar: str) -> BinaryIO:
 @click.option("--builder", metavar="NAME", help="Image builder: buildah, buildkit or oci.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress on stderr.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
+)
 @DB_OPTION
 def build(
-    app: str, tar: str, builder: str | None, as_json: bool, quiet: bool, db: str | None
+    app: str,
+    tar: str,
+    builder: str | None,
+    as_json: bool,
+    quiet: bool,
+    faults: tuple[str, ...],
+    db: str | None,
 ) -> None:
     """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
+    from sagactl.engine.faults import FaultPlan  # type: ignore[import-not-found]
+
+    plan = FaultPlan.from_env(faults)
     upload = _open_upload(tar)
     try:
         result = anyio.run(
             lambda: build_from_tar_async(
-                app, upload, builder=builder, db=db, on_progress=_Progress(quiet or as_json)
+                app,
+                upload,
+                builder=builder,
+                db=db,
+                faults=plan,
+                on_progress=_Progress(quiet or as_json),
             )
         )
     finally:

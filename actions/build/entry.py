@@ -100,15 +100,17 @@ async def build_from_tar_async(
     deps: Dependencies | None = None,
     registry: StreamRegistry | None = None,
     saga: Any = None,
-    faults: str | None = None,
+    faults: Any = None,
     stream_id: str | None = None,
+    **engine_options: Any,
 ) -> BuildResult:
     """Build `stream` (a binary file or an async byte source holding a tar, plain or gzip)
     as a new version of `app`; returns it once activated.
 
     Raises InputError when the upload or the app is bad input (a hostile tar, a broken
     app.toml), BuildFailed when the saga otherwise did not succeed. Staged files are removed
-    when the run ends, whatever the outcome.
+    when the run ends, whatever the outcome. `faults` (`ACTION:KIND[@WHEN]` specs or a
+    FaultPlan) and `engine_options` (e.g. a clock) go to the engine.
     """
     from sagactl.engine.api import Engine  # type: ignore[import-not-found]
 
@@ -124,7 +126,9 @@ async def build_from_tar_async(
     registry.on_cleanup(stream_id, lambda sid, _outcome: area.remove(sid))
     outcome = "failed"
     try:
-        async with Engine(db, deps=deps, on_event=on_progress, faults=faults) as engine:
+        async with Engine(
+            db, deps=deps, on_event=on_progress, faults=faults, **engine_options
+        ) as engine:
             run = await engine.run(
                 saga or load_saga(),
                 {"app": app, "stream_id": stream_id},
