@@ -30,6 +30,7 @@ command = "python worker.py"
 BAD: dict[str, tuple[bytes, str]] = {
     "syntax": (b'name = "shop"\n[build\n', "app.toml:2:7: "),
     "unterminated string": (b'name = "shop\n', "app.toml:1:"),
+    "end of document": (b"name = [", "app.toml:1:9: Invalid value"),
     "duplicate key": (b'name = "a"\nname = "b"\n', "app.toml:2:"),
     "bom": (b'\xef\xbb\xbfname = "a"\n', "app.toml:1:1: starts with a byte-order mark"),
     "not utf-8": (b'name = "a"\n# caf\xe9\n', "app.toml:2:6: not valid UTF-8"),
