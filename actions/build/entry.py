@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-from sagactl.engine import Dependencies, Event, InputError, SagaError
+from sagactl.engine import ActionContext, Dependencies, Event, InputError, SagaError
 
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
@@ -77,9 +78,23 @@ class BuildResult:
         )
 
 
+RUN_PREFIX = "build-"
+
+
 def run_id_for(stream_id: str) -> str:
     """The run id of the build of `stream_id`: one upload, one run, however often retried."""
-    return f"build-{stream_id}"
+    return f"{RUN_PREFIX}{stream_id}"
+
+
+async def release_upload(ctx: ActionContext) -> None:
+    """The saga's last action is done with the upload: remove its staged file, even when
+    the run was resumed by a process that never saw the stream (no cleanup hook there)."""
+    if not ctx.run_id.startswith(RUN_PREFIX):
+        return
+    settings = settings_of(ctx.deps)
+    area = StagingArea(settings.staging_dir, settings.limits)
+    with contextlib.suppress(InputError):  # a run id that is not a stream id: nothing staged
+        await anyio.to_thread.run_sync(area.remove, ctx.run_id.removeprefix(RUN_PREFIX))
 
 
 def load_saga() -> Any:

@@ -1,5 +1,6 @@
 """build-from-tar end to end through the engine: every stack, failures at every action,
 hostile uploads, concurrent builds. Real SQLite, real tar streams, real OCI layouts."""
+# ruff: noqa: ASYNC221  (tests inspect real images between awaits)
 
 from __future__ import annotations
 
