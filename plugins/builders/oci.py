@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio.from_thread
 import anyio.to_thread
 
 from . import ocilayout
@@ -53,7 +54,12 @@ class OciBuilder:
                 f"the oci builder runs no Containerfile ({spec.containerfile.name}): "
                 "build this app with buildah or buildkit"
             )
-        return await anyio.to_thread.run_sync(self._build, spec, on_output)
+
+        def from_thread(line: str) -> None:
+            # Output callbacks belong to the event loop (they emit progress events).
+            anyio.from_thread.run_sync(on_output, line)
+
+        return await anyio.to_thread.run_sync(self._build, spec, from_thread)
 
     def _build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
         base_ref = spec.base_image or self.options.base_images.get(spec.stack)
