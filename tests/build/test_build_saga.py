@@ -234,3 +234,45 @@ class TestConcurrentBuilds:
             shown = await _show(db, app)
             assert shown["active_version"] == f"{app}-v4"
             assert len(shown["versions"]) == 4
+
+
+@pytest.mark.buildah
+@pytest.mark.slow
+class TestBuildahThroughTheSaga:
+    async def test_dockerfile_app(
+        self, deps: Any, db: str, build_settings: Any, buildah_storage: dict[str, Path]
+    ) -> None:
+        """The dockerfile example builds through the saga with buildah: its RUN step's file
+        is in the image, the version records the image and the buildah digest."""
+        from dataclasses import replace
+
+        from sagactl.actions.build.settings import BuildSettings
+
+        deps.provide(
+            BuildSettings,
+            replace(
+                build_settings,
+                builder="buildah",
+                buildah_root=buildah_storage["storage_root"],
+                buildah_runroot=buildah_storage["run_root"],
+            ),
+        )
+        result = await _build("docker-app", tar_of_dir(EXAMPLES / "dockerfile-app"), deps, db)
+        assert result.image == "localhost/sagactl/docker-app:docker-app-v1"
+        from sagactl.plugins.builders.baseimage import buildah_args
+
+        command = buildah_args(
+            storage_root=buildah_storage["storage_root"], run_root=buildah_storage["run_root"]
+        )
+        container = subprocess.run(
+            [*command, "from", result.image], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        try:
+            mounted = subprocess.run(
+                [*command, "mount", container], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            assert (Path(mounted) / "app" / "BUILD_INFO").read_text().startswith("built at ")
+        finally:
+            subprocess.run([*command, "rm", container], capture_output=True, check=False)
+        shown = await _show(db, "docker-app")
+        assert shown["versions"][0]["digest"] == result.digest
