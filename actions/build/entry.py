@@ -129,8 +129,8 @@ async def build_from_tar_async(
     """
     from sagactl.engine.api import Engine  # type: ignore[import-not-found]
 
-    registry = registry or default_registry()
     deps = deps or Dependencies()
+    registry = registry or deps.maybe(StreamRegistry) or default_registry()
     settings: BuildSettings = settings_of(deps)
     if builder:
         settings = replace(settings, builder=builder)
