@@ -130,7 +130,10 @@ async def build_from_tar_async(
     from sagactl.engine.api import Engine  # type: ignore[import-not-found]
 
     deps = deps or Dependencies()
-    registry = registry or deps.maybe(StreamRegistry) or default_registry()
+    if registry is None:
+        registry = deps.maybe(StreamRegistry)  # not `or`: an empty registry is falsy
+    if registry is None:
+        registry = default_registry()
     settings: BuildSettings = settings_of(deps)
     if builder:
         settings = replace(settings, builder=builder)

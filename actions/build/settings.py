@@ -125,4 +125,5 @@ def settings_of(deps: Dependencies) -> BuildSettings:
 
 
 def registry_of(deps: Dependencies) -> StreamRegistry:
-    return deps.maybe(StreamRegistry) or _DEFAULT_REGISTRY
+    provided = deps.maybe(StreamRegistry)
+    return _DEFAULT_REGISTRY if provided is None else provided

@@ -34,6 +34,17 @@ class TestStreamRegistry:
         with pytest.raises(StreamGone, match="no live reader"):
             StreamRegistry().claim("abcdefgh")
 
+    def test_empty_registry_is_still_a_registry(self) -> None:
+        """len() is 0 for a new registry: callers must test `is None`, never truthiness."""
+        assert len(StreamRegistry()) == 0
+
+    def test_staged_path_of_an_unknown_stream_is_not_kept(self, tmp_path: Path) -> None:
+        """set_staged for a stream this process never registered adds nothing."""
+        registry = StreamRegistry()
+        registry.set_staged("abcdefgh", tmp_path / "x.tar")
+        assert len(registry) == 0
+        assert registry.staged("abcdefgh") is None
+
     def test_duplicate_id_refused(self) -> None:
         """Registering an id twice is a programming error."""
         registry = StreamRegistry()
