@@ -86,6 +86,15 @@ def run_id_for(stream_id: str) -> str:
     return f"{RUN_PREFIX}{stream_id}"
 
 
+def upload_source_dir(ctx: ActionContext) -> str | None:
+    """Where receive_tar unpacked this run's upload (for a definition that does not pass
+    `source_dir` on), when the run is a build of a stream and the directory is there."""
+    if not ctx.run_id.startswith(RUN_PREFIX):
+        return None
+    path = settings_of(ctx.deps).sources_dir / ctx.run_id.removeprefix(RUN_PREFIX)
+    return str(path) if path.is_dir() else None
+
+
 async def release_upload(ctx: ActionContext) -> None:
     """The saga's last action is done with the upload: remove its staged file, even when
     the run was resumed by a process that never saw the stream (no cleanup hook there)."""

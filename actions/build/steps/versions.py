@@ -6,6 +6,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
 from .. import records
 from .. import schemas as s
+from ..entry import upload_source_dir
 
 ARTIFACT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
@@ -63,7 +64,7 @@ class CreateVersion(Action):
                 image=str(inputs["image"]),
                 digest=str(inputs["digest"]),
                 services=dict(inputs["services"]),
-                source_dir=inputs.get("source_dir"),
+                source_dir=inputs.get("source_dir") or upload_source_dir(ctx),
                 run_id=ctx.run_id,
             )
         return {"version_id": str(inputs["version"])}
