@@ -161,3 +161,18 @@ def deps(build_settings: Any) -> Any:
     container.provide(BuildSettings, build_settings)
     container.provide(StreamRegistry, StreamRegistry())
     return container
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
+    """Environment for a real `sagactl` process: its own store, build dir, oci builder."""
+    return {
+        **os.environ,
+        "SAGACTL_BUILD_DIR": str(tmp_path / "state"),
+        "SAGACTL_DB": f"sqlite://{tmp_path / 'sagactl.db'}",
+        "SAGACTL_BUILDER": "oci",
+        "SAGACTL_CLUSTER_HOST": "localhost",
+        "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
+        "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
+        "SAGACTL_STOP_GRACE": "3",
+    }

@@ -34,15 +34,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SAGACTL_BUILD_DIR": str(tmp_path / "state"),
-        "SAGACTL_DB": f"sqlite://{tmp_path / 'sagactl.db'}",
-        "SAGACTL_BUILDER": "oci",
-        "SAGACTL_CLUSTER_HOST": "localhost",
-        "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
-    }
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def _settings(env: dict[str, str]) -> BuildSettings:
