@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 OutputCallback = Callable[[str], None]
 """Called with each line the builder prints (without the newline)."""
@@ -102,5 +102,14 @@ class Builder(Protocol):
         ...
 
 
-BuilderFactory = Callable[[BuilderOptions], Builder]
-"""What a `sagactl.builders` entry point names."""
+BuilderFactory = Callable[[Any], Builder]
+"""What a `sagactl.builders` entry point names: called with the plugin `Dependencies`
+(holding a `BuilderOptions`) or with a `BuilderOptions` directly."""
+
+
+def options_from(source: Any) -> BuilderOptions:
+    """The BuilderOptions a factory was given, directly or inside `Dependencies`."""
+    if isinstance(source, BuilderOptions):
+        return source
+    options: BuilderOptions = source.get(BuilderOptions)
+    return options

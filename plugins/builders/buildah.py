@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback
+from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
 from .baseimage import buildah_args
 from .process import run_quiet, run_streaming
 from .templates import containerfile
@@ -94,5 +95,6 @@ class BuildahBuilder:
         return status == 0
 
 
-def buildah_factory(options: BuilderOptions) -> BuildahBuilder:
-    return BuildahBuilder(options)
+def buildah_factory(deps: Any) -> BuildahBuilder:
+    """Entry point: `Dependencies` holding a BuilderOptions, or the options themselves."""
+    return BuildahBuilder(options_from(deps))

@@ -11,8 +11,9 @@ import json
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback
+from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
 from .process import run_quiet, run_streaming
 from .templates import containerfile
 
@@ -118,5 +119,6 @@ def _digest(metadata: Path, archive: Path) -> str:
     raise BuildFailed(f"buildctl wrote no image digest for {archive.name}")
 
 
-def buildkit_factory(options: BuilderOptions) -> BuildkitBuilder:
-    return BuildkitBuilder(options)
+def buildkit_factory(deps: Any) -> BuildkitBuilder:
+    """Entry point: `Dependencies` holding a BuilderOptions, or the options themselves."""
+    return BuildkitBuilder(options_from(deps))

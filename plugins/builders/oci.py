@@ -16,7 +16,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from . import ocilayout
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback
+from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
 
 APP_DIR = "/app"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -138,5 +138,6 @@ class OciBuilder:
         return True
 
 
-def oci_factory(options: BuilderOptions) -> OciBuilder:
-    return OciBuilder(options)
+def oci_factory(deps: Any) -> OciBuilder:
+    """Entry point: `Dependencies` holding a BuilderOptions, or the options themselves."""
+    return OciBuilder(options_from(deps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 DEFAULT_GRACE = 10.0
 
@@ -54,3 +54,11 @@ class RuntimeOptions:
     state_dir: Path
     """Where the runtime keeps logs."""
     grace: float = DEFAULT_GRACE
+
+
+def runtime_options_from(source: Any) -> RuntimeOptions:
+    """The RuntimeOptions a factory was given, directly or inside `Dependencies`."""
+    if isinstance(source, RuntimeOptions):
+        return source
+    options: RuntimeOptions = source.get(RuntimeOptions)
+    return options

@@ -14,10 +14,17 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from .base import DEFAULT_GRACE, RuntimeOptions, SandboxHandle, SandboxSpec
+from .base import (
+    DEFAULT_GRACE,
+    RuntimeOptions,
+    SandboxHandle,
+    SandboxSpec,
+    runtime_options_from,
+)
 
 POLL = 0.05
 _LAUNCH = 'setsid /bin/sh -c "$1" >>"$2" 2>&1 </dev/null & echo $!'
@@ -129,5 +136,6 @@ class LocalRuntime:
         return "exited"
 
 
-def local_factory(options: RuntimeOptions) -> LocalRuntime:
-    return LocalRuntime(options)
+def local_factory(deps: Any) -> LocalRuntime:
+    """Entry point: `Dependencies` holding a RuntimeOptions, or the options themselves."""
+    return LocalRuntime(runtime_options_from(deps))
