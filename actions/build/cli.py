@@ -90,7 +90,7 @@ def build(
     db: str | None,
 ) -> None:
     """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
-    from sagactl.engine.faults import FaultPlan  # type: ignore[import-not-found]
+    from sagactl.engine.faults import FaultPlan  # type: ignore[import-not-found,unused-ignore]
 
     plan = FaultPlan.from_env(faults)
     upload = _open_upload(tar)

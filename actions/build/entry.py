@@ -108,8 +108,8 @@ async def release_upload(ctx: ActionContext) -> None:
 
 def load_saga() -> Any:
     """The installed build-from-tar definition, compiled against the installed actions."""
-    from sagactl.engine import SagaRegistry  # type: ignore[attr-defined]
-    from sagactl.engine.plugins import load_plugins  # type: ignore[import-not-found]
+    from sagactl.engine import SagaRegistry  # type: ignore[attr-defined,unused-ignore]
+    from sagactl.engine.plugins import load_plugins  # type: ignore[import-not-found,unused-ignore]
 
     return SagaRegistry(load_plugins().actions).get(SAGA)
 
@@ -136,7 +136,7 @@ async def build_from_tar_async(
     when the run ends, whatever the outcome. `faults` (`ACTION:KIND[@WHEN]` specs or a
     FaultPlan) and `engine_options` (e.g. a clock) go to the engine.
     """
-    from sagactl.engine.api import Engine  # type: ignore[import-not-found]
+    from sagactl.engine.api import Engine  # type: ignore[import-not-found,unused-ignore]
 
     deps = deps or Dependencies()
     if registry is None:
@@ -150,7 +150,11 @@ async def build_from_tar_async(
     deps.provide(StreamRegistry, registry)
     stream_id = registry.register(stream, stream_id=stream_id)
     area = StagingArea(settings.staging_dir, settings.limits)
-    registry.on_cleanup(stream_id, lambda sid, _outcome: area.remove(sid))
+
+    def remove_staged(sid: str, _outcome: str) -> None:
+        area.remove(sid)
+
+    registry.on_cleanup(stream_id, remove_staged)
     outcome = "failed"
     try:
         async with Engine(

@@ -94,11 +94,11 @@ async def transaction(url: str | os.PathLike[str] | None = None) -> AsyncIterato
         import psycopg
 
         try:
-            connection = await psycopg.AsyncConnection.connect(text)
+            pg = await psycopg.AsyncConnection.connect(text)
         except psycopg.OperationalError as exc:
             raise InputError(f"cannot connect to {text}: {exc}") from None
-        async with connection, connection.transaction():
-            yield _PgTransaction(connection)
+        async with pg, pg.transaction():
+            yield _PgTransaction(pg)
         return
     if "://" in text and not text.startswith("sqlite://"):
         raise InputError(f"unknown database URL {text!r}: use sqlite:/// or postgresql://")

@@ -87,7 +87,7 @@ class StreamRegistry:
             entry = self._entries.pop(stream_id, None)
         if entry is None:
             return
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         for hook in entry.hooks:
             try:
                 hook(stream_id, outcome)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -92,10 +92,16 @@ def parse_ref(ref: str) -> tuple[Path, str | None]:
     return Path(body), None
 
 
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class _Hashing:
     """A write-only file that hashes and counts what passes through to `target`."""
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: _Writable) -> None:
         self.target = target
         self.hash = hashlib.sha256()
         self.size = 0
@@ -144,8 +150,8 @@ class LayoutWriter:
         tmp = self.blobs / ".layer.partial"
         with tmp.open("wb") as raw:
             compressed = _Hashing(raw)
-            with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as gz:  # type: ignore[arg-type]
-                plain = _Hashing(gz)  # type: ignore[arg-type]
+            with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as gz:
+                plain = _Hashing(gz)
                 with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                     fill(tar)
             raw.flush()
