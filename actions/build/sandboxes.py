@@ -11,7 +11,7 @@ from sagactl.engine import Dependencies, InputError, Transaction
 from sagactl.plugins import registry as plugins
 from sagactl.plugins.runtimes.base import SandboxHandle, SandboxRuntime, SandboxSpec
 
-from . import records
+from . import appconfig, records
 from .settings import settings_of
 
 GROUP = "sagactl.runtimes"
@@ -64,6 +64,8 @@ async def start_sandboxes(
         if sandbox.version == active
     }
     runtime = runtime_of(deps)
+    source = Path(version["source_dir"])
+    env = (await anyio.to_thread.run_sync(appconfig.load, source))["env"]
     started: list[records.SandboxRecord] = []
     for name, body in services.items():
         if (service is not None and name != service) or name in running:
@@ -78,7 +80,8 @@ async def start_sandboxes(
                 version=active,
                 service=name,
                 command=command,
-                cwd=Path(version["source_dir"]),
+                cwd=source,
+                env=env,
                 port=int(port) if isinstance(port, int) else None,
             )
         )

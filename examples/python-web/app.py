@@ -6,7 +6,8 @@ import os
 
 class Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = f"hello from {os.environ.get('SAGACTL_VERSION', 'python-web')}\n".encode()
+        greeting = os.environ.get("GREETING", "hello")
+        body = f"{greeting} from {os.environ.get('SAGACTL_VERSION', 'python-web')}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
