@@ -150,7 +150,7 @@ class TestAppCommands:
                 body = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=1).read()
             except OSError:
                 time.sleep(0.05)
-        assert body == b"hello from web-v1\n"
+        assert body == b"hi from web-v1\n"  # GREETING from app.toml
         assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
         assert shown["active_version"] == "web-v2"
