@@ -171,7 +171,8 @@ def load_yaml_text(
 
 
 def _too_big(size: int, limit: int) -> str:
-    return f"file is {size / 1e6:.1f} MB; a definition may be at most {limit / 1e6:.1f} MB"
+    mib = 1024 * 1024
+    return f"file is {size / mib:.1f} MiB; a definition may be at most {limit / mib:g} MiB"
 
 
 def _parser(text: str) -> Any:
