@@ -1,4 +1,4 @@
-"""Fixtures for the definition tests: a catalog of test actions and helpers that write real files."""
+"""Definition test fixtures: a catalog of test actions, helpers that write real files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sagactl.engine import ActionInfo, CompiledSaga, DefinitionError, DefinitionErrors
 from sagactl.engine.compiler import load_saga_file
 
@@ -54,6 +53,7 @@ TEST_ACTIONS = [
         compensable=False,
     ),
     ActionInfo("test.noop", _obj({}, []), _obj({}), compensable=True),
+    ActionInfo("test.any", {"type": "object"}, {"type": "object"}, compensable=True),
 ]
 
 # Stand-ins for the build.* actions, with the input/output names agreed with the build
@@ -116,9 +116,7 @@ def write(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def compile_yaml(
-    write: Callable[..., Path], catalog: InfoCatalog
-) -> Callable[..., CompiledSaga]:
+def compile_yaml(write: Callable[..., Path], catalog: InfoCatalog) -> Callable[..., CompiledSaga]:
     """Writes YAML to a file and compiles it."""
 
     def _compile(text: str, *, header: bool = True) -> CompiledSaga:

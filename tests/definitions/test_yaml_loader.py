@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sagactl.engine import DefinitionError
 from sagactl.engine.yaml_loader import (
     YamlMapping,
@@ -107,7 +106,8 @@ class TestRefusals:
         assert _at(error) == (4, 3)
 
     @pytest.mark.parametrize(
-        ("key", "kind"), [("1", "a number"), ("true", "a boolean"), ("~", "null"), ("1.5", "a number")]
+        ("key", "kind"),
+        [("1", "a number"), ("true", "a boolean"), ("~", "null"), ("1.5", "a number")],
     )
     def test_non_string_key(self, write, key: str, kind: str) -> None:
         """Keys that YAML reads as numbers, booleans or null are refused."""
