@@ -181,7 +181,7 @@ def _parser(text: str) -> Any:
     Only the event stream is used: composing, tag handling and scalar resolution are ours.
     """
     try:
-        from yaml.cyaml import CParser
+        from yaml._yaml import CParser
     except ImportError:
         return _PyParser(text)
     return CParser(text)
@@ -220,6 +220,8 @@ class _Composer:
 
     def _loc(self, event: ev.Event) -> Location:
         mark = event.start_mark
+        if mark is None:  # both parsers always set it; kept for the type checker
+            return Location(self.file)
         return Location(self.file, mark.line + 1, mark.column + 1)
 
     def _fail(self, message: str, event: ev.Event) -> DefinitionError:

@@ -265,3 +265,44 @@ def _nested(depth: int) -> list:
     for _ in range(depth - 1):
         value = [value]
     return value
+
+
+class TestPureParser:
+    """Without libyaml the loader falls back to PyYAML's own parser, with the same results."""
+
+    CASES = [
+        "a: !!python/object/apply:os.system ['x']\n",
+        'a: &a ["lol"]\n',
+        "a: [" * 70 + "]" * 70 + "\n",
+        "a: 1\na: 2\n",
+        "a:\n  1: x\n",
+        "v: 010\n",
+        "a: [1, 2\nb: 3\n",
+        "a: 1\n---\nb: 2\n",
+    ]
+
+    @pytest.mark.parametrize("text", CASES)
+    def test_same_refusals(self, text: str, monkeypatch) -> None:
+        """Each hostile case is refused with the same message and location by both parsers."""
+        from sagactl.engine import yaml_loader
+
+        with pytest.raises(DefinitionError) as fast:
+            load_yaml_text(text, file="f.yaml")
+        monkeypatch.setattr(yaml_loader, "_parser", yaml_loader._PyParser)
+        with pytest.raises(DefinitionError) as pure:
+            load_yaml_text(text, file="f.yaml")
+        if not fast.value.message.startswith(
+            "invalid YAML"
+        ):  # libyaml words syntax errors its own way
+            assert pure.value.message == fast.value.message
+        assert str(pure.value.location) == str(fast.value.location)
+
+    def test_same_data(self, monkeypatch) -> None:
+        """Both parsers give the same data and locations for a valid file."""
+        from sagactl.engine import yaml_loader
+
+        text = "a: no\nb: [1, 1.5, '2', ~]\nc: {d: true}\n"
+        fast = load_yaml_text(text)
+        monkeypatch.setattr(yaml_loader, "_parser", yaml_loader._PyParser)
+        pure = load_yaml_text(text)
+        assert pure.root == fast.root
