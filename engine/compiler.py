@@ -31,6 +31,7 @@ from .saga_schema import (
     did_you_mean,
     dotted,
     locator_for,
+    type_words,
     validate_definition,
 )
 from .yaml_loader import JSONPath, YamlDocument, load_yaml
@@ -166,6 +167,7 @@ class _Compiler:
             # A misspelt key (`wiht:`) is reported as such, not as every input missing.
             if info is not None and set(body) <= _ACTION_KEYS:
                 self.check_literals(name, info, with_)
+                self.check_reference_types(name, info, with_, actions, inputs)
         needs = body.get("needs", [])
         if isinstance(needs, list):
             for index, other in enumerate(needs):
@@ -270,6 +272,45 @@ class _Compiler:
         ]
         self.errors.extend(describe_all(kept, ("actions", name, "with"), self.where))
 
+    def check_reference_types(
+        self,
+        name: str,
+        info: ActionInfo,
+        with_: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> None:
+        """A whole-value reference whose declared type can never fit the input it feeds."""
+        wanted_by_key = _mapping(info.input_schema.get("properties"))
+        for key, value in with_.items():
+            wanted = _types_of(wanted_by_key.get(key))
+            try:
+                ref = references.whole(value) if isinstance(value, str) and wanted else None
+            except references.BadReference:
+                continue  # reported by check_references
+            if ref is None or wanted is None:
+                continue
+            if ref.input is not None:
+                given, what = _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
+            elif ref.action is not None and ref.output is not None and ref.action != name:
+                body = _mapping(actions.get(ref.action))
+                source = (
+                    self.catalog.info(body["uses"]) if isinstance(body.get("uses"), str) else None
+                )
+                outputs = _mapping(source.output_schema.get("properties")) if source else {}
+                given = _types_of(outputs.get(ref.output))
+                what = f"output '{ref.output}' of '{ref.action}'"
+            elif ref.saga is not None:
+                given, what = {"string"}, f"saga.{ref.saga}"
+            else:
+                continue  # a reference to itself, reported by check_references
+            if given and not _fits(given, wanted):
+                self.fail(
+                    ("actions", name, "with", key),
+                    f"expected {type_words(sorted(wanted))}, but {what} is "
+                    f"{type_words(sorted(given))}",
+                )
+
     def validator(self, info: ActionInfo) -> Draft202012Validator | None:
         if info.name not in self.validators:
             try:
@@ -351,6 +392,21 @@ def _inputs_hint(name: str, inputs: Mapping[str, Any]) -> str:
 
 def _position(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location else (0, 0)
+
+
+def _types_of(schema: Any) -> set[str] | None:
+    """The JSON types a schema declares with `type`, or None when it does not say."""
+    declared = schema.get("type") if isinstance(schema, Mapping) else None
+    if isinstance(declared, str):
+        return {declared}
+    if isinstance(declared, list) and all(isinstance(t, str) for t in declared):
+        return set(declared)
+    return None
+
+
+def _fits(given: set[str], wanted: set[str]) -> bool:
+    """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
+    return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
 
 
 def _number(value: Any) -> bool:

@@ -167,7 +167,7 @@ def describe(error: ValidationError, base: JSONPath, where: Locator) -> list[Def
         listed = ", ".join(f"'{key}'" for key in missing)
         return [_at(where, path, False, f"missing required {words} {listed}", path)]
     if kind == "type":
-        message = f"expected {_types(value)}, got {_got(instance)}"
+        message = f"expected {type_words(value)}, got {_got(instance)}"
         return [_at(where, path, False, message + _yaml_hint(where, path, value), path)]
     if kind == "const":
         return [_at(where, path, False, f"must be {_show(value)}, not {_got(instance)}", path)]
@@ -261,7 +261,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _types(expected: str | Sequence[str]) -> str:
+def type_words(expected: str | Sequence[str]) -> str:
+    """`an integer or a string`: JSON type names as words."""
     names = [expected] if isinstance(expected, str) else list(expected)
     words = [_ARTICLE.get(name, name) for name in names]
     return " or ".join(words)

@@ -322,3 +322,44 @@ class TestDurationsAndRetry:
     def test_no_timeout(self, compile_yaml) -> None:
         """Without any timeout, an action has none."""
         assert compile_yaml("actions: {a: {uses: test.noop}}\n").actions["a"].timeout is None
+
+
+class TestReferenceTypes:
+    def test_input_type_mismatch(self, problems) -> None:
+        """A whole-value reference to a string input cannot feed an integer input."""
+        found = problems(
+            "inputs: {who: {type: string}}\n"
+            "actions:\n  a: {uses: test.count, with: {start: '${{ inputs.who }}'}}\n"
+        )
+        assert found == [
+            "6:39: actions.a.with.start: expected an integer, but input 'who' is a string"
+        ]
+
+    def test_output_type_mismatch(self, problems) -> None:
+        """An output declared as a string cannot feed an integer input."""
+        found = problems(
+            "actions:\n  a: {uses: test.echo, with: {text: x}}\n"
+            "  b: {uses: test.count, with: {start: '${{ actions.a.outputs.text }}'}}\n"
+        )
+        assert found == [
+            "6:39: actions.b.with.start: expected an integer, but output 'text' of 'a' is a string"
+        ]
+
+    def test_saga_id_is_a_string(self, problems) -> None:
+        """saga.id is a string."""
+        found = problems("actions:\n  a: {uses: test.count, with: {start: '${{ saga.id }}'}}\n")
+        assert found == ["5:39: actions.a.with.start: expected an integer, but saga.id is a string"]
+
+    def test_compatible_types(self, compile_yaml) -> None:
+        """Matching types, integer-for-number, untyped sources and embedded references pass."""
+        saga = compile_yaml(
+            """\
+            inputs: {n: {type: integer}, free: {}}
+            actions:
+              a: {uses: test.count, with: {start: "${{ inputs.n }}", label: "${{ saga.id }}"}}
+              b: {uses: test.count, with: {start: "${{ inputs.free }}"}}
+              c: {uses: test.count, with: {start: "${{ actions.a.outputs.count }}"}}
+              d: {uses: test.echo, with: {text: "n=${{ inputs.n }}"}}
+            """
+        )
+        assert saga.dependencies("c") == {"a"}
