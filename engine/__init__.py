@@ -14,6 +14,8 @@ from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
+from .compiler import compile_definition as compile_definition
+from .compiler import load_saga_file as load_saga_file
 from .deps import Dependencies as Dependencies
 from .deps import MissingDependency as MissingDependency
 from .errors import Cancelled as Cancelled
@@ -31,6 +33,7 @@ from .events import EventHandler as EventHandler
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
+from .saga_registry import SagaRegistry as SagaRegistry
 
 __all__ = [
     "JSON",
@@ -58,5 +61,8 @@ __all__ = [
     "RetryableError",
     "RunNotFound",
     "SagaError",
+    "SagaRegistry",
     "Transaction",
+    "compile_definition",
+    "load_saga_file",
 ]

@@ -228,6 +228,10 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+freeze = _frozen
+"""A read-only deep copy of JSON-like data, as the compiled form holds it."""
+
+
 def _plain(value: Any) -> Any:
     """Plain JSON types back from `_frozen` data."""
     if isinstance(value, Mapping):

@@ -7,7 +7,9 @@ import click
 
 def builtin() -> list[click.Command]:
     """Our own commands. Each lives in its own module of this package."""
-    commands: list[click.Command] = []
+    from .definition_commands import graph, schema, validate
+
+    commands: list[click.Command] = [validate, schema, graph]
     return commands
 
 

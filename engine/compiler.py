@@ -1,0 +1,444 @@
+"""Compiles a loaded saga definition into an immutable CompiledSaga, or lists all that is wrong.
+
+Checks, each reported at the offending node's `file:line:column`, all in one pass: the
+schema (unknown keys, types, apiVersion/kind, empty `actions`), unknown `uses`,
+references to unknown inputs, actions or outputs (or to the action itself), `needs`
+naming unknown actions, literal `with:` values that break the action's input schema
+(values holding references are only known at run time and are skipped), timeouts and
+retry policies, and dependency cycles (named: `a -> b -> a`). References are looked up,
+never evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import networkx as nx
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from . import references
+from .action import ActionCatalog, ActionInfo
+from .errors import DefinitionError, DefinitionErrors, Location
+from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
+from .saga_schema import (
+    Locator,
+    base_schema,
+    describe_all,
+    did_you_mean,
+    dotted,
+    locator_for,
+    type_words,
+    validate_definition,
+)
+from .yaml_loader import JSONPath, YamlDocument, load_yaml
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Errors about which keys a `with:` has stand even when its values hold references.
+_KEY_CHECKS = frozenset(
+    {"required", "additionalProperties", "propertyNames", "dependentRequired", "minProperties"}
+)
+
+_ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds in `10m`, `1h30m`, `500ms`, `1.5s` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is not a duration")
+        return float(value)
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"'{value}' is not a duration (e.g. 500ms, 10s, 10m, 1h30m)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:
+    """Load, validate and compile one definition file."""
+    return compile_definition(load_yaml(path), catalog=catalog)
+
+
+def compile_definition(
+    document: YamlDocument | Mapping[str, Any],
+    *,
+    catalog: ActionCatalog,
+    source: str | None = None,
+) -> CompiledSaga:
+    """The compiled saga, or DefinitionErrors listing every problem, sorted by position.
+
+    `document` is a loaded YAML file (errors then carry line:column) or plain data
+    (errors name `source` only).
+    """
+    if isinstance(document, YamlDocument):
+        data: Any = document.data
+        source = source or document.file
+    else:
+        data = document
+        source = source or "<definition>"
+    return _Compiler(data, catalog, locator_for(document, source), source).run()
+
+
+class _Compiler:
+    def __init__(self, data: Any, catalog: ActionCatalog, where: Locator, source: str) -> None:
+        self.data = data
+        self.catalog = catalog
+        self.where = where
+        self.source = source
+        self.errors: list[DefinitionError] = []
+        self.validators: dict[str, Draft202012Validator | None] = {}
+
+    def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
+        prefix = dotted(path[:-1] if key else path)
+        self.errors.append(
+            DefinitionError(
+                f"{prefix}: {message}" if prefix else message, self.where.locate(path, key=key)
+            )
+        )
+
+    def run(self) -> CompiledSaga:
+        self.errors.extend(validate_definition(self.data, self.where))
+        data = self.data if isinstance(self.data, Mapping) else {}
+        inputs = _mapping(data.get("inputs"))
+        actions = _mapping(data.get("actions"))
+        self.check_input_schemas(inputs)
+        defaults = _mapping(data.get("defaults"))
+        default_timeout = self.duration(defaults.get("timeout"), ("defaults", "timeout"))
+        default_retry = _mapping(defaults.get("retry"))
+        specs: dict[str, ActionSpec] = {}
+        for name, body in actions.items():
+            if isinstance(body, Mapping):
+                spec = self.action(name, body, actions, inputs, default_timeout, default_retry)
+                if spec is not None:
+                    specs[name] = spec
+        self.check_cycles(specs)
+        if self.errors:
+            raise DefinitionErrors(self.errors)
+        metadata = _mapping(data.get("metadata"))
+        return CompiledSaga(
+            name=metadata["name"],
+            version=metadata.get("version", 1),
+            description=metadata.get("description", ""),
+            inputs=inputs,
+            actions=specs,
+            source=self.source,
+        )
+
+    # -- parts -----------------------------------------------------------------------
+
+    def check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
+        for name, schema in inputs.items():
+            if isinstance(schema, Mapping):
+                try:
+                    Draft202012Validator.check_schema(schema)
+                except SchemaError as exc:
+                    path = ("inputs", name, *exc.absolute_path)
+                    self.fail(path, f"not a valid JSON Schema: {exc.message}")
+
+    def action(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        default_timeout: float | None,
+        default_retry: Mapping[str, Any],
+    ) -> ActionSpec | None:
+        here = ("actions", name)
+        uses = body.get("uses")
+        info = self.catalog.info(uses) if isinstance(uses, str) else None
+        if isinstance(uses, str) and info is None:
+            hint = did_you_mean(uses, self.catalog.names()) or (
+                " (no actions are installed)"
+                if not self.catalog.names()
+                else " (`sagactl actions` lists the installed ones)"
+            )
+            self.fail((*here, "uses"), f"unknown action '{uses}'{hint}")
+        with_ = body.get("with", {})
+        depends: set[str] = set()
+        if isinstance(with_, Mapping):
+            depends |= self.check_references(name, with_, actions, inputs)
+            # A misspelt key (`wiht:`) is reported as such, not as every input missing.
+            if info is not None and set(body) <= _ACTION_KEYS:
+                self.check_literals(name, info, with_)
+                self.check_reference_types(name, info, with_, actions, inputs)
+        needs = body.get("needs", [])
+        if isinstance(needs, list):
+            for index, other in enumerate(needs):
+                if isinstance(other, str) and self.known_action(
+                    (*here, "needs", index), name, other, actions
+                ):
+                    depends.add(other)
+        timeout = self.duration(body.get("timeout"), (*here, "timeout"))
+        retry = self.retry(here, default_retry, _mapping(body.get("retry")))
+        compensate = body.get("compensate")
+        if compensate is True and info is not None and not info.compensable:
+            self.fail(
+                (*here, "compensate"),
+                f"'{info.name}' cannot be compensated (it has no compensation step); "
+                "remove `compensate: true`",
+            )
+        if not isinstance(uses, str) or not isinstance(with_, Mapping):
+            return None
+        return ActionSpec(
+            name=name,
+            uses=uses,
+            with_=freeze(with_),
+            needs=tuple(sorted({n for n in needs if isinstance(n, str)}))
+            if isinstance(needs, list)
+            else (),
+            depends_on=frozenset(depends),
+            timeout=timeout if timeout is not None else default_timeout,
+            retry=retry,
+            pivot=body.get("pivot") is True,
+            compensable=compensate is not False and (info is None or info.compensable),
+            description=body.get("description", "")
+            if isinstance(body.get("description"), str)
+            else "",
+            location=self.where.locate(here, key=True),
+        )
+
+    def known_action(
+        self, path: JSONPath, name: str, other: str, actions: Mapping[str, Any]
+    ) -> bool:
+        """Whether `other` is an action `name` may depend on; reports why not."""
+        if other == name:
+            self.fail(path, f"action '{name}' cannot depend on itself")
+            return False
+        if other not in actions:
+            self.fail(path, f"unknown action '{other}'{did_you_mean(other, list(actions))}")
+            return False
+        return True
+
+    def check_references(
+        self,
+        name: str,
+        with_: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> set[str]:
+        """The actions `with_` refers to; reports every reference that cannot be looked up."""
+        depends: set[str] = set()
+        for path, text in _strings(with_, ("actions", name, "with")):
+            try:
+                found = list(references.in_string(text))
+            except references.BadReference as exc:
+                self.fail(path, str(exc))
+                continue
+            for ref in found:
+                if ref.input is not None and ref.input not in inputs:
+                    self.fail(path, f"unknown input '{ref.input}'{_inputs_hint(ref.input, inputs)}")
+                elif ref.action is not None and ref.output is not None:
+                    if ref.action == name:
+                        self.fail(path, f"action '{name}' cannot refer to its own outputs")
+                    elif ref.action not in actions:
+                        hint = did_you_mean(ref.action, list(actions))
+                        self.fail(path, f"unknown action '{ref.action}'{hint}")
+                    else:
+                        depends.add(ref.action)
+                        self.check_output(path, ref.action, ref.output, actions[ref.action])
+        return depends
+
+    def check_output(self, path: JSONPath, action: str, output: str, body: Any) -> None:
+        uses = body.get("uses") if isinstance(body, Mapping) else None
+        info = self.catalog.info(uses) if isinstance(uses, str) else None
+        if info is None or _declares(info.output_schema, output):
+            return
+        declared = sorted(_mapping(info.output_schema.get("properties")))
+        hint = did_you_mean(output, declared) or (
+            f" (its outputs: {', '.join(declared)})" if declared else " (it declares no outputs)"
+        )
+        self.fail(path, f"action '{action}' ({info.name}) has no output '{output}'{hint}")
+
+    def check_literals(self, name: str, info: ActionInfo, with_: Mapping[str, Any]) -> None:
+        """Check `with_` against the action's input schema, skipping values with references."""
+        validator = self.validator(info)
+        if validator is None:
+            self.fail(
+                ("actions", name, "uses"),
+                f"'{info.name}' has an invalid input schema (a bug in its plugin)",
+            )
+            return
+        kept: list[ValidationError] = [
+            error
+            for error in validator.iter_errors(dict(with_))
+            if error.validator in _KEY_CHECKS or not _holds_reference(error.instance)
+        ]
+        self.errors.extend(describe_all(kept, ("actions", name, "with"), self.where))
+
+    def check_reference_types(
+        self,
+        name: str,
+        info: ActionInfo,
+        with_: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> None:
+        """A whole-value reference whose declared type can never fit the input it feeds."""
+        wanted_by_key = _mapping(info.input_schema.get("properties"))
+        for key, value in with_.items():
+            wanted = _types_of(wanted_by_key.get(key))
+            try:
+                ref = references.whole(value) if isinstance(value, str) and wanted else None
+            except references.BadReference:
+                continue  # reported by check_references
+            if ref is None or wanted is None:
+                continue
+            if ref.input is not None:
+                given, what = _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
+            elif ref.action is not None and ref.output is not None and ref.action != name:
+                body = _mapping(actions.get(ref.action))
+                source = (
+                    self.catalog.info(body["uses"]) if isinstance(body.get("uses"), str) else None
+                )
+                outputs = _mapping(source.output_schema.get("properties")) if source else {}
+                given = _types_of(outputs.get(ref.output))
+                what = f"output '{ref.output}' of '{ref.action}'"
+            elif ref.saga is not None:
+                given, what = {"string"}, f"saga.{ref.saga}"
+            else:
+                continue  # a reference to itself, reported by check_references
+            if given and not _fits(given, wanted):
+                self.fail(
+                    ("actions", name, "with", key),
+                    f"expected {type_words(sorted(wanted))}, but {what} is "
+                    f"{type_words(sorted(given))}",
+                )
+
+    def validator(self, info: ActionInfo) -> Draft202012Validator | None:
+        if info.name not in self.validators:
+            try:
+                Draft202012Validator.check_schema(info.input_schema)
+            except SchemaError:
+                self.validators[info.name] = None
+            else:
+                self.validators[info.name] = Draft202012Validator(info.input_schema)
+        return self.validators[info.name]
+
+    def duration(self, value: Any, path: JSONPath) -> float | None:
+        """Seconds, or None when absent or malformed (the schema reported that)."""
+        if value is None:
+            return None
+        try:
+            seconds = parse_duration(value)
+        except (TypeError, ValueError):
+            return None
+        if seconds <= 0 and path[-1] == "timeout":
+            self.fail(path, "a timeout must be longer than 0 seconds")
+        return seconds
+
+    def retry(
+        self, here: JSONPath, default: Mapping[str, Any], own: Mapping[str, Any]
+    ) -> RetryPolicy:
+        """The action's retry policy: its own keys over the saga's defaults over ours."""
+        fields: dict[str, Any] = {}
+        for source, path in ((default, ("defaults", "retry")), (own, (*here, "retry"))):
+            attempts = source.get("attempts")
+            if _number(attempts) and isinstance(attempts, int) and attempts >= 1:
+                fields["attempts"] = attempts
+            for key in ("backoff", "max_backoff"):
+                seconds = self.duration(source.get(key), (*path, key))
+                if seconds is not None:
+                    fields[key] = seconds
+            jitter = source.get("jitter")
+            if (
+                isinstance(jitter, int | float)
+                and not isinstance(jitter, bool)
+                and 0 <= jitter <= 1
+            ):
+                fields["jitter"] = float(jitter)
+        policy = RetryPolicy(**fields)
+        if policy.max_backoff < policy.backoff:
+            where = (*here, "retry") if own else ("defaults", "retry")
+            self.fail(
+                where,
+                f"max_backoff ({policy.max_backoff:g}s) is shorter than backoff "
+                f"({policy.backoff:g}s)",
+            )
+        return policy
+
+    def check_cycles(self, specs: Mapping[str, ActionSpec]) -> None:
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(specs)
+        for spec in specs.values():
+            graph.add_edges_from((dep, spec.name) for dep in spec.depends_on if dep in specs)
+        position = {name: _position(spec.location) for name, spec in specs.items()}
+        for component in nx.strongly_connected_components(graph):
+            if len(component) < 2:
+                continue
+            cycle = [edge[0] for edge in nx.find_cycle(graph.subgraph(component))]
+            # Start at the action written first; arrows run as edges do: `a -> b`, b waits for a.
+            start = min(range(len(cycle)), key=lambda i: position[cycle[i]])
+            ordered = cycle[start:] + cycle[:start]
+            self.fail(
+                ("actions", ordered[0]),
+                f"dependency cycle: {' -> '.join([*ordered, ordered[0]])} "
+                "(each action waits for the one before it)",
+                key=True,
+            )
+
+
+def _inputs_hint(name: str, inputs: Mapping[str, Any]) -> str:
+    if not inputs:
+        return " (the saga declares no inputs)"
+    return did_you_mean(name, list(inputs)) or f" (declared: {', '.join(sorted(inputs))})"
+
+
+def _position(location: Location | None) -> tuple[int, int]:
+    return (location.line, location.column) if location else (0, 0)
+
+
+def _types_of(schema: Any) -> set[str] | None:
+    """The JSON types a schema declares with `type`, or None when it does not say."""
+    declared = schema.get("type") if isinstance(schema, Mapping) else None
+    if isinstance(declared, str):
+        return {declared}
+    if isinstance(declared, list) and all(isinstance(t, str) for t in declared):
+        return set(declared)
+    return None
+
+
+def _fits(given: set[str], wanted: set[str]) -> bool:
+    """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
+    return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[JSONPath, str]]:
+    """Every string inside a `with:` value, with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+def _holds_reference(value: Any) -> bool:
+    """Whether a value holds a `${{` anywhere (malformed ones are reported on their own)."""
+    return any("${{" in text for _, text in _strings(value, ()))
+
+
+def _declares(schema: Mapping[str, Any], output: str) -> bool:
+    """Whether an output schema lets `output` exist: a property, a pattern or open extras."""
+    if output in _mapping(schema.get("properties")):
+        return True
+    if any(re.search(p, output) for p in _mapping(schema.get("patternProperties"))):
+        return True
+    extra = schema.get("additionalProperties")
+    return extra is True or isinstance(extra, Mapping)

@@ -1,0 +1,86 @@
+"""definitions/build-from-tar.yaml: it compiles; its DAG follows from the data each action needs."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from sagactl.engine.cli.definition_commands import _catalog
+from sagactl.engine.compiler import load_saga_file
+
+DEFINITION = Path(str(resources.files("sagactl.definitions").joinpath("build-from-tar.yaml")))
+
+
+@pytest.fixture(scope="module")
+def saga(catalog):
+    return load_saga_file(DEFINITION, catalog)
+
+
+class TestBuildFromTar:
+    def test_schema_comment_first(self) -> None:
+        """The first line points yaml-language-server at the shipped schema, which exists."""
+        first = DEFINITION.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=")
+        target = DEFINITION.parent / first.split("$schema=", 1)[1]
+        assert target.resolve().is_file()
+
+    def test_layers(self, saga) -> None:
+        """Independent work starts at once; each layer waits only for the data it needs."""
+        assert saga.name == "build-from-tar"
+        assert saga.layers() == (
+            ("get_next_version", "launch_buildkit", "receive_tar", "resolve_cluster_ip"),
+            ("load_config",),
+            ("detect_stack",),
+            ("build_image", "parse_services"),
+            ("create_version",),
+            ("set_active_version",),
+            ("stop_old_sandboxes",),
+        )
+
+    def test_no_wait_for_upload(self, saga) -> None:
+        """resolve_cluster_ip and get_next_version do not wait for the upload."""
+        assert saga.ancestors("resolve_cluster_ip") == frozenset()
+        assert saga.ancestors("get_next_version") == frozenset()
+
+    def test_load_config_waits_only_for_receive_tar(self, saga) -> None:
+        """load_config needs the unpacked source, nothing else."""
+        assert saga.dependencies("load_config") == {"receive_tar"}
+
+    def test_detect_stack_and_parse_services(self, saga) -> None:
+        """detect_stack needs source and config; parse_services also the stack it interprets."""
+        assert saga.dependencies("detect_stack") == {"receive_tar", "load_config"}
+        assert saga.dependencies("parse_services") == {"receive_tar", "load_config", "detect_stack"}
+        assert "build_image" not in saga.ancestors("parse_services")
+
+    def test_build_image_inputs(self, saga) -> None:
+        """build_image waits for source, stack, config, version, builder and cluster address."""
+        assert saga.dependencies("build_image") == {
+            "receive_tar",
+            "load_config",
+            "detect_stack",
+            "get_next_version",
+            "launch_buildkit",
+            "resolve_cluster_ip",
+        }
+
+    def test_pivot_and_after(self, saga) -> None:
+        """set_active_version is the only pivot; stop_old_sandboxes runs after it, irreversibly."""
+        assert saga.pivots() == ("set_active_version",)
+        assert saga.dependencies("set_active_version") == {"create_version"}
+        assert "set_active_version" in saga.dependencies("stop_old_sandboxes")
+        assert saga.actions["stop_old_sandboxes"].compensable is False
+
+    def test_timeouts_and_retry(self, saga) -> None:
+        """Defaults apply where an action sets nothing; long steps get long timeouts."""
+        assert saga.actions["load_config"].timeout == 600.0
+        assert saga.actions["build_image"].timeout == 3600.0
+        assert saga.actions["load_config"].retry.attempts == 3
+        assert saga.actions["stop_old_sandboxes"].retry.attempts == 10
+
+    def test_compiles_with_installed_actions(self) -> None:
+        """With the real build.* actions installed, the shipped file compiles against them."""
+        catalog = _catalog()
+        if catalog.info("build.receive_tar") is None:
+            pytest.skip("sagactl.actions.build is not installed in this tree yet")
+        assert len(load_saga_file(DEFINITION, catalog)) == 11
