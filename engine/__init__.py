@@ -31,6 +31,9 @@ from .events import EventHandler as EventHandler
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
+from .plugins import ActionRegistry as ActionRegistry
+from .plugins import Plugins as Plugins
+from .plugins import load_plugins as load_plugins
 
 __all__ = [
     "JSON",
@@ -39,6 +42,7 @@ __all__ = [
     "ActionContext",
     "ActionFactory",
     "ActionInfo",
+    "ActionRegistry",
     "ActionSpec",
     "Cancelled",
     "CompiledSaga",
@@ -54,9 +58,11 @@ __all__ = [
     "MissingDependency",
     "Outputs",
     "PluginError",
+    "Plugins",
     "RetryPolicy",
     "RetryableError",
     "RunNotFound",
     "SagaError",
     "Transaction",
+    "load_plugins",
 ]
