@@ -31,8 +31,9 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
     ]
     for name in sorted(saga.actions):
         lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states)}];")
-    lines.append("")
-    lines.append("  // dependencies: the source runs first")
+    if saga.edges():
+        lines.append("")
+        lines.append("  // dependencies: the source runs first")
     for source, target in saga.edges():
         lines.append(f"  {_quote(source)} -> {_quote(target)};")
     compensations = compensation_edges(saga)

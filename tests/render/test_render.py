@@ -119,6 +119,15 @@ class TestDot:
             assert f"[{state}]" in lines[name]
         assert f'fillcolor="{STATES["pending"]}"' in lines["stop_old_sandboxes"]
 
+    def test_unknown_state_is_drawn_plainly(self) -> None:
+        """A state outside the known set is still shown, on a neutral fill."""
+        dot = render(saga("t", spec("a")), "dot", states={"a": "paused", "ghost": "failed"})
+        assert (
+            '"a" [label="a\\nbuild.a\\n[paused]", fillcolor="#ffffff", style="rounded,filled"];'
+            in str(dot)
+        )
+        assert "ghost" not in str(dot)
+
     def test_quotes_in_names_are_escaped(self) -> None:
         """A `uses` with a quote still gives DOT that Graphviz accepts."""
         tricky = saga("odd", ActionSpec(name="a", uses='x"y\\z'))
