@@ -34,6 +34,9 @@ from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
 from .saga_registry import SagaRegistry as SagaRegistry
+from .plugins import ActionRegistry as ActionRegistry
+from .plugins import Plugins as Plugins
+from .plugins import load_plugins as load_plugins
 
 __all__ = [
     "JSON",
@@ -42,6 +45,7 @@ __all__ = [
     "ActionContext",
     "ActionFactory",
     "ActionInfo",
+    "ActionRegistry",
     "ActionSpec",
     "Cancelled",
     "CompiledSaga",
@@ -57,6 +61,7 @@ __all__ = [
     "MissingDependency",
     "Outputs",
     "PluginError",
+    "Plugins",
     "RetryPolicy",
     "RetryableError",
     "RunNotFound",
@@ -65,4 +70,5 @@ __all__ = [
     "Transaction",
     "compile_definition",
     "load_saga_file",
+    "load_plugins",
 ]
