@@ -254,6 +254,10 @@ class Store(ABC):
     @abstractmethod
     async def cancel_requested(self, run_id: str) -> bool: ...
 
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        """Which of `run_ids` were flagged (one query on backends that can)."""
+        return {run_id for run_id in run_ids if await self.cancel_requested(run_id)}
+
     # -- retention ---------------------------------------------------------------------
 
     @abstractmethod

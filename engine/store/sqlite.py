@@ -374,6 +374,23 @@ class SqliteStore(Store):
 
         return await self._read(read)
 
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        ids = list(run_ids)
+
+        def read(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    "SELECT run_id FROM runs WHERE cancel_requested = 1"
+                    f" AND run_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                found.update(row[0] for row in rows)
+            return found
+
+        return await self._read(read)
+
     # -- retention ---------------------------------------------------------------------
 
     async def prune(self, *, finished_before: float, page: int = 500) -> int:
