@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
 from sagactl.engine.errors import FatalError, InputError
 
@@ -60,6 +59,8 @@ class Script:
     gates: dict[str, anyio.Event] = field(default_factory=dict)
     """Action -> an event it waits for before finishing."""
     hang: set[str] = field(default_factory=set)
+    entered: dict[str, anyio.Event] = field(default_factory=dict)
+    """Action -> an event set when it starts executing."""
     sleep: dict[str, float] = field(default_factory=dict)
 
 
@@ -98,6 +99,8 @@ class Step(Action):
         self.contexts.append((name, ctx.attempt, ctx.idempotency_key))
         self.journal.add("execute", name)
         script = self.script
+        if name in script.entered:
+            script.entered[name].set()
         if name in script.sleep:
             await anyio.sleep(script.sleep[name])
         if name in script.gates:
