@@ -36,10 +36,12 @@ from .providers import ActionProvider, as_provider
 from .scheduler import Execution, Options
 from .states import FINISHED, UNFINISHED, ActionState, ActionStatus, RunState, RunStatus, fold
 from .store import Created, NewRun, RunBusy, RunRecord, Store, open_store
-from .store.base import Claim, ClaimLost
+from .store.base import RELEASING, Claim, ClaimLost
 
 T = TypeVar("T")
 log = structlog.get_logger("sagactl")
+
+RELEASED = frozenset(RunState(s) for s in RELEASING)
 
 ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None
 
@@ -85,22 +87,21 @@ class RunResult:
         }
 
 
-def _result(record: RunRecord, status: RunStatus, log_: Sequence[Event] = ()) -> RunResult:
-    bad_input = any(
-        r.data.get("bad_input") for r in log_ if r.kind in (ev.RUN_FINISHED, ev.RUN_STUCK)
-    )
-    state = status.state or RunState(record.state)
+def _result(
+    record: RunRecord, status: RunStatus, progress: Mapping[str, JSON] | None = None
+) -> RunResult:
     return RunResult(
         run_id=record.run_id,
         saga=record.saga,
-        state=str(state),
+        state=str(status.state or RunState(record.state)),
         actions=status.actions,
         error=status.error,
         code=status.code,
         failed_action=status.failed_action,
-        bad_input=bad_input,
-        started=record.started,
-        finished=record.finished,
+        bad_input=status.bad_input,
+        started=status.started,
+        finished=status.finished,
+        progress=progress or {},
     )
 
 
@@ -194,6 +195,7 @@ class Engine:
         self._cancel_poll = cancel_poll
         self._live: dict[str, Execution] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self._sagas: dict[str, CompiledSaga] = {}
 
     @property
     def provider(self) -> ActionProvider:
@@ -268,7 +270,8 @@ class Engine:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
         created = await self._create(saga, inputs, run_id, claim=True)
         if created.claim is not None:
-            return await self._execute(created.run, created.claim)
+            self._sagas.setdefault(saga.canonical_hash, saga)
+            return await self._execute(created.run, created.claim, fresh=True)
         return await self.resume(created.run.run_id)
 
     async def _create(
@@ -314,12 +317,28 @@ class Engine:
                 group.start_soon(one, run_id)
         return [results[r] for r in orphans if r in results]
 
-    async def _execute(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> RunResult:
+    def _pinned(self, record: RunRecord) -> CompiledSaga:
+        """The run's pinned definition (never the file as it is now), compiled once."""
+        saga = self._sagas.get(record.definition_hash)
+        if saga is None:
+            saga = self._sagas[record.definition_hash] = CompiledSaga.from_dict(record.definition)
+        return saga
+
+    async def _execute(
+        self, record: RunRecord, claim: Claim, *, cancel: bool = False, fresh: bool = False
+    ) -> RunResult:
+        """Drive the run under `claim`; `fresh` when this call just created it (its log is
+        then known to be the one run_created record, so nothing is read back)."""
         try:
-            saga = CompiledSaga.from_dict(record.definition)  # the pin, never the file
+            saga = self._pinned(record)
             actions = {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
-            self._warn_version_drift(record, actions)
-            records = await self.store.read_log(record.run_id)
+            if fresh:
+                created = Event(record.run_id, ev.RUN_CREATED, None, {"state": "queued"}, seq=1)
+                records, checkpoints = [created], {}
+            else:
+                self._warn_version_drift(record, actions)
+                records = await self.store.read_log(record.run_id)
+                checkpoints = await self.store.checkpoints(record.run_id)
             status = fold(record.run_id, saga.topological_order(), records)
             execution = Execution(
                 store=self.store,
@@ -328,7 +347,7 @@ class Engine:
                 inputs=record.inputs,
                 actions=actions,
                 status=status,
-                checkpoints=await self.store.checkpoints(record.run_id),
+                checkpoints=checkpoints,
                 options=self.options,
                 cancel_requested=cancel or record.cancel_requested,
             )
@@ -344,8 +363,9 @@ class Engine:
         except Exception:
             await self._release(claim)
             raise
-        await self._release(claim)
-        return await self.status(record.run_id)
+        if execution.status.state not in RELEASED:
+            await self._release(claim)
+        return _result(record, execution.status)
 
     async def _release(self, claim: Claim) -> None:
         with anyio.CancelScope(shield=True):
@@ -418,13 +438,11 @@ class Engine:
     # -- reading -----------------------------------------------------------------------
 
     async def status(self, run_id: str) -> RunResult:
+        """The run as its log tells it, with each action's last progress."""
         record = await self.store.get_run(run_id)
-        saga = CompiledSaga.from_dict(record.definition)
-        records = await self.store.read_log(run_id)
-        status = fold(run_id, saga.topological_order(), records)
-        result = _result(record, status, records)
-        progress = await self.store.progress(run_id)
-        return RunResult(**{**_fields(result), "progress": progress})
+        saga = self._pinned(record)
+        status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
+        return _result(record, status, await self.store.progress(run_id))
 
     async def list_runs(
         self, *, states: Sequence[str] | None = None, limit: int = 1000
@@ -434,10 +452,6 @@ class Engine:
     async def log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         await self.store.get_run(run_id)  # RunNotFound for an unknown id
         return await self.store.read_log(run_id, after_seq=after_seq)
-
-
-def _fields(result: RunResult) -> dict[str, Any]:
-    return {name: getattr(result, name) for name in RunResult.__slots__}
 
 
 # -- one-call shortcuts ----------------------------------------------------------------

@@ -122,7 +122,6 @@ class Execution:
         self._comp_waiting: dict[str, set[str]] = {}
         self._comp_failures: list[tuple[str, BaseException]] = []
         self._comp_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
-        self._validators: dict[int, Any] = {}
 
     # -- public ------------------------------------------------------------------------
 
@@ -397,11 +396,7 @@ class Execution:
 
     def _validate(self, action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
         schema = action.input_schema if what == "input" else action.output_schema
-        key = id(schema)
-        validator = self._validators.get(key)
-        if validator is None:
-            cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-            validator = self._validators[key] = cls(schema)
+        validator = _validator(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is None:
             return
@@ -600,6 +595,19 @@ class Execution:
             )
         )
         await self._commit(records)
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """One validator per schema object, for the life of the process (the schema is kept
+    referenced so its id stays its own)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is None or found[0] is not schema:
+        cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
+        found = _VALIDATORS[id(schema)] = (schema, cls(schema))
+    return found[1]
 
 
 _INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})

@@ -158,6 +158,10 @@ class RunStatus:
     reason: str | None = None
     """Why the run compensates: `failure` or `cancel`."""
     failed_action: str | None = None
+    bad_input: bool = False
+    """The failure that ended the run was bad input (an `InputError`)."""
+    started: float | None = None
+    finished: float | None = None
     last_seq: int = 0
 
     def apply(self, record: Event) -> None:
@@ -170,6 +174,11 @@ class RunStatus:
                 return
             check_run(self.state, new)
             self.state = new
+            if new is R.RUNNING and self.started is None:
+                self.started = record.at
+            self.finished = record.at if new in FINISHED else None
+            if "bad_input" in data:
+                self.bad_input = bool(data["bad_input"])
             if record.kind == ev.RUN_COMPENSATING:
                 self.reason = data.get("reason")
             if new in (R.RUNNING, R.COMPENSATING) and record.kind == ev.RUN_RESUMED:

@@ -20,6 +20,11 @@ from ..action import JSON, Transaction
 from ..errors import SagaError
 from ..events import Event
 
+RELEASING: frozenset[str] = frozenset(
+    {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
+)
+"""Run states whose record releases the claim it was written under: nothing runs on."""
+
 
 class StoreError(SagaError):
     """The store failed (I/O error, a database that cannot be opened or migrated)."""
@@ -234,7 +239,8 @@ class Store(ABC):
 
         Returns only after the commit that contains them; concurrent appends may share one
         commit (group commit). `progress` (action -> last progress) is saved in the same
-        commit. Raises `ClaimLost` when `claim` is not current.
+        commit. Raises `ClaimLost` when `claim` is not current. A record moving the run to
+        a state in `RELEASING` (finished, or stuck) also releases the claim in that commit.
         """
 
     @abstractmethod

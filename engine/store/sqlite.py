@@ -23,6 +23,7 @@ from ..errors import RunNotFound
 from ..events import Event
 from ..states import FINISHED, RunState, run_state_of
 from .base import (
+    RELEASING,
     Claim,
     ClaimLost,
     Created,
@@ -521,7 +522,8 @@ def _append(
         " error = CASE WHEN ? IS NULL THEN error ELSE ? END,"
         " error_code = CASE WHEN ? IS NULL THEN error_code ELSE ? END,"
         " started = coalesce(started, ?),"
-        " finished = CASE WHEN ? IS NULL THEN finished ELSE ? END"
+        " finished = CASE WHEN ? IS NULL THEN finished ELSE ? END,"
+        " owner = CASE WHEN ? THEN NULL ELSE owner END"
         " WHERE run_id = ? AND owner = ? AND fence = ? RETURNING last_seq",
         (
             len(records),
@@ -534,6 +536,7 @@ def _append(
             now if state is RunState.RUNNING else None,
             state,
             now if state in FINISHED else None,
+            state in RELEASING,
             claim.run_id,
             claim.owner,
             claim.fence,

@@ -188,6 +188,15 @@ class TestAppend:
         run = await store.get_run("r1")
         assert run.state == "compensated" and run.finished is not None
 
+    async def test_a_finishing_record_releases_the_claim(self, store: Store) -> None:
+        """Finishing (or sticking) a run frees it in the same commit: no owner, no more writes."""
+        claim = await started(store)
+        await store.append(claim, [rec(ev.RUN_STUCK, state="stuck", error="x")])
+        assert (await store.get_run("r1")).owner is None
+        assert await store.orphans(["stuck"]) == ["r1"]
+        with pytest.raises(ClaimLost):
+            await store.append(claim, [rec(ev.RUN_RESUMED, state="running")])
+
     async def test_progress_is_saved_with_the_records(self, store: Store) -> None:
         """The last progress per action rides along with an append."""
         claim = await started(store)
