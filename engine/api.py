@@ -47,6 +47,14 @@ ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Act
 
 
 @dataclass(frozen=True, slots=True)
+class RunRecordLike:
+    """What an execution needs of a run row before the row exists."""
+
+    run_id: str
+    inputs: Mapping[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """A run as it stands: its state, its error, and every action's state."""
 
@@ -268,11 +276,36 @@ class Engine:
         unknown = self.faults.unknown_actions(saga.actions)
         if unknown:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
-        created = await self._create(saga, inputs, run_id, claim=True)
-        if created.claim is not None:
-            self._sagas.setdefault(saga.canonical_hash, saga)
-            return await self._execute(created.run, created.claim, fresh=True)
-        return await self.resume(created.run.run_id)
+        new = self._new_run(saga, inputs, run_id)
+        created_event = Event(new.run_id, ev.RUN_CREATED, None, {"state": "queued"}, seq=1)
+        execution = self._execution(
+            saga,
+            RunRecordLike(new.run_id, new.inputs),
+            Claim(new.run_id, "", 0),  # replaced by the real claim once created
+            [created_event],
+            {},
+        )
+        created = await self.store.create_run(new, claim=True, records=execution.opening())
+        if created.claim is None:
+            return await self.resume(created.run.run_id)  # the run existed: idempotent
+        self._sagas.setdefault(saga.canonical_hash, saga)
+        execution.claim = created.claim
+        execution.emit_all(created.records[1:])
+        return await self._drive(created.run, execution)
+
+    def _new_run(
+        self, saga: CompiledSaga, inputs: Mapping[str, JSON] | None, run_id: str | None
+    ) -> NewRun:
+        checked = check_inputs(saga, inputs or {})
+        uses = sorted({spec.uses for spec in saga.actions.values()})
+        return NewRun(
+            run_id=run_id or uuid.uuid4().hex[:16],
+            saga=saga.name,
+            definition_hash=saga.canonical_hash,
+            definition=saga.to_dict(),
+            inputs=checked,
+            plugin_versions={name: self.provider.version(name) for name in uses},
+        )
 
     async def _create(
         self,
@@ -282,17 +315,7 @@ class Engine:
         *,
         claim: bool,
     ) -> Created:
-        checked = check_inputs(saga, inputs or {})
-        uses = sorted({spec.uses for spec in saga.actions.values()})
-        new = NewRun(
-            run_id=run_id or uuid.uuid4().hex[:16],
-            saga=saga.name,
-            definition_hash=saga.canonical_hash,
-            definition=saga.to_dict(),
-            inputs=checked,
-            plugin_versions={name: self.provider.version(name) for name in uses},
-        )
-        return await self.store.create_run(new, claim=claim)
+        return await self.store.create_run(self._new_run(saga, inputs, run_id), claim=claim)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its pin: at once if its owner died; `RunBusy` if one lives."""
@@ -324,45 +347,64 @@ class Engine:
             saga = self._sagas[record.definition_hash] = CompiledSaga.from_dict(record.definition)
         return saga
 
-    async def _execute(
-        self, record: RunRecord, claim: Claim, *, cancel: bool = False, fresh: bool = False
-    ) -> RunResult:
-        """Drive the run under `claim`; `fresh` when this call just created it (its log is
-        then known to be the one run_created record, so nothing is read back)."""
+    def _execution(
+        self,
+        saga: CompiledSaga,
+        record: RunRecordLike | RunRecord,
+        claim: Claim,
+        records: Sequence[Event],
+        checkpoints: Mapping[str, JSON],
+        *,
+        cancel: bool = False,
+    ) -> Execution:
+        actions = {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
+        return Execution(
+            store=self.store,
+            claim=claim,
+            saga=saga,
+            inputs=record.inputs,
+            actions=actions,
+            status=fold(record.run_id, saga.topological_order(), records),
+            checkpoints=checkpoints,
+            options=self.options,
+            cancel_requested=cancel,
+        )
+
+    async def _execute(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> RunResult:
+        """Drive a run that exists, from its pin and its log, under `claim`."""
         try:
             saga = self._pinned(record)
-            actions = {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
-            if fresh:
-                created = Event(record.run_id, ev.RUN_CREATED, None, {"state": "queued"}, seq=1)
-                records, checkpoints = [created], {}
-            else:
-                self._warn_version_drift(record, actions)
-                records = await self.store.read_log(record.run_id)
-                checkpoints = await self.store.checkpoints(record.run_id)
-            status = fold(record.run_id, saga.topological_order(), records)
-            execution = Execution(
-                store=self.store,
-                claim=claim,
-                saga=saga,
-                inputs=record.inputs,
-                actions=actions,
-                status=status,
-                checkpoints=checkpoints,
-                options=self.options,
-                cancel_requested=cancel or record.cancel_requested,
+            self._warn_version_drift(record)
+            execution = self._execution(
+                saga,
+                record,
+                claim,
+                await self.store.read_log(record.run_id),
+                await self.store.checkpoints(record.run_id),
+                cancel=cancel or record.cancel_requested,
             )
-            self._live[record.run_id] = execution
-            try:
-                await execution.run()
-            except BaseExceptionGroup as group:
-                raise _unwrap(group) from None
-            finally:
-                self._live.pop(record.run_id, None)
+        except BaseException:
+            await self._release(claim)
+            raise
+        return await self._drive(record, execution)
+
+    async def _drive(self, record: RunRecord, execution: Execution) -> RunResult:
+        claim = execution.claim
+        self._live[record.run_id] = execution
+        try:
+            await execution.run()
+        except BaseExceptionGroup as group:
+            error = _unwrap(group)
+            if isinstance(error, Exception) and not isinstance(error, ClaimLost):
+                await self._release(claim)
+            raise error from None
         except ClaimLost:
             raise
         except Exception:
             await self._release(claim)
             raise
+        finally:
+            self._live.pop(record.run_id, None)
         if execution.status.state not in RELEASED:
             await self._release(claim)
         return _result(record, execution.status)
@@ -372,8 +414,8 @@ class Engine:
             with contextlib.suppress(ClaimLost):
                 await self.store.release(claim)
 
-    def _warn_version_drift(self, record: RunRecord, actions: Mapping[str, Action]) -> None:
-        for uses in actions:
+    def _warn_version_drift(self, record: RunRecord) -> None:
+        for uses in sorted(record.plugin_versions):
             pinned = record.plugin_versions.get(uses)
             current = self.provider.version(uses)
             if pinned != current:

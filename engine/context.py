@@ -41,7 +41,7 @@ class RunContext:
         self._on_progress = on_progress
         self._on_checkpoint = on_checkpoint
         self.compensating = compensating
-        self._log = structlog.get_logger("sagactl").bind(run_id=claim.run_id, action=action)
+        self._log: Any = None
         self._tx: StoreTransaction | None = None
 
     @property
@@ -62,6 +62,8 @@ class RunContext:
 
     @property
     def log(self) -> Any:
+        if self._log is None:  # bound on first use: most actions never log
+            self._log = structlog.get_logger("sagactl").bind(run_id=self.run_id, action=self.action)
         return self._log
 
     @property

@@ -122,6 +122,8 @@ class Execution:
         self._comp_waiting: dict[str, set[str]] = {}
         self._comp_failures: list[tuple[str, BaseException]] = []
         self._comp_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self._opened: list[str] | None = None
+        self._finished = False
 
     # -- public ------------------------------------------------------------------------
 
@@ -140,9 +142,27 @@ class Execution:
         if self._phase == "forward" and self._group is not None:
             self._group.cancel_scope.cancel()
 
+    def opening(self) -> list[Event]:
+        """For a run not yet in the store: the records that start it (`run_started` and
+        the first intents), applied here, to be committed with the run's creation
+        (`Store.create_run(records=...)`); then set `claim` and call `run`."""
+        self._phase = "forward"
+        first = [self._record(ev.RUN_STARTED, None, state="running")]
+        self._push_initial()
+        records, names = self._dispatch()
+        self._opened = names
+        return first + records
+
+    def emit_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._emit(event)
+
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
         structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        if self._opened is not None:
+            await self._forward_all([])
+            return self.status
         state = self.status.state
         if state is None or state in (
             RunState.SUCCEEDED,
@@ -265,13 +285,19 @@ class Execution:
             names.append(name)
         return records, names
 
-    async def _forward_all(self, first: list[Event]) -> None:
-        self._phase = "forward"
+    def _push_initial(self) -> None:
         for name in self.saga.topological_order():
             if self.status.actions[name].state in (A.PENDING, A.RUNNING, A.FAILED):
                 self._push_if_ready(name)
-        records, names = self._dispatch()
-        await self._commit(first + records)
+
+    async def _forward_all(self, first: list[Event]) -> None:
+        if self._opened is not None:
+            names = self._opened  # their intents were committed with the run's creation
+        else:
+            self._phase = "forward"
+            self._push_initial()
+            records, names = self._dispatch()
+            await self._commit(first + records)
         if names:
             async with anyio.create_task_group() as group:
                 self._group = group
@@ -322,10 +348,23 @@ class Execution:
                 if self.status.actions[dependent].state is A.PENDING:
                     self._push_if_ready(dependent)
             more, names = self._dispatch()
-            await self._commit(records + more, tx)
+            records += more
+            if self._all_succeeded():
+                # The last completion also finishes the run: one commit, not two.
+                records.append(self._record(ev.RUN_FINISHED, None, state="succeeded"))
+                self._finished = True
+            await self._commit(records, tx)
             self._spawn(names)
             self._idle_check()
             return
+
+    def _all_succeeded(self) -> bool:
+        return (
+            self._stop is None
+            and not self._running
+            and not self._stuck
+            and all(s.state is A.SUCCEEDED for s in self.status.actions.values())
+        )
 
     def _spawn(self, names: list[str]) -> None:
         assert self._group is not None
@@ -405,6 +444,8 @@ class Execution:
         raise InputError(message) if what == "input" else FatalError(message)
 
     async def _after_forward(self) -> None:
+        if self._finished:
+            return
         if self._stop is not None:
             records: list[Event] = []
             for name, exc in self._failures.items():

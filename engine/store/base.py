@@ -112,6 +112,8 @@ class Created:
     run: RunRecord
     created: bool
     claim: Claim | None
+    records: list[Event] = field(default_factory=list)
+    """The log as this call wrote it: `run_created`, then the `records` passed in."""
 
 
 class StoreTransaction(Transaction):
@@ -174,12 +176,16 @@ class Store(ABC):
     # -- runs --------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_run(self, run: NewRun, *, claim: bool = True) -> Created:
+    async def create_run(
+        self, run: NewRun, *, claim: bool = True, records: Sequence[Event] = ()
+    ) -> Created:
         """Create the run with its `run_created` record, idempotent on `run_id`.
 
-        A run that exists is returned unchanged (`created=False`, no claim); a different
-        definition hash under the same id raises `RunExists`. With `claim`, a new run is
-        owned by the caller from its first instant, so no `resume --all` can take it.
+        A run that exists is returned unchanged (`created=False`, no claim, nothing
+        written); a different definition hash under the same id raises `RunExists`. With
+        `claim`, a new run is owned by the caller from its first instant, so no `resume
+        --all` can take it, and `records` (its first steps) are appended in the same
+        commit, as `append` would.
         """
 
     @abstractmethod

@@ -171,7 +171,12 @@ class SqliteStore(Store):
 
     # -- runs --------------------------------------------------------------------------
 
-    async def create_run(self, run: NewRun, *, claim: bool = True) -> Created:
+    async def create_run(
+        self, run: NewRun, *, claim: bool = True, records: Sequence[Event] = ()
+    ) -> Created:
+        if records and not claim:
+            raise ValueError("records need the claim of the run they start")
+
         def create(conn: sqlite3.Connection) -> Created:
             row = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
@@ -209,12 +214,16 @@ class SqliteStore(Store):
                 "INSERT INTO run_log VALUES (?, 1, ?, 'run_created', NULL, ?)",
                 (run.run_id, now, _dumps(data)),
             )
+            taken = Claim(run.run_id, owner, 1) if owner else None
+            written = [Event(run.run_id, "run_created", None, data, now, 1)]
+            if records and taken is not None:
+                written += _append(conn, taken, records, None, now)
             record = _record(
                 conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
                 ).fetchone()
             )
-            return Created(record, True, Claim(run.run_id, owner, 1) if owner else None)
+            return Created(record, True, taken, written)
 
         return await self._write(create)
 

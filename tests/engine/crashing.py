@@ -53,9 +53,11 @@ class CrashingStore(Store):
     async def migrations_applied(self) -> dict[str, int]:
         return await self.inner.migrations_applied()
 
-    async def create_run(self, run: NewRun, *, claim: bool = True) -> Created:
+    async def create_run(
+        self, run: NewRun, *, claim: bool = True, records: Sequence[Event] = ()
+    ) -> Created:
         self._write()
-        return await self.inner.create_run(run, claim=claim)
+        return await self.inner.create_run(run, claim=claim, records=records)
 
     async def get_run(self, run_id: str) -> RunRecord:
         self._alive()

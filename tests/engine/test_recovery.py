@@ -55,8 +55,8 @@ class TestResume:
     async def test_completed_actions_never_rerun(self, db: str) -> None:
         """A crash right after b's completion commit: resume runs only c."""
         journal = Journal()
-        # writes: 1 create, 2 start+intent a, 3 done a+intent b, 4 done b+intent c, 5 done c
-        result, crashed = await crash_then_resume(db, make_saga(CHAIN), 5, lambda: Step(journal))
+        # writes: 1 create+start+intent a, 2 done a+intent b, 3 done b+intent c, 4 done c
+        result, crashed = await crash_then_resume(db, make_saga(CHAIN), 4, lambda: Step(journal))
         assert crashed and result.ok
         assert journal.names("execute") == ["a", "b", "c", "c"]
         assert journal.names("done") == ["a", "b", "c", "c"]
@@ -70,7 +70,7 @@ class TestResume:
             steps.append(Step(journal))
             return steps[-1]
 
-        result, _ = await crash_then_resume(db, make_saga(CHAIN), 4, factory)
+        result, _ = await crash_then_resume(db, make_saga(CHAIN), 3, factory)
         assert result.ok
         assert steps[0].contexts[-1] == ("b", 1, "r/b")
         assert steps[1].contexts[0] == ("b", 2, "r/b")
@@ -80,8 +80,8 @@ class TestResume:
         """A crash during compensation: resume finishes compensating, forward never reruns."""
         journal = Journal()
         saga = make_saga(CHAIN)
-        # 1 create, 2 start, 3 a done, 4 b done, 5 c failed+compensating+comp b, 6 b undone
-        result, _ = await crash_then_resume(db, saga, 6, lambda: Step(journal, Script(fatal={"c"})))
+        # 1 create+start, 2 a done, 3 b done, 4 c failed+compensating+comp b, 5 b undone
+        result, _ = await crash_then_resume(db, saga, 5, lambda: Step(journal, Script(fatal={"c"})))
         assert result.state == "compensated"
         assert journal.names("execute") == ["a", "b", "c"]
         assert journal.names("compensated") == ["b", "b", "a"]
@@ -177,8 +177,8 @@ class TestCheckpointsAndTransactions:
             return actions[-1]
 
         saga = make_saga({"a": []})
-        # 1 create, 2 start, 3 checkpoint, 4 completion (crash: transaction rolled back)
-        result, _ = await crash_then_resume(db, saga, 4, factory)
+        # 1 create+start, 2 checkpoint, 3 completion (crash: transaction rolled back)
+        result, _ = await crash_then_resume(db, saga, 3, factory)
         assert result.ok
         assert actions[0].seen_checkpoints == [None]
         assert actions[1].seen_checkpoints == [{"step": 1}]
@@ -187,7 +187,7 @@ class TestCheckpointsAndTransactions:
 
     async def test_transaction_commits_exactly_once_across_a_crash(self, db: str) -> None:
         """The ledger write of a crashed attempt is rolled back; the rerun's commits once."""
-        result, _ = await crash_then_resume(db, make_saga({"a": []}), 4, Counter)
+        result, _ = await crash_then_resume(db, make_saga({"a": []}), 3, Counter)
         assert result.ok
         assert await ledger(db) == [("r/a", 10)]
 
