@@ -13,7 +13,6 @@ import contextlib
 import math
 import os
 import random
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -111,6 +110,15 @@ def _result(
         finished=status.finished,
         progress=progress or {},
     )
+
+
+_ids = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
+
+
+def new_run_id() -> str:
+    """16 hex digits, random (not secret: run ids only need to be unique)."""
+    return f"{_ids.getrandbits(64):016x}"
 
 
 def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JSON]:
@@ -299,7 +307,7 @@ class Engine:
         checked = check_inputs(saga, inputs or {})
         uses = sorted({spec.uses for spec in saga.actions.values()})
         return NewRun(
-            run_id=run_id or uuid.uuid4().hex[:16],
+            run_id=run_id or new_run_id(),
             saga=saga.name,
             definition_hash=saga.canonical_hash,
             definition=saga.to_dict(),

@@ -409,8 +409,11 @@ class Execution:
         if limiter is not None:
             await limiter.acquire()
         try:
-            with anyio.fail_after(spec.timeout):
+            if spec.timeout is None:
                 outputs = await action.execute(ctx, inputs)
+            else:
+                with anyio.fail_after(spec.timeout):
+                    outputs = await action.execute(ctx, inputs)
         except TimeoutError:
             raise TimeoutError(f"timed out after {spec.timeout:g}s") from None
         finally:
