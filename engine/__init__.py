@@ -14,6 +14,10 @@ from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
+from .api import Engine as Engine
+from .api import RunResult as RunResult
+from .api import run_saga as run_saga
+from .api import run_saga_async as run_saga_async
 from .deps import Dependencies as Dependencies
 from .deps import MissingDependency as MissingDependency
 from .errors import Cancelled as Cancelled
@@ -45,6 +49,7 @@ __all__ = [
     "DefinitionError",
     "DefinitionErrors",
     "Dependencies",
+    "Engine",
     "Event",
     "EventHandler",
     "FatalError",
@@ -57,6 +62,9 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "RunNotFound",
+    "RunResult",
     "SagaError",
     "Transaction",
+    "run_saga",
+    "run_saga_async",
 ]
