@@ -159,7 +159,10 @@ class Execution:
 
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
-        structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        with structlog.contextvars.bound_contextvars(run_id=self.run_id):
+            return await self._run()
+
+    async def _run(self) -> RunStatus:
         if self._opened is not None:
             await self._forward_all([])
             return self.status
