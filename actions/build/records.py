@@ -1,0 +1,327 @@
+"""Platform records (apps, versions, sandboxes) in the run store, through `Transaction`.
+
+Portable SQL for SQLite and PostgreSQL with `?` placeholders. Writes happen inside an
+action's `ctx.transaction()`, so they commit with the action's completion record: a crash
+never leaves them half done or done twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sagactl.engine import InputError, Transaction
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS apps (
+        name TEXT PRIMARY KEY,
+        active_version TEXT,
+        next_number INTEGER NOT NULL DEFAULT 1,
+        created TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS versions (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL REFERENCES apps (name),
+        number INTEGER NOT NULL,
+        artifact_id TEXT NOT NULL,
+        image TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        services TEXT NOT NULL,
+        source_dir TEXT,
+        run_id TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (app, number)
+    )""",
+    """CREATE TABLE IF NOT EXISTS sandboxes (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL REFERENCES apps (name),
+        version TEXT NOT NULL REFERENCES versions (id),
+        service TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        process_start TEXT,
+        command TEXT NOT NULL,
+        log_path TEXT,
+        created TEXT NOT NULL,
+        stopped TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS sandboxes_app ON sandboxes (app, state)",
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+async def ensure_schema(tx: Transaction) -> None:
+    """Creates the tables once per database (on PostgreSQL under an advisory lock, so many
+    workers may start at once on an empty database)."""
+    if tx.dialect == "postgresql":
+        row = await tx.fetchone("SELECT to_regclass('sandboxes') IS NOT NULL")
+        if row and row[0]:
+            return
+        await tx.execute("SELECT pg_advisory_xact_lock(7277356108517291)")
+    else:
+        row = await tx.fetchone(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sandboxes'"
+        )
+        if row and row[0]:
+            return
+    for statement in SCHEMA:
+        await tx.execute(statement)
+
+
+def _lock(tx: Transaction) -> str:
+    """Row lock suffix: SQLite's write transaction already excludes other writers."""
+    return " FOR UPDATE" if tx.dialect == "postgresql" else ""
+
+
+def version_name(app: str, number: int) -> str:
+    return f"{app}-v{number}"
+
+
+def version_number(version: str) -> int:
+    return int(version.rsplit("-v", 1)[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Allocated:
+    version: str
+    number: int
+    artifact_id: str
+
+
+async def allocate_version(tx: Transaction, app: str) -> Allocated:
+    """The app's next version number, taken atomically (concurrent builds never collide)."""
+    await ensure_schema(tx)
+    await tx.execute(
+        "INSERT INTO apps (name, next_number, created) VALUES (?, 1, ?) "
+        "ON CONFLICT (name) DO NOTHING",
+        (app, now()),
+    )
+    row = await tx.fetchone(f"SELECT next_number FROM apps WHERE name = ?{_lock(tx)}", (app,))
+    assert row is not None
+    number = int(row[0])
+    await tx.execute("UPDATE apps SET next_number = ? WHERE name = ?", (number + 1, app))
+    return Allocated(version_name(app, number), number, uuid.uuid4().hex)
+
+
+async def create_version(
+    tx: Transaction,
+    *,
+    app: str,
+    version: str,
+    number: int,
+    artifact_id: str,
+    image: str,
+    digest: str,
+    services: dict[str, Any],
+    source_dir: str | None = None,
+    run_id: str | None = None,
+) -> None:
+    await ensure_schema(tx)
+    await tx.execute(
+        "INSERT INTO apps (name, next_number, created) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO NOTHING",
+        (app, number + 1, now()),
+    )
+    await tx.execute(
+        "INSERT INTO versions (id, app, number, artifact_id, image, digest, services, "
+        "source_dir, run_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            version,
+            app,
+            number,
+            artifact_id,
+            image,
+            digest,
+            json.dumps(services, sort_keys=True),
+            source_dir,
+            run_id,
+            now(),
+        ),
+    )
+
+
+async def delete_version(tx: Transaction, version: str) -> bool:
+    """Removes a version that is neither active nor running a sandbox; True if removed."""
+    await ensure_schema(tx)
+    changed = await tx.execute(
+        "DELETE FROM versions WHERE id = ? "
+        "AND NOT EXISTS (SELECT 1 FROM apps WHERE active_version = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM sandboxes WHERE version = ? AND state = 'running')",
+        (version, version, version),
+    )
+    return changed > 0
+
+
+async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None, bool]:
+    """Makes `version` active unless a newer one already is; (previous active, changed).
+
+    Builds of one app may finish out of order: activation only moves forward, so the final
+    active version is the newest that was built.
+    """
+    await ensure_schema(tx)
+    row = await tx.fetchone(f"SELECT active_version FROM apps WHERE name = ?{_lock(tx)}", (app,))
+    if row is None:
+        raise InputError(f"no app named {app!r}")
+    exists = await tx.fetchone("SELECT 1 FROM versions WHERE id = ? AND app = ?", (version, app))
+    if exists is None:
+        raise InputError(f"app {app!r} has no version {version!r}")
+    previous: str | None = row[0]
+    if previous is not None and version_number(previous) >= version_number(version):
+        return previous, False
+    await tx.execute("UPDATE apps SET active_version = ? WHERE name = ?", (version, app))
+    return previous, True
+
+
+async def restore_active(tx: Transaction, app: str, version: str, previous: str | None) -> bool:
+    """Undo `activate`: back to `previous`, only if `version` is still the active one."""
+    await ensure_schema(tx)
+    changed = await tx.execute(
+        "UPDATE apps SET active_version = ? WHERE name = ? AND active_version = ?",
+        (previous, app, version),
+    )
+    return changed > 0
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxRecord:
+    id: str
+    app: str
+    version: str
+    service: str
+    runtime: str
+    state: str
+    pid: int | None
+    process_start: str | None
+    command: str
+    log_path: str | None
+    created: str
+    stopped: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "service": self.service,
+            "runtime": self.runtime,
+            "state": self.state,
+            "pid": self.pid,
+            "command": self.command,
+            "log": self.log_path,
+            "created": self.created,
+            "stopped": self.stopped,
+        }
+
+
+_SANDBOX_COLUMNS = (
+    "id, app, version, service, runtime, state, pid, process_start, command, log_path, "
+    "created, stopped"
+)
+
+
+async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
+    await ensure_schema(tx)
+    await tx.execute(
+        f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.id,
+            record.app,
+            record.version,
+            record.service,
+            record.runtime,
+            record.state,
+            record.pid,
+            record.process_start,
+            record.command,
+            record.log_path,
+            record.created,
+            record.stopped,
+        ),
+    )
+
+
+async def running_sandboxes(
+    tx: Transaction, app: str, *, older_than: int | None = None
+) -> list[SandboxRecord]:
+    """The app's sandboxes marked running; with `older_than`, only those of lower versions."""
+    await ensure_schema(tx)
+    rows = await tx.fetchall(
+        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? AND state = 'running' "
+        "ORDER BY created, id",
+        (app,),
+    )
+    records = [SandboxRecord(*row) for row in rows]
+    if older_than is not None:
+        records = [r for r in records if version_number(r.version) < older_than]
+    return records
+
+
+async def mark_sandbox(tx: Transaction, sandbox_id: str, state: str) -> None:
+    await ensure_schema(tx)
+    await tx.execute(
+        "UPDATE sandboxes SET state = ?, stopped = ? WHERE id = ?",
+        (state, now() if state != "running" else None, sandbox_id),
+    )
+
+
+async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
+    """`sagactl app show`: name, active version, versions (newest first) with sandboxes."""
+    await ensure_schema(tx)
+    row = await tx.fetchone("SELECT name, active_version FROM apps WHERE name = ?", (app,))
+    if row is None:
+        raise InputError(f"no app named {app!r}")
+    versions = await tx.fetchall(
+        "SELECT id, number, artifact_id, image, digest, services, source_dir, created "
+        "FROM versions WHERE app = ? ORDER BY number DESC",
+        (app,),
+    )
+    sandboxes = await tx.fetchall(
+        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? ORDER BY created, id", (app,)
+    )
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for sandbox in sandboxes:
+        record = SandboxRecord(*sandbox)
+        by_version.setdefault(record.version, []).append(record.to_dict())
+    return {
+        "name": row[0],
+        "active_version": row[1],
+        "versions": [
+            {
+                "version": v[0],
+                "number": v[1],
+                "artifact_id": v[2],
+                "image": v[3],
+                "digest": v[4],
+                "services": json.loads(v[5]),
+                "source_dir": v[6],
+                "created": v[7],
+                "sandboxes": by_version.get(v[0], []),
+            }
+            for v in versions
+        ],
+    }
+
+
+async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
+    await ensure_schema(tx)
+    row = await tx.fetchone(
+        "SELECT id, app, number, image, digest, services, source_dir FROM versions WHERE id = ?",
+        (version,),
+    )
+    if row is None:
+        return None
+    return {
+        "version": row[0],
+        "app": row[1],
+        "number": row[2],
+        "image": row[3],
+        "digest": row[4],
+        "services": json.loads(row[5]),
+        "source_dir": row[6],
+    }

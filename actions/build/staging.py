@@ -1,0 +1,473 @@
+"""Stage an upload durably (fixed-size chunks, fsync, sha256, byte count) and unpack it safely.
+
+Every byte goes through one pipeline: count and cap, write, hash, inflate when gzip (detected
+by its magic bytes, inflated with a cap on what comes out), then the checking tar parser. A
+refused or broken upload leaves nothing staged. Extraction walks the staged file with the
+same parser, so it unpacks exactly what was checked, and re-hashes it on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import os
+import re
+import shutil
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.to_thread
+from sagactl.engine import InputError
+
+from .tarcheck import BLOCK, Kind, Member, StagingLimits, TarParser
+
+CHUNK = 1 << 20
+"""Bytes read, written, hashed and inflated at a time: memory stays flat whatever the size."""
+PROGRESS_EVERY = 8 << 20
+
+_GZIP = b"\x1f\x8b"
+_OTHER_FORMATS = {
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
+_STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes received so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagedUpload:
+    """An upload staged whole: checked, fsynced, renamed into place."""
+
+    path: Path
+    sha256: str
+    size: int
+    compression: str
+    """`gzip` or `none`."""
+    members: int
+    uncompressed: int
+
+
+class _Inflater:
+    """Passes a plain tar through, or inflates gzip (several members allowed), capping output."""
+
+    def __init__(self, limits: StagingLimits, sink: Callable[[memoryview], None]) -> None:
+        self._limits = limits
+        self._sink = sink
+        self._head = bytearray()
+        self.compression: str | None = None
+        self._zlib: Any = None
+        self._between = bytearray()
+        self.total = 0
+
+    def feed(self, data: memoryview) -> None:
+        if self.compression is None:
+            self._head += data
+            if len(self._head) < 6:
+                return
+            data = memoryview(bytes(self._head))
+            self._decide()
+        if self.compression == "none":
+            self._emit(data)
+        else:
+            self._inflate(data)
+
+    def _decide(self) -> None:
+        head = bytes(self._head)
+        for magic, name in _OTHER_FORMATS.items():
+            if head.startswith(magic):
+                raise InputError(
+                    f"the upload is {name} data: only tar and gzip-compressed tar are accepted"
+                )
+        self.compression = "gzip" if head.startswith(_GZIP) else "none"
+        self._head.clear()
+
+    def _emit(self, data: memoryview | bytes) -> None:
+        self.total += len(data)
+        if self.total > self._limits.max_total_bytes:
+            raise InputError(
+                f"the archive unpacks to more than the limit of {self._limits.max_total_bytes} "
+                "uncompressed bytes"
+            )
+        self._sink(memoryview(data))
+
+    def _inflate(self, data: memoryview) -> None:
+        pending: bytes | memoryview = data
+        while pending:
+            if self._zlib is None:
+                self._between += pending
+                pending = b""
+                if len(self._between) < 2:
+                    return
+                if not self._between.startswith(_GZIP):
+                    if any(self._between):
+                        raise InputError("trailing data after the gzip stream")
+                    self._between.clear()  # zero padding after the last member
+                    return
+                self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                pending = bytes(self._between)
+                self._between.clear()
+            try:
+                out = self._zlib.decompress(pending, CHUNK)
+                self._emit(out)
+                while self._zlib.unconsumed_tail:
+                    out = self._zlib.decompress(self._zlib.unconsumed_tail, CHUNK)
+                    self._emit(out)
+            except zlib.error as exc:
+                raise InputError(f"corrupt gzip data ({exc})") from None
+            if self._zlib.eof:
+                pending = self._zlib.unused_data
+                self._zlib = None
+            else:
+                pending = b""
+
+    def close(self) -> None:
+        if self.compression is None:
+            if not self._head:
+                raise InputError("the upload is empty")
+            data = memoryview(bytes(self._head))
+            self._decide()
+            self.feed(data)
+        if self.compression == "gzip" and (self._zlib is not None or self._between):
+            if self._zlib is not None:
+                try:
+                    self._emit(self._zlib.flush())
+                except zlib.error as exc:
+                    raise InputError(f"corrupt gzip data ({exc})") from None
+            raise InputError("truncated: the gzip stream ends before its end")
+
+
+class _Pipeline:
+    """Counts, caps and hashes raw bytes, then inflates and parses them."""
+
+    def __init__(
+        self,
+        limits: StagingLimits,
+        on_member: Callable[[Member], None] | None = None,
+        on_data: Callable[[memoryview], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.parser = TarParser(limits, on_member, on_data)
+        self.inflater = _Inflater(limits, self.parser.feed)
+
+    def feed(self, data: memoryview) -> None:
+        self.size += len(data)
+        if self.size > self.limits.max_upload_bytes:
+            raise InputError(
+                f"the upload is larger than the limit of {self.limits.max_upload_bytes} bytes"
+            )
+        self.hash.update(data)
+        self.inflater.feed(data)
+
+    def close(self) -> None:
+        self.inflater.close()
+        self.parser.close()
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Stager:
+    """One upload being staged: bytes in, a checked and durable file out (or nothing)."""
+
+    def __init__(self, final: Path, limits: StagingLimits) -> None:
+        self.final = final
+        self.partial = final.with_name(f".{final.name}.partial")
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()  # left by a process that crashed mid-upload
+        self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.pipeline = _Pipeline(limits)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self.pipeline.feed(view)
+        _write_all(self.fd, view)
+
+    def finish(self) -> StagedUpload:
+        self.pipeline.close()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.partial, self.final)
+        _fsync_dir(self.final.parent)
+        p = self.pipeline
+        return StagedUpload(
+            path=self.final,
+            sha256=p.hash.hexdigest(),
+            size=p.size,
+            compression=p.inflater.compression or "none",
+            members=p.parser.members,
+            uncompressed=p.inflater.total,
+        )
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size) of a file, read in fixed-size chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class StagingArea:
+    """A directory of staged uploads, one `<stream_id>.tar` each (the bytes as received)."""
+
+    def __init__(self, directory: Path, limits: StagingLimits | None = None) -> None:
+        self.directory = directory
+        self.limits = limits or StagingLimits()
+
+    def path_for(self, stream_id: str) -> Path:
+        if not _STREAM_ID.match(stream_id):
+            raise InputError(f"stream id {stream_id!r} is not 8-128 of [A-Za-z0-9_-]")
+        return self.directory / f"{stream_id}.tar"
+
+    def stage_file(
+        self, stream_id: str, source: BinaryIO, on_progress: ProgressCallback | None = None
+    ) -> StagedUpload:
+        """Stage from a blocking binary file (a pipe, a socket file, a file)."""
+        stager = self._stager(stream_id)
+        try:
+            reported = 0
+            while chunk := source.read(CHUNK):
+                stager.feed(chunk)
+                size = stager.pipeline.size
+                if on_progress is not None and size - reported >= PROGRESS_EVERY:
+                    reported = size
+                    on_progress(size)
+            staged = stager.finish()
+        except BaseException:
+            stager.abort()
+            raise
+        if on_progress is not None:
+            on_progress(staged.size)
+        return staged
+
+    async def stage(
+        self, stream_id: str, source: Any, on_progress: ProgressCallback | None = None
+    ) -> StagedUpload:
+        """Stage from a blocking file (read in a worker thread) or an async byte source:
+        an anyio byte stream, an async iterable of bytes, or an object with `async read(n)`."""
+        if _is_async_source(source):
+            return await self._stage_async(stream_id, source, on_progress)
+        report = None
+        if on_progress is not None:
+            callback = on_progress
+
+            def report(size: int) -> None:
+                anyio.from_thread.run_sync(callback, size)
+
+        return await anyio.to_thread.run_sync(self.stage_file, stream_id, source, report)
+
+    async def _stage_async(
+        self, stream_id: str, source: Any, on_progress: ProgressCallback | None
+    ) -> StagedUpload:
+        stager = await anyio.to_thread.run_sync(self._stager, stream_id)
+        try:
+            batch = bytearray()
+            reported = 0
+            async for chunk in _async_chunks(source):
+                batch += chunk
+                if len(batch) >= CHUNK:
+                    await anyio.to_thread.run_sync(stager.feed, bytes(batch))
+                    batch.clear()
+                    size = stager.pipeline.size
+                    if on_progress is not None and size - reported >= PROGRESS_EVERY:
+                        reported = size
+                        on_progress(size)
+            if batch:
+                await anyio.to_thread.run_sync(stager.feed, bytes(batch))
+            staged = await anyio.to_thread.run_sync(stager.finish)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(stager.abort)
+            raise
+        if on_progress is not None:
+            on_progress(staged.size)
+        return staged
+
+    def _stager(self, stream_id: str) -> _Stager:
+        final = self.path_for(stream_id)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return _Stager(final, self.limits)
+
+    def verify(self, stream_id: str, sha256: str, size: int) -> Path | None:
+        """The staged file when it is still there with this size and digest, else None."""
+        path = self.path_for(stream_id)
+        try:
+            if path.stat().st_size != size:
+                return None
+            digest, _ = sha256_of(path)
+        except FileNotFoundError:
+            return None
+        return path if digest == sha256 else None
+
+    def remove(self, stream_id: str) -> bool:
+        """Remove the staged file (and any partial one); True when something was removed."""
+        path = self.path_for(stream_id)
+        removed = False
+        for candidate in (path, path.with_name(f".{path.name}.partial")):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed = True
+        return removed
+
+
+def _is_async_source(source: Any) -> bool:
+    return (
+        isinstance(source, anyio.abc.ByteReceiveStream)
+        or hasattr(source, "__aiter__")
+        or inspect.iscoroutinefunction(getattr(source, "read", None))
+    )
+
+
+async def _async_chunks(source: Any) -> AsyncIterator[bytes]:
+    if isinstance(source, anyio.abc.ByteReceiveStream):
+        while True:
+            try:
+                yield await source.receive(CHUNK)
+            except anyio.EndOfStream:
+                return
+    elif hasattr(source, "__aiter__"):
+        async for chunk in source:
+            yield bytes(chunk)
+    else:
+        while chunk := await source.read(CHUNK):
+            yield bytes(chunk)
+
+
+class _Extractor:
+    """Writes checked members under `root`; links and directory modes come last."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fd = -1
+        self.remaining = 0
+        self.current: Member | None = None
+        self.symlinks: list[Member] = []
+        self.dirs: list[Member] = []
+
+    def member(self, member: Member) -> None:
+        path = os.path.join(self.root, member.name)
+        if member.kind is Kind.DIR:
+            os.makedirs(path, 0o700, exist_ok=True)
+            self.dirs.append(member)
+            return
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        if member.kind is Kind.SYMLINK:
+            self.symlinks.append(member)
+        elif member.kind is Kind.HARDLINK:
+            os.link(os.path.join(self.root, member.target or ""), path, follow_symlinks=False)
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            self.fd = os.open(path, flags, 0o600)
+            self.current = member
+            self.remaining = member.size
+            if member.size == 0:
+                self._close_file()
+
+    def data(self, chunk: memoryview) -> None:
+        _write_all(self.fd, chunk)
+        self.remaining -= len(chunk)
+        if self.remaining == 0:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        member = self.current
+        assert member is not None
+        os.fchmod(self.fd, (member.mode & 0o755) | 0o600)
+        os.utime(self.fd, (member.mtime, member.mtime))
+        os.close(self.fd)
+        self.fd = -1
+        self.current = None
+
+    def finish(self) -> None:
+        for link in self.symlinks:
+            path = os.path.join(self.root, link.name)
+            os.symlink(link.target or "", path)
+            os.utime(path, (link.mtime, link.mtime), follow_symlinks=False)
+        for directory in sorted(self.dirs, key=lambda d: d.name.count("/"), reverse=True):
+            path = os.path.join(self.root, directory.name)
+            os.chmod(path, (directory.mode & 0o755) | 0o700)
+            os.utime(path, (directory.mtime, directory.mtime))
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def extract(
+    staged: Path, dest: Path, *, limits: StagingLimits | None = None, sha256: str | None = None
+) -> int:
+    """Unpack a staged upload into `dest` (replaced if present); returns the member count.
+
+    Unpacks into a sibling `.partial` directory and renames it into place, so `dest` is
+    either whole or absent. With `sha256`, refuses a staged file that changed since.
+    """
+    limits = limits or StagingLimits()
+    partial = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial.mkdir(0o700)
+    extractor = _Extractor(partial)
+    pipeline = _Pipeline(limits, extractor.member, extractor.data)
+    try:
+        with staged.open("rb") as file:
+            while chunk := file.read(CHUNK):
+                pipeline.feed(memoryview(chunk))
+        pipeline.close()
+        if sha256 is not None and pipeline.hash.hexdigest() != sha256:
+            raise InputError(f"staged upload {staged.name} changed since it was staged")
+        extractor.finish()
+        os.chmod(partial, 0o755)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(partial, dest)
+    except BaseException:
+        extractor.abort()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return pipeline.parser.members
+
+
+__all__ = [
+    "BLOCK",
+    "CHUNK",
+    "StagedUpload",
+    "StagingArea",
+    "StagingLimits",
+    "extract",
+    "sha256_of",
+]

@@ -1,0 +1,52 @@
+"""build.load_config, build.detect_stack, build.parse_services: read the unpacked source."""
+
+from __future__ import annotations
+
+from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
+
+from .. import schemas as s
+
+
+class LoadConfig(Action):
+    """Reads app.toml (root or .sagactl/app.toml) if present; line:column errors."""
+
+    description = "Read the app's app.toml, if any"
+    input_schema = s.obj({"source_dir": s.PATH})
+    output_schema = s.obj({"config": s.CONFIG})
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        raise NotImplementedError
+
+
+class DetectStack(Action):
+    """Finds the app's stack from its files (a Dockerfile wins)."""
+
+    description = "Detect the stack: dockerfile, python, node, bun, go, ruby, rust or static"
+    input_schema = s.obj({"source_dir": s.PATH, "config": s.CONFIG})
+    output_schema = s.obj({"stack": s.STACK})
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        raise NotImplementedError
+
+
+class ParseServices(Action):
+    """Parses the Procfile and merges app.toml services; a stack default when neither."""
+
+    description = "Parse the Procfile and app.toml services"
+    input_schema = s.obj({"source_dir": s.PATH, "config": s.CONFIG, "stack": s.STACK})
+    output_schema = s.obj({"services": s.SERVICES})
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        raise NotImplementedError
+
+
+def load_config_factory(deps: Dependencies) -> Action:
+    return LoadConfig()
+
+
+def detect_stack_factory(deps: Dependencies) -> Action:
+    return DetectStack()
+
+
+def parse_services_factory(deps: Dependencies) -> Action:
+    return ParseServices()

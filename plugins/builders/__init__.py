@@ -1,0 +1,1 @@
+"""Image builders (group `sagactl.builders`): buildah, buildkit and the embedded OCI writer."""

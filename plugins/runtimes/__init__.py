@@ -1,0 +1,1 @@
+"""Sandbox runtimes (group `sagactl.runtimes`): the default runs services as local processes."""
