@@ -72,22 +72,17 @@ class Piped:
     consumer: subprocess.Popen[bytes]
     write_end: int
 
-    def feed(self, source: Path) -> tuple[bytes, float]:
-        """Pipe `source` in with `cat`, wait for the consumer; returns its stdout and its own
-        peak RSS in MB (from wait4, so no other child's memory counts)."""
+    def feed(self, source: Path) -> bytes:
+        """Pipe `source` in with `cat` and wait for the consumer; returns its stdout."""
         feeder = subprocess.Popen(["cat", str(source)], stdout=self.write_end)
         os.close(self.write_end)
-        assert self.consumer.stdout is not None
-        out = self.consumer.stdout.read()
-        self.consumer.stdout.close()
-        _, status, usage = os.wait4(self.consumer.pid, 0)
-        self.consumer.returncode = os.waitstatus_to_exitcode(status)
+        out, _ = self.consumer.communicate()
         if feeder.wait() != 0 or self.consumer.returncode != 0:
             raise RuntimeError(
                 f"pipeline failed: cat exit {feeder.returncode}, "
                 f"consumer exit {self.consumer.returncode}"
             )
-        return out, usage.ru_maxrss / 1024  # Linux reports KiB
+        return out
 
 
 def start_consumer(argv: list[str], *, wait_ready: bool) -> Piped:

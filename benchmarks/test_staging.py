@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from .pairing import paired
 from .staging import SIZE_ENV, MiB, Piped, cat_to_file, make_tar, stager, start_consumer, tar_size
 
 ROUNDS = 3
@@ -35,48 +36,48 @@ def _fresh(path: Path) -> None:
 
 
 class TestStaging:
-    def test_cat_and_fsync(self, benchmark: Any, big_tar: tuple[Path, str], tmp_path: Path) -> None:
-        """Baseline: the tar piped through `cat > file`, then the file fsynced."""
-        source, _ = big_tar
-        dest = tmp_path / "copy.tar"
-        size = source.stat().st_size
-        benchmark.extra_info.update(key="staging_cat", units=size, size_env=SIZE_ENV)
-
-        def setup() -> tuple[tuple[Piped], dict[str, Any]]:
-            _fresh(dest)
-            return (start_consumer(cat_to_file(dest), wait_ready=False),), {}
-
-        benchmark.pedantic(lambda piped: piped.feed(source), setup=setup, rounds=ROUNDS)
-        assert dest.stat().st_size == size
-        dest.unlink()
-
     def test_stage_from_pipe(
         self, benchmark: Any, big_tar: tuple[Path, str], tmp_path: Path
     ) -> None:
-        """sagactl's StagingArea reading the pipe: checked, hashed, fsynced, renamed."""
+        """sagactl's StagingArea reading a pipe (checked, hashed, fsynced, renamed), each
+        round preceded by the baseline: the same pipe into `cat > file` and an fsync."""
         source, sha256 = big_tar
-        area = tmp_path / "staged"
+        area, copy = tmp_path / "staged", tmp_path / "copy.tar"
         size = source.stat().st_size
         probe = start_consumer(stager(area, "probe-stream-0"), wait_ready=False)
         os.close(probe.write_end)
         probe.consumer.communicate()
         if probe.consumer.returncode == 3:
             pytest.skip("sagactl.actions.build.staging (StagingArea) is not on this branch yet")
-        benchmark.extra_info.update(key="staging_pipe", units=size, size_env=SIZE_ENV)
-        rounds: list[float] = []
         outputs: list[dict[str, Any]] = []
 
-        def setup() -> tuple[tuple[Piped], dict[str, Any]]:
+        def baseline() -> None:
+            _fresh(copy)
+            start_consumer(cat_to_file(copy), wait_ready=False).feed(source)
+            assert copy.stat().st_size == size
+            copy.unlink()  # keep the page cache and the disk as they were for the stager
+
+        def prepare() -> tuple[Piped]:
             for leftover in area.glob("*"):
                 leftover.unlink()
-            return (start_consumer(stager(area, "bench-stream-01"), wait_ready=True),), {}
+            return (start_consumer(stager(area, "bench-stream-01"), wait_ready=True),)
 
         def stage(piped: Piped) -> None:
-            out, peak_mb = piped.feed(source)
-            outputs.append(json.loads(out))
-            rounds.append(peak_mb)
+            outputs.append(json.loads(piped.feed(source)))
 
-        benchmark.pedantic(stage, setup=setup, rounds=ROUNDS)
+        paired(
+            benchmark,
+            stage,
+            baseline,
+            prepare=prepare,
+            key="staging_pipe",
+            units=size,
+            baseline_key="staging_cat",
+            baseline_units=size,
+            rounds=ROUNDS,
+        )
+        benchmark.extra_info.update(
+            peak_rss_mb=round(max(o["peak_rss_kb"] for o in outputs) / 1024, 1), size_env=SIZE_ENV
+        )
         assert all(o["size"] == size and o["sha256"] == sha256 for o in outputs)
         assert Path(outputs[-1]["path"]).stat().st_size == size
-        benchmark.extra_info["peak_rss_mb"] = round(max(rounds), 1)
