@@ -12,21 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sagactl.engine import Action, ActionContext, CompiledSaga, Inputs, Outputs
+from sagactl.engine import CompiledSaga
 from sagactl.engine.api import Engine, RunResult
 
-from .workloads import NOOP_USES, Dag, noop
+from .workloads import NOOP_USES, Dag, NoopAction
 
 T = TypeVar("T")
-
-
-class NoopAction(Action):
-    """The shared no-op as a sagactl action."""
-
-    output_schema = {"type": "object", "properties": {"done": {"type": "boolean"}}}
-
-    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        return noop(inputs)
 
 
 class EngineService:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Any
 
-from sagactl.engine import ActionSpec, CompiledSaga
+from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, Inputs, Outputs
 
 NOOP_USES = "bench.noop"
 """The `uses:` name the benchmark registers its no-op action under."""
@@ -61,6 +61,15 @@ class Dag:
 def noop(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The action body every runner calls: touches its inputs, returns one output."""
     return {"done": len(inputs) >= 0}
+
+
+class NoopAction(Action):
+    """The shared no-op as a sagactl action."""
+
+    output_schema = {"type": "object", "properties": {"done": {"type": "boolean"}}}
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        return noop(inputs)
 
 
 BUILD = Dag(
