@@ -32,8 +32,10 @@ def engine(runner: asyncio.Runner, tmp_path: Path) -> Iterator[Any]:
 
 
 def _succeeded(path: Path) -> int:
+    """Runs in the log, all of which must have succeeded; the log must be in WAL mode."""
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT state, count(*) FROM runs GROUP BY state").fetchall()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     states = dict(rows)
     assert set(states) <= {"succeeded"}, states
     return int(states.get("succeeded", 0))
