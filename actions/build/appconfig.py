@@ -72,8 +72,15 @@ def parse(raw: bytes, name: str = "app.toml") -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POSITION.search(message)
-        where = Location(name, int(match[1]), int(match[2])) if match else Location(name)
-        raise InputError(_TOML_POSITION.sub("", message).strip(), where) from None
+        if match:
+            where = Location(name, int(match[1]), int(match[2]))
+        elif message.endswith("(at end of document)"):
+            lines = text.split("\n")
+            where = Location(name, len(lines), len(lines[-1]) + 1)
+        else:
+            where = Location(name)
+        message = _TOML_POSITION.sub("", message).removesuffix("(at end of document)")
+        raise InputError(message.strip(), where) from None
     return _check(data, text, name)
 
 

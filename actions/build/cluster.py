@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import structlog
@@ -34,15 +35,16 @@ class Resolved:
     fallback: bool = False
 
 
-async def _lookup(host: str, timeout: float) -> str:
-    with anyio.fail_after(timeout):
-        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+async def _lookup(host: str) -> str:
+    infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     # Prefer IPv4: the sandboxes and builders reach the cluster on it first.
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     return str(infos[0][4][0])
 
 
-async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolved:
+async def resolve(
+    settings: ClusterSettings, host: str | None = None, *, logger: Any = None
+) -> Resolved:
     """The host's address; after `retries` more failed lookups, 127.0.0.1 with a warning,
     or FatalError when strict."""
     host = host or settings.host
@@ -51,7 +53,8 @@ async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolve
         if attempt:
             await anyio.sleep(settings.retry_delay)
         try:
-            return Resolved(host, await _lookup(host, settings.timeout))
+            with anyio.fail_after(settings.timeout):
+                return Resolved(host, await _lookup(host))
         except (OSError, TimeoutError) as exc:
             last = exc
     reason = "timed out" if isinstance(last, TimeoutError) else str(last)
@@ -59,7 +62,7 @@ async def resolve(settings: ClusterSettings, host: str | None = None) -> Resolve
         raise FatalError(
             f"cannot resolve cluster host {host!r} after {settings.retries + 1} tries: {reason}"
         )
-    log.warning(
+    (logger or log).warning(
         "cluster host does not resolve: single-machine mode",
         host=host,
         fallback=FALLBACK_IP,

@@ -45,8 +45,8 @@ def parse(raw: bytes, name: str = "Procfile") -> dict[str, dict[str, Any]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError("not valid UTF-8", Location(name, line)) from None
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        raise InputError("not valid UTF-8", Location(name, bad_line)) from None
     services: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     for number, line in enumerate(text.split("\n"), 1):

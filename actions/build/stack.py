@@ -26,7 +26,7 @@ def dockerfile_of(source_dir: Path, config: Mapping[str, Any] | None = None) -> 
     """The app's own Containerfile: app.toml's `build.dockerfile`, else one at the root."""
     named = (config or {}).get("build", {}).get("dockerfile")
     if named:
-        path = source_dir / named
+        path = source_dir / str(named)
         if not _inside_file(source_dir, path):
             raise InputError(f"app.toml names build.dockerfile {named!r}, which is not a file")
         return path

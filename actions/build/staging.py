@@ -9,11 +9,17 @@ same parser, so it unpacks exactly what was checked, and re-hashes it on the way
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import inspect
+import io
 import os
+import queue
 import re
 import shutil
+import stat
+import threading
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from .tarcheck import BLOCK, Kind, Member, StagingLimits, TarParser
 CHUNK = 1 << 20
 """Bytes read, written, hashed and inflated at a time: memory stays flat whatever the size."""
 PROGRESS_EVERY = 8 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 _GZIP = b"\x1f\x8b"
 _OTHER_FORMATS = {
@@ -190,6 +197,38 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _Writer:
+    """Writes chunks to a file from its own thread, so disk writes overlap hashing and
+    checking; at most `depth` chunks wait in between (memory stays flat)."""
+
+    def __init__(self, fd: int, depth: int = 4) -> None:
+        self.fd = fd
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sagactl-stager", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    _write_all(self.fd, memoryview(chunk))
+                except BaseException as exc:
+                    self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(chunk)
+
+    def close(self) -> None:
+        """Waits for every queued chunk to be written; raises the writer's error if any."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _Stager:
     """One upload being staged: bytes in, a checked and durable file out (or nothing)."""
 
@@ -200,14 +239,17 @@ class _Stager:
             self.partial.unlink()  # left by a process that crashed mid-upload
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self.pipeline = _Pipeline(limits)
+        self.writer: _Writer | None = _Writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        self.pipeline.feed(view)
-        _write_all(self.fd, view)
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self.pipeline.feed(memoryview(chunk))
+        assert self.writer is not None
+        self.writer.put(chunk)
 
     def finish(self) -> StagedUpload:
         self.pipeline.close()
+        self._stop_writer()
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
@@ -223,7 +265,14 @@ class _Stager:
             uncompressed=p.inflater.total,
         )
 
+    def _stop_writer(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
+
     def abort(self) -> None:
+        with contextlib.suppress(BaseException):
+            self._stop_writer()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -258,6 +307,7 @@ class StagingArea:
         self, stream_id: str, source: BinaryIO, on_progress: ProgressCallback | None = None
     ) -> StagedUpload:
         """Stage from a blocking binary file (a pipe, a socket file, a file)."""
+        _widen_pipe(source)
         stager = self._stager(stream_id)
         try:
             reported = 0
@@ -343,6 +393,35 @@ class StagingArea:
                 candidate.unlink()
                 removed = True
         return removed
+
+    def sweep(self, older_than: float) -> list[Path]:
+        """Removes staged uploads (and partial ones) not modified for `older_than` seconds:
+        the leftovers of runs that ended where no cleanup hook could run."""
+        removed: list[Path] = []
+        cutoff = time.time() - older_than
+        try:
+            candidates = list(self.directory.iterdir())
+        except FileNotFoundError:
+            return removed
+        for path in candidates:
+            if not (path.name.endswith(".tar") or path.name.endswith(".partial")):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+        return removed
+
+
+def _widen_pipe(source: Any) -> None:
+    """Grow a pipe's kernel buffer to one chunk: half the context switches of the default
+    64 KiB, which is what makes a Python reader slower than `cat` on a pipe."""
+    try:
+        fd = source.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, CHUNK)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a pipe, or the system's pipe-max-size is lower: the default is fine
 
 
 def _is_async_source(source: Any) -> bool:

@@ -64,9 +64,12 @@ class StreamRegistry:
             return entry.reader
 
     def set_staged(self, stream_id: str, path: Path) -> None:
+        """Records where the stream was staged (ignored for a stream not registered here:
+        a run resumed by a process that never saw it)."""
         with self._lock:
-            entry = self._entries.setdefault(stream_id, _Entry(None))
-            entry.staged = path
+            entry = self._entries.get(stream_id)
+            if entry is not None:
+                entry.staged = path
 
     def staged(self, stream_id: str) -> Path | None:
         with self._lock:
@@ -84,7 +87,7 @@ class StreamRegistry:
             entry = self._entries.pop(stream_id, None)
         if entry is None:
             return
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         for hook in entry.hooks:
             try:
                 hook(stream_id, outcome)

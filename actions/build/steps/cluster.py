@@ -5,6 +5,8 @@ from __future__ import annotations
 from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
 from .. import schemas as s
+from ..cluster import resolve
+from ..settings import settings_of
 
 
 class ResolveClusterIp(Action):
@@ -14,12 +16,11 @@ class ResolveClusterIp(Action):
     input_schema = s.obj({"host": {"type": "string", "minLength": 1, "maxLength": 253}}, [])
     output_schema = s.obj({"ip": {"type": "string", "minLength": 1}, "host": s.PATH})
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
-
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        settings = settings_of(ctx.deps)
+        resolved = await resolve(settings.cluster, inputs.get("host"), logger=ctx.log)
+        return {"ip": resolved.ip, "host": resolved.host}
 
 
 def resolve_cluster_ip_factory(deps: Dependencies) -> Action:
-    return ResolveClusterIp(deps)
+    return ResolveClusterIp()

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
+import re
+from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
+from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
+from sagactl.plugins.builders import registry as builders
+from sagactl.plugins.builders.base import Builder, BuildFailed, BuildSpec
+
+from .. import procfile, records, stack
 from .. import schemas as s
+from ..settings import settings_of
 
 BUILDER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
+_STEP = re.compile(r"^STEP (\d+)/(\d+)")
+
+
+def _builder(ctx: ActionContext, name: str) -> Builder:
+    return builders.load(name, settings_of(ctx.deps).builder_options())
 
 
 class LaunchBuildkit(Action):
@@ -16,14 +30,18 @@ class LaunchBuildkit(Action):
     input_schema = s.obj({"builder": BUILDER_NAME}, [])
     output_schema = s.obj({"builder": BUILDER_NAME, "endpoint": {"type": "string"}})
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
-
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        settings = settings_of(ctx.deps)
+        name = inputs.get("builder") or settings.builder or builders.default_name()
+        builder = _builder(ctx, name)
+        try:
+            endpoint = await builder.prepare()
+        except BuildFailed as exc:
+            raise FatalError(f"image builder {name!r} is not usable: {exc}") from None
+        return {"builder": name, "endpoint": endpoint}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        raise NotImplementedError
+        await _builder(ctx, str(outputs["builder"])).teardown()
 
 
 class BuildImage(Action):
@@ -44,19 +62,62 @@ class BuildImage(Action):
     )
     output_schema = s.obj({"image": s.PATH, "digest": s.DIGEST})
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
-
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        settings = settings_of(ctx.deps)
+        spec = await anyio.to_thread.run_sync(_spec, inputs, settings.cluster.host)
+        builder = _builder(ctx, str(inputs["builder"]))
+
+        def on_output(line: str) -> None:
+            step = _STEP.match(line)
+            fraction = int(step[1]) / int(step[2]) if step else None
+            ctx.progress(fraction, line)
+
+        try:
+            built = await builder.build(spec, on_output)
+        except BuildFailed as exc:
+            raise FatalError(f"building {spec.version} failed: {exc}") from None
+        return {"image": built.ref, "digest": built.digest}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        raise NotImplementedError
+        image = outputs.get("image")
+        if not image:
+            return
+        async with ctx.transaction() as tx:
+            await records.ensure_schema(tx)
+            used = await tx.fetchone("SELECT id FROM versions WHERE image = ?", (image,))
+        if used is not None:
+            ctx.log.info("image kept: a version uses it", image=image, version=used[0])
+            return
+        await _builder(ctx, str(inputs["builder"])).remove_image(str(image))
+
+
+def _spec(inputs: Inputs, cluster_host: str) -> BuildSpec:
+    source = Path(inputs["source_dir"])
+    config: dict[str, Any] = dict(inputs["config"])
+    app_stack = str(inputs["stack"])
+    services = procfile.services_for(source, config, app_stack)
+    web = services.get("web")
+    return BuildSpec(
+        app=str(inputs["app"]),
+        version=str(inputs["version"]),
+        context_dir=source,
+        stack=app_stack,
+        containerfile=stack.dockerfile_of(source, config) if app_stack == "dockerfile" else None,
+        base_image=config["build"].get("base_image"),
+        command=web["command"] if web else None,
+        port=web["port"] if web else None,
+        env=dict(config.get("env") or {}),
+        extra_hosts={cluster_host: str(inputs["cluster_ip"])},
+        labels={
+            "org.opencontainers.image.title": str(inputs["app"]),
+            "org.opencontainers.image.version": str(inputs["version"]),
+        },
+    )
 
 
 def launch_buildkit_factory(deps: Dependencies) -> Action:
-    return LaunchBuildkit(deps)
+    return LaunchBuildkit()
 
 
 def build_image_factory(deps: Dependencies) -> Action:
-    return BuildImage(deps)
+    return BuildImage()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
+from .. import appconfig, procfile, stack
 from .. import schemas as s
 
 
@@ -15,7 +19,8 @@ class LoadConfig(Action):
     output_schema = s.obj({"config": s.CONFIG})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        source = Path(inputs["source_dir"])
+        return {"config": await anyio.to_thread.run_sync(appconfig.load, source)}
 
 
 class DetectStack(Action):
@@ -26,7 +31,9 @@ class DetectStack(Action):
     output_schema = s.obj({"stack": s.STACK})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        source = Path(inputs["source_dir"])
+        found = await anyio.to_thread.run_sync(stack.detect, source, inputs["config"])
+        return {"stack": found}
 
 
 class ParseServices(Action):
@@ -37,7 +44,11 @@ class ParseServices(Action):
     output_schema = s.obj({"services": s.SERVICES})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        source = Path(inputs["source_dir"])
+        services = await anyio.to_thread.run_sync(
+            procfile.services_for, source, inputs["config"], inputs["stack"]
+        )
+        return {"services": services}
 
 
 def load_config_factory(deps: Dependencies) -> Action:

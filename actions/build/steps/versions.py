@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
+from .. import records
 from .. import schemas as s
+from ..entry import upload_source_dir
+
+ARTIFACT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
 
 class GetNextVersion(Action):
@@ -16,12 +20,18 @@ class GetNextVersion(Action):
         {
             "version": s.VERSION,
             "number": {"type": "integer", "minimum": 1},
-            "artifact_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "artifact_id": ARTIFACT_ID,
         }
     )
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        async with ctx.transaction() as tx:
+            allocated = await records.allocate_version(tx, str(inputs["app"]))
+        return {
+            "version": allocated.version,
+            "number": allocated.number,
+            "artifact_id": allocated.artifact_id,
+        }
 
 
 class CreateVersion(Action):
@@ -33,7 +43,7 @@ class CreateVersion(Action):
             "app": s.APP,
             "version": s.VERSION,
             "number": {"type": "integer", "minimum": 1},
-            "artifact_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "artifact_id": ARTIFACT_ID,
             "image": s.PATH,
             "digest": s.DIGEST,
             "services": s.SERVICES,
@@ -44,24 +54,51 @@ class CreateVersion(Action):
     output_schema = s.obj({"version_id": s.VERSION})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        async with ctx.transaction() as tx:
+            await records.create_version(
+                tx,
+                app=str(inputs["app"]),
+                version=str(inputs["version"]),
+                number=int(inputs["number"]),
+                artifact_id=str(inputs["artifact_id"]),
+                image=str(inputs["image"]),
+                digest=str(inputs["digest"]),
+                services=dict(inputs["services"]),
+                source_dir=inputs.get("source_dir") or upload_source_dir(ctx),
+                run_id=ctx.run_id,
+            )
+        return {"version_id": str(inputs["version"])}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        raise NotImplementedError
+        async with ctx.transaction() as tx:
+            await records.delete_version(tx, str(inputs["version"]))
 
 
 class SetActiveVersion(Action):
-    """Makes the version the app's active one (the pivot); compensation restores the previous."""
+    """Makes the version the app's active one (the pivot); compensation restores the previous.
+
+    Activation only moves forward: when a newer version of the app is already active (builds
+    finishing out of order), it stays, and `previous_version` names it.
+    """
 
     description = "Activate the version"
     input_schema = s.obj({"app": s.APP, "version": s.VERSION})
     output_schema = s.obj({"previous_version": {"anyOf": [s.VERSION, {"type": "null"}]}})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        raise NotImplementedError
+        async with ctx.transaction() as tx:
+            previous, changed = await records.activate(
+                tx, str(inputs["app"]), str(inputs["version"])
+            )
+        if not changed:
+            ctx.log.info("a newer version is already active", active=previous)
+        return {"previous_version": previous}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        raise NotImplementedError
+        async with ctx.transaction() as tx:
+            await records.restore_active(
+                tx, str(inputs["app"]), str(inputs["version"]), outputs.get("previous_version")
+            )
 
 
 def get_next_version_factory(deps: Dependencies) -> Action:

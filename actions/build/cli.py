@@ -1,0 +1,164 @@
+"""`sagactl build` and `sagactl app show|start`, registered in `sagactl.commands`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import click
+from sagactl.engine import Dependencies, Event, InputError
+
+from . import records, recordsdb
+from .entry import build_from_tar_async
+from .sandboxes import start_sandboxes
+
+DB_OPTION = click.option(
+    "--db",
+    envvar="SAGACTL_DB",
+    default=None,
+    metavar="URL",
+    help="Run store: sqlite:///PATH or postgresql://... (default: $SAGACTL_DB or the state dir).",
+)
+
+
+class _Progress:
+    """Live progress on stderr: upload bytes, builder steps, each action's end."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last_bytes = 0
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        data = event.data
+        if event.kind == "action_progress":
+            received = data.get("bytes")
+            message = data.get("message") or ""
+            if event.action == "receive_tar" and received is not None:
+                if received - self.last_bytes < 8 << 20 and data.get("fraction") != 1.0:
+                    return
+                self.last_bytes = received
+                message = f"{message} ({received / (1 << 20):.1f} MiB)"
+            if message:
+                click.echo(f"[{event.action}] {message}", err=True)
+        elif event.kind == "action_succeeded":
+            click.echo(f"[{event.action}] done", err=True)
+        elif event.kind in ("action_failed", "compensation_failed"):
+            click.echo(f"[{event.action}] failed: {data.get('error')}", err=True)
+        elif event.kind == "action_compensated":
+            click.echo(f"[{event.action}] undone", err=True)
+
+
+def _open_upload(tar: str) -> BinaryIO:
+    if tar == "-":
+        if sys.stdin.isatty():
+            raise InputError(
+                "no upload: give a TAR file, or pipe one in (tar c . | sagactl build APP -)"
+            )
+        return sys.stdin.buffer
+    path = Path(tar)
+    if not path.is_file():
+        raise InputError(f"{tar}: no such file")
+    return path.open("rb")
+
+
+@click.command("build")
+@click.argument("app")
+@click.argument("tar", default="-", metavar="[TAR|-]")
+@click.option("--builder", metavar="NAME", help="Image builder: buildah, buildkit or oci.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress on stderr.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
+)
+@DB_OPTION
+def build(
+    app: str,
+    tar: str,
+    builder: str | None,
+    as_json: bool,
+    quiet: bool,
+    faults: tuple[str, ...],
+    db: str | None,
+) -> None:
+    """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
+    from sagactl.engine.faults import FaultPlan  # type: ignore[import-not-found,unused-ignore]
+
+    plan = FaultPlan.from_env(faults)
+    upload = _open_upload(tar)
+    try:
+        result = anyio.run(
+            lambda: build_from_tar_async(
+                app,
+                upload,
+                builder=builder,
+                db=db,
+                faults=plan,
+                on_progress=_Progress(quiet or as_json),
+            )
+        )
+    finally:
+        if upload is not sys.stdin.buffer:
+            upload.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(f"{result.version} is active: {result.image} {result.digest}")
+
+
+@click.group("app")
+def app() -> None:
+    """Inspect and run built apps."""
+
+
+@app.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
+@DB_OPTION
+def show(name: str, as_json: bool, db: str | None) -> None:
+    """Show APP's active version, its versions (image, digest) and sandboxes."""
+
+    async def read() -> dict[str, Any]:
+        async with recordsdb.transaction(db) as tx:
+            return await records.show_app(tx, name)
+
+    shown = anyio.run(read)
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    click.echo(f"app {shown['name']}: active version {shown['active_version'] or '(none)'}")
+    for version in shown["versions"]:
+        marker = "*" if version["version"] == shown["active_version"] else " "
+        click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
+        click.echo(f"    created {version['created']}")
+        for sandbox in version["sandboxes"]:
+            click.echo(
+                f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "
+                f"pid {sandbox['pid']}"
+            )
+
+
+@app.command("start")
+@click.argument("name")
+@click.argument("service", required=False)
+@DB_OPTION
+def start(name: str, service: str | None, db: str | None) -> None:
+    """Start the active version's SERVICE (default: every service) as sandboxes."""
+
+    async def run() -> list[records.SandboxRecord]:
+        async with recordsdb.transaction(db) as tx:
+            return await start_sandboxes(tx, Dependencies(), name, service)
+
+    started = anyio.run(run)
+    if not started:
+        click.echo(f"{name}: already running", err=True)
+    for sandbox in started:
+        click.echo(f"{sandbox.id} {sandbox.service} pid {sandbox.pid} log {sandbox.log_path}")

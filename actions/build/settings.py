@@ -1,0 +1,129 @@
+"""BuildSettings: where the build saga keeps its files and how it builds, from the environment.
+
+Provide one through `Dependencies` (`deps.provide(BuildSettings, ...)`); without one the
+actions read the environment:
+
+| variable | meaning | default |
+|---|---|---|
+| SAGACTL_BUILD_DIR | staging, sources, images, logs | `<user state dir>/sagactl/build` |
+| SAGACTL_BUILDER | image builder | buildah when installed, else oci |
+| SAGACTL_BUILDKIT_ADDR | buildkitd address for the buildkit builder | none |
+| SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | plugins' defaults |
+| SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | vfs, buildah's own |
+| SAGACTL_CLUSTER_HOST | cluster host name | cluster.local |
+| SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
+| SAGACTL_MAX_UPLOAD_BYTES, SAGACTL_MAX_MEMBERS | staging caps | 2 GiB, 100,000 |
+| SAGACTL_STOP_GRACE | seconds between SIGTERM and SIGKILL | 10 |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import platformdirs
+from sagactl.engine import Dependencies
+from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
+from sagactl.plugins.runtimes.base import RuntimeOptions
+
+from .cluster import ClusterSettings
+from .schemas import STACKS
+from .streams import StreamRegistry
+from .tarcheck import StagingLimits
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSettings:
+    state_dir: Path
+    limits: StagingLimits = field(default_factory=StagingLimits)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    builder: str | None = None
+    """Default image builder; None: buildah when installed, else oci."""
+    base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    buildkit_addr: str | None = None
+    buildah_driver: str = "vfs"
+    buildah_root: Path | None = None
+    buildah_runroot: Path | None = None
+    runtime: str = "local"
+    stop_grace: float = 10.0
+    staged_ttl: float = 24 * 3600.0
+    """Staged uploads older than this are swept (runs that ended in another process)."""
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.state_dir / "staging"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.state_dir / "sources"
+
+    def builder_options(self) -> BuilderOptions:
+        return BuilderOptions(
+            work_dir=self.state_dir / "images",
+            base_images=dict(self.base_images),
+            storage_driver=self.buildah_driver,
+            storage_root=self.buildah_root,
+            run_root=self.buildah_runroot,
+            buildkit_addr=self.buildkit_addr,
+        )
+
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions(state_dir=self.state_dir / "sandboxes", grace=self.stop_grace)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
+        env = os.environ if environ is None else environ
+        state_dir = Path(
+            env.get("SAGACTL_BUILD_DIR") or Path(platformdirs.user_state_dir("sagactl")) / "build"
+        )
+        base_images = dict(DEFAULT_BASE_IMAGES)
+        for stack in STACKS:
+            value = env.get(f"SAGACTL_BASE_IMAGE_{stack.upper()}")
+            if value:
+                base_images[stack] = value
+        limits = StagingLimits()
+        if env.get("SAGACTL_MAX_UPLOAD_BYTES"):
+            size = int(env["SAGACTL_MAX_UPLOAD_BYTES"])
+            limits = replace(limits, max_upload_bytes=size, max_total_bytes=size)
+        if env.get("SAGACTL_MAX_MEMBERS"):
+            limits = replace(limits, max_members=int(env["SAGACTL_MAX_MEMBERS"]))
+        root = env.get("SAGACTL_BUILDAH_ROOT")
+        runroot = env.get("SAGACTL_BUILDAH_RUNROOT")
+        return cls(
+            state_dir=state_dir,
+            limits=limits,
+            cluster=ClusterSettings(
+                host=env.get("SAGACTL_CLUSTER_HOST") or "cluster.local",
+                strict=env.get("SAGACTL_CLUSTER_STRICT", "0") in ("1", "true", "yes"),
+            ),
+            builder=env.get("SAGACTL_BUILDER") or None,
+            base_images=base_images,
+            buildkit_addr=env.get("SAGACTL_BUILDKIT_ADDR") or None,
+            buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
+            buildah_root=Path(root) if root else None,
+            buildah_runroot=Path(runroot) if runroot else None,
+            stop_grace=float(env.get("SAGACTL_STOP_GRACE") or 10.0),
+        )
+
+
+_DEFAULT_REGISTRY = StreamRegistry()
+
+
+def default_registry() -> StreamRegistry:
+    """The process's StreamRegistry, used when the dependencies provide none."""
+    return _DEFAULT_REGISTRY
+
+
+def settings_of(deps: Dependencies) -> BuildSettings:
+    found = deps.maybe(BuildSettings)
+    if found is None:
+        found = BuildSettings.from_env()
+        deps.provide(BuildSettings, found)
+    return found
+
+
+def registry_of(deps: Dependencies) -> StreamRegistry:
+    provided = deps.maybe(StreamRegistry)
+    return _DEFAULT_REGISTRY if provided is None else provided

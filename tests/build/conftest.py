@@ -1,0 +1,178 @@
+"""Fixtures for the build tests: staging areas, SQL transactions on real databases."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The helpers next to this file (tars.py) are imported by name by the test modules.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sagactl.actions.build.staging import StagingArea
+from sagactl.actions.build.tarcheck import StagingLimits
+
+
+@pytest.fixture
+def area(tmp_path: Path) -> StagingArea:
+    return StagingArea(tmp_path / "staging", StagingLimits())
+
+
+class Db:
+    """A real database for platform records; `transaction()` as recordsdb gives it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def transaction(self) -> Any:
+        from sagactl.actions.build import recordsdb
+
+        return recordsdb.transaction(self.url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Db:
+    return Db(f"sqlite://{tmp_path / 'records.db'}")
+
+
+PG_URL = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_db() -> Iterator[Db]:
+    """A fresh database named after this branch on the test server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    name = f"build_records_{os.getpid()}"
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    base = PG_URL.rsplit("/", 1)[0]
+    try:
+        yield Db(f"{base}/{name}")
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def busybox_oci(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox base image as an OCI layout, made offline once per session."""
+    from sagactl.plugins.builders.baseimage import make_oci_base
+
+    return make_oci_base(tmp_path_factory.mktemp("base") / "busybox")
+
+
+@pytest.fixture(scope="session")
+def buildah_storage(
+    tmp_path_factory: pytest.TempPathFactory, busybox_oci: str
+) -> Iterator[dict[str, Path]]:
+    """A private buildah store (vfs) holding localhost/sagactl/busybox:latest."""
+    import shutil
+    import subprocess
+
+    if shutil.which("buildah") is None:
+        pytest.skip("buildah is not installed")
+    from sagactl.plugins.builders.baseimage import buildah_args
+
+    root = tmp_path_factory.mktemp("buildah")
+    storage = {"storage_root": root / "root", "run_root": root / "run"}
+    command = buildah_args(storage_root=storage["storage_root"], run_root=storage["run_root"])
+    pulled = subprocess.run(
+        [*command, "pull", "--quiet", busybox_oci], check=True, capture_output=True, text=True
+    )
+    subprocess.run(
+        [*command, "tag", pulled.stdout.strip(), "localhost/sagactl/busybox:latest"], check=True
+    )
+    yield storage
+    # vfs layers are plain directories owned by root: remove them with buildah's help first.
+    subprocess.run([*command, "rmi", "--all", "--force"], capture_output=True, check=False)
+
+
+class StandInContext:
+    """ActionContext for calling actions directly, without the engine's scheduler: a real
+    SQLite transaction per `transaction()`, checkpoints and progress kept in memory."""
+
+    def __init__(self, db: Any, deps: Any, *, run_id: str = "run-1", action: str = "a") -> None:
+        import structlog
+
+        self.db = db
+        self.deps = deps
+        self.run_id = run_id
+        self.action = action
+        self.attempt = 1
+        self.last_checkpoint: Any = None
+        self.checkpoints: list[Any] = []
+        self.events: list[tuple[float | None, str, int | None]] = []
+        self.log = structlog.get_logger().bind(run_id=run_id, action=action)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}/{self.action}"
+
+    def progress(
+        self, fraction: float | None, message: str = "", *, bytes: int | None = None
+    ) -> None:
+        self.events.append((fraction, message, bytes))
+
+    async def checkpoint(self, data: Any) -> None:
+        self.checkpoints.append(data)
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    def rerun(self) -> StandInContext:
+        """The context of the next attempt after a crash: the last checkpoint handed back."""
+        again = StandInContext(self.db, self.deps, run_id=self.run_id, action=self.action)
+        again.attempt = self.attempt + 1
+        again.last_checkpoint = self.checkpoints[-1] if self.checkpoints else None
+        return again
+
+
+@pytest.fixture
+def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
+    from sagactl.actions.build.cluster import ClusterSettings
+    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES
+
+    return BuildSettings(
+        state_dir=tmp_path / "state",
+        cluster=ClusterSettings(host="localhost"),
+        builder="oci",
+        base_images={**DEFAULT_BASE_IMAGES, "python": busybox_oci, "static": busybox_oci},
+        stop_grace=2.0,
+    )
+
+
+@pytest.fixture
+def deps(build_settings: Any) -> Any:
+    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.actions.build.streams import StreamRegistry
+    from sagactl.engine import Dependencies
+
+    container = Dependencies()
+    container.provide(BuildSettings, build_settings)
+    container.provide(StreamRegistry, StreamRegistry())
+    return container
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
+    """Environment for a real `sagactl` process: its own store, build dir, oci builder."""
+    return {
+        **os.environ,
+        "SAGACTL_BUILD_DIR": str(tmp_path / "state"),
+        "SAGACTL_DB": f"sqlite://{tmp_path / 'sagactl.db'}",
+        "SAGACTL_BUILDER": "oci",
+        "SAGACTL_CLUSTER_HOST": "localhost",
+        "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
+        "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
+        "SAGACTL_STOP_GRACE": "3",
+    }

@@ -1,0 +1,168 @@
+"""`sagactl build` and `sagactl app show|start` as real processes: output, exit codes, effects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tars import M, make_tar, tar_of_dir
+
+pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
+
+from sagactl.plugins.runtimes.local import process_start
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SAGACTL = str(Path(sys.executable).with_name("sagactl"))
+
+
+def _run(
+    env: dict[str, str], *args: str, data: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SAGACTL, *args],
+        input=data.decode("latin-1") if data is not None else None,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="latin-1",
+        timeout=120,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestBuildCommand:
+    def test_from_a_pipe_with_json(self, cli_env: dict[str, str]) -> None:
+        """`tar c . | sagactl build APP - --json` prints the version as JSON on stdout only."""
+        tar = subprocess.Popen(
+            ["tar", "c", "-C", str(EXAMPLES / "static-site"), "."], stdout=subprocess.PIPE
+        )
+        result = subprocess.run(
+            [SAGACTL, "build", "site", "-", "--json"],
+            stdin=tar.stdout,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        tar.wait()
+        assert tar.stdout is not None
+        tar.stdout.close()
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        assert shown["version"] == "site-v1"
+        assert shown["state"] == "succeeded"
+        assert shown["digest"].startswith("sha256:")
+
+    def test_from_a_file_with_live_progress(self, cli_env: dict[str, str], tmp_path: Path) -> None:
+        """A tar file builds; stderr shows the upload and the builder's lines."""
+        path = tmp_path / "app.tar.gz"
+        path.write_bytes(tar_of_dir(EXAMPLES / "python-web", gz=True))
+        result = _run(cli_env, "build", "web", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("web-v1 is active: oci:")
+        assert "[receive_tar] upload staged and unpacked" in result.stderr
+        assert "[build_image] oci: wrote" in result.stderr
+
+    @pytest.mark.parametrize(
+        ("data", "expected"),
+        [
+            (make_tar([M("index.html"), M("../../etc/cron.d/x")]), "'../../etc/cron.d/x'"),
+            (
+                make_tar([M("index.html"), M("app.toml", data=b"name = 'Bad Name'\n")]),
+                "app.toml:1:1",
+            ),
+            (b"", "the upload is empty"),
+        ],
+        ids=["traversal", "bad app.toml", "empty"],
+    )
+    def test_bad_input_exits_2_with_one_line(
+        self, cli_env: dict[str, str], data: bytes, expected: str
+    ) -> None:
+        """Bad input: exit 2, the last stderr line names the member or place, no traceback."""
+        result = _run(cli_env, "build", "bad", "-", "--quiet", data=data)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: ") and expected in lines[-1]
+        assert "Traceback" not in result.stderr
+        shown = _run(cli_env, "app", "show", "bad", "--json")
+        assert shown.returncode in (0, 2)  # 0 once a version number was allocated
+        if shown.returncode == 0:
+            assert json.loads(shown.stdout)["versions"] == []
+
+    def test_missing_file(self, cli_env: dict[str, str]) -> None:
+        """A TAR path that does not exist is bad input."""
+        result = _run(cli_env, "build", "x", "/nonexistent.tar")
+        assert result.returncode == 2
+        assert result.stderr.strip() == "error: /nonexistent.tar: no such file"
+
+    def test_failed_build_exits_1(self, cli_env: dict[str, str]) -> None:
+        """A build that fails past bad input (an injected error) exits 1, compensated."""
+        result = _run(
+            cli_env,
+            "build",
+            "site",
+            "-",
+            "--quiet",
+            "--fault",
+            "build_image:error",
+            data=tar_of_dir(EXAMPLES / "static-site"),
+        )
+        assert result.returncode == 1
+        assert "compensated" in result.stderr.strip().splitlines()[-1]
+
+
+class TestAppCommands:
+    def test_show_start_and_rebuild_stops_the_old_sandbox(self, cli_env: dict[str, str]) -> None:
+        """app show lists versions with image and digest; app start runs the web service as a
+        real process answering HTTP; a new build activates v2 and stops v1's sandbox."""
+        env = {**cli_env}
+        data = tar_of_dir(EXAMPLES / "python-web")
+        assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
+        shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
+        assert shown["name"] == "web"
+        assert shown["active_version"] == "web-v1"
+        version = shown["versions"][0]
+        assert {"version", "image", "digest", "created", "sandboxes"} <= set(version)
+        started = _run(env, "app", "start", "web", "web")
+        assert started.returncode == 0, started.stderr
+        shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
+        sandbox = shown["versions"][0]["sandboxes"][0]
+        assert sandbox["state"] == "running"
+        pid = sandbox["pid"]
+        assert process_start(pid) is not None
+        body = b""
+        deadline = time.monotonic() + 10
+        while not body and time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=1).read()
+            except OSError:
+                time.sleep(0.05)
+        assert body == b"hi from web-v1\n"  # GREETING from app.toml
+        assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
+        shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
+        assert shown["active_version"] == "web-v2"
+        old = next(v for v in shown["versions"] if v["version"] == "web-v1")
+        assert old["sandboxes"][0]["state"] == "stopped"
+        assert process_start(pid) is None
+
+    def test_show_unknown_app_exits_2(self, cli_env: dict[str, str]) -> None:
+        """app show of an app never built: exit 2, one line."""
+        result = _run(cli_env, "app", "show", "ghost")
+        assert (result.returncode, result.stderr.strip()) == (2, "error: no app named 'ghost'")
+
+    def test_start_without_active_version(self, cli_env: dict[str, str]) -> None:
+        """app start of an unknown app exits 2."""
+        assert _run(cli_env, "app", "start", "ghost").returncode == 2

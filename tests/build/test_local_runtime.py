@@ -1,0 +1,133 @@
+"""The local sandbox runtime: real processes started, found again, stopped (TERM then KILL)."""
+# ruff: noqa: ASYNC110, ASYNC240  (tests poll real processes and files)
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+import anyio
+import pytest
+from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxHandle, SandboxSpec
+from sagactl.plugins.runtimes.local import LocalRuntime, process_start
+
+pytestmark = pytest.mark.anyio
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> LocalRuntime:
+    return LocalRuntime(RuntimeOptions(state_dir=tmp_path))
+
+
+def _spec(tmp_path: Path, command: str, **changes: object) -> SandboxSpec:
+    values: dict[str, object] = {
+        "sandbox_id": "sb-1",
+        "app": "demo",
+        "version": "demo-v1",
+        "service": "web",
+        "command": command,
+        "cwd": tmp_path,
+    }
+    values.update(changes)
+    return SandboxSpec(**values)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestLocalRuntime:
+    async def test_serves_the_example_then_stops(
+        self, runtime: LocalRuntime, tmp_path: Path
+    ) -> None:
+        """The python example runs from its source dir on $PORT, answers HTTP, and stops on
+        SIGTERM within the grace period."""
+        port = _free_port()
+        handle = await runtime.start(
+            _spec(
+                tmp_path, "python3 app.py", cwd=EXAMPLES / "python-web", port=port, log_dir=tmp_path
+            )
+        )
+        try:
+            body = b""
+            with anyio.fail_after(10):
+                while not body:
+                    try:
+                        body = await anyio.to_thread.run_sync(
+                            lambda: urllib.request.urlopen(
+                                f"http://127.0.0.1:{port}/", timeout=1
+                            ).read()
+                        )
+                    except OSError:
+                        await anyio.sleep(0.05)
+            assert body == b"hello from demo-v1\n"
+            assert await runtime.status(handle) == "running"
+            assert os.getpgid(handle.pid) == handle.pid  # leads its own group
+        finally:
+            assert await runtime.stop(handle, grace=5) is True
+        assert await runtime.status(handle) == "exited"
+        assert process_start(handle.pid) is None
+
+    async def test_sigkill_after_grace(self, runtime: LocalRuntime, tmp_path: Path) -> None:
+        """A process ignoring SIGTERM (and its children) is SIGKILLed after the grace period."""
+        marker = tmp_path / "ready"
+        handle = await runtime.start(
+            _spec(tmp_path, f"trap '' TERM; touch {marker}; sleep 60 & wait")
+        )
+        with anyio.fail_after(5):
+            while not marker.exists():
+                await anyio.sleep(0.01)
+        children = [p for p in os.listdir("/proc") if p.isdigit() and _group(int(p)) == handle.pid]
+        assert len(children) >= 2
+        with anyio.fail_after(5):
+            assert await runtime.stop(handle, grace=0.3) is True
+        assert all(_group(int(p)) is None for p in children)
+
+    async def test_env_and_log(self, runtime: LocalRuntime, tmp_path: Path) -> None:
+        """The command sees PORT, its env and SAGACTL_* names; output goes to the log file."""
+        handle = await runtime.start(
+            _spec(
+                tmp_path,
+                'echo "$PORT $GREETING $SAGACTL_APP $SAGACTL_SERVICE $(pwd)"; sleep 60',
+                port=8123,
+                env={"GREETING": "hi"},
+            )
+        )
+        assert handle.log_path is not None
+        log = Path(handle.log_path)
+        with anyio.fail_after(5):
+            while not log.read_text():
+                await anyio.sleep(0.01)
+        assert log.read_text() == f"8123 hi demo web {tmp_path}\n"
+        await runtime.stop(handle, grace=1)
+
+    async def test_stop_of_a_gone_process(self, runtime: LocalRuntime, tmp_path: Path) -> None:
+        """Stopping a sandbox that already exited returns False; so does a reused pid (its
+        start time differs)."""
+        handle = await runtime.start(_spec(tmp_path, "sleep 60"))
+        impostor = SandboxHandle(handle.pid, "1", handle.log_path)
+        assert await runtime.status(impostor) == "exited"
+        assert await runtime.stop(impostor) is False
+        assert await runtime.status(handle) == "running"
+        assert await runtime.stop(handle, grace=1) is True
+        assert await runtime.stop(handle, grace=1) is False
+
+
+def _group(pid: int) -> int | None:
+    try:
+        if process_start(pid) is None:
+            return None
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
