@@ -14,6 +14,10 @@ from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
+from .api import Engine as Engine
+from .api import RunResult as RunResult
+from .api import run_saga as run_saga
+from .api import run_saga_async as run_saga_async
 from .compiler import compile_definition as compile_definition
 from .compiler import load_saga_file as load_saga_file
 from .deps import Dependencies as Dependencies
@@ -33,6 +37,9 @@ from .events import EventHandler as EventHandler
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
+from .plugins import ActionRegistry as ActionRegistry
+from .plugins import Plugins as Plugins
+from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
 
 __all__ = [
@@ -42,12 +49,14 @@ __all__ = [
     "ActionContext",
     "ActionFactory",
     "ActionInfo",
+    "ActionRegistry",
     "ActionSpec",
     "Cancelled",
     "CompiledSaga",
     "DefinitionError",
     "DefinitionErrors",
     "Dependencies",
+    "Engine",
     "Event",
     "EventHandler",
     "FatalError",
@@ -57,12 +66,17 @@ __all__ = [
     "MissingDependency",
     "Outputs",
     "PluginError",
+    "Plugins",
     "RetryPolicy",
     "RetryableError",
     "RunNotFound",
+    "RunResult",
     "SagaError",
     "SagaRegistry",
     "Transaction",
     "compile_definition",
+    "load_plugins",
     "load_saga_file",
+    "run_saga",
+    "run_saga_async",
 ]

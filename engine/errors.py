@@ -86,11 +86,21 @@ class PluginError(SagaError):
 
     code = "plugin_error"
 
-    def __init__(self, message: str, *, group: str, name: str, distribution: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        group: str,
+        name: str,
+        distribution: str | None,
+        distributions: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.group = group
         self.name = name
         self.distribution = distribution
+        self.distributions = distributions or ((distribution,) if distribution else ())
+        """Every distribution involved: two or more when they clash over one name."""
 
 
 class RunNotFound(InputError):

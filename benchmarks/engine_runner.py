@@ -1,0 +1,103 @@
+"""sagactl's runtime driving the workload DAGs on a durable SQLite log.
+
+Imported only once `sagactl.engine.api` exists (the runtime's Python API): the benchmarks
+that need it skip with a clear reason before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from sagactl.engine import CompiledSaga
+from sagactl.engine.api import Engine, RunResult
+
+from .workloads import NOOP_USES, Dag, NoopAction
+
+T = TypeVar("T")
+
+
+class EngineService:
+    """One open `Engine` on an SQLite file, served by a long-lived task on `loop`.
+
+    The engine's task group must be entered and left by one task, while pytest-benchmark
+    calls `loop.run(...)` once per round (a new task each time): so a server task holds the
+    engine, and each round hands it a job through a queue (microseconds, on the same loop).
+    Sagas are compiled once, so rounds time running them, not compiling them.
+    """
+
+    def __init__(self, loop: asyncio.Runner, path: Path) -> None:
+        self.path = path
+        self._loop = loop
+        self._compiled: dict[str, CompiledSaga] = {}
+        self._jobs: asyncio.Queue[
+            tuple[Callable[[Engine], Awaitable[Any]], asyncio.Future[Any]] | None
+        ]
+        self._jobs = asyncio.Queue()
+        self._ready = asyncio.Event()
+        self._server = loop.get_loop().create_task(self._serve())
+        loop.run(self._started())
+
+    async def _serve(self) -> None:
+        async with Engine(f"sqlite:///{self.path}", actions={NOOP_USES: NoopAction()}) as engine:
+            self._ready.set()
+            while (job := await self._jobs.get()) is not None:
+                work, done = job
+                try:
+                    done.set_result(await work(engine))
+                except Exception as exc:
+                    done.set_exception(exc)
+
+    async def _started(self) -> None:
+        ready = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({ready, self._server}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            self._server.result()  # raises why the engine did not open
+
+    def call(self, work: Callable[[Engine], Awaitable[T]]) -> T:
+        """Run `work(engine)` on the server task; returns its result."""
+
+        async def submit() -> T:
+            done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            await self._jobs.put((work, done))
+            return await done
+
+        return self._loop.run(submit())
+
+    def saga(self, dag: Dag) -> CompiledSaga:
+        if dag.name not in self._compiled:
+            self._compiled[dag.name] = dag.compiled()
+        return self._compiled[dag.name]
+
+    def run(self, dag: Dag) -> RunResult:
+        """One saga, run to its end."""
+        saga = self.saga(dag)
+        return self.call(lambda engine: engine.run(saga))
+
+    def run_many(self, dag: Dag, count: int) -> list[RunResult]:
+        """`count` sagas started at once in this process; waits for all of them."""
+        saga = self.saga(dag)
+
+        async def many(engine: Engine) -> list[RunResult]:
+            results: list[RunResult] = []
+
+            async def one() -> None:
+                results.append(await engine.run(saga))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(count):
+                    group.start_soon(one)
+            return results
+
+        return self.call(many)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self._jobs.put(None)
+            await self._server
+
+        self._loop.run(stop())

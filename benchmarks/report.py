@@ -1,0 +1,285 @@
+"""The ratios issues 3 and 4 ask for, computed from one benchmark session's results.
+
+Each benchmark tags itself with `extra_info["key"]` (what it measured) and
+`extra_info["units"]` (actions, sagas or bytes handled per round). The conftest prints the
+table at the end of the session; for a saved run:
+
+    .venv/bin/python benchmarks/report.py results.json   # from --benchmark-json=results.json
+
+Times are medians (robust on a shared machine). Standard library only, so it runs as a script.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One benchmark's figures: seconds per round, and how much work a round did."""
+
+    key: str
+    seconds: float
+    units: float
+    extra: Mapping[str, Any]
+
+    @property
+    def per_unit(self) -> float:
+        return self.seconds / self.units
+
+
+def results_from(benchmarks: Iterable[Mapping[str, Any]]) -> dict[str, Result]:
+    """Results by key from pytest-benchmark's JSON `benchmarks` list (or the same shape)."""
+    found: dict[str, Result] = {}
+    for bench in benchmarks:
+        extra = bench.get("extra_info") or {}
+        key = extra.get("key")
+        if key is None:
+            continue
+        found[key] = Result(
+            key=key,
+            seconds=float(bench["stats"]["median"]),
+            units=float(extra.get("units", 1)),
+            extra=extra,
+        )
+        if "baseline_key" in extra:  # timed between this benchmark's rounds (pairing.py)
+            found[extra["baseline_key"]] = Result(
+                key=extra["baseline_key"],
+                seconds=float(extra["baseline_seconds"]),
+                units=float(extra["baseline_units"]),
+                extra={},
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """One line of the report: a figure, how it is shown, its target."""
+
+    issue: int
+    label: str
+    needs: tuple[str, ...]
+    value: Callable[[Mapping[str, Result]], float]
+    unit: str
+    target: str
+    met: Callable[[float], bool] | None
+
+
+def _us(seconds: float) -> float:
+    return seconds * 1e6
+
+
+def _ms_per_round(key: str) -> Callable[[Mapping[str, Result]], float]:
+    return lambda r: r[key].seconds * 1e3
+
+
+def _overhead_per_action(r: Mapping[str, Result]) -> float:
+    return r["sagactl_build"].per_unit - r["plain_build"].per_unit
+
+
+RATIOS: tuple[Ratio, ...] = (
+    Ratio(
+        3,
+        "plain call per action",
+        ("plain_build",),
+        lambda r: _us(r["plain_build"].per_unit),
+        "µs",
+        "baseline (a)",
+        None,
+    ),
+    Ratio(
+        3,
+        "fsync'd commit (floor) per action, own test",
+        ("floor_commit",),
+        lambda r: _us(r["floor_commit"].per_unit),
+        "µs",
+        "baseline (b)",
+        None,
+    ),
+    Ratio(
+        3,
+        "fsync'd commit (floor) per action, between saga rounds",
+        ("floor_build",),
+        lambda r: _us(r["floor_build"].per_unit),
+        "µs",
+        "baseline (b)",
+        None,
+    ),
+    Ratio(
+        3,
+        "sagactl per action, one 11-action saga",
+        ("sagactl_build",),
+        lambda r: _us(r["sagactl_build"].per_unit),
+        "µs",
+        "",
+        None,
+    ),
+    Ratio(
+        3,
+        "sagactl overhead per action / plain call",
+        ("sagactl_build", "plain_build"),
+        lambda r: _overhead_per_action(r) / r["plain_build"].per_unit,
+        "x",
+        "reported",
+        None,
+    ),
+    Ratio(
+        3,
+        "sagactl overhead per action / fsync floor",
+        ("sagactl_build", "plain_build", "floor_build"),
+        lambda r: _overhead_per_action(r) / r["floor_build"].per_unit,
+        "x",
+        "<= 2",
+        lambda v: v <= 2.0,
+    ),
+    Ratio(
+        3,
+        "500 sagas in flight: durable actions/s / floor commits/s",
+        ("sagactl_500", "floor_500"),
+        lambda r: r["floor_500"].per_unit / r["sagactl_500"].per_unit,
+        "x",
+        ">= 1",
+        lambda v: v >= 1.0,
+    ),
+    Ratio(
+        3,
+        "500 sagas in flight: durable actions/s",
+        ("sagactl_500",),
+        lambda r: 1.0 / r["sagactl_500"].per_unit,
+        "/s",
+        "",
+        None,
+    ),
+    Ratio(
+        3,
+        "500 sagas in flight: floor commits/s between their rounds",
+        ("floor_500",),
+        lambda r: 1.0 / r["floor_500"].per_unit,
+        "/s",
+        "",
+        None,
+    ),
+    Ratio(
+        3,
+        "per action: 300 independent / 300-chain",
+        ("sagactl_independent", "sagactl_chain"),
+        lambda r: r["sagactl_independent"].per_unit / r["sagactl_chain"].per_unit,
+        "x",
+        "<= 0.5",
+        lambda v: v <= 0.5,
+    ),
+    *(
+        Ratio(
+            3,
+            f"per saga: {label}, 11-action build DAG",
+            (key,),
+            _ms_per_round(key),
+            "ms",
+            "",
+            None,
+        )
+        for key, label in (
+            ("sagactl_build", "sagactl"),
+            ("taskflow_build", "TaskFlow (SQLite)"),
+            ("dbos_build", "DBOS (SQLite)"),
+        )
+    ),
+    Ratio(
+        3,
+        "per saga: sagactl / TaskFlow (SQLite)",
+        ("sagactl_build", "taskflow_build"),
+        lambda r: r["sagactl_build"].seconds / r["taskflow_build"].seconds,
+        "x",
+        "< 1",
+        lambda v: v < 1.0,
+    ),
+    Ratio(
+        3,
+        "per saga: sagactl / DBOS (SQLite)",
+        ("sagactl_build", "dbos_build"),
+        lambda r: r["sagactl_build"].seconds / r["dbos_build"].seconds,
+        "x",
+        "< 1",
+        lambda v: v < 1.0,
+    ),
+    Ratio(
+        4,
+        "staging from a pipe: throughput / cat > file + fsync",
+        ("staging_pipe", "staging_cat"),
+        lambda r: r["staging_cat"].per_unit / r["staging_pipe"].per_unit,
+        "x",
+        ">= 0.9",
+        lambda v: v >= 0.9,
+    ),
+    Ratio(
+        4,
+        "staging from a pipe: MB/s",
+        ("staging_pipe",),
+        lambda r: 1.0 / r["staging_pipe"].per_unit / 1e6,
+        "MB/s",
+        "",
+        None,
+    ),
+    Ratio(
+        4,
+        "staging: peak RSS of the staging process",
+        ("staging_pipe",),
+        lambda r: float(r["staging_pipe"].extra["peak_rss_mb"]),
+        "MB",
+        "< 100",
+        lambda v: v < 100.0,
+    ),
+    Ratio(
+        4,
+        "build-from-tar: time added by the engine",
+        ("build_saga", "build_direct"),
+        lambda r: (r["build_saga"].seconds / r["build_direct"].seconds - 1.0) * 100.0,
+        "%",
+        "<= 5",
+        lambda v: v <= 5.0,
+    ),
+    Ratio(
+        4,
+        "8 builds (oci): speed-up of concurrent over sequential",
+        ("builds_concurrent", "builds_sequential"),
+        lambda r: r["builds_sequential"].seconds / r["builds_concurrent"].seconds,
+        "x",
+        "reported",
+        None,
+    ),
+)
+
+
+def lines(results: Mapping[str, Result]) -> list[str]:
+    """The report, one line per ratio: value, target and verdict, or what was not measured."""
+    out = []
+    for issue in sorted({ratio.issue for ratio in RATIOS}):
+        out.append(f"issue {issue}:")
+        for ratio in (r for r in RATIOS if r.issue == issue):
+            missing = [key for key in ratio.needs if key not in results]
+            if missing:
+                out.append(f"  {ratio.label:<58} not measured ({', '.join(missing)})")
+                continue
+            value = ratio.value(results)
+            verdict = "" if ratio.met is None else ("  met" if ratio.met(value) else "  MISSED")
+            target = f"  target {ratio.target}" if ratio.target else ""
+            out.append(f"  {ratio.label:<58} {value:>10.3f} {ratio.unit:<4}{target}{verdict}")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: report.py RESULTS.json  (from pytest --benchmark-json)", file=sys.stderr)
+        return 2
+    data = json.loads(Path(argv[0]).read_text())
+    print("\n".join(lines(results_from(data["benchmarks"]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""The benchmark workloads: the build saga's 11-action DAG, a 300-wide DAG and a 300-chain.
+
+Every runner (plain calls, sagactl, TaskFlow, DBOS) executes the same no-op function per
+action, fed with the outputs of the action's dependencies, so only the machinery differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any
+
+from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, Inputs, Outputs
+
+NOOP_USES = "bench.noop"
+"""The `uses:` name the benchmark registers its no-op action under."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dag:
+    """A named DAG: each action mapped to the actions it depends on."""
+
+    name: str
+    needs: Mapping[str, tuple[str, ...]]
+    pivot: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.needs)
+
+    def order(self) -> tuple[str, ...]:
+        """A topological order, deterministic."""
+        return tuple(TopologicalSorter(dict(sorted(self.needs.items()))).static_order())
+
+    def layers(self) -> list[tuple[str, ...]]:
+        """Actions grouped so each group depends only on earlier groups."""
+        sorter = TopologicalSorter(dict(self.needs))
+        sorter.prepare()
+        layers = []
+        while sorter.is_active():
+            ready = tuple(sorted(sorter.get_ready()))
+            layers.append(ready)
+            sorter.done(*ready)
+        return layers
+
+    def compiled(self) -> CompiledSaga:
+        """The DAG as a sagactl saga: every action the no-op, inputs referencing its deps."""
+        actions = {
+            name: ActionSpec(
+                name=name,
+                uses=NOOP_USES,
+                with_={dep: f"${{{{ actions.{dep}.outputs.done }}}}" for dep in deps},
+                depends_on=frozenset(deps),
+                pivot=name == self.pivot,
+            )
+            for name, deps in self.needs.items()
+        }
+        return CompiledSaga(name=self.name, version=1, actions=actions)
+
+
+def noop(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The action body every runner calls: touches its inputs, returns one output."""
+    return {"done": len(inputs) >= 0}
+
+
+class NoopAction(Action):
+    """The shared no-op as a sagactl action."""
+
+    output_schema = {"type": "object", "properties": {"done": {"type": "boolean"}}}
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        return noop(inputs)
+
+
+BUILD = Dag(
+    name="bench-build",
+    needs={
+        "receive_tar": (),
+        "load_config": ("receive_tar",),
+        "detect_stack": ("receive_tar", "load_config"),
+        "resolve_cluster_ip": (),
+        "launch_buildkit": (),
+        "get_next_version": (),
+        "parse_services": ("receive_tar", "load_config", "detect_stack"),
+        "build_image": (
+            "receive_tar",
+            "load_config",
+            "detect_stack",
+            "launch_buildkit",
+            "get_next_version",
+            "resolve_cluster_ip",
+        ),
+        "create_version": ("get_next_version", "build_image", "parse_services"),
+        "set_active_version": ("create_version",),
+        "stop_old_sandboxes": ("set_active_version",),
+    },
+    pivot="set_active_version",
+)
+"""The build-from-tar saga's shape (DESIGN §6) with no-op actions."""
+
+WIDE_SIZE = 300
+
+
+def independent(n: int = WIDE_SIZE) -> Dag:
+    """n actions with no dependencies: all may run at once."""
+    return Dag(name=f"bench-independent-{n}", needs={f"a{i:03d}": () for i in range(n)})
+
+
+def chain(n: int = WIDE_SIZE) -> Dag:
+    """n actions, each depending on the one before."""
+    names = [f"a{i:03d}" for i in range(n)]
+    return Dag(
+        name=f"bench-chain-{n}",
+        needs={name: (names[i - 1],) if i else () for i, name in enumerate(names)},
+    )
+
+
+Plan = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def plain_plan(dag: Dag) -> Plan:
+    """Each action with its dependencies, in topological order, worked out once."""
+    return tuple((name, dag.needs[name]) for name in dag.order())
+
+
+def run_plain(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Baseline (a): the no-op functions called directly, in topological order."""
+    outputs: dict[str, dict[str, Any]] = {}
+    for name, deps in plan:
+        outputs[name] = noop({dep: outputs[dep]["done"] for dep in deps})
+    return outputs

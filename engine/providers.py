@@ -1,0 +1,88 @@
+"""Where the runtime gets actions from: a `uses:` name -> an `Action` and its version.
+
+Tests hand actions in directly (`MappingProvider`); the CLI and the API default to the
+installed plugins (`plugin_provider`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, cast, runtime_checkable
+
+from .action import Action
+from .deps import Dependencies
+from .errors import PluginError
+
+
+@runtime_checkable
+class ActionProvider(Protocol):
+    def create(self, uses: str) -> Action:
+        """A ready action for `uses`; `PluginError` when there is none."""
+        ...
+
+    def version(self, uses: str) -> str | None:
+        """The version runs pin for `uses` (the distribution's), or None."""
+        ...
+
+
+class MappingProvider:
+    """Actions given as instances or factories, by name (what tests and embedders use)."""
+
+    def __init__(
+        self,
+        actions: Mapping[str, Action | Callable[[Dependencies], Action]],
+        *,
+        deps: Dependencies | None = None,
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
+        self._actions = dict(actions)
+        self._deps = deps or Dependencies()
+        self._versions = dict(versions or {})
+
+    def create(self, uses: str) -> Action:
+        try:
+            found = self._actions[uses]
+        except KeyError:
+            raise PluginError(
+                f"no action {uses!r} is installed",
+                group="sagactl.actions",
+                name=uses,
+                distribution=None,
+            ) from None
+        return found if isinstance(found, Action) else found(self._deps)
+
+    def version(self, uses: str) -> str | None:
+        return self._versions.get(uses)
+
+
+class _PluginProvider:
+    def __init__(self, deps: Dependencies) -> None:
+        # The plugin registry is its own module, imported only when plugins are asked for.
+        plugins = importlib.import_module(f"{__package__}.plugins")
+        self._deps = deps
+        self._registry: Any = plugins.load_plugins(deps)
+
+    def create(self, uses: str) -> Action:
+        action: Action = self._registry.actions.create(uses, self._deps)
+        return action
+
+    def version(self, uses: str) -> str | None:
+        info = self._registry.actions.info(uses)
+        return None if info is None else cast(str | None, info.version)
+
+
+def plugin_provider(deps: Dependencies | None = None) -> ActionProvider:
+    """The installed `sagactl.actions` entry points (`sagactl.engine.plugins`)."""
+    return _PluginProvider(deps or Dependencies())
+
+
+def as_provider(
+    actions: ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None,
+    deps: Dependencies | None = None,
+) -> ActionProvider:
+    if actions is None:
+        return plugin_provider(deps)
+    if isinstance(actions, ActionProvider):
+        return actions
+    return MappingProvider(actions, deps=deps)

@@ -1,0 +1,85 @@
+"""What every drawing shows besides the edges: markers, the compensation order, state colours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import networkx as nx
+
+from ..model import ActionSpec, CompiledSaga
+
+STATES: Mapping[str, str] = MappingProxyType(
+    {
+        "pending": "#f2f2f2",
+        "running": "#cfe2ff",
+        "succeeded": "#d1e7dd",
+        "failed": "#f8d7da",
+        "compensating": "#ffe5b4",
+        "compensated": "#e2d9f3",
+        "skipped": "#ffffff",
+    }
+)
+"""Action states (DESIGN §7) and the fill colour each is drawn with."""
+
+UNKNOWN_STATE_COLOUR = "#ffffff"
+PIVOT_COLOUR = "#fff3cd"
+IRREVERSIBLE_COLOUR = "#e9ecef"
+COMPENSATION_COLOUR = "#b22222"
+
+
+def marks(spec: ActionSpec) -> tuple[str, ...]:
+    """`pivot` and/or `irreversible` (an action without compensation)."""
+    return (("pivot",) if spec.pivot else ()) + (() if spec.compensable else ("irreversible",))
+
+
+def state_of(states: Mapping[str, str] | None, action: str) -> str | None:
+    """The action's state when states are drawn; an action without one is pending."""
+    if states is None:
+        return None
+    return states.get(action, "pending")
+
+
+def fill(state: str) -> str:
+    return STATES.get(state, UNKNOWN_STATE_COLOUR)
+
+
+def rolls_forward(saga: CompiledSaga) -> tuple[str, ...]:
+    """The pivots and every action after one: once a pivot succeeded, nothing is undone."""
+    after: set[str] = set()
+    for action in saga:
+        if saga.actions[action].pivot or saga.ancestors(action) & set(saga.pivots()):
+            after.add(action)
+    return tuple(sorted(after))
+
+
+def undoable(saga: CompiledSaga) -> tuple[str, ...]:
+    """The actions a failure can compensate: compensable ones that come before any pivot."""
+    forward = set(rolls_forward(saga))
+    return tuple(
+        a for a in sorted(saga.actions) if saga.actions[a].compensable and a not in forward
+    )
+
+
+def _order_graph(saga: CompiledSaga) -> nx.DiGraph[str]:
+    """Undoable actions, an edge a -> b when a runs before b (directly or through others),
+    reduced to the edges that matter."""
+    nodes = undoable(saga)
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    for later in nodes:
+        for earlier in saga.ancestors(later) & set(nodes):
+            graph.add_edge(earlier, later)
+    reduced: nx.DiGraph[str] = nx.transitive_reduction(graph)
+    return reduced
+
+
+def compensation_edges(saga: CompiledSaga) -> tuple[tuple[str, str], ...]:
+    """(b, a) pairs, sorted: b is compensated before a, because a ran before b."""
+    return tuple(sorted((later, earlier) for earlier, later in _order_graph(saga).edges()))
+
+
+def compensation_stages(saga: CompiledSaga) -> tuple[tuple[str, ...], ...]:
+    """Undoable actions in the order they are compensated; each stage's run together."""
+    reverse = _order_graph(saga).reverse(copy=True)
+    return tuple(tuple(sorted(stage)) for stage in nx.topological_generations(reverse))

@@ -1,0 +1,33 @@
+"""The JSON drawing: nodes and dependency edges (the compensation order follows from them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..model import CompiledSaga
+from .facts import state_of
+
+
+def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+    nodes: list[dict[str, Any]] = []
+    for name in sorted(saga.actions):
+        spec = saga.actions[name]
+        node: dict[str, Any] = {
+            "id": name,
+            "uses": spec.uses,
+            "pivot": spec.pivot,
+            "compensable": spec.compensable,
+        }
+        state = state_of(states, name)
+        if state is not None:
+            node["state"] = state
+        nodes.append(node)
+    document = {
+        "saga": saga.name,
+        "version": saga.version,
+        "nodes": nodes,
+        "edges": [{"source": source, "target": target} for source, target in saga.edges()],
+    }
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,230 @@
+"""The state machine of runs and actions: allowed transitions, and the fold from the log.
+
+Every state a run or an action can be in, and every move between them, is stated here
+and nowhere else. The scheduler checks each move with `check_run` / `check_action`
+before logging it, and `fold` rebuilds the states from a run's records, so recovery,
+`status` and the live view all read the same truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import events as ev
+from .errors import SagaError
+from .events import Event
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    SUCCEEDED = "succeeded"
+    COMPENSATED = "compensated"
+    STUCK = "stuck"
+    ABANDONED = "abandoned"
+    CANCELLED = "cancelled"
+
+
+class ActionState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    SKIPPED = "skipped"
+
+
+R, A = RunState, ActionState
+
+RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
+    {
+        (R.QUEUED, R.RUNNING),
+        (R.QUEUED, R.CANCELLED),
+        (R.QUEUED, R.ABANDONED),
+        (R.RUNNING, R.RUNNING),  # resumed after its owner died
+        (R.RUNNING, R.SUCCEEDED),
+        (R.RUNNING, R.COMPENSATING),
+        (R.RUNNING, R.STUCK),  # a failure after a pivot ran out of attempts
+        (R.RUNNING, R.ABANDONED),
+        (R.COMPENSATING, R.COMPENSATING),  # resumed: keeps compensating
+        (R.COMPENSATING, R.COMPENSATED),
+        (R.COMPENSATING, R.CANCELLED),
+        (R.COMPENSATING, R.STUCK),  # a compensation kept failing
+        (R.COMPENSATING, R.ABANDONED),
+        (R.STUCK, R.RUNNING),  # an operator resumes a run stuck going forward
+        (R.STUCK, R.COMPENSATING),  # ... or one stuck compensating
+        (R.STUCK, R.ABANDONED),
+    }
+)
+
+ACTION_TRANSITIONS: frozenset[tuple[ActionState, ActionState]] = frozenset(
+    {
+        (A.PENDING, A.RUNNING),
+        (A.PENDING, A.SKIPPED),  # the run ended before it could start
+        (A.RUNNING, A.RUNNING),  # rerun after a crash, same idempotency key
+        (A.RUNNING, A.SUCCEEDED),
+        (A.RUNNING, A.FAILED),
+        (A.FAILED, A.RUNNING),  # retry, or an operator resumes a stuck run
+        (A.SUCCEEDED, A.COMPENSATING),
+        (A.COMPENSATING, A.COMPENSATING),  # compensation retried or resumed
+        (A.COMPENSATING, A.COMPENSATED),
+    }
+)
+
+FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDONED, R.CANCELLED})
+"""Runs that will never change again."""
+UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
+"""Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
+DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
+
+
+class InvalidTransition(SagaError):
+    """A move the state machine forbids: a bug in the engine or a corrupted log."""
+
+    code = "invalid_transition"
+
+
+def check_run(old: RunState | None, new: RunState) -> None:
+    """Raise `InvalidTransition` unless a run may move from `old` (None: not yet created)."""
+    if old is None:
+        if new is not R.QUEUED:
+            raise InvalidTransition(f"a run starts queued, not {new}")
+        return
+    if (old, new) not in RUN_TRANSITIONS:
+        raise InvalidTransition(f"a run cannot go from {old} to {new}")
+
+
+def check_action(name: str, old: ActionState, new: ActionState) -> None:
+    if (old, new) not in ACTION_TRANSITIONS:
+        raise InvalidTransition(f"action {name} cannot go from {old} to {new}")
+
+
+ACTION_KIND_STATE: Mapping[str, ActionState] = {
+    ev.ACTION_STARTED: A.RUNNING,
+    ev.ACTION_SUCCEEDED: A.SUCCEEDED,
+    ev.ACTION_FAILED: A.FAILED,
+    ev.COMPENSATION_STARTED: A.COMPENSATING,
+    ev.COMPENSATION_FAILED: A.COMPENSATING,
+    ev.ACTION_COMPENSATED: A.COMPENSATED,
+    ev.ACTION_SKIPPED: A.SKIPPED,
+}
+"""Which state each action-level record moves its action to (other kinds move nothing)."""
+
+
+def run_state_of(record: Event) -> RunState | None:
+    """The state a run-level record moves its run to, if it moves it."""
+    if record.action is None and "state" in record.data:
+        return RunState(record.data["state"])
+    return None
+
+
+@dataclass(slots=True)
+class ActionStatus:
+    """One action as the log tells it."""
+
+    state: ActionState = A.PENDING
+    attempts: int = 0
+    """Forward attempts started, across retries and recoveries."""
+    compensation_attempts: int = 0
+    error: str | None = None
+    code: str | None = None
+    outputs: dict[str, Any] | None = None
+    final_failure: bool = False
+    """The last failure used up the attempts (the action will not be retried by itself)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": str(self.state),
+            "attempts": self.attempts,
+            "error": self.error,
+            "outputs": self.outputs,
+        }
+
+
+@dataclass(slots=True)
+class RunStatus:
+    """A run as its log tells it: `fold` builds it, `apply` moves it one record on."""
+
+    run_id: str
+    state: RunState | None = None
+    actions: dict[str, ActionStatus] = field(default_factory=dict)
+    error: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    """Why the run compensates: `failure` or `cancel`."""
+    failed_action: str | None = None
+    bad_input: bool = False
+    """The failure that ended the run was bad input (an `InputError`)."""
+    started: float | None = None
+    finished: float | None = None
+    last_seq: int = 0
+
+    def apply(self, record: Event) -> None:
+        """Move on by one record; raises `InvalidTransition` on a forbidden move."""
+        self.last_seq = max(self.last_seq, record.seq)
+        data = record.data
+        if record.action is None:
+            new = run_state_of(record)
+            if new is None:
+                return
+            check_run(self.state, new)
+            self.state = new
+            if new is R.RUNNING and self.started is None:
+                self.started = record.at
+            self.finished = record.at if new in FINISHED else None
+            if "bad_input" in data:
+                self.bad_input = bool(data["bad_input"])
+            if record.kind == ev.RUN_COMPENSATING:
+                self.reason = data.get("reason")
+            if new in (R.RUNNING, R.COMPENSATING) and record.kind == ev.RUN_RESUMED:
+                self.error = self.code = None
+            if "error" in data or new in (R.STUCK, R.COMPENSATING):
+                self.error = data.get("error", self.error)
+                self.code = data.get("code", self.code)
+                self.failed_action = data.get("failed_action", self.failed_action)
+            return
+        target = ACTION_KIND_STATE.get(record.kind)
+        if target is None:
+            return
+        status = self.actions.setdefault(record.action, ActionStatus())
+        check_action(record.action, status.state, target)
+        status.state = target
+        if record.kind == ev.ACTION_STARTED:
+            status.attempts = int(data.get("attempt", status.attempts + 1))
+            status.error = status.code = None
+            status.final_failure = False
+        elif record.kind == ev.ACTION_SUCCEEDED:
+            status.outputs = dict(data.get("outputs") or {})
+        elif record.kind == ev.ACTION_FAILED:
+            status.error, status.code = data.get("error"), data.get("code")
+            status.final_failure = bool(data.get("final", True))
+        elif record.kind == ev.COMPENSATION_STARTED:
+            status.compensation_attempts = int(
+                data.get("attempt", status.compensation_attempts + 1)
+            )
+            status.error = status.code = None
+        elif record.kind == ev.COMPENSATION_FAILED:
+            status.error, status.code = data.get("error"), data.get("code")
+            status.final_failure = bool(data.get("final", True))
+        elif record.kind == ev.ACTION_COMPENSATED:
+            status.error = status.code = None
+
+    def in_state(self, *states: ActionState) -> list[str]:
+        return [name for name, s in self.actions.items() if s.state in states]
+
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Outputs of every action that completed (kept after it was compensated)."""
+        return {name: s.outputs for name, s in self.actions.items() if s.outputs is not None}
+
+
+def fold(run_id: str, actions: Iterable[str], records: Iterable[Event]) -> RunStatus:
+    """The run's state and every action's, derived from its records in log order."""
+    status = RunStatus(run_id=run_id, actions={name: ActionStatus() for name in actions})
+    for record in records:
+        status.apply(record)
+    return status

@@ -1,0 +1,287 @@
+"""The Store interface: the durable log of runs, run ownership (claims) and platform tables.
+
+Every backend (SQLite, PostgreSQL) implements `Store`; the scheduler only ever talks to
+this interface. Ownership of a run is an abstract *claim*: SQLite ties it to a live process
+on this host (an OS lock), PostgreSQL to a lease with a fencing number. Every write of a run
+goes through its claim, and a write under a claim that was lost raises `ClaimLost`, so a
+process that lost a run can write nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar
+
+from ..action import JSON, Transaction
+from ..errors import SagaError
+from ..events import Event
+
+RELEASING: frozenset[str] = frozenset(
+    {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
+)
+"""Run states whose record releases the claim it was written under: nothing runs on."""
+
+
+class StoreError(SagaError):
+    """The store failed (I/O error, a database that cannot be opened or migrated)."""
+
+    code = "store_error"
+
+
+class RunBusy(SagaError):
+    """The run is held by a live owner (another process, or a claim still open here)."""
+
+    code = "run_busy"
+
+    def __init__(self, run_id: str, owner: str | None) -> None:
+        super().__init__(f"run {run_id} is held by a live process ({owner or 'this process'})")
+        self.run_id = run_id
+        self.owner = owner
+
+
+class ClaimLost(SagaError):
+    """A write under a claim that is no longer current (released, or taken over)."""
+
+    code = "claim_lost"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"this process no longer owns run {run_id}")
+        self.run_id = run_id
+
+
+class RunExists(SagaError):
+    """A run id given again for a different saga or definition."""
+
+    code = "run_exists"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Proof of ownership of one run. `fence` grows with every claim of the run, so a write
+    carrying an older fence is refused."""
+
+    run_id: str
+    owner: str
+    fence: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What a run pins when it is created: the compiled definition and plugin versions."""
+
+    run_id: str
+    saga: str
+    definition_hash: str
+    definition: Mapping[str, JSON]
+    """`CompiledSaga.to_dict()`: a resumed run is rebuilt from this, never from the file."""
+    inputs: Mapping[str, JSON]
+    plugin_versions: Mapping[str, str | None] = field(default_factory=dict)
+    """`uses` name -> the distribution version the run started with."""
+    state: str = "queued"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One row of the runs table. `state` is kept in step with the log by every append."""
+
+    run_id: str
+    saga: str
+    state: str
+    definition_hash: str
+    definition: Mapping[str, JSON]
+    inputs: Mapping[str, JSON]
+    plugin_versions: Mapping[str, str | None]
+    created: float
+    updated: float
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+    owner: str | None = None
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The result of `create_run`: the run, whether this call created it, and its claim."""
+
+    run: RunRecord
+    created: bool
+    claim: Claim | None
+    records: list[Event] = field(default_factory=list)
+    """The log as this call wrote it: `run_created`, then the `records` passed in."""
+
+
+class StoreTransaction(Transaction):
+    """`ctx.transaction()` on the store side: an open write transaction that the engine
+    commits together with the action's completion records, or rolls back."""
+
+    @abstractmethod
+    async def commit(
+        self, records: Sequence[Event], *, progress: Mapping[str, JSON] | None = None
+    ) -> list[Event]:
+        """Append `records` (as `Store.append`) and commit everything in one transaction."""
+
+    @abstractmethod
+    async def rollback(self) -> None:
+        """Drop every write; safe to call twice or after `commit`."""
+
+
+class Store(ABC):
+    """A durable log of runs. Backends: `SqliteStore`, `PostgresStore` (see `open_store`).
+
+    Records are `Event`s: `append` assigns each its `seq` (1, 2, ... per run) and keeps the
+    run row's `state`, `error` and `finished` in step with the run-level records, so that
+    `list_runs` can filter without folding every log.
+    """
+
+    dialect: ClassVar[str]
+    url: str
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations (core and registered)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect. Claims still held are left as they are: the owner is gone, so any
+        other process may take them over (exactly as after a crash)."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def upgrade(self) -> list[tuple[str, int]]:
+        """Apply pending migrations; returns the (namespace, version) pairs applied."""
+
+    @abstractmethod
+    async def migrations_applied(self) -> dict[str, int]:
+        """Namespace -> highest applied version."""
+
+    # -- runs --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_run(
+        self, run: NewRun, *, claim: bool = True, records: Sequence[Event] = ()
+    ) -> Created:
+        """Create the run with its `run_created` record, idempotent on `run_id`.
+
+        A run that exists is returned unchanged (`created=False`, no claim, nothing
+        written); a different definition hash under the same id raises `RunExists`. With
+        `claim`, a new run is owned by the caller from its first instant, so no `resume
+        --all` can take it, and `records` (its first steps) are appended in the same
+        commit, as `append` would.
+        """
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The run, or `RunNotFound`."""
+
+    @abstractmethod
+    async def list_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        limit: int = 1000,
+        saga: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs oldest first (by creation), optionally only those in `states`."""
+
+    @abstractmethod
+    async def read_log(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The run's records with `seq > after_seq`, oldest first."""
+
+    @abstractmethod
+    async def checkpoints(self, run_id: str) -> dict[str, JSON]:
+        """Action -> the data of its last `save_checkpoint`."""
+
+    @abstractmethod
+    async def progress(self, run_id: str) -> dict[str, JSON]:
+        """Action -> its last saved progress."""
+
+    # -- ownership ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim(self, run_id: str) -> Claim:
+        """Take the run: at once when nobody holds it or its owner is dead; `RunBusy` when a
+        live owner holds it (this store's own open claims included)."""
+
+    @abstractmethod
+    async def release(self, claim: Claim) -> None:
+        """Give the run up (no-op when the claim was already lost)."""
+
+    @abstractmethod
+    async def orphans(self, states: Collection[str]) -> list[str]:
+        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes."""
+
+    # -- writes under a claim ----------------------------------------------------------
+
+    @abstractmethod
+    async def append(
+        self,
+        claim: Claim,
+        records: Sequence[Event],
+        *,
+        progress: Mapping[str, JSON] | None = None,
+    ) -> list[Event]:
+        """Durably append `records` (their `seq` is ignored) and return them numbered.
+
+        Returns only after the commit that contains them; concurrent appends may share one
+        commit (group commit). `progress` (action -> last progress) is saved in the same
+        commit. Raises `ClaimLost` when `claim` is not current. A record moving the run to
+        a state in `RELEASING` (finished, or stuck) also releases the claim in that commit.
+        """
+
+    @abstractmethod
+    async def begin(self, claim: Claim) -> StoreTransaction:
+        """Open a write transaction for an action's own writes (`ctx.transaction()`)."""
+
+    @abstractmethod
+    async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
+        """Durably replace the action's checkpoint."""
+
+    # -- operator requests -------------------------------------------------------------
+
+    @abstractmethod
+    async def request_cancel(self, run_id: str) -> None:
+        """Flag the run for cancellation; its owner notices (`cancel_requested`)."""
+
+    @abstractmethod
+    async def cancel_requested(self, run_id: str) -> bool: ...
+
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        """Which of `run_ids` were flagged (one query on backends that can)."""
+        return {run_id for run_id in run_ids if await self.cancel_requested(run_id)}
+
+    # -- retention ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def prune(self, *, finished_before: float, page: int = 500) -> int:
+        """Delete finished runs (and their logs) finished before the time, in pages of
+        `page` runs per transaction; returns how many were deleted."""
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+
+Row = tuple[Any, ...]

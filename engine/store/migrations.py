@@ -1,0 +1,144 @@
+"""Versioned schema migrations by namespace: the engine's own and those other packages register.
+
+Platform records (apps, versions, sandboxes) live in the same database as the log. A package
+adds its tables with `register_migrations("build", [Migration(1, {"sqlite": ..., ...})])` at
+import time, or through an entry point in the group `sagactl.migrations` naming such a list
+(or a zero-argument callable returning one). Each store applies, in one transaction per
+migration, every version above the highest recorded in its `schema_migrations` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import MappingProxyType
+
+from ..errors import PluginError
+
+ENTRY_POINT_GROUP = "sagactl.migrations"
+CORE = "engine"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: `sql` maps a dialect (`sqlite`, `postgresql`) to a script."""
+
+    version: int
+    sql: Mapping[str, str]
+    description: str = ""
+
+    def script(self, dialect: str, namespace: str) -> str:
+        try:
+            return self.sql[dialect]
+        except KeyError:
+            raise PluginError(
+                f"migration {namespace} v{self.version} has no {dialect} script",
+                group=ENTRY_POINT_GROUP,
+                name=namespace,
+                distribution=None,
+            ) from None
+
+
+@dataclass(slots=True)
+class _Registry:
+    by_namespace: dict[str, tuple[Migration, ...]] = field(default_factory=dict)
+    entry_points_loaded: bool = False
+
+
+_registry = _Registry()
+
+
+def register_migrations(namespace: str, migrations: Iterable[Migration]) -> None:
+    """Add (or replace) a namespace's migrations; versions must be 1, 2, 3, ... in order."""
+    steps = tuple(sorted(migrations, key=lambda m: m.version))
+    expected = list(range(1, len(steps) + 1))
+    if [m.version for m in steps] != expected:
+        raise ValueError(f"migrations of {namespace!r} must be numbered 1..n without gaps")
+    _registry.by_namespace[namespace] = steps
+
+
+def registered() -> Mapping[str, tuple[Migration, ...]]:
+    """Every namespace's migrations, the engine's first, entry points loaded on first call."""
+    if not _registry.entry_points_loaded:
+        _registry.entry_points_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded: object = ep.load()
+                steps = loaded() if callable(loaded) else loaded
+                register_migrations(ep.name, _as_migrations(steps))
+            except Exception as exc:
+                raise PluginError(
+                    f"migrations {ep.name!r} failed to load: {exc}",
+                    group=ENTRY_POINT_GROUP,
+                    name=ep.name,
+                    distribution=ep.dist.name if ep.dist else None,
+                ) from exc
+    ordered = {CORE: _registry.by_namespace[CORE]}
+    ordered.update((k, v) for k, v in sorted(_registry.by_namespace.items()) if k != CORE)
+    return MappingProxyType(ordered)
+
+
+def _as_migrations(value: object) -> Sequence[Migration]:
+    if not isinstance(value, list | tuple) or not all(isinstance(m, Migration) for m in value):
+        raise TypeError("expected a list of Migration")
+    return value
+
+
+SQLITE_V1 = """
+CREATE TABLE runs (
+    run_id           TEXT PRIMARY KEY,
+    saga             TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    definition_hash  TEXT NOT NULL,
+    definition       TEXT NOT NULL,
+    inputs           TEXT NOT NULL,
+    plugin_versions  TEXT NOT NULL,
+    created          REAL NOT NULL,
+    updated          REAL NOT NULL,
+    started          REAL,
+    finished         REAL,
+    error            TEXT,
+    error_code       TEXT,
+    owner            TEXT,
+    fence            INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    last_seq         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_state ON runs (state, created);
+CREATE INDEX runs_by_created ON runs (created);
+CREATE INDEX runs_by_finished ON runs (finished) WHERE finished IS NOT NULL;
+
+CREATE TABLE run_log (
+    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at      REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    action  TEXT,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE action_checkpoints (
+    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    action  TEXT NOT NULL,
+    at      REAL NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (run_id, action)
+) WITHOUT ROWID;
+
+CREATE TABLE action_progress (
+    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    action  TEXT NOT NULL,
+    at      REAL NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (run_id, action)
+) WITHOUT ROWID;
+"""
+
+register_migrations(
+    CORE,
+    [Migration(1, {"sqlite": SQLITE_V1}, "runs, run log, checkpoints, progress")],
+)
+
+MigrationSource = Callable[[], Sequence[Migration]]

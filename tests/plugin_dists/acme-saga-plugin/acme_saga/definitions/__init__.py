@@ -1,0 +1,1 @@
+"""Saga definitions shipped by the acme plugin."""

@@ -1,0 +1,100 @@
+"""A throwaway venv with sagactl and the test plugin distributions really pip-installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTS = ROOT / "tests" / "plugin_dists"
+PROBE = Path(__file__).with_name("probe_plugins.py")
+
+
+@dataclass(frozen=True)
+class PluginEnv:
+    """sagactl, acme-saga-plugin and acme-broken-plugin installed in `venv`; acme-dup-plugin
+    installed apart in `dup`, on the path only when a test asks for the clash."""
+
+    venv: Path
+    dup: Path
+
+    def env(self, *, dup: bool) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env["COLUMNS"] = "200"
+        if dup:
+            env["PYTHONPATH"] = str(self.dup)
+        return env
+
+    def sagactl(
+        self, *args: str, dup: bool = False, stdout: Any = subprocess.PIPE
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.venv / "bin" / "sagactl"), *args],
+            env=self.env(dup=dup),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def probe(self, *args: str, dup: bool = False) -> dict[str, Any]:
+        """Runs probe_plugins.py in the venv and returns what it printed."""
+        done = subprocess.run(
+            [str(self.venv / "bin" / "python"), str(PROBE), *args],
+            env=self.env(dup=dup),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+
+def _pip(python: Path, *args: str | Path) -> None:
+    # The test run's own pip, pointed at the venv: the venv needs no pip of its own.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", *args],
+        check=True,
+        timeout=300,
+    )
+
+
+def _copy_project(target: Path) -> Path:
+    """The project's sources without tests, venvs or build leftovers, so that pip builds
+    outside the worktree."""
+    skip_top = {".git", ".venv", "build", "dist", "tests", "benchmarks", ".hypothesis"}
+
+    def ignore(folder: str, names: Sequence[str]) -> set[str]:
+        ignored = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", "_cache"))}
+        if Path(folder) == ROOT:
+            ignored |= skip_top & set(names)
+        return ignored
+
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
+    base = tmp_path_factory.mktemp("plugin-env")
+    environment = base / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(environment)
+    python = environment / "bin" / "python"
+    project = _copy_project(base / "sagactl")
+    _pip(python, project, DISTS / "acme-saga-plugin", DISTS / "acme-broken-plugin")
+    dup = base / "dup"
+    _pip(python, "--target", dup, DISTS / "acme-dup-plugin")
+    return PluginEnv(environment, dup)

@@ -1,0 +1,231 @@
+"""The loader's pieces in process: describing actions, registries, factory calls, folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs, PluginError
+from sagactl.engine.plugins import (
+    ACTIONS,
+    DEFINITIONS,
+    ActionRegistry,
+    Plugin,
+    Registry,
+    call_factory,
+    describe_action,
+    load_plugins,
+    reset_plugins,
+)
+
+
+class Echo(Action):
+    """Echoes its input.
+
+    More words that are not the summary.
+    """
+
+    input_schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        return dict(inputs)
+
+    async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
+        return None
+
+
+class Undocumented(Action):
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        return {}
+
+
+class Abstractish(Action):
+    """A base other actions share; naming it tells nothing about the schemas."""
+
+
+class WithDeps(Echo):
+    def __init__(self, deps: Dependencies) -> None:
+        self.deps = deps
+
+
+def _plugin(obj: Any, name: str = "t.echo", group: str = ACTIONS) -> Plugin:
+    return Plugin(group, name, "tests:obj", "test-dist", "9.9", obj)
+
+
+class TestDescribeAction:
+    def test_class_gives_schemas_flag_and_summary(self) -> None:
+        """An Action subclass is described from its attributes; the summary is the first line."""
+        info = describe_action(_plugin(Echo))
+        assert info.input_schema == Echo.input_schema
+        assert info.output_schema == {"type": "object"}
+        assert info.compensable is True
+        assert info.description == "Echoes its input."
+        assert (info.name, info.distribution, info.version) == ("t.echo", "test-dist", "9.9")
+
+    def test_no_docstring_means_no_description(self) -> None:
+        """Action's own docstring is not inherited as a description; no compensate: irreversible."""
+        info = describe_action(_plugin(Undocumented))
+        assert info.description == ""
+        assert info.compensable is False
+
+    def test_factory_annotated_with_the_class_is_not_called(self) -> None:
+        """A factory whose return annotation names the class is described without a call."""
+        calls: list[Dependencies] = []
+
+        def factory(deps: Dependencies) -> Echo:
+            calls.append(deps)
+            return Echo()
+
+        assert describe_action(_plugin(factory)).description == "Echoes its input."
+        assert calls == []
+
+    def test_action_class_attribute_is_used(self) -> None:
+        """`factory.action_class` names the class when there is no useful annotation."""
+
+        def factory(deps: Dependencies) -> Action:
+            raise AssertionError("must not be called")
+
+        factory.action_class = Echo  # type: ignore[attr-defined]
+        assert describe_action(_plugin(factory)).input_schema == Echo.input_schema
+
+    def test_abstract_annotation_falls_back_to_calling(self) -> None:
+        """An annotation naming an abstract base is not trusted: the factory is called."""
+
+        def factory(deps: Dependencies) -> Abstractish:
+            return Undocumented()  # type: ignore[return-value]
+
+        assert describe_action(_plugin(factory)).compensable is False
+
+    def test_called_factory_gets_the_given_container(self) -> None:
+        """The last-resort call passes the container the caller gave."""
+        deps = Dependencies()
+        seen: list[Dependencies] = []
+
+        def factory(given: Dependencies):  # type: ignore[no-untyped-def]
+            seen.append(given)
+            return Echo()
+
+        describe_action(_plugin(factory), deps)
+        assert seen == [deps]
+
+    @pytest.mark.parametrize(
+        ("obj", "problem"),
+        [
+            (int, "names the class int, which is not an Action"),
+            (42, "names a int, not an Action class or factory"),
+            (lambda deps: "x", "has a factory that returned a str, not an Action"),
+        ],
+    )
+    def test_wrong_objects_are_plugin_errors(self, obj: Any, problem: str) -> None:
+        """Entry points naming the wrong thing give one error naming the distribution."""
+        with pytest.raises(PluginError) as caught:
+            describe_action(_plugin(obj))
+        assert str(caught.value) == f"action 't.echo' from test-dist 9.9 {problem}"
+        assert caught.value.distribution == "test-dist"
+
+    def test_failing_factory_is_a_plugin_error_with_advice(self) -> None:
+        """A factory that raises while being described: the error says how to avoid the call."""
+
+        def factory(deps: Dependencies) -> Action:
+            raise KeyError("database")
+
+        with pytest.raises(PluginError, match="KeyError: 'database' \\(annotate its return type"):
+            describe_action(_plugin(factory))
+
+    def test_invalid_schema_is_a_plugin_error_with_its_place(self) -> None:
+        """A schema Draft 2020-12 rejects is reported with the path inside it."""
+
+        class Bad(Echo):
+            output_schema = {"type": "object", "properties": {"n": {"minimum": "zero"}}}
+
+        with pytest.raises(PluginError, match="output_schema that is not a valid JSON Schema at "
+                           "'properties/n/minimum': 'zero' is not of type 'number'"):  # fmt: skip
+            describe_action(_plugin(Bad))
+
+    def test_schema_that_is_not_an_object(self) -> None:
+        """A schema that is not a mapping is refused."""
+
+        class Listy(Echo):
+            input_schema = ["type", "object"]  # type: ignore[assignment]
+
+        with pytest.raises(PluginError, match="input_schema that is not a JSON object"):
+            describe_action(_plugin(Listy))
+
+
+class TestCallFactory:
+    def test_class_taking_the_container_gets_it(self) -> None:
+        """A class whose __init__ takes an argument is given the container."""
+        deps = Dependencies()
+        made = call_factory(WithDeps, deps)
+        assert made.deps is deps
+
+    def test_class_without_arguments_is_called_bare(self) -> None:
+        """A class without __init__ arguments is instantiated without the container."""
+        assert isinstance(call_factory(Echo, Dependencies()), Echo)
+
+    def test_zero_argument_function_is_called_bare(self) -> None:
+        """A function taking nothing is called with nothing."""
+        assert call_factory(lambda: "made", Dependencies()) == "made"
+
+
+class TestRegistry:
+    def _registry(self) -> ActionRegistry:
+        broken = PluginError(
+            "action 't.gone' broke", group=ACTIONS, name="t.gone", distribution="d"
+        )
+        plugins = {"t.echo": _plugin(Echo), "t.plain": _plugin(Undocumented, "t.plain")}
+        infos = {name: describe_action(plugin) for name, plugin in plugins.items()}
+        return ActionRegistry(plugins, infos, [broken])
+
+    def test_names_sorted_and_catalog_lookup(self) -> None:
+        """names() is sorted; info() knows usable actions and nothing else."""
+        registry = self._registry()
+        assert registry.names() == ("t.echo", "t.plain")
+        assert registry.info("t.echo") is not None
+        assert registry.info("t.gone") is None
+        assert "t.echo" in registry and "t.gone" not in registry
+
+    def test_failed_name_raises_its_own_error(self) -> None:
+        """get() of a name that failed to load raises the recorded error, not 'unknown'."""
+        registry = self._registry()
+        with pytest.raises(PluginError, match="broke"):
+            registry.get("t.gone")
+        assert registry.error_for("t.gone") is registry.errors[0]
+
+    def test_create_returns_the_action(self) -> None:
+        """create() builds the action from its class."""
+        assert isinstance(self._registry().create("t.echo", Dependencies()), Echo)
+
+    def test_create_refuses_what_is_not_an_action(self) -> None:
+        """A factory that returns something other than its annotation says is a PluginError."""
+
+        def factory(deps: Dependencies) -> Echo:
+            return "surprise"  # type: ignore[return-value]
+
+        plugin = _plugin(factory, "t.odd")
+        registry = ActionRegistry({"t.odd": plugin}, {"t.odd": describe_action(plugin)}, [])
+        with pytest.raises(PluginError, match="made a str, not an Action"):
+            registry.create("t.odd", Dependencies())
+
+    def test_unknown_kind_named_in_message(self) -> None:
+        """An unknown builder name says 'builder' and lists the installed ones."""
+        registry = Registry("sagactl.builders", {"oci": _plugin(dict, "oci")}, [])
+        with pytest.raises(
+            PluginError, match=r"no builder named 'x' is installed \(installed: oci\)"
+        ):
+            registry.create("x", Dependencies())
+
+
+class TestDefinitionFolders:
+    def test_sagactl_ships_its_definitions_folder(self) -> None:
+        """sagactl's own `builtin` entry point resolves to the package's definitions folder."""
+        reset_plugins()
+        folder = load_plugins().definitions.get("builtin").obj
+        assert isinstance(folder, Path)
+        assert (folder / "__init__.py").is_file()
+        assert folder.name == "definitions"
+
+    def test_definitions_group_constant(self) -> None:
+        """The group names are the documented ones."""
+        assert DEFINITIONS == "sagactl.definitions"
