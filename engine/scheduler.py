@@ -322,6 +322,11 @@ class Execution:
             ctx = self._context(name, self.status.actions[name].attempts)
             try:
                 outputs = await self._attempt(name, action, ctx)
+            except anyio.get_cancelled_exc_class():
+                # A sibling failed and this attempt was cancelled: its open transaction
+                # holds the database's write lock (SQLite) until rolled back.
+                await _rollback(ctx)
+                raise
             except Exception as exc:
                 tx = ctx.take_transaction()
                 if tx is not None:
@@ -569,6 +574,9 @@ class Execution:
                     inputs = self._inputs(name)
                     with anyio.fail_after(spec.timeout):
                         await action.compensate(ctx, inputs, dict(status.outputs or {}))
+            except anyio.get_cancelled_exc_class():
+                await _rollback(ctx)
+                raise
             except Exception as exc:
                 tx = ctx.take_transaction()
                 if tx is not None:
@@ -658,3 +666,11 @@ def _validator(schema: Mapping[str, Any]) -> Any:
 
 
 _INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})
+
+
+async def _rollback(ctx: RunContext) -> None:
+    """Roll back the attempt's transaction, if it opened one, even while being cancelled."""
+    tx = ctx.take_transaction()
+    if tx is not None:
+        with anyio.CancelScope(shield=True):
+            await tx.rollback()
