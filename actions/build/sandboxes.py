@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import cast
 
 import anyio
 from sagactl.engine import Dependencies, InputError, Transaction
-from sagactl.plugins import registry as plugins
 from sagactl.plugins.runtimes.base import SandboxHandle, SandboxRuntime, SandboxSpec
 
-from . import appconfig, records
+from . import appconfig, backends, records
 from .settings import settings_of
-
-GROUP = "sagactl.runtimes"
 
 
 def runtime_of(deps: Dependencies) -> SandboxRuntime:
-    """The runtime plugin the settings name (provided instances win, for embedding)."""
-    provided = deps.maybe(SandboxRuntime)  # type: ignore[type-abstract]
-    if provided is not None:
-        return provided
-    settings = settings_of(deps)
-    return cast(
-        SandboxRuntime,
-        plugins.load(GROUP, settings.runtime, "sandbox runtime", settings.runtime_options()),
-    )
+    return backends.runtime(deps)
 
 
 async def stop_sandbox(

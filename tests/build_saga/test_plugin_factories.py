@@ -6,8 +6,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from sagactl.actions.build import backends
+from sagactl.actions.build.settings import BuildSettings
 from sagactl.engine import Dependencies, InputError
-from sagactl.plugins.builders import registry as builders
 from sagactl.plugins.builders.base import Builder, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxRuntime
 
@@ -35,5 +36,11 @@ class TestFactories:
 
     def test_unknown_builder(self, tmp_path: Path) -> None:
         """An unknown builder name is bad input listing the installed ones."""
-        with pytest.raises(InputError, match=r"no image builder named 'kaniko'.*buildah"):
-            builders.load("kaniko", BuilderOptions(work_dir=tmp_path))
+        with pytest.raises(InputError, match=r"no builder named 'kaniko'.*buildah"):
+            backends.builder("kaniko", BuildSettings(state_dir=tmp_path))
+
+    def test_builder_through_the_plugin_registry(self, tmp_path: Path) -> None:
+        """The engine's plugin registry makes the builder the settings describe."""
+        made = backends.builder("oci", BuildSettings(state_dir=tmp_path))
+        assert made.name == "oci"
+        assert made.options.work_dir == tmp_path / "images"  # type: ignore[attr-defined]

@@ -8,10 +8,9 @@ from typing import Any
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
-from sagactl.plugins.builders import registry as builders
 from sagactl.plugins.builders.base import Builder, BuildFailed, BuildSpec
 
-from .. import procfile, records, stack
+from .. import backends, procfile, records, stack
 from .. import schemas as s
 from ..settings import settings_of
 
@@ -20,7 +19,7 @@ _STEP = re.compile(r"^STEP (\d+)/(\d+)")
 
 
 def _builder(ctx: ActionContext, name: str) -> Builder:
-    return builders.load(name, settings_of(ctx.deps).builder_options())
+    return backends.builder(name, settings_of(ctx.deps))
 
 
 class LaunchBuildkit(Action):
@@ -32,7 +31,7 @@ class LaunchBuildkit(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        name = inputs.get("builder") or settings.builder or builders.default_name()
+        name = inputs.get("builder") or settings.builder or backends.default_builder()
         builder = _builder(ctx, name)
         try:
             endpoint = await builder.prepare()

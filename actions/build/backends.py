@@ -1,0 +1,50 @@
+"""The image builder and sandbox runtime a build uses, made from the installed plugins.
+
+Looked up in the engine's plugin registry (`sagactl.builders`, `sagactl.runtimes`); their
+factories get a container holding the BuilderOptions or RuntimeOptions of the settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import cast
+
+from sagactl.engine import Dependencies, InputError
+from sagactl.engine.plugins import Registry, load_plugins
+from sagactl.plugins.builders.base import Builder, BuilderOptions
+from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxRuntime
+
+from .settings import BuildSettings, settings_of
+
+
+def default_builder() -> str:
+    """buildah when it is installed, else the embedded oci builder."""
+    return "buildah" if shutil.which("buildah") else "oci"
+
+
+def _known(registry: Registry, name: str) -> None:
+    """An unknown name is the user's mistake (exit 2); a broken plugin is not."""
+    if name not in registry and registry.error_for(name) is None:
+        installed = ", ".join(registry.names()) or "none"
+        raise InputError(f"no {registry.kind} named {name!r} (installed: {installed})")
+
+
+def builder(name: str, settings: BuildSettings) -> Builder:
+    registry = load_plugins().builders
+    _known(registry, name)
+    deps = Dependencies()
+    deps.provide(BuilderOptions, settings.builder_options())
+    return cast(Builder, registry.create(name, deps))
+
+
+def runtime(deps: Dependencies) -> SandboxRuntime:
+    """The runtime the settings name (an instance the dependencies provide wins)."""
+    provided = deps.maybe(SandboxRuntime)  # type: ignore[type-abstract]
+    if provided is not None:
+        return provided
+    settings = settings_of(deps)
+    registry = load_plugins().runtimes
+    _known(registry, settings.runtime)
+    options = Dependencies()
+    options.provide(RuntimeOptions, settings.runtime_options())
+    return cast(SandboxRuntime, registry.create(settings.runtime, options))
