@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 import anyio
 import click
 from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine.faults import FaultPlan
 
 from . import records, recordsdb
 from .entry import build_from_tar_async
@@ -90,8 +91,6 @@ def build(
     db: str | None,
 ) -> None:
     """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
-    from sagactl.engine.faults import FaultPlan  # type: ignore[import-not-found,unused-ignore]
-
     plan = FaultPlan.from_env(faults)
     upload = _open_upload(tar)
     try:

@@ -9,7 +9,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-from sagactl.engine import ActionContext, Dependencies, Event, InputError, SagaError
+from sagactl.engine import (
+    ActionContext,
+    CompiledSaga,
+    Dependencies,
+    Engine,
+    Event,
+    InputError,
+    RunResult,
+    SagaError,
+    SagaRegistry,
+)
+from sagactl.engine.plugins import load_plugins
 
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
@@ -59,7 +70,7 @@ class BuildResult:
         }
 
     @classmethod
-    def from_run(cls, app: str, run: Any) -> BuildResult:
+    def from_run(cls, app: str, run: RunResult) -> BuildResult:
         def output(action: str, name: str) -> Any:
             status = run.actions.get(action)
             outputs: Mapping[str, Any] = (getattr(status, "outputs", None) or {}) if status else {}
@@ -106,11 +117,8 @@ async def release_upload(ctx: ActionContext) -> None:
         await anyio.to_thread.run_sync(area.remove, ctx.run_id.removeprefix(RUN_PREFIX))
 
 
-def load_saga() -> Any:
+def load_saga() -> CompiledSaga:
     """The installed build-from-tar definition, compiled against the installed actions."""
-    from sagactl.engine import SagaRegistry  # type: ignore[attr-defined,unused-ignore]
-    from sagactl.engine.plugins import load_plugins  # type: ignore[import-not-found,unused-ignore]
-
     return SagaRegistry(load_plugins().actions).get(SAGA)
 
 
@@ -123,7 +131,7 @@ async def build_from_tar_async(
     db: str | os.PathLike[str] | None = None,
     deps: Dependencies | None = None,
     registry: StreamRegistry | None = None,
-    saga: Any = None,
+    saga: CompiledSaga | None = None,
     faults: Any = None,
     stream_id: str | None = None,
     **engine_options: Any,
@@ -136,8 +144,6 @@ async def build_from_tar_async(
     when the run ends, whatever the outcome. `faults` (`ACTION:KIND[@WHEN]` specs or a
     FaultPlan) and `engine_options` (e.g. a clock) go to the engine.
     """
-    from sagactl.engine.api import Engine  # type: ignore[import-not-found,unused-ignore]
-
     deps = deps or Dependencies()
     if registry is None:
         registry = deps.maybe(StreamRegistry)  # not `or`: an empty registry is falsy

@@ -7,15 +7,13 @@ connections opened outside the engine.
 
 from __future__ import annotations
 
-from typing import Any
+from sagactl.engine.store import Migration
 
 from .records import SCHEMA
 
 
-def migrations() -> list[Any]:
+def migrations() -> list[Migration]:
     """Version 1: apps, versions, sandboxes (the same portable SQL on both dialects)."""
-    from sagactl.engine.store import Migration  # type: ignore[attr-defined,unused-ignore]
-
     script = ";\n".join(SCHEMA) + ";\n"
     return [
         Migration(
