@@ -162,6 +162,8 @@ def load_yaml_text(
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        if "nesting depth" in problem:  # PyYAML >= 6.0.4 stops deep nesting in its scanner
+            raise DefinitionError(f"nested deeper than {max_depth} levels", location) from None
         raise DefinitionError(f"invalid YAML: {problem}", location) from None
     except yaml.YAMLError as exc:
         raise DefinitionError(f"invalid YAML: {exc}", Location(file)) from None

@@ -64,10 +64,16 @@ class TestRefusals:
         assert _at(error) == (2, 4)
 
     def test_deep_flow_nesting(self, write) -> None:
-        """10,000 nested flow lists are refused at the 65th level."""
+        """10,000 nested flow lists are refused on their line, at or after the 65th level.
+
+        PyYAML >= 6.0.4 scans ahead and stops flow nesting itself (at level 1,000); older
+        versions hand us the events and we stop at level 65.
+        """
         error = _refused(write("a: " + "[" * 10_000 + "]" * 10_000 + "\n"))
         assert error.message == "nested deeper than 64 levels"
-        assert _at(error) == (1, 4 + 63)
+        line, column = _at(error)
+        assert line == 1
+        assert 4 + 63 <= column <= 4 + 1000
 
     def test_deep_block_nesting(self, write) -> None:
         """2,000 nested block mappings (4 MB of indentation) are refused at the 65th level."""
