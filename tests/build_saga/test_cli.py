@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -125,11 +126,19 @@ class TestBuildCommand:
 
 
 class TestAppCommands:
-    def test_show_start_and_rebuild_stops_the_old_sandbox(self, cli_env: dict[str, str]) -> None:
+    def test_show_start_and_rebuild_stops_the_old_sandbox(
+        self, cli_env: dict[str, str], tmp_path: Path
+    ) -> None:
         """app show lists versions with image and digest; app start runs the web service as a
         real process answering HTTP; a new build activates v2 and stops v1's sandbox."""
         env = {**cli_env}
-        data = tar_of_dir(EXAMPLES / "python-web")
+        # The example on a free port (app.toml's service wins over the Procfile entry).
+        source = tmp_path / "python-web"
+        shutil.copytree(EXAMPLES / "python-web", source, symlinks=True)
+        port = _free_port()
+        with (source / "app.toml").open("a") as config:
+            config.write(f'\n[services.web]\ncommand = "python3 app.py"\nport = {port}\n')
+        data = tar_of_dir(source)
         assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
         assert shown["name"] == "web"
@@ -147,7 +156,7 @@ class TestAppCommands:
         deadline = time.monotonic() + 10
         while not body and time.monotonic() < deadline:
             try:
-                body = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=1).read()
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
             except OSError:
                 time.sleep(0.05)
         assert body == b"hi from web-v1\n"  # GREETING from app.toml
