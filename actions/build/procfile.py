@@ -91,16 +91,28 @@ def load(source_dir: Path) -> dict[str, dict[str, Any]] | None:
     return parse(path.read_bytes())
 
 
-def services_for(
-    source_dir: Path, config: Mapping[str, Any], stack: str
-) -> dict[str, dict[str, Any]]:
+def declared(source_dir: Path, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Procfile entries merged with app.toml services (app.toml wins per name: it can set
-    a port); the stack's default web command when neither declares any."""
+    a port). Needs no stack, so parse_services runs beside detect_stack."""
     merged = load(source_dir) or {}
     for service, body in (config.get("services") or {}).items():
         merged[service] = {"command": body["command"], "port": body.get("port")}
-    if not merged and stack in DEFAULT_WEB:
-        merged["web"] = {"command": DEFAULT_WEB[stack], "port": DEFAULT_PORT}
     if "web" in merged and merged["web"]["port"] is None:
         merged["web"] = {**merged["web"], "port": DEFAULT_PORT}
     return merged
+
+
+def with_stack_default(
+    services: Mapping[str, Mapping[str, Any]], stack: str
+) -> dict[str, dict[str, Any]]:
+    """`services`, or the stack's default web command when the app declares none."""
+    if not services and stack in DEFAULT_WEB:
+        return {"web": {"command": DEFAULT_WEB[stack], "port": DEFAULT_PORT}}
+    return {name: dict(body) for name, body in services.items()}
+
+
+def services_for(
+    source_dir: Path, config: Mapping[str, Any], stack: str
+) -> dict[str, dict[str, Any]]:
+    """What the app runs: its declared services, else its stack's default web command."""
+    return with_stack_default(declared(source_dir, config), stack)

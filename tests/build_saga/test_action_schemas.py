@@ -28,7 +28,7 @@ OUTPUTS = {
     "build.resolve_cluster_ip": {"ip", "host"},
     "build.launch_buildkit": {"builder", "endpoint"},
     "build.get_next_version": {"version", "number", "artifact_id"},
-    "build.build_image": {"image", "digest"},
+    "build.build_image": {"image", "digest", "services"},
     "build.parse_services": {"services"},
     "build.create_version": {"version_id"},
     "build.set_active_version": {"previous_version"},

@@ -53,6 +53,9 @@ async def _build(ctx_of: Any, deps: Any, app: str, data: bytes) -> dict[str, Any
     out["launch_buildkit"] = await LaunchBuildkit().execute(ctx_of("launch"), {})
     out["get_next_version"] = await GetNextVersion().execute(ctx_of("next"), {"app": app})
     version = out["get_next_version"]
+    out["parse_services"] = await ParseServices().execute(
+        ctx_of("parse"), {"source_dir": src, "config": config}
+    )
     out["build_image"] = await BuildImage().execute(
         ctx_of("build_image"),
         {
@@ -64,10 +67,8 @@ async def _build(ctx_of: Any, deps: Any, app: str, data: bytes) -> dict[str, Any
             "builder": out["launch_buildkit"]["builder"],
             "endpoint": out["launch_buildkit"]["endpoint"],
             "cluster_ip": out["resolve_cluster_ip"]["ip"],
+            "services": out["parse_services"]["services"],
         },
-    )
-    out["parse_services"] = await ParseServices().execute(
-        ctx_of("parse"), {"source_dir": src, "config": config, "stack": app_stack}
     )
     out["create_version"] = await CreateVersion().execute(
         ctx_of("create_version"),
@@ -75,7 +76,6 @@ async def _build(ctx_of: Any, deps: Any, app: str, data: bytes) -> dict[str, Any
             "app": app,
             **version,
             **out["build_image"],
-            "services": out["parse_services"]["services"],
             "source_dir": src,
         },
     )

@@ -56,47 +56,22 @@ TEST_ACTIONS = [
     ActionInfo("test.any", {"type": "object"}, {"type": "object"}, compensable=True),
 ]
 
-# Stand-ins for the build.* actions, with the input/output names agreed with the build
-# actions' author: only until sagactl.actions.build is merged (see test_build_saga.py).
-_BUILD_SHAPES: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "receive_tar": (["stream_id"], ["stream_id"], ["path", "sha256", "size", "source_dir"]),
-    "load_config": (["source_dir"], ["source_dir"], ["config"]),
-    "detect_stack": (["source_dir", "config"], ["source_dir", "config"], ["stack"]),
-    "resolve_cluster_ip": (["host"], [], ["ip", "host"]),
-    "launch_buildkit": (["builder"], [], ["builder", "endpoint"]),
-    "get_next_version": (["app"], ["app"], ["version", "number", "artifact_id"]),
-    "build_image": (
-        ["app", "source_dir", "stack", "config", "version", "builder", "endpoint", "cluster_ip"],
-        ["app", "source_dir", "stack", "config", "version", "builder", "endpoint", "cluster_ip"],
-        ["image", "digest"],
-    ),
-    "parse_services": (
-        ["source_dir", "config", "stack"],
-        ["source_dir", "config", "stack"],
-        ["services"],
-    ),
-    "create_version": (
-        ["app", "version", "number", "artifact_id", "image", "digest", "services"],
-        ["app", "version", "number", "artifact_id", "image", "digest", "services"],
-        ["version_id"],
-    ),
-    "set_active_version": (["app", "version"], ["app", "version"], ["previous_version"]),
-    "stop_old_sandboxes": (["app", "version"], ["app", "version"], ["stopped"]),
-}
-BUILD_STAND_INS = [
-    ActionInfo(
-        f"build.{name}",
-        _obj({key: {} for key in inputs}, required),
-        _obj({key: {} for key in outputs}),
-        compensable=True,
-    )
-    for name, (inputs, required, outputs) in _BUILD_SHAPES.items()
-]
+
+def _build_actions() -> list[ActionInfo]:
+    """The real build.* actions, as the installed plugin registry describes them."""
+    from sagactl.engine.plugins import load_plugins
+
+    registry = load_plugins().actions
+    return [
+        info
+        for name in registry.names()
+        if (info := registry.info(name)) is not None and name.startswith("build.")
+    ]
 
 
 @pytest.fixture(scope="session")
 def catalog() -> InfoCatalog:
-    return InfoCatalog([*TEST_ACTIONS, *BUILD_STAND_INS])
+    return InfoCatalog([*TEST_ACTIONS, *_build_actions()])
 
 
 HEADER = "apiVersion: sagactl/v1\nkind: Saga\nmetadata: {name: demo}\n"

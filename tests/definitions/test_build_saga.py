@@ -31,8 +31,8 @@ class TestBuildFromTar:
         assert saga.layers() == (
             ("get_next_version", "launch_buildkit", "receive_tar", "resolve_cluster_ip"),
             ("load_config",),
-            ("detect_stack",),
-            ("build_image", "parse_services"),
+            ("detect_stack", "parse_services"),
+            ("build_image",),
             ("create_version",),
             ("set_active_version",),
             ("stop_old_sandboxes",),
@@ -48,17 +48,20 @@ class TestBuildFromTar:
         assert saga.dependencies("load_config") == {"receive_tar"}
 
     def test_detect_stack_and_parse_services(self, saga) -> None:
-        """detect_stack needs source and config; parse_services also the stack it interprets."""
+        """detect_stack and parse_services both need source and config only: side by side."""
         assert saga.dependencies("detect_stack") == {"receive_tar", "load_config"}
-        assert saga.dependencies("parse_services") == {"receive_tar", "load_config", "detect_stack"}
-        assert "build_image" not in saga.ancestors("parse_services")
+        assert saga.dependencies("parse_services") == {"receive_tar", "load_config"}
+        assert "detect_stack" not in saga.ancestors("parse_services")
+        assert "parse_services" not in saga.ancestors("detect_stack")
 
     def test_build_image_inputs(self, saga) -> None:
-        """build_image waits for source, stack, config, version, builder and cluster address."""
+        """build_image waits for source, stack, config, services (its entrypoint), version,
+        builder and cluster address."""
         assert saga.dependencies("build_image") == {
             "receive_tar",
             "load_config",
             "detect_stack",
+            "parse_services",
             "get_next_version",
             "launch_buildkit",
             "resolve_cluster_ip",

@@ -57,13 +57,16 @@ class BuildImage(Action):
             "builder": BUILDER_NAME,
             "endpoint": {"type": "string"},
             "cluster_ip": {"type": "string", "minLength": 1},
+            "services": s.SERVICES,
         }
     )
-    output_schema = s.obj({"image": s.PATH, "digest": s.DIGEST})
+    output_schema = s.obj({"image": s.PATH, "digest": s.DIGEST, "services": s.SERVICES})
+    """`services` as the image runs them: the declared ones, or the stack's default web."""
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        spec = await anyio.to_thread.run_sync(_spec, inputs, settings.cluster.host)
+        services = procfile.with_stack_default(inputs["services"], str(inputs["stack"]))
+        spec = await anyio.to_thread.run_sync(_spec, inputs, services, settings.cluster.host)
         builder = _builder(ctx, str(inputs["builder"]))
 
         def on_output(line: str) -> None:
@@ -75,7 +78,7 @@ class BuildImage(Action):
             built = await builder.build(spec, on_output)
         except BuildFailed as exc:
             raise FatalError(f"building {spec.version} failed: {exc}") from None
-        return {"image": built.ref, "digest": built.digest}
+        return {"image": built.ref, "digest": built.digest, "services": services}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         image = outputs.get("image")
@@ -90,11 +93,10 @@ class BuildImage(Action):
         await _builder(ctx, str(inputs["builder"])).remove_image(str(image))
 
 
-def _spec(inputs: Inputs, cluster_host: str) -> BuildSpec:
+def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:
     source = Path(inputs["source_dir"])
     config: dict[str, Any] = dict(inputs["config"])
     app_stack = str(inputs["stack"])
-    services = procfile.services_for(source, config, app_stack)
     web = services.get("web")
     return BuildSpec(
         app=str(inputs["app"]),

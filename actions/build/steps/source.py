@@ -37,17 +37,16 @@ class DetectStack(Action):
 
 
 class ParseServices(Action):
-    """Parses the Procfile and merges app.toml services; a stack default when neither."""
+    """Parses the Procfile and merges app.toml services (build_image adds the stack's
+    default web command when the app declares none)."""
 
     description = "Parse the Procfile and app.toml services"
-    input_schema = s.obj({"source_dir": s.PATH, "config": s.CONFIG, "stack": s.STACK})
+    input_schema = s.obj({"source_dir": s.PATH, "config": s.CONFIG})
     output_schema = s.obj({"services": s.SERVICES})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         source = Path(inputs["source_dir"])
-        services = await anyio.to_thread.run_sync(
-            procfile.services_for, source, inputs["config"], inputs["stack"]
-        )
+        services = await anyio.to_thread.run_sync(procfile.declared, source, inputs["config"])
         return {"services": services}
 
 
