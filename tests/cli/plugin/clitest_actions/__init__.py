@@ -1,0 +1,72 @@
+"""clitest.append: the CLI tests' action, which appends its name to a real file.
+
+Put this folder on PYTHONPATH and the `clitest-actions` distribution (its dist-info next
+to it) is installed as far as entry points go. Inputs: `file` (where to append), `name`,
+`sleep` (seconds before finishing), `fail` (raise a fatal error), `bad` (raise InputError),
+`undo_sleep` (seconds the compensation takes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import anyio
+from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
+from sagactl.engine.errors import FatalError, InputError
+
+
+def _append(path: str, line: str) -> None:
+    # One write + fsync per line, so a SIGKILL right after leaves the line on disk.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Append(Action):
+    """Appends `name` to `file` (and `undo:name` when compensated)."""
+
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "file": {"type": "string"},
+            "name": {"type": "string"},
+            "sleep": {"type": "number"},
+            "fail": {"type": "boolean"},
+            "bad": {"type": "boolean"},
+            "undo_sleep": {"type": "number"},
+        },
+        "required": ["file", "name"],
+    }
+    output_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "at": {"type": "number"}},
+    }
+
+    async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        _append(str(inputs["file"]), f"start:{inputs['name']}")
+        if inputs.get("bad"):
+            raise InputError(f"{inputs['name']}: the input is not acceptable")
+        if inputs.get("fail"):
+            raise FatalError(f"{inputs['name']} failed on purpose")
+        sleep = float(inputs.get("sleep") or 0)
+        steps = 10
+        for step in range(steps):
+            if sleep:
+                await anyio.sleep(sleep / steps)
+            ctx.progress((step + 1) / steps, f"step {step + 1}")
+        _append(str(inputs["file"]), str(inputs["name"]))
+        return {"name": str(inputs["name"]), "at": time.time()}
+
+    async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
+        _append(str(inputs["file"]), f"undo-start:{inputs['name']}")
+        await anyio.sleep(float(inputs.get("undo_sleep") or 0))
+        _append(str(inputs["file"]), f"undo:{inputs['name']}")
+
+
+def append_factory(deps: Dependencies) -> Append:
+    return Append()
