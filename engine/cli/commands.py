@@ -17,11 +17,9 @@ def builtin() -> list[click.Command]:
     from .plugin_commands import actions
     from .run_commands import abandon, cancel, resume, run
 
-    return [validate, schema, graph, actions, run, status, list_runs, logs, resume, cancel] + [
-        abandon,
-        prune,
-        db_group,
-    ]
+    definitions: list[click.Command] = [validate, schema, graph, actions]
+    runtime: list[click.Command] = [run, status, list_runs, logs, resume, cancel, abandon]
+    return [*definitions, *runtime, prune, db_group]
 
 
 def add_plugin_commands(group: click.Group) -> None:

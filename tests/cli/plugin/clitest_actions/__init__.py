@@ -3,7 +3,8 @@
 Put this folder on PYTHONPATH and the `clitest-actions` distribution (its dist-info next
 to it) is installed as far as entry points go. Inputs: `file` (where to append), `name`,
 `sleep` (seconds before finishing), `fail` (raise a fatal error), `bad` (raise InputError),
-`undo_sleep` (seconds the compensation takes).
+`hold` / `undo_hold` (a file: the action / its compensation waits while it exists, so a
+test can kill the process mid-action and let the resumed run through by deleting it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def _append(path: str, line: str) -> None:
         os.close(fd)
 
 
+async def _wait_while(path: object) -> None:
+    while path and os.path.exists(str(path)):
+        await anyio.sleep(0.02)
+
+
 class Append(Action):
     """Appends `name` to `file` (and `undo:name` when compensated)."""
 
@@ -38,7 +44,8 @@ class Append(Action):
             "sleep": {"type": "number"},
             "fail": {"type": "boolean"},
             "bad": {"type": "boolean"},
-            "undo_sleep": {"type": "number"},
+            "hold": {"type": "string"},
+            "undo_hold": {"type": "string"},
         },
         "required": ["file", "name"],
     }
@@ -59,12 +66,13 @@ class Append(Action):
             if sleep:
                 await anyio.sleep(sleep / steps)
             ctx.progress((step + 1) / steps, f"step {step + 1}")
+        await _wait_while(inputs.get("hold"))
         _append(str(inputs["file"]), str(inputs["name"]))
         return {"name": str(inputs["name"]), "at": time.time()}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         _append(str(inputs["file"]), f"undo-start:{inputs['name']}")
-        await anyio.sleep(float(inputs.get("undo_sleep") or 0))
+        await _wait_while(inputs.get("undo_hold"))
         _append(str(inputs["file"]), f"undo:{inputs['name']}")
 
 
