@@ -29,7 +29,8 @@ def _append(path: str, line: str) -> None:
 
 
 async def _wait_while(path: object) -> None:
-    while path and os.path.exists(str(path)):
+    # Another process deletes the file: polling is the only signal there is.
+    while path and await anyio.Path(str(path)).exists():  # noqa: ASYNC110
         await anyio.sleep(0.02)
 
 
