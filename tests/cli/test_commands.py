@@ -291,8 +291,11 @@ class TestGraphRun:
         assert re.search(r"\bb\s+failed\b", text.stdout)
         dot = cli("graph", "--run", run_id, "--format", "dot").stdout
         data = json.loads(cli("graph", "--run", run_id, "--format", "json").stdout)
-        assert {n["name"]: n.get("state") for n in data["nodes"]}["b"] == "failed"
-        assert "fillcolor" in dot or "color" in dot
+        states = {n["id"]: n["state"] for n in data["nodes"]}
+        assert states == {"a": "compensated", "b": "failed", "c": states["c"]}
+        # Failed red, and each node filled with its state's colour.
+        assert re.search(r'"b" \[label="b\\nclitest.append\\n\[failed\]", fillcolor="#f8d7da"', dot)
+        assert '[compensated]", fillcolor="#f2f2f2"' not in dot
 
     def test_graph_needs_a_saga_or_a_run(self, cli: Cli) -> None:
         """graph with neither NAME|FILE nor --run exits 2."""
