@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import IO
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -30,6 +31,8 @@ _STATE_OF = {
     ev.COMPENSATION_FAILED: "compensation failed",
     ev.ACTION_SKIPPED: "skipped",
 }
+log = structlog.get_logger("sagactl.cli")
+
 _STYLE = {
     "running": "cyan",
     "succeeded": "green",
@@ -110,6 +113,8 @@ class LiveView:
         return self._tasks[name]
 
     def __call__(self, event: Event) -> None:
+        if event.kind != ev.ACTION_PROGRESS:  # -v: every transition as a structured line
+            log.info(event.kind, run_id=event.run_id, action=event.action, seq=event.seq)
         if self._quiet:
             return
         if self._progress is None:
