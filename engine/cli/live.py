@@ -138,7 +138,7 @@ class LiveView:
         style = _STYLE.get(state, "")
         if event.kind in (ev.ACTION_STARTED, ev.COMPENSATION_STARTED):
             self._started.setdefault(event.action, time.monotonic())
-            self._progress.reset(task, start=True, total=1.0, completed=0.0)
+            self._progress.reset(task, start=True, total=1.0, completed=0)
         done = event.kind in (ev.ACTION_SUCCEEDED, ev.ACTION_COMPENSATED)
         self._progress.update(
             task,
