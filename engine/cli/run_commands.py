@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import click
 
 from ..action import JSON
-from ..api import RunResult, check_inputs, new_run_id
+from ..api import Engine, RunResult, check_inputs, new_run_id
 from ..errors import InputError
 from ..faults import FaultPlan
 from ..model import CompiledSaga
@@ -96,13 +96,15 @@ def run(
         return
 
     check_inputs(saga, inputs)  # before the id is printed: a bad input prints no id
-    click.echo(the_id)
-    sys.stdout.flush()
+
+    async def go(engine: Engine) -> RunResult:
+        click.echo(the_id)  # once the store is open: a bad --db prints no id either
+        sys.stdout.flush()
+        return await engine.run(saga, inputs, run_id=the_id)
+
     view = LiveView(saga.topological_order(), quiet=quiet)
     with view:
-        result = with_engine(
-            db, lambda e: e.run(saga, inputs, run_id=the_id), on_event=view, faults=plan
-        )
+        result = with_engine(db, go, on_event=view, faults=plan)
     sys.exit(_report(result))
 
 

@@ -116,6 +116,12 @@ class TestRun:
         assert cli.lines() == []
         assert cli("resume", "--all").stdout == f"{run_id} succeeded\n"
 
+    def test_bad_db_prints_no_run_id(self, cli: Cli) -> None:
+        """A --db the store cannot use exits 2 before any run id is printed."""
+        done = cli("run", _three(cli), "--db", "mysql://x")
+        assert (done.returncode, done.stdout) == (2, "")
+        assert "unknown database URL scheme 'mysql'" in done.stderr
+
     def test_unknown_saga_exits_2(self, cli: Cli) -> None:
         """A saga name nothing defines exits 2 with one line."""
         done = cli("run", "no-such-saga")
