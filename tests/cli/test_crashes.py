@@ -52,6 +52,7 @@ class TestCrashes:
         )
         busy = cli("resume", run_id)
         assert busy.returncode == 1 and cli.lines().count("start:b") == 1
+        assert busy.stderr.startswith(f"error: run {run_id} is held by a live process")
         _kill(cli, proc)
         hold.unlink()
         done = cli("resume", run_id)
