@@ -252,6 +252,23 @@ class TestCancelAbandon:
         assert cli("abandon", run_id).returncode == 2
 
 
+class TestStuck:
+    def test_stuck_run_exits_1_and_is_abandoned(self, cli: Cli) -> None:
+        """A compensation that fails ends the run stuck (exit 1); cancel refuses it, logs
+        -f returns, abandon ends it."""
+        path = cli.saga("stuck", {"a": {"undo_fail": True}, "b": {"needs": ["a"], "fail": True}})
+        done = cli("run", str(path))
+        run_id = done.stdout.strip()
+        assert done.returncode == 1
+        assert f"error: run {run_id} stuck" in done.stderr
+        assert cli.json("status", run_id, "--json")["state"] == "stuck"
+        assert "run_stuck" in cli("logs", run_id, "-f", timeout=20).stdout
+        cancel = cli("cancel", run_id)
+        assert cancel.returncode == 2 and "stuck: resume or abandon it" in cancel.stderr
+        assert cli("abandon", run_id).stdout == f"{run_id} abandoned\n"
+        assert cli.json("list", "--json", "--state", "abandoned")[0]["run_id"] == run_id
+
+
 class TestResumeUsage:
     def test_run_or_all(self, cli: Cli) -> None:
         """resume needs exactly one of RUN and --all (exit 2 otherwise)."""

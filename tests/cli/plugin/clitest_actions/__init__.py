@@ -3,6 +3,7 @@
 Put this folder on PYTHONPATH and the `clitest-actions` distribution (its dist-info next
 to it) is installed as far as entry points go. Inputs: `file` (where to append), `name`,
 `sleep` (seconds before finishing), `fail` (raise a fatal error), `bad` (raise InputError),
+`undo_fail` (the compensation raises a fatal error: the run ends stuck),
 `hold` / `undo_hold` (a file: the action / its compensation waits while it exists, so a
 test can kill the process mid-action and let the resumed run through by deleting it).
 """
@@ -47,6 +48,7 @@ class Append(Action):
             "bad": {"type": "boolean"},
             "hold": {"type": "string"},
             "undo_hold": {"type": "string"},
+            "undo_fail": {"type": "boolean"},
         },
         "required": ["file", "name"],
     }
@@ -74,6 +76,8 @@ class Append(Action):
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         _append(str(inputs["file"]), f"undo-start:{inputs['name']}")
         await _wait_while(inputs.get("undo_hold"))
+        if inputs.get("undo_fail"):
+            raise FatalError(f"{inputs['name']} cannot be undone")
         _append(str(inputs["file"]), f"undo:{inputs['name']}")
 
 
