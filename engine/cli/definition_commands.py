@@ -99,17 +99,34 @@ def schema(output: Path | None) -> None:
 
 
 @click.command()
-@click.argument("definition", metavar="NAME|FILE")
+@click.argument("definition", metavar="NAME|FILE", required=False)
 @click.option(
     "--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="text", show_default=True
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-def graph(definition: str, fmt: str, output: Path | None) -> None:
-    """Draw a saga's DAG: dependencies, and (dashed) the compensation order."""
-    saga = SagaRegistry(_catalog()).resolve(definition)
+@click.option("--run", "run_id", metavar="RUN", help="Colour each action by its state in RUN.")
+@click.option("--db", envvar="SAGACTL_DB", default=None, metavar="URL", help="Run store (--run).")
+def graph(
+    definition: str | None, fmt: str, output: Path | None, run_id: str | None, db: str | None
+) -> None:
+    """Draw a saga's DAG: dependencies, and (dashed) the compensation order.
+
+    With --run, the run's pinned definition is drawn with each action's state (NAME|FILE
+    may then be left out).
+    """
     from ..render import render
 
-    drawing = render(saga, fmt, states=None)
+    states: dict[str, str] | None = None
+    if run_id is not None:
+        from .runtime import run_graph
+
+        saga, states = run_graph(db, run_id)
+    elif definition is None:
+        raise click.UsageError("give NAME|FILE or --run RUN")
+    else:
+        saga = SagaRegistry(_catalog()).resolve(definition)
+
+    drawing = render(saga, fmt, states=states)
     data = drawing.encode() if isinstance(drawing, str) else drawing
     if output is not None:
         output.write_bytes(data)

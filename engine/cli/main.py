@@ -41,8 +41,17 @@ def _fail(message: str, code: int) -> None:
 
 @click.group(cls=SagaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sagactl")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log more on stderr (-v info, -vv debug; $SAGACTL_LOG_LEVEL).",
+)
+def cli(verbose: int) -> None:
     """Run sagas declared in YAML, with a durable log that survives crashes."""
+    from .logging import configure
+
+    configure(verbose)
 
 
 def _register_commands() -> None:

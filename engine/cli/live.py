@@ -1,0 +1,154 @@
+"""The live view of a run on stderr: rich progress bars on a terminal, plain lines otherwise.
+
+On a terminal each action has one line (state, elapsed time, progress bar) redrawn in
+place; elsewhere (a pipe, a log file) each transition is one plain line, so the output
+reads well in CI logs and can be followed with `tail -f`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import IO
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from .. import events as ev
+from ..events import Event
+
+# Which action state each event kind moves an action into (progress moves nothing).
+_STATE_OF = {
+    ev.ACTION_STARTED: "running",
+    ev.ACTION_SUCCEEDED: "succeeded",
+    ev.ACTION_FAILED: "failed",
+    ev.ACTION_RETRYING: "retrying",
+    ev.COMPENSATION_STARTED: "compensating",
+    ev.ACTION_COMPENSATED: "compensated",
+    ev.COMPENSATION_FAILED: "compensation failed",
+    ev.ACTION_SKIPPED: "skipped",
+}
+log = structlog.get_logger("sagactl.cli")
+
+_STYLE = {
+    "running": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "retrying": "yellow",
+    "compensating": "magenta",
+    "compensated": "blue",
+    "compensation failed": "red",
+    "skipped": "dim",
+}
+
+
+def describe(event: Event) -> str:
+    """One plain line for a transition: `run_id action state (details)`."""
+    data = event.data
+    subject = f"{event.run_id} {event.action}" if event.action else event.run_id
+    if event.action is None:
+        state = str(data.get("state", event.kind))
+    else:
+        state = _STATE_OF.get(event.kind, event.kind)
+    details = []
+    if "attempt" in data and event.kind in (ev.ACTION_STARTED, ev.COMPENSATION_STARTED):
+        details.append(f"attempt {data['attempt']}")
+    if data.get("delay") is not None and event.kind == ev.ACTION_RETRYING:
+        details.append(f"in {float(data['delay']):.2f}s")
+    if data.get("error"):
+        details.append(str(data["error"]))
+    return f"{subject} {state}" + (f" ({'; '.join(details)})" if details else "")
+
+
+class LiveView:
+    """An `on_event` handler drawing the run; use it as a context manager around the run."""
+
+    def __init__(
+        self, actions: Sequence[str] = (), *, stream: IO[str] | None = None, quiet: bool = False
+    ) -> None:
+        self._stream = stream or sys.stderr
+        self._quiet = quiet
+        self._fancy = not quiet and self._stream.isatty()
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._started: dict[str, float] = {}
+        self._actions = list(actions)
+        if self._fancy:
+            self._progress = Progress(
+                TextColumn("{task.description}", justify="left"),
+                TextColumn("{task.fields[state]}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[message]}", style="dim"),
+                console=Console(file=self._stream),
+                transient=False,
+            )
+
+    def __enter__(self) -> LiveView:
+        if self._progress is not None:
+            for name in self._actions:
+                self._task(name)
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _task(self, name: str) -> TaskID:
+        assert self._progress is not None
+        if name not in self._tasks:
+            width = max((len(a) for a in self._actions), default=len(name))
+            self._tasks[name] = self._progress.add_task(
+                name.ljust(width), total=1.0, start=False, state="[dim]pending", message=""
+            )
+        return self._tasks[name]
+
+    def __call__(self, event: Event) -> None:
+        if event.kind != ev.ACTION_PROGRESS:  # -v: every transition as a structured line
+            log.info(event.kind, run_id=event.run_id, action=event.action, seq=event.seq)
+        if self._quiet:
+            return
+        if self._progress is None:
+            if event.kind != ev.ACTION_PROGRESS:
+                print(describe(event), file=self._stream, flush=True)
+            return
+        if event.action is None:
+            if event.data.get("state") in ("compensating", "stuck"):
+                self._progress.console.print(describe(event))
+            return
+        task = self._task(event.action)
+        if event.kind == ev.ACTION_PROGRESS:
+            fraction = event.data.get("fraction")
+            self._progress.update(
+                task,
+                completed=float(fraction) if fraction is not None else None,
+                message=str(event.data.get("message") or ""),
+            )
+            return
+        state = _STATE_OF.get(event.kind, event.kind)
+        style = _STYLE.get(state, "")
+        if event.kind in (ev.ACTION_STARTED, ev.COMPENSATION_STARTED):
+            self._started.setdefault(event.action, time.monotonic())
+            self._progress.reset(task, start=True, total=1.0, completed=0)
+        done = event.kind in (ev.ACTION_SUCCEEDED, ev.ACTION_COMPENSATED)
+        self._progress.update(
+            task,
+            state=f"[{style}]{state}" if style else state,
+            completed=1.0 if done else None,
+            message=str(event.data.get("error") or "") if not done else "",
+        )
+        if (
+            done
+            or event.kind in (ev.ACTION_SKIPPED, ev.COMPENSATION_FAILED)
+            or (event.kind == ev.ACTION_FAILED and event.data.get("final"))
+        ):
+            self._progress.stop_task(task)

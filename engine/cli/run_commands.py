@@ -1,0 +1,149 @@
+"""`sagactl run`, `resume`, `cancel` and `abandon`: commands that drive or end runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+
+import click
+
+from ..action import JSON
+from ..api import Engine, RunResult, check_inputs, new_run_id
+from ..errors import InputError
+from ..faults import FaultPlan
+from ..model import CompiledSaga
+from ..saga_registry import SagaRegistry
+from .definition_commands import _catalog
+from .live import LiveView
+from .main import EXIT_FAILED, EXIT_OK
+from .runtime import DB_OPTION, with_engine
+
+
+def parse_inputs(saga: CompiledSaga, pairs: tuple[str, ...]) -> dict[str, JSON]:
+    """`K=V` pairs as the saga's inputs: V is JSON when K's schema is not a plain string
+    and V parses as JSON, else the string itself. Schemas are checked by the engine."""
+    inputs: dict[str, JSON] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--input {pair!r}: expected NAME=VALUE")
+        if key not in saga.inputs:
+            known = ", ".join(sorted(saga.inputs)) or "none"
+            raise InputError(f"--input {key}: saga {saga.name} has no such input (it has: {known})")
+        inputs[key] = _value(saga.inputs[key], text)
+    return inputs
+
+
+def _value(schema: Mapping[str, JSON], text: str) -> JSON:
+    kind = schema.get("type")
+    if kind == "string":
+        return text
+    try:
+        value: JSON = json.loads(text)
+    except ValueError:
+        return text
+    return value
+
+
+def _report(result: RunResult) -> int:
+    """One line on stderr for a run that did not succeed; the exit code for it."""
+    if not result.ok:
+        where = f" at {result.failed_action}" if result.failed_action else ""
+        reason = f": {result.error}" if result.error else ""
+        click.echo(f"error: run {result.run_id} {result.state}{where}{reason}", err=True)
+    return result.exit_code
+
+
+@click.command()
+@click.argument("definition", metavar="NAME|FILE")
+@click.option("--input", "-i", "pairs", multiple=True, metavar="K=V", help="A saga input.")
+@click.option("--run-id", metavar="ID", help="Run id; running again with it is idempotent.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
+)
+@click.option("--detach", is_flag=True, help="Only create the run, queued for a worker.")
+@click.option("--quiet", "-q", is_flag=True, help="No live view on stderr.")
+@DB_OPTION
+def run(
+    definition: str,
+    pairs: tuple[str, ...],
+    run_id: str | None,
+    faults: tuple[str, ...],
+    detach: bool,
+    quiet: bool,
+    db: str | None,
+) -> None:
+    """Run a saga; print its run id on stdout, the live view on stderr.
+
+    Exits 0 when it succeeded, 1 when it did not (compensated, stuck, cancelled), 2 on
+    bad input (including an input error raised by an action).
+    """
+    saga = SagaRegistry(_catalog()).resolve(definition)
+    inputs = parse_inputs(saga, pairs)
+    plan = FaultPlan.from_env(faults)
+    unknown = plan.unknown_actions(saga.actions)
+    if unknown:
+        raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
+    the_id = run_id or new_run_id()
+    if detach:
+        with_engine(db, lambda e: e.start(saga, inputs, run_id=the_id))
+        click.echo(the_id)
+        return
+
+    check_inputs(saga, inputs)  # before the id is printed: a bad input prints no id
+
+    async def go(engine: Engine) -> RunResult:
+        click.echo(the_id)  # once the store is open: a bad --db prints no id either
+        sys.stdout.flush()
+        return await engine.run(saga, inputs, run_id=the_id)
+
+    view = LiveView(saga.topological_order(), quiet=quiet)
+    with view:
+        result = with_engine(db, go, on_event=view, faults=plan)
+    sys.exit(_report(result))
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN", required=False)
+@click.option("--all", "every", is_flag=True, help="Every unfinished run nobody holds.")
+@click.option("--quiet", "-q", is_flag=True, help="No live view on stderr.")
+@DB_OPTION
+def resume(run_id: str | None, every: bool, quiet: bool, db: str | None) -> None:
+    """Continue RUN (or every orphaned run) from its pinned definition and its log."""
+    if every == (run_id is not None):
+        raise click.UsageError("give either RUN or --all")
+    view = LiveView(quiet=quiet)
+    with view:
+        if run_id is not None:
+            results = [with_engine(db, lambda e: e.resume(run_id), on_event=view)]
+        else:
+            results = with_engine(db, lambda e: e.resume_all(), on_event=view)
+    code = EXIT_OK
+    for result in results:
+        click.echo(f"{result.run_id} {result.state}")
+        code = max(code, _report(result))
+    sys.exit(code)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@DB_OPTION
+def cancel(run_id: str, db: str | None) -> None:
+    """Cancel RUN: its completed actions are compensated (by its owner if one lives)."""
+    result = with_engine(db, lambda e: e.cancel(run_id))
+    click.echo(f"{result.run_id} {result.state}")
+    sys.exit(EXIT_OK if result.state in ("cancelled", "running", "compensating") else EXIT_FAILED)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@DB_OPTION
+def abandon(run_id: str, db: str | None) -> None:
+    """Give up on an unfinished (typically stuck) RUN: nothing more of it will run."""
+    result = with_engine(db, lambda e: e.abandon(run_id))
+    click.echo(f"{result.run_id} {result.state}")

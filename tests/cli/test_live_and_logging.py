@@ -1,0 +1,97 @@
+"""The live view (rich on a terminal, plain lines elsewhere) and the CLI's structlog setup."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+
+from .conftest import SAGACTL, Cli
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _saga(cli: Cli) -> str:
+    return str(cli.saga("pair", {"first": {}, "second": {"needs": ["first"], "sleep": 0.2}}))
+
+
+class TestLiveView:
+    def test_terminal_gets_bars_per_action(self, cli: Cli) -> None:
+        """With stderr on a terminal: one redrawn line per action, its state, time and bar."""
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [SAGACTL, "run", _saga(cli)],
+            env={**cli.env, "TERM": "xterm-256color"},
+            stdout=subprocess.PIPE,
+            stderr=follower,
+        )
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout is not None
+        run_id = proc.stdout.read().decode().strip()
+        proc.stdout.close()
+        text = screen.decode()
+        assert "\x1b[" in text  # redrawn in place, with colour
+        final = ANSI.sub("", text).replace("\r", "\n").splitlines()
+        assert any(re.match(r"^second\s+succeeded\s+━+\s+0:00:0\d", line) for line in final)
+        assert any(re.match(r"^first\s+succeeded\s+━+", line) for line in final)
+        assert run_id not in text  # the id is on stdout only
+
+    def test_pipe_gets_one_plain_line_per_transition(self, cli: Cli) -> None:
+        """With stderr not a terminal: plain lines, one per transition, no escape codes."""
+        done = cli("run", _saga(cli))
+        run_id = done.stdout.strip()
+        assert "\x1b[" not in done.stderr
+        assert done.stderr.splitlines() == [
+            f"{run_id} running",
+            f"{run_id} first running (attempt 1)",
+            f"{run_id} first succeeded",
+            f"{run_id} second running (attempt 1)",
+            f"{run_id} second succeeded",
+            f"{run_id} succeeded",
+        ]
+
+    def test_quiet(self, cli: Cli) -> None:
+        """-q leaves stderr empty."""
+        assert cli("run", "-q", _saga(cli)).stderr == ""
+
+
+class TestLogging:
+    def test_verbose_logs_json_lines_with_run_and_action(self, cli: Cli) -> None:
+        """-v logs each transition as a JSON line on stderr, with run_id and action."""
+        done = cli("-v", "run", "-q", _saga(cli))
+        records = [json.loads(line) for line in done.stderr.splitlines()]
+        assert {r["level"] for r in records} == {"info"}
+        assert {"event": "action_started", "action": "second"}.items() <= next(
+            r for r in records if r["event"] == "action_started" and r["action"] == "second"
+        ).items()
+        assert {r["run_id"] for r in records} == {done.stdout.strip()}
+
+    def test_level_from_the_environment(self, cli: Cli) -> None:
+        """SAGACTL_LOG_LEVEL=info does what -v does; the default logs nothing on success."""
+        env = {**cli.env, "SAGACTL_LOG_LEVEL": "info"}
+        done = subprocess.run(
+            [SAGACTL, "run", "-q", _saga(cli)], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0
+        assert json.loads(done.stderr.splitlines()[0])["event"] == "run_started"
+
+    def test_warnings_by_default(self, cli: Cli) -> None:
+        """A failing action's warning is logged by default, as JSON naming the action."""
+        path = cli.saga("bad", {"x": {"fail": True}})
+        done = cli("run", "-q", str(path))
+        assert done.returncode == 1
+        warning = json.loads(done.stderr.splitlines()[0])
+        assert (warning["level"], warning["action"]) == ("warning", "x")
