@@ -6,6 +6,9 @@ adds "postgresql" there (a fresh database per test) and nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -13,7 +16,46 @@ from pathlib import Path
 import pytest
 from sagactl.engine.store import Migration, Store, open_store, register_migrations
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+PG_ENV = "SAGACTL_TEST_PG"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/"
+PG_DATABASE = "sagactl_test_pg"
+
+
+def pg_server_url() -> str:
+    """The server under test: `$SAGACTL_TEST_PG`, else the local one (user postgres)."""
+    return os.environ.get(PG_ENV, PG_DEFAULT)
+
+
+def pg_database_url() -> str:
+    """A database of our own on that server, created on first use (never another's)."""
+    import psycopg
+
+    server = pg_server_url()
+    base = server if server.rstrip("/").count("/") > 2 else server.rstrip("/") + "/postgres"
+    try:
+        with psycopg.connect(base, autocommit=True, connect_timeout=3) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
+            ).fetchone()
+            if found is None:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server answers at {server} (set {PG_ENV}): {exc}")
+    return base.rsplit("/", 1)[0] + "/" + PG_DATABASE
+
+
+def pg_schema_url(name: str) -> str:
+    """A fresh, empty schema in our database, as a URL whose search_path points at it."""
+    import psycopg
+
+    url = pg_database_url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    return f"{url}?options=-csearch_path%3D{name}"
+
 
 # A platform table of our own, as another package would register one.
 register_migrations(
@@ -40,6 +82,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database of the backend under test."""
     if request.param == "sqlite":
         return f"sqlite://{tmp_path / 'log.db'}"
+    if request.param == "postgresql":
+        return pg_schema_url("t_" + secrets.token_hex(6))
     raise NotImplementedError(request.param)
 
 
