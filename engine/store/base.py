@@ -293,13 +293,13 @@ class Store(ABC):
         """Renew the leases of every run this store holds; returns the runs found lost."""
         return set()
 
-    @abstractmethod
     async def pin_node(self, claim: Claim, node: str) -> None:
         """Pin the run to `node`: from now on only a worker on that node claims it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pin runs to a node")
 
-    @abstractmethod
     async def stats(self) -> dict[str, int]:
         """Counters: started, succeeded, compensated, stuck, recovered, taken_over."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no counters")
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -472,7 +472,7 @@ class PostgresStore(Store):
                 del self._held[run_id]
         return lost
 
-    async def wait_for_work(self, timeout: float) -> bool:
+    async def wait_for_work(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Block until a run is announced (NOTIFY) or `timeout` passes; True if announced."""
         try:
             if self._listener is None or self._listener.closed or self._listener.broken:
@@ -501,9 +501,9 @@ class PostgresStore(Store):
         return numbered
 
     def _forget_if_released(self, claim: Claim, numbered: Sequence[Event]) -> None:
-        if any(run_state_of(e) in RELEASING for e in numbered):
-            if self._held.get(claim.run_id) == claim:
-                del self._held[claim.run_id]
+        released = any(run_state_of(e) in RELEASING for e in numbered)
+        if released and self._held.get(claim.run_id) == claim:
+            del self._held[claim.run_id]
 
     async def begin(self, claim: Claim) -> StoreTransaction:
         conn = self._idle.pop() if self._idle else await self._connect()
