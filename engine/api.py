@@ -69,6 +69,12 @@ class RunResult:
     started: float | None = None
     finished: float | None = None
     progress: Mapping[str, JSON] = field(default_factory=dict)
+    owner: str | None = None
+    """The worker holding the run (None: nobody)."""
+    lease_expires: float | None = None
+    """When the owner's lease runs out (unix time, database clock); None without leases."""
+    node: str | None = None
+    """The node the run is pinned to, if any."""
 
     @property
     def ok(self) -> bool:
@@ -90,6 +96,9 @@ class RunResult:
             "error": self.error,
             "started": self.started,
             "finished": self.finished,
+            "owner": self.owner,
+            "lease_expires": self.lease_expires,
+            "node": self.node,
             "actions": {name: s.to_json() for name, s in self.actions.items()},
         }
 
@@ -109,6 +118,9 @@ def _result(
         started=status.started,
         finished=status.finished,
         progress=progress or {},
+        owner=record.owner,
+        lease_expires=record.lease_expires,
+        node=record.node,
     )
 
 
@@ -212,6 +224,8 @@ class Engine:
         self._live: dict[str, Execution] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._sagas: dict[str, CompiledSaga] = {}
+        self.on_lost: Callable[[str], None] | None = None
+        """Called with the id of a run whose lease the heartbeat found lost."""
 
     @property
     def provider(self) -> ActionProvider:
@@ -226,6 +240,8 @@ class Engine:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._watch_cancels)
+        if self.store.heartbeat_interval is not None:
+            self._group.start_soon(self._heartbeat, self.store.heartbeat_interval)
         return self
 
     async def __aexit__(
@@ -258,6 +274,20 @@ class Engine:
                 execution = self._live.get(run_id)
                 if execution is not None:
                     execution.request_cancel()
+
+    async def _heartbeat(self, interval: float) -> None:
+        # Leases (PostgreSQL) expire unless renewed: renew every run this store holds.
+        while True:
+            await anyio.sleep(interval)
+            try:
+                lost = await self.store.heartbeat()
+            except Exception:
+                log.exception("cannot renew leases")
+                continue
+            for run_id in lost:
+                log.warning("lease lost: another worker took the run over", run_id=run_id)
+                if self.on_lost is not None:
+                    self.on_lost(run_id)
 
     # -- starting and resuming ---------------------------------------------------------
 
@@ -347,6 +377,14 @@ class Engine:
             for run_id in orphans:
                 group.start_soon(one, run_id)
         return [results[r] for r in orphans if r in results]
+
+    async def execute_claimed(self, claim: Claim) -> RunResult:
+        """Drive a run a worker claimed (`claim_next`) by the normal recovery rules."""
+        record = await self.store.get_run(claim.run_id)
+        if RunState(record.state) in FINISHED:
+            await self._release(claim)
+            return await self.status(claim.run_id)
+        return await self._execute(record, claim)
 
     def _pinned(self, record: RunRecord) -> CompiledSaga:
         """The run's pinned definition (never the file as it is now), compiled once."""

@@ -13,8 +13,9 @@ def builtin() -> list[click.Command]:
     """Our own commands. Each lives in its own module of this package."""
     from .definition_commands import graph, schema, validate
     from .plugin_commands import actions
+    from .worker_command import db, stats, worker
 
-    return [validate, schema, graph, actions]
+    return [validate, schema, graph, actions, worker, stats, db]
 
 
 def add_plugin_commands(group: click.Group) -> None:
