@@ -45,8 +45,9 @@ class Workers:
         self.procs.append(proc)
         return proc
 
-    def stderr(self, proc: subprocess.Popen[bytes]) -> str:
-        return (self.tmp / f"w{self.procs.index(proc)}.err").read_text()
+    def output(self, proc: subprocess.Popen[bytes]) -> str:
+        """What the worker logged (structlog writes to stdout)."""
+        return (self.tmp / f"w{self.procs.index(proc)}.out").read_text()
 
     def stats(self, proc: subprocess.Popen[bytes]) -> dict[str, int]:
         out = (self.tmp / f"w{self.procs.index(proc)}.out").read_text().strip()
@@ -185,7 +186,7 @@ class TestCrashes:
             result = await wait_for(lambda: _finished(engine, run_id), within=30, every=0.1)
 
             async def gave_up() -> bool:
-                return "lost" in workers.stderr(stale)
+                return "run lost to another worker" in workers.output(stale)
 
             await wait_for(gave_up, within=10)
             done = await effects(store)
