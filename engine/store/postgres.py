@@ -435,9 +435,11 @@ class PostgresStore(Store):
             if row is not None and RunState(row[0]) not in FINISHED:
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, claim.run_id))
 
-        await self._write(release)
+        # Forget it first: even if the release cannot be written (the server is away),
+        # the heartbeat must stop renewing a lease nobody drives, so it expires.
         if self._held.get(claim.run_id) == claim:
             del self._held[claim.run_id]
+        await self._write(release)
 
     async def orphans(self, states: Collection[str]) -> list[str]:
         async def read(conn: Conn) -> list[str]:
