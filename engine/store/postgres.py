@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -105,8 +106,17 @@ class PostgresStore(Store):
 
     dialect: ClassVar[str] = "postgresql"
 
-    def __init__(self, url: str, *, lease: float | None = None, node: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: float | None = None,
+        node: str | None = None,
+        reconnect: float = 30.0,
+    ) -> None:
         self.url = url
+        self.reconnect = reconnect
+        """Seconds to keep trying to reconnect to a server that went away."""
         self.lease = lease if lease is not None else float(os.environ.get(LEASE_ENV, "30"))
         self.heartbeat_interval = self.lease / 3
         self.node = node or default_node()
@@ -125,15 +135,27 @@ class PostgresStore(Store):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def _connect(self, *, autocommit: bool = False) -> Conn:
-        try:
-            return await psycopg.AsyncConnection.connect(self.url, autocommit=autocommit)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {_redact(self.url)}: {exc}") from exc
+    async def _connect(self, *, autocommit: bool = False, retry: bool = True) -> Conn:
+        """A new connection; while the server is away (restarting), retried with backoff
+        for up to `reconnect` seconds before giving up with `StoreError`."""
+        deadline = time.monotonic() + (self.reconnect if retry else 0)
+        delay = 0.05
+        while True:
+            try:
+                return await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=autocommit, connect_timeout=10
+                )
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot connect to {_redact(self.url)}: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot connect to {_redact(self.url)}: {exc}") from exc
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def open(self) -> None:
-        self._writer = await self._connect()
-        self._reader = await self._connect(autocommit=True)
+        self._writer = await self._connect(retry=False)
+        self._reader = await self._connect(autocommit=True, retry=False)
         self._open = True
         await self.upgrade()
 
@@ -183,22 +205,33 @@ class PostgresStore(Store):
         return result
 
     async def _commit(self, batch: list[_Request]) -> None:
-        try:
-            conn = await self._writable()
-            async with conn.transaction():
-                for request in batch:
-                    try:
-                        async with conn.transaction():  # a SAVEPOINT per request
-                            request.result = await request.fn(conn)
-                    except Exception as exc:
-                        if isinstance(exc, psycopg.OperationalError):
+        # A connection lost before COMMIT was sent rolled everything back on the server:
+        # the batch is run again on a new connection. Lost during COMMIT, the outcome is
+        # unknown, so the writers get StoreError (their runs recover from the log).
+        for attempt in range(2):
+            committing = False
+            try:
+                conn = await self._writable()
+                async with conn.transaction():
+                    for request in batch:
+                        request.result, request.error = None, None
+                        try:
+                            async with conn.transaction():  # a SAVEPOINT per request
+                                request.result = await request.fn(conn)
+                        except psycopg.OperationalError:
                             raise
-                        request.error = exc
-            self.commits += 1
-        except psycopg.Error as exc:
-            for request in batch:
-                request.result = None
-                request.error = StoreError(f"commit failed: {exc}")
+                        except Exception as exc:
+                            request.error = exc
+                    committing = True
+                self.commits += 1
+                return
+            except (psycopg.Error, StoreError) as exc:
+                if attempt == 0 and not committing and isinstance(exc, psycopg.OperationalError):
+                    continue
+                for request in batch:
+                    request.result = None
+                    request.error = StoreError(f"commit failed: {exc}")
+                return
 
     async def _writable(self) -> Conn:
         if self._writer is None or self._writer.closed or self._writer.broken:
@@ -594,11 +627,24 @@ class PostgresTransaction(StoreTransaction):
         self._conn: Conn | None = conn
         self._claim = claim
         self._lock = anyio.Lock()
+        self._fresh = True
 
     async def _cursor(self, sql: str, params: Sequence[JSON]) -> psycopg.AsyncCursor[Any]:
         if self._conn is None:
             raise StoreError("the transaction is already finished")
-        return await self._conn.execute(translate(sql).encode(), tuple(params))
+        query = translate(sql).encode()
+        try:
+            return await self._conn.execute(query, tuple(params))
+        except psycopg.OperationalError:
+            if not self._fresh:
+                raise
+            # An idle connection that died with a server restart: nothing was done on it
+            # yet, so the statement runs again on a new one.
+            _drop(self._conn)
+            self._conn = await self._store._connect()
+            return await self._conn.execute(query, tuple(params))
+        finally:
+            self._fresh = False
 
     async def execute(self, sql: str, params: Sequence[JSON] = ()) -> int:
         async with self._lock:
