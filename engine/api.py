@@ -35,7 +35,7 @@ from .model import CompiledSaga
 from .providers import ActionProvider, as_provider
 from .scheduler import Execution, Options
 from .states import FINISHED, UNFINISHED, ActionState, ActionStatus, RunState, RunStatus, fold
-from .store import NewRun, RunBusy, RunRecord, Store, open_store
+from .store import Created, NewRun, RunBusy, RunRecord, Store, open_store
 from .store.base import RELEASING, Claim, ClaimLost
 
 T = TypeVar("T")
@@ -302,10 +302,7 @@ class Engine:
     ) -> str:
         """Create the run `queued` (for a worker or a later `resume`); returns its id.
         With `node`, only a worker on that node claims it (its inputs live there)."""
-        new = self._new_run(saga, inputs, run_id)
-        if node is not None:
-            new = dataclasses.replace(new, node=node)
-        created = await self.store.create_run(new, claim=False)
+        created = await self._create(saga, inputs, run_id, claim=False, node=node)
         return created.run.run_id
 
     async def run(
@@ -350,6 +347,18 @@ class Engine:
             inputs=checked,
             plugin_versions={name: self.provider.version(name) for name in uses},
         )
+
+    async def _create(
+        self,
+        saga: CompiledSaga,
+        inputs: Mapping[str, JSON] | None,
+        run_id: str | None,
+        *,
+        claim: bool,
+        node: str | None = None,
+    ) -> Created:
+        new = dataclasses.replace(self._new_run(saga, inputs, run_id), node=node)
+        return await self.store.create_run(new, claim=claim)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its pin: at once if its owner died; `RunBusy` if one lives."""

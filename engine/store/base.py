@@ -9,6 +9,8 @@ process that lost a run can write nothing more.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
@@ -24,6 +26,14 @@ RELEASING: frozenset[str] = frozenset(
     {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
 )
 """Run states whose record releases the claim it was written under: nothing runs on."""
+
+
+NODE_ENV = "SAGACTL_NODE"
+
+
+def this_node() -> str:
+    """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
+    return os.environ.get(NODE_ENV) or socket.gethostname()
 
 
 class StoreError(SagaError):
@@ -293,8 +303,9 @@ class Store(ABC):
         """Renew the leases of every run this store holds; returns the runs found lost."""
         return set()
 
-    async def pin_node(self, claim: Claim, node: str) -> None:
-        """Pin the run to `node`: from now on only a worker on that node claims it."""
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        """Pin the run to `node` (default: this machine's, `this_node()`): from now on only
+        a worker on that node claims it."""
         raise NotImplementedError(f"{type(self).__name__} cannot pin runs to a node")
 
     async def stats(self) -> dict[str, int]:

@@ -46,6 +46,7 @@ from .base import (
     Store,
     StoreError,
     StoreTransaction,
+    this_node,
 )
 from .migrations import registered
 
@@ -54,7 +55,6 @@ Conn = psycopg.AsyncConnection[Any]
 
 CHANNEL = "sagactl_runs"
 LEASE_ENV = "SAGACTL_LEASE"
-NODE_ENV = "SAGACTL_NODE"
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database
 # waits for the first to finish instead of racing it into duplicate CREATE TABLEs.
 MIGRATION_LOCK = 0x5A6A_C711
@@ -68,11 +68,6 @@ _RUN_COLUMNS = (
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def default_node() -> str:
-    """This machine's node name: `$SAGACTL_NODE`, else the host name."""
-    return os.environ.get(NODE_ENV) or socket.gethostname()
 
 
 _QMARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|%|\?")
@@ -119,7 +114,7 @@ class PostgresStore(Store):
         """Seconds to keep trying to reconnect to a server that went away."""
         self.lease = lease if lease is not None else float(os.environ.get(LEASE_ENV, "30"))
         self.heartbeat_interval = self.lease / 3
-        self.node = node or default_node()
+        self.node = node or this_node()
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
         self._held: dict[str, Claim] = {}
         self._writer: Conn | None = None
@@ -557,10 +552,14 @@ class PostgresStore(Store):
 
         await self._write(save)
 
-    async def pin_node(self, claim: Claim, node: str) -> None:
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        pinned = node or self.node
+
         async def pin(conn: Conn) -> None:
             await _check_claim(conn, claim)
-            await conn.execute("UPDATE runs SET node = %s WHERE run_id = %s", (node, claim.run_id))
+            await conn.execute(
+                "UPDATE runs SET node = %s WHERE run_id = %s", (pinned, claim.run_id)
+            )
 
         await self._write(pin)
 

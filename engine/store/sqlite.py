@@ -37,6 +37,7 @@ from .base import (
     Store,
     StoreError,
     StoreTransaction,
+    this_node,
 )
 from .migrations import registered
 from .ownership import OwnerLock
@@ -367,10 +368,12 @@ class SqliteStore(Store):
 
         await self._write(save)
 
-    async def pin_node(self, claim: Claim, node: str) -> None:
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        pinned = node or this_node()
+
         def pin(conn: sqlite3.Connection) -> None:
             _check_claim(conn, claim)
-            conn.execute("UPDATE runs SET node = ? WHERE run_id = ?", (node, claim.run_id))
+            conn.execute("UPDATE runs SET node = ? WHERE run_id = ?", (pinned, claim.run_id))
 
         await self._write(pin)
 

@@ -150,3 +150,30 @@ class TestTranslate:
         assert translate(sql) == (
             "SELECT '?', \"a?\", x %% 2 FROM t WHERE a = %s AND b LIKE '%?' -- ?\n AND c = %s"
         )
+
+
+class TestNodePinning:
+    async def test_an_action_pins_its_run_and_only_that_node_claims_it(self, pg_url: str) -> None:
+        """ctx.pin_to_node() (as receive_tar does) keeps other nodes' workers off the run."""
+        from sagactl.engine import Action, ActionContext
+
+        class Pin(Action):
+            async def execute(self, ctx: ActionContext, inputs: object) -> dict[str, object]:
+                await ctx.pin_to_node()
+                return {}
+
+        saga = chain_saga(("a", 0))
+        async with PostgresStore(pg_url, node="build-host") as here:
+            async with Engine(here, actions={"effect": Pin()}) as engine:
+                result = await engine.run(saga)
+            run = await here.get_run(result.run_id)
+            assert run.node == "build-host"
+            claim = await here.claim(run.run_id)
+            await here.append(claim, [Event("", ev.RUN_RESUMED, None, {"state": "running"})])
+            await here.release(claim)  # unfinished and ownerless: runnable again
+        async with (
+            PostgresStore(pg_url, node="elsewhere") as other,
+            PostgresStore(pg_url, node="build-host") as same,
+        ):
+            assert await other.claim_next(10) == []
+            assert [c.run_id for c in await same.claim_next(10)] == [run.run_id]
