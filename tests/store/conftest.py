@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -46,15 +46,21 @@ def pg_database_url() -> str:
     return base.rsplit("/", 1)[0] + "/" + PG_DATABASE
 
 
-def pg_schema_url(name: str) -> str:
-    """A fresh, empty schema in our database, as a URL whose search_path points at it."""
+@contextlib.contextmanager
+def pg_schema(prefix: str) -> Iterator[str]:
+    """A fresh, empty schema in our database, as a URL whose search_path points at it;
+    dropped afterwards."""
     import psycopg
 
     url = pg_database_url()
+    name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         conn.execute(f'CREATE SCHEMA "{name}"')
-    return f"{url}?options=-csearch_path%3D{name}"
+    try:
+        yield f"{url}?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 # A platform table of our own, as another package would register one.
@@ -78,13 +84,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of the backend under test."""
     if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'log.db'}"
-    if request.param == "postgresql":
-        return pg_schema_url("t_" + secrets.token_hex(6))
-    raise NotImplementedError(request.param)
+        yield f"sqlite://{tmp_path / 'log.db'}"
+    elif request.param == "postgresql":
+        with pg_schema("t") as url:
+            yield url
+    else:
+        raise NotImplementedError(request.param)
 
 
 StoreOpener = Callable[[], AbstractAsyncContextManager[Store]]

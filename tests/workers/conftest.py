@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import anyio
 import pytest
 
-from ..store.conftest import pg_schema_url
+from ..store.conftest import pg_schema
 
 
 @pytest.fixture
@@ -18,9 +17,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
     """The URL of an empty schema of our test database (skips when no server answers)."""
-    return pg_schema_url("w_" + secrets.token_hex(6))
+    with pg_schema("w") as url:
+        yield url
 
 
 T = TypeVar("T")
