@@ -458,7 +458,10 @@ class Engine:
             self._live.pop(record.run_id, None)
         if execution.status.state not in RELEASED:
             await self._release(claim)
-        return _result(record, execution.status)
+        # The claim is given up by now: nobody holds the run any more.
+        return _result(
+            dataclasses.replace(record, owner=None, lease_expires=None), execution.status
+        )
 
     async def _release(self, claim: Claim) -> None:
         with anyio.CancelScope(shield=True):

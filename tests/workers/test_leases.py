@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 from sagactl.engine import events as ev
@@ -123,7 +125,7 @@ class TestEngineOnPostgres:
         """A saga runs to success on PostgreSQL; each effect row commits with its action."""
         async with Engine(pg_url, actions=ACTIONS) as engine:
             result = await engine.run(chain_saga(("a", 0), ("b", 0), ("c", 0)))
-            assert result.ok
+            assert result.ok and result.owner is None
             store = engine.store
             finished = await store.get_run(result.run_id)
             assert (finished.owner, finished.lease_expires) == (None, None)
@@ -140,6 +142,10 @@ class TestEngineOnPostgres:
             run_id = await engine.start(chain_saga(("a", 0)), node="builder-1")
             status = await engine.status(run_id)
             assert (status.state, status.node, status.owner) == ("queued", "builder-1", None)
+            assert await engine.store.claim(run_id)
+            held = await engine.status(run_id)
+            assert held.owner is not None and held.lease_expires is not None
+            assert held.lease_expires > time.time()  # database clock, same machine here
             assert status.to_json()["node"] == "builder-1"
 
 
