@@ -28,6 +28,9 @@ from .store.base import Claim, ClaimLost
 
 log = structlog.get_logger("sagactl.worker")
 
+SHUN_SECONDS = 30.0
+"""How long a worker leaves alone a run it failed to drive (the engine raised)."""
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -77,6 +80,8 @@ class Worker:
         self._wake = anyio.Event()
         self._stopping = False
         self._lost_runs: set[str] = set()
+        self._shunned: dict[str, float] = {}
+        """Run id -> monotonic time until which this worker does not claim it again."""
         self.started = anyio.Event()
         """Set once the store is open and the worker listens for runs."""
 
@@ -117,7 +122,10 @@ class Worker:
             free = self.concurrency - len(self._active)
             if free > 0:
                 try:
-                    claims: list[Claim] = await self._pg.claim_next(free)
+                    now = time.monotonic()
+                    for run_id in [r for r, t in self._shunned.items() if t < now]:
+                        del self._shunned[run_id]
+                    claims: list[Claim] = await self._pg.claim_next(free, exclude=self._shunned)
                 except Exception:
                     log.exception("cannot claim runs")
                     claims = []
@@ -158,7 +166,10 @@ class Worker:
             self.stats.lost += 1
             log.warning("run lost to another worker", run_id=claim.run_id)
         except Exception:
+            # E.g. an action this worker does not have installed: leave the run to other
+            # workers for a while instead of claiming it again at once, in a loop.
             self.stats.failed += 1
+            self._shunned[claim.run_id] = time.monotonic() + SHUN_SECONDS
             log.exception("run failed in the engine", run_id=claim.run_id)
         finally:
             self._active.pop(claim.run_id, None)

@@ -415,15 +415,21 @@ class PostgresStore(Store):
         self._held[run_id] = claim
         return claim
 
-    async def claim_next(self, limit: int, *, states: Collection[str] | None = None) -> list[Claim]:
+    async def claim_next(
+        self,
+        limit: int,
+        *,
+        states: Collection[str] | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[Claim]:
         """Claim up to `limit` runnable runs nobody live holds and pinned to no other node,
-        oldest first, skipping rows other workers are claiming (`SKIP LOCKED`)."""
+        oldest first, skipping rows other workers are claiming (`SKIP LOCKED`) and the
+        runs in `exclude` (ones this worker just failed to drive)."""
         wanted = sorted(states or [str(s) for s in UNFINISHED])
+        where = "state = ANY(%s) AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
 
         async def take(conn: Conn) -> list[Claim]:
-            return await self._take(
-                conn, "state = ANY(%s) AND (node IS NULL OR node = %s)", (wanted, self.node), limit
-            )
+            return await self._take(conn, where, (wanted, self.node, list(exclude)), limit)
 
         claims = await self._write(take)
         for claim in claims:
