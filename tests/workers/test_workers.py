@@ -199,6 +199,31 @@ class TestCrashes:
 
 
 class TestShutdown:
+    async def test_sigterm_lets_the_runs_in_hand_finish(
+        self, pg_url: str, workers: Workers
+    ) -> None:
+        """SIGTERM mid-action: the worker claims nothing more but finishes the run it holds."""
+        saga = chain_saga(("a", 0), ("short", 1.0), ("c", 0))
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            first = workers.start()
+            run_id = await engine.start(saga)
+
+            async def in_short() -> bool:
+                return (run_id, "short", first.pid) in workers.started()
+
+            await wait_for(in_short, within=30)
+            first.send_signal(signal.SIGTERM)
+
+            async def stopping() -> bool:
+                return "stopping" in workers.output(first)
+
+            await wait_for(stopping, within=10)
+            later = await engine.start(saga)
+            assert first.wait(timeout=20) == 0
+            assert (await engine.store.get_run(run_id)).state == "succeeded"
+            assert (await engine.store.get_run(later)).state == "queued"  # not claimed
+            assert workers.stats(first)["handed_back"] == 0
+
     async def test_sigterm_hands_back_a_run_that_does_not_finish_in_time(
         self, pg_url: str, workers: Workers
     ) -> None:
@@ -215,8 +240,13 @@ class TestShutdown:
 
             await wait_for(in_long, within=30)
             first.send_signal(signal.SIGTERM)
+
+            async def stopping() -> bool:
+                return "stopping" in workers.output(first)
+
+            await wait_for(stopping, within=10)  # signals do not queue: one at a time
             first.send_signal(signal.SIGTERM)  # a second signal: hand back at once
-            assert first.wait(timeout=20) == 0
+            assert first.wait(timeout=5) == 0
             run = await store.get_run(run_id)
             assert (run.owner, run.state) == (None, "running")
             assert workers.stats(first)["handed_back"] == 1
