@@ -105,6 +105,9 @@ class DirectContext:
     async def checkpoint(self, data: JSON) -> None:
         self._checkpoint = data
 
+    async def pin_to_node(self) -> None:
+        """Nothing to pin: without the engine there is no run for another worker to take."""
+
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         return self._transaction()
 

@@ -87,6 +87,12 @@ class ActionContext(Protocol):
         """A transaction that commits together with this action's completion record."""
         ...
 
+    async def pin_to_node(self) -> None:
+        """Pin the run to this machine (`$SAGACTL_NODE`, else the host name): from now on
+        only a worker on this node claims it, e.g. because the action keeps its input on
+        local disk. Durable before it returns."""
+        ...
+
 
 class Action(ABC):
     """One step of a saga. Subclass it, set the schemas, implement `execute`.

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -69,6 +70,12 @@ class RunResult:
     started: float | None = None
     finished: float | None = None
     progress: Mapping[str, JSON] = field(default_factory=dict)
+    owner: str | None = None
+    """The worker holding the run (None: nobody)."""
+    lease_expires: float | None = None
+    """When the owner's lease runs out (unix time, database clock); None without leases."""
+    node: str | None = None
+    """The node the run is pinned to, if any."""
 
     @property
     def ok(self) -> bool:
@@ -90,6 +97,9 @@ class RunResult:
             "error": self.error,
             "started": self.started,
             "finished": self.finished,
+            "owner": self.owner,
+            "lease_expires": self.lease_expires,
+            "node": self.node,
             "actions": {name: s.to_json() for name, s in self.actions.items()},
         }
 
@@ -109,6 +119,9 @@ def _result(
         started=status.started,
         finished=status.finished,
         progress=progress or {},
+        owner=record.owner,
+        lease_expires=record.lease_expires,
+        node=record.node,
     )
 
 
@@ -212,6 +225,8 @@ class Engine:
         self._live: dict[str, Execution] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._sagas: dict[str, CompiledSaga] = {}
+        self.on_lost: Callable[[str], None] | None = None
+        """Called with the id of a run whose lease the heartbeat found lost."""
 
     @property
     def provider(self) -> ActionProvider:
@@ -226,6 +241,8 @@ class Engine:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._watch_cancels)
+        if self.store.heartbeat_interval is not None:
+            self._group.start_soon(self._heartbeat, self.store.heartbeat_interval)
         return self
 
     async def __aexit__(
@@ -259,6 +276,20 @@ class Engine:
                 if execution is not None:
                     execution.request_cancel()
 
+    async def _heartbeat(self, interval: float) -> None:
+        # Leases (PostgreSQL) expire unless renewed: renew every run this store holds.
+        while True:
+            await anyio.sleep(interval)
+            try:
+                lost = await self.store.heartbeat()
+            except Exception:
+                log.exception("cannot renew leases")
+                continue
+            for run_id in lost:
+                log.warning("lease lost: another worker took the run over", run_id=run_id)
+                if self.on_lost is not None:
+                    self.on_lost(run_id)
+
     # -- starting and resuming ---------------------------------------------------------
 
     async def start(
@@ -267,9 +298,11 @@ class Engine:
         inputs: Mapping[str, JSON] | None = None,
         *,
         run_id: str | None = None,
+        node: str | None = None,
     ) -> str:
-        """Create the run `queued` (for a worker or a later `resume`); returns its id."""
-        created = await self._create(saga, inputs, run_id, claim=False)
+        """Create the run `queued` (for a worker or a later `resume`); returns its id.
+        With `node`, only a worker on that node claims it (its inputs live there)."""
+        created = await self._create(saga, inputs, run_id, claim=False, node=node)
         return created.run.run_id
 
     async def run(
@@ -322,8 +355,10 @@ class Engine:
         run_id: str | None,
         *,
         claim: bool,
+        node: str | None = None,
     ) -> Created:
-        return await self.store.create_run(self._new_run(saga, inputs, run_id), claim=claim)
+        new = dataclasses.replace(self._new_run(saga, inputs, run_id), node=node)
+        return await self.store.create_run(new, claim=claim)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its pin: at once if its owner died; `RunBusy` if one lives."""
@@ -347,6 +382,14 @@ class Engine:
             for run_id in orphans:
                 group.start_soon(one, run_id)
         return [results[r] for r in orphans if r in results]
+
+    async def execute_claimed(self, claim: Claim) -> RunResult:
+        """Drive a run a worker claimed (`claim_next`) by the normal recovery rules."""
+        record = await self.store.get_run(claim.run_id)
+        if RunState(record.state) in FINISHED:
+            await self._release(claim)
+            return await self.status(claim.run_id)
+        return await self._execute(record, claim)
 
     def _pinned(self, record: RunRecord) -> CompiledSaga:
         """The run's pinned definition (never the file as it is now), compiled once."""
@@ -415,7 +458,10 @@ class Engine:
             self._live.pop(record.run_id, None)
         if execution.status.state not in RELEASED:
             await self._release(claim)
-        return _result(record, execution.status)
+        # The claim is given up by now: nobody holds the run any more.
+        return _result(
+            dataclasses.replace(record, owner=None, lease_expires=None), execution.status
+        )
 
     async def _release(self, claim: Claim) -> None:
         with anyio.CancelScope(shield=True):

@@ -94,6 +94,10 @@ class RunContext:
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         return self._transaction()
 
+    async def pin_to_node(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._store.pin_node(self._claim)
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Transaction]:
         # Opened once per attempt; leaving the block does not commit: the engine commits

@@ -6,7 +6,6 @@ import re
 
 import click
 
-from ..api import Engine
 from ..errors import InputError
 from .runtime import DB_OPTION, with_engine
 
@@ -31,21 +30,3 @@ def prune(age: str, page_size: int, db: str | None) -> None:
     seconds = parse_age(age)
     deleted = with_engine(db, lambda e: e.prune(seconds, page=page_size))
     click.echo(f"pruned {deleted} run{'s' if deleted != 1 else ''}")
-
-
-@click.group("db")
-def db_group() -> None:
-    """The run store's schema."""
-
-
-@db_group.command()
-@DB_OPTION
-def upgrade(db: str | None) -> None:
-    """Apply pending migrations (the engine's and plugins'); print each schema version."""
-
-    async def go(engine: Engine) -> dict[str, int]:
-        await engine.store.upgrade()  # opening upgraded already; this makes it explicit
-        return await engine.store.migrations_applied()
-
-    for namespace, version in sorted(with_engine(db, go).items()):
-        click.echo(f"{namespace} {version}")

@@ -11,15 +11,16 @@ from ..plugins import Plugin, call_factory, describe_exception, load_plugins, pl
 
 def builtin() -> list[click.Command]:
     """Our own commands. Each lives in its own module of this package."""
-    from .admin_commands import db_group, prune
+    from .admin_commands import prune
     from .definition_commands import graph, schema, validate
     from .inspect_commands import list_runs, logs, status
     from .plugin_commands import actions
     from .run_commands import abandon, cancel, resume, run
+    from .worker_command import db, stats, worker
 
     definitions: list[click.Command] = [validate, schema, graph, actions]
     runtime: list[click.Command] = [run, status, list_runs, logs, resume, cancel, abandon]
-    return [*definitions, *runtime, prune, db_group]
+    return [*definitions, *runtime, prune, worker, stats, db]
 
 
 def add_plugin_commands(group: click.Group) -> None:

@@ -9,6 +9,8 @@ process that lost a run can write nothing more.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
@@ -24,6 +26,14 @@ RELEASING: frozenset[str] = frozenset(
     {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
 )
 """Run states whose record releases the claim it was written under: nothing runs on."""
+
+
+NODE_ENV = "SAGACTL_NODE"
+
+
+def this_node() -> str:
+    """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
+    return os.environ.get(NODE_ENV) or socket.gethostname()
 
 
 class StoreError(SagaError):
@@ -82,6 +92,8 @@ class NewRun:
     plugin_versions: Mapping[str, str | None] = field(default_factory=dict)
     """`uses` name -> the distribution version the run started with."""
     state: str = "queued"
+    node: str | None = None
+    """Node affinity: only a worker on this node claims the run (None: any node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,11 @@ class RunRecord:
     error_code: str | None = None
     owner: str | None = None
     cancel_requested: bool = False
+    node: str | None = None
+    """The node the run is pinned to (`NewRun.node`, or set by `pin_node`)."""
+    lease_expires: float | None = None
+    """Unix time (database clock) the owner's lease runs out; None where claims are not
+    leases (SQLite: a live process) or nobody holds the run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +294,24 @@ class Store(ABC):
         """Delete finished runs (and their logs) finished before the time, in pages of
         `page` runs per transaction; returns how many were deleted."""
 
+    # -- leases and ops (defaults for backends whose claims are not leases) ------------
+
+    heartbeat_interval: float | None = None
+    """How often the engine must call `heartbeat` (None: claims do not expire)."""
+
+    async def heartbeat(self) -> set[str]:
+        """Renew the leases of every run this store holds; returns the runs found lost."""
+        return set()
+
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        """Pin the run to `node` (default: this machine's, `this_node()`): from now on only
+        a worker on that node claims it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pin runs to a node")
+
+    async def stats(self) -> dict[str, int]:
+        """Counters: started, succeeded, compensated, stuck, recovered, taken_over."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no counters")
+
     # -- helpers -----------------------------------------------------------------------
 
     @staticmethod
@@ -285,3 +320,14 @@ class Store(ABC):
 
 
 Row = tuple[Any, ...]
+
+STATS_SQL = (
+    "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL),"
+    " (SELECT count(*) FROM runs WHERE state = 'succeeded'),"
+    " (SELECT count(*) FROM runs WHERE state = 'compensated'),"
+    " (SELECT count(*) FROM runs WHERE state = 'stuck'),"
+    " (SELECT count(*) FROM run_log WHERE kind = 'run_resumed'),"
+    " (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'taken_over')"
+)
+"""One row of the `stats` counters, the same SQL on every dialect."""
+STATS_NAMES = ("started", "succeeded", "compensated", "stuck", "recovered", "taken_over")

@@ -24,6 +24,8 @@ from ..events import Event
 from ..states import FINISHED, RunState, run_state_of
 from .base import (
     RELEASING,
+    STATS_NAMES,
+    STATS_SQL,
     Claim,
     ClaimLost,
     Created,
@@ -35,6 +37,7 @@ from .base import (
     Store,
     StoreError,
     StoreTransaction,
+    this_node,
 )
 from .migrations import registered
 from .ownership import OwnerLock
@@ -44,7 +47,7 @@ T = TypeVar("T")
 
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node"
 )
 
 
@@ -193,8 +196,8 @@ class SqliteStore(Store):
             owner = self.owner.token if claim else None
             conn.execute(
                 "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-                " plugin_versions, created, updated, owner, fence, last_seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                " plugin_versions, created, updated, owner, fence, last_seq, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                 (
                     run.run_id,
                     run.saga,
@@ -207,6 +210,7 @@ class SqliteStore(Store):
                     now,
                     owner,
                     1 if claim else 0,
+                    run.node,
                 ),
             )
             data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
@@ -363,6 +367,22 @@ class SqliteStore(Store):
             )
 
         await self._write(save)
+
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        pinned = node or this_node()
+
+        def pin(conn: sqlite3.Connection) -> None:
+            _check_claim(conn, claim)
+            conn.execute("UPDATE runs SET node = ? WHERE run_id = ?", (pinned, claim.run_id))
+
+        await self._write(pin)
+
+    async def stats(self) -> dict[str, int]:
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            row = conn.execute(STATS_SQL).fetchone()
+            return {name: int(value) for name, value in zip(STATS_NAMES, row, strict=True)}
+
+        return await self._read(read)
 
     # -- operator requests -------------------------------------------------------------
 
@@ -595,6 +615,7 @@ def _record(row: Row) -> RunRecord:
         error_code=row[12],
         owner=row[13],
         cancel_requested=bool(row[14]),
+        node=row[15],
     )
 
 

@@ -111,6 +111,8 @@ class StandInContext:
         self.last_checkpoint: Any = None
         self.checkpoints: list[Any] = []
         self.events: list[tuple[float | None, str, int | None]] = []
+        self.pinned = False
+        """Whether the action pinned the run to this node (`pin_to_node`)."""
         self.log = structlog.get_logger().bind(run_id=run_id, action=action)
 
     @property
@@ -127,6 +129,9 @@ class StandInContext:
 
     def transaction(self) -> Any:
         return self.db.transaction()
+
+    async def pin_to_node(self) -> None:
+        self.pinned = True
 
     def rerun(self) -> StandInContext:
         """The context of the next attempt after a crash: the last checkpoint handed back."""

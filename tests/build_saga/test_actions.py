@@ -98,6 +98,7 @@ class TestReceiveTar:
         stream_id = deps.get(StreamRegistry).register(io.BytesIO(data))
         ctx = _ctx(sqlite_db, deps)
         out = await ReceiveTar().execute(ctx, {"stream_id": stream_id})
+        assert ctx.pinned  # the staged tar is on this machine: so is the run
         assert out["size"] == len(data)
         assert Path(out["path"]).read_bytes() == data
         assert ctx.checkpoints == [{"staged": True, "sha256": out["sha256"], "size": len(data)}]

@@ -20,7 +20,15 @@ pytestmark = pytest.mark.anyio
 
 register_migrations(
     "runtimetest",
-    [Migration(1, {"sqlite": "CREATE TABLE ledger (key TEXT NOT NULL, amount INTEGER);"})],
+    [
+        Migration(
+            1,
+            {
+                "sqlite": "CREATE TABLE ledger (key TEXT NOT NULL, amount INTEGER);",
+                "postgresql": "CREATE TABLE ledger (key TEXT NOT NULL, amount BIGINT);",
+            },
+        )
+    ],
 )
 
 CHAIN = {"a": [], "b": ["a"], "c": ["b"]}

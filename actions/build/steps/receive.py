@@ -39,6 +39,9 @@ class ReceiveTar(Action):
         area = StagingArea(settings.staging_dir, settings.limits)
         stream_id = str(inputs["stream_id"])
         registry = registry_of(ctx.deps)
+        # The upload arrives on this machine and is staged on its disk: only a worker here
+        # may ever run (or recover) this build (README, "Builds across machines").
+        await ctx.pin_to_node()
         await anyio.to_thread.run_sync(area.sweep, settings.staged_ttl)
         checkpoint = ctx.last_checkpoint
         if isinstance(checkpoint, dict) and checkpoint.get("staged"):

@@ -1,0 +1,84 @@
+"""`sagactl worker`, `sagactl stats` and `sagactl db upgrade`: the multi-worker operations."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import click
+
+from ..store import ENV, open_store
+
+DB_OPTION = click.option(
+    "--db",
+    envvar=ENV,
+    default=None,
+    help="Database URL (sqlite:///path or postgresql://...); default $SAGACTL_DB.",
+)
+
+
+@click.command()
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Runs driven at once by this worker.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Seconds between polls for expired leases (new runs arrive by NOTIFY).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds SIGTERM lets runs in hand finish before handing them back.",
+)
+@DB_OPTION
+def worker(concurrency: int, poll: float, grace: float, db: str | None) -> None:
+    """Claim and drive queued runs (and runs whose lease expired) until SIGTERM."""
+    from ..worker import run_worker
+
+    anyio.run(lambda: run_worker(db, concurrency=concurrency, poll=poll, grace=grace))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@DB_OPTION
+def stats(as_json: bool, db: str | None) -> None:
+    """Run counters: started, succeeded, compensated, stuck, recovered, taken over."""
+
+    async def read() -> dict[str, int]:
+        async with open_store(db) as store:
+            return await store.stats()
+
+    counters = anyio.run(read)
+    if as_json:
+        click.echo(json.dumps(counters, sort_keys=True))
+        return
+    for name, value in counters.items():
+        click.echo(f"{name.replace('_', ' '):<12} {value}")
+
+
+@click.group()
+def db() -> None:
+    """The database: schema migrations."""
+
+
+@db.command()
+@DB_OPTION
+def upgrade(db: str | None) -> None:
+    """Apply pending migrations (also done on every start; safe with many workers)."""
+
+    async def apply() -> dict[str, int]:
+        async with open_store(db) as store:  # opening applies them, under the migration lock
+            return await store.migrations_applied()
+
+    versions = anyio.run(apply)
+    click.echo("schema up to date: " + ", ".join(f"{ns} v{v}" for ns, v in versions.items()))
