@@ -39,6 +39,9 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
         return
     console = Console()
     console.print(f"run {result.run_id}  saga {result.saga}  [bold]{result.state}[/bold]")
+    holder = _holder(result.owner, result.lease_expires, result.node)
+    if holder:
+        console.print(holder, markup=False)
     if result.error:
         console.print(f"error: {result.error}", markup=False)
     table = Table("action", "state", "attempts", "error")
@@ -62,18 +65,39 @@ def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None
             "state": r.state,
             "started": r.started,
             "finished": r.finished,
+            "owner": r.owner,
+            "lease_expires": r.lease_expires,
+            "node": r.node,
         }
         for r in records
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)")
+    table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by")
+    table.columns[0].no_wrap = True  # a run id is copied into other commands: never cut it
     for row in rows:
         table.add_row(
-            row["run_id"], row["saga"], row["state"], _when(row["started"]), _when(row["finished"])
+            row["run_id"],
+            row["saga"],
+            row["state"],
+            _when(row["started"]),
+            _when(row["finished"]),
+            _holder(row["owner"], row["lease_expires"], row["node"]),
         )
-    Console().print(table)
+    Console(width=max(Console().width, 160)).print(table)
+
+
+def _holder(owner: str | None, lease_expires: float | None, node: str | None) -> str:
+    """Who holds a run: its owner (a worker or process), lease expiry and node pin."""
+    parts = []
+    if owner:
+        parts.append(f"owner {owner}")
+    if lease_expires:
+        parts.append(f"lease until {_when(lease_expires)}")
+    if node:
+        parts.append(f"pinned to {node}")
+    return ", ".join(parts)
 
 
 def format_event(event: Event) -> str:

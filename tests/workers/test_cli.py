@@ -112,3 +112,22 @@ class TestWorkerCommand:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+class TestOpsViews:
+    async def test_list_and_status_show_the_holder(self, pg_url: str) -> None:
+        """list --json and status name the worker holding a run, its lease and its node."""
+        from sagactl.engine.store.postgres import PostgresStore
+
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            await engine.start(chain_saga(("a", 0)), run_id="held-1", node="node-a")
+        async with PostgresStore(pg_url, lease=60, node="node-a") as holder:
+            assert [c.run_id for c in await holder.claim_next(1)] == ["held-1"]
+            listed = sagactl("list", "--json", "--db", pg_url)
+            shown = sagactl("status", "held-1", "--db", pg_url)
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [r for r in json.loads(listed.stdout) if r["run_id"] == "held-1"]
+        assert row["owner"] and row["node"] == "node-a"
+        assert row["lease_expires"] > time.time() + 30
+        assert shown.returncode == 0, shown.stderr
+        assert f"owner {row['owner']}" in shown.stdout and "pinned to node-a" in shown.stdout
