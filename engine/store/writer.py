@@ -161,6 +161,18 @@ class GroupCommitWriter:
                 request.error = StoreError(f"cannot begin a write transaction: {exc}")
             return
         try:
+            if len(batch) == 1:
+                # Alone in its batch (one saga at a time): the transaction is its savepoint.
+                only = batch[0]
+                try:
+                    only.result = only.fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK")
+                    only.error = exc
+                    return
+                conn.execute("COMMIT")
+                self.commits += 1
+                return
             for request in batch:
                 conn.execute("SAVEPOINT request")
                 try:
