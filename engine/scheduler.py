@@ -36,6 +36,7 @@ from .errors import FatalError, InputError, RetryableError
 from .events import Event, EventHandler
 from .faults import FaultPlan, inject
 from .model import CompiledSaga
+from .quickschema import surely_valid
 from .references import Scope, resolve
 from .states import ActionState, RunState, RunStatus
 from .store.base import Claim, Store, StoreTransaction
@@ -444,11 +445,9 @@ class Execution:
 
     def _validate(self, action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
         schema = action.input_schema if what == "input" else action.output_schema
-        if schema == _ANY_OBJECT and isinstance(value, dict):
-            return  # the default schema: nothing to check beyond the mapping
+        if surely_valid(schema, value):
+            return  # the common simple schemas, without building jsonschema's iterator
         validator = _validator(schema)
-        if validator.is_valid(value):
-            return
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is None:
             return
@@ -652,9 +651,6 @@ class Execution:
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
-
-
-_ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
