@@ -413,7 +413,10 @@ class Execution:
         self._validate(action, "input", inputs, name)
         limiter = self.options.limiter
         if limiter is not None:
-            await limiter.acquire()
+            try:
+                limiter.acquire_nowait()  # a free slot needs no trip through the event loop
+            except anyio.WouldBlock:
+                await limiter.acquire()
         try:
             if spec.timeout is None:
                 outputs = await action.execute(ctx, inputs)
