@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ class BadReference(ValueError):
     """A `${{ }}` whose inside is not one of the reference forms."""
 
 
+# Parsed per string, not per use: resolving runs for every action of every run (the
+# results are immutable, so sharing them is safe).
+@functools.lru_cache(maxsize=4096)
 def parse(expression: str) -> Reference:
     match = _PATH.match(expression)
     if match is None:
@@ -48,6 +52,7 @@ def parse(expression: str) -> Reference:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def whole(value: str) -> Reference | None:
     """The reference when `value` is exactly one reference (it then keeps its JSON type)."""
     match = _REF.fullmatch(value.strip())
