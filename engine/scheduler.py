@@ -315,6 +315,14 @@ class Execution:
             self._group.cancel_scope.cancel()  # only the progress flusher is left
 
     async def _forward(self, name: str) -> None:
+        # The task goes on with the first action its completion made ready (a chain needs
+        # one task, not one per action); only further ready actions get tasks of their own.
+        next_name: str | None = name
+        while next_name is not None:
+            next_name = await self._forward_one(next_name)
+
+    async def _forward_one(self, name: str) -> str | None:
+        """Run `name` to its end; returns a ready action this task should run next."""
         structlog.contextvars.bind_contextvars(run_id=self.run_id, action=name)
         spec = self.saga.actions[name]
         action = self.actions[spec.uses]
@@ -349,7 +357,7 @@ class Execution:
                     await self._commit([self._record(ev.ACTION_STARTED, name, attempt=attempt + 1)])
                     continue
                 await self._final_failure(name, exc)
-                return
+                return None
             tx = ctx.take_transaction()
             self._running.discard(name)
             records = [self._record(ev.ACTION_SUCCEEDED, name, outputs=outputs)]
@@ -363,9 +371,11 @@ class Execution:
                 records.append(self._record(ev.RUN_FINISHED, None, state="succeeded"))
                 self._finished = True
             await self._commit(records, tx)
-            self._spawn(names)
+            if names:
+                self._spawn(names[1:])
+                return names[0]
             self._idle_check()
-            return
+            return None
 
     def _all_succeeded(self) -> bool:
         return (
