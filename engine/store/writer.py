@@ -3,8 +3,9 @@
 Writers queue a function of the connection and await it. The thread takes everything
 queued, runs them all in one `BEGIN IMMEDIATE` transaction, commits once (one fsync for
 the whole batch), and only then releases the waiters. A function that raises rolls back
-only its own writes (the batch is then run again, each function in its own SAVEPOINT). Many sagas in flight
-thus share commits, without any write being acknowledged before it is durable.
+only its own writes (the batch is then run again, each function in its own SAVEPOINT).
+Many sagas in flight thus share commits, without any write being acknowledged before it
+is durable.
 """
 
 from __future__ import annotations
