@@ -51,8 +51,12 @@ _RUN_COLUMNS = (
 )
 
 
+# One encoder for every record: `json.dumps` with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _ENCODE(value)
 
 
 def path_of(url: str) -> Path:
