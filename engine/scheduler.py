@@ -19,7 +19,7 @@ import heapq
 import json
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -38,7 +38,7 @@ from .faults import FaultPlan, inject
 from .model import CompiledSaga
 from .quickschema import surely_valid
 from .references import Scope, resolve
-from .states import ActionState, RunState, RunStatus
+from .states import ActionState, ActionStatus, RunState, RunStatus
 from .store.base import Claim, Store, StoreTransaction
 
 A = ActionState
@@ -315,7 +315,16 @@ class Execution:
             self._group.cancel_scope.cancel()  # only the progress flusher is left
 
     async def _forward(self, name: str) -> None:
-        structlog.contextvars.bind_contextvars(run_id=self.run_id, action=name)
+        # The task goes on with the first action its completion made ready (a chain needs
+        # one task, not one per action); only further ready actions get tasks of their own.
+        structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        next_name: str | None = name
+        while next_name is not None:
+            next_name = await self._forward_one(next_name)
+
+    async def _forward_one(self, name: str) -> str | None:
+        """Run `name` to its end; returns a ready action this task should run next."""
+        structlog.contextvars.bind_contextvars(action=name)
         spec = self.saga.actions[name]
         action = self.actions[spec.uses]
         session_attempt = 1
@@ -349,7 +358,7 @@ class Execution:
                     await self._commit([self._record(ev.ACTION_STARTED, name, attempt=attempt + 1)])
                     continue
                 await self._final_failure(name, exc)
-                return
+                return None
             tx = ctx.take_transaction()
             self._running.discard(name)
             records = [self._record(ev.ACTION_SUCCEEDED, name, outputs=outputs)]
@@ -363,9 +372,11 @@ class Execution:
                 records.append(self._record(ev.RUN_FINISHED, None, state="succeeded"))
                 self._finished = True
             await self._commit(records, tx)
-            self._spawn(names)
+            if names:
+                self._spawn(names[1:])
+                return names[0]
             self._idle_check()
-            return
+            return None
 
     def _all_succeeded(self) -> bool:
         return (
@@ -446,7 +457,7 @@ class Execution:
         return outputs
 
     def _inputs(self, name: str) -> dict[str, Any]:
-        scope = Scope(self.run_id, self.saga.name, self.inputs, self.status.outputs())
+        scope = Scope(self.run_id, self.saga.name, self.inputs, _Outputs(self.status.actions))
         resolved = resolve(self.saga.actions[name].with_, scope)
         assert isinstance(resolved, dict)
         return resolved
@@ -659,6 +670,28 @@ class Execution:
             )
         )
         await self._commit(records)
+
+
+class _Outputs(Mapping[str, Mapping[str, Any]]):
+    """`RunStatus.outputs()` as a view: resolving one action's inputs looks up a few
+    outputs, without copying every completed action's into a new dict first."""
+
+    __slots__ = ("_actions",)
+
+    def __init__(self, actions: Mapping[str, ActionStatus]) -> None:
+        self._actions = actions
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        outputs = self._actions[name].outputs
+        if outputs is None:
+            raise KeyError(name)
+        return outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, s in self._actions.items() if s.outputs is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}

@@ -51,8 +51,12 @@ _RUN_COLUMNS = (
 )
 
 
+# One encoder for every record: `json.dumps` with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _ENCODE(value)
 
 
 def path_of(url: str) -> Path:
@@ -340,8 +344,8 @@ class SqliteStore(Store):
         *,
         progress: Mapping[str, JSON] | None = None,
     ) -> list[Event]:
-        now = self.now()
-        return await self._write(lambda conn: _append(conn, claim, records, progress, now))
+        prepared = _Prepared(claim, records, progress, self.now())
+        return prepared.numbered(await self._write(prepared.write))
 
     async def begin(self, claim: Claim) -> StoreTransaction:
         def begin() -> sqlite3.Connection:
@@ -539,22 +543,31 @@ def _append(
     now: float,
 ) -> list[Event]:
     """Number and insert `records`, moving the run row on, if `claim` is current."""
-    state: RunState | None = None
-    error = code = None
-    for record in records:
-        moved = run_state_of(record)
-        if moved is not None:
-            state, error, code = moved, record.data.get("error"), record.data.get("code")
-    row = conn.execute(
-        "UPDATE runs SET last_seq = last_seq + ?, updated = ?,"
-        " state = coalesce(?, state),"
-        " error = CASE WHEN ? IS NULL THEN error ELSE ? END,"
-        " error_code = CASE WHEN ? IS NULL THEN error_code ELSE ? END,"
-        " started = coalesce(started, ?),"
-        " finished = CASE WHEN ? IS NULL THEN finished ELSE ? END,"
-        " owner = CASE WHEN ? THEN NULL ELSE owner END"
-        " WHERE run_id = ? AND owner = ? AND fence = ? RETURNING last_seq",
-        (
+    prepared = _Prepared(claim, records, progress, now)
+    return prepared.numbered(prepared.write(conn))
+
+
+class _Prepared:
+    """An append's SQL parameters, built before the writer thread runs it: the thread is
+    the bottleneck with many sagas in flight, so it only executes (JSON is encoded here)."""
+
+    __slots__ = ("claim", "log_rows", "now", "progress_rows", "records", "run_params")
+
+    def __init__(
+        self,
+        claim: Claim,
+        records: Sequence[Event],
+        progress: Mapping[str, JSON] | None,
+        now: float,
+    ) -> None:
+        self.claim, self.records, self.now = claim, records, now
+        state: RunState | None = None
+        error = code = None
+        for record in records:
+            moved = run_state_of(record)
+            if moved is not None:
+                state, error, code = moved, record.data.get("error"), record.data.get("code")
+        self.run_params = (
             len(records),
             now,
             state,
@@ -569,25 +582,52 @@ def _append(
             claim.run_id,
             claim.owner,
             claim.fence,
-        ),
-    ).fetchone()
-    if row is None:
-        raise ClaimLost(claim.run_id)
-    first = int(row[0]) - len(records) + 1
-    numbered = [
-        Event(claim.run_id, r.kind, r.action, r.data, r.at or now, first + i)
-        for i, r in enumerate(records)
-    ]
-    conn.executemany(
-        "INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)",
-        [(e.run_id, e.seq, e.at, e.kind, e.action, _dumps(dict(e.data))) for e in numbered],
-    )
-    if progress:
-        conn.executemany(
-            "INSERT OR REPLACE INTO action_progress VALUES (?, ?, ?, ?)",
-            [(claim.run_id, action, now, _dumps(data)) for action, data in progress.items()],
         )
-    return numbered
+        # Rows without their seq (known only in the writer): (run_id, at, kind, action, data).
+        self.log_rows = [
+            (claim.run_id, r.at or now, r.kind, r.action, _dumps(dict(r.data))) for r in records
+        ]
+        self.progress_rows = (
+            [(claim.run_id, action, now, _dumps(data)) for action, data in progress.items()]
+            if progress
+            else None
+        )
+
+    def write(self, conn: sqlite3.Connection) -> int:
+        """Run it (on the writer's connection); returns the first record's seq."""
+        row = conn.execute(_APPEND_SQL, self.run_params).fetchone()
+        if row is None:
+            raise ClaimLost(self.claim.run_id)
+        first = int(row[0]) - len(self.log_rows) + 1
+        conn.executemany(
+            "INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)",
+            [(r[0], first + i, r[1], r[2], r[3], r[4]) for i, r in enumerate(self.log_rows)],
+        )
+        if self.progress_rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO action_progress VALUES (?, ?, ?, ?)", self.progress_rows
+            )
+        return first
+
+    def numbered(self, first: int) -> list[Event]:
+        """The records as written, with their seq."""
+        run_id, now = self.claim.run_id, self.now
+        return [
+            Event(run_id, r.kind, r.action, r.data, r.at or now, first + i)
+            for i, r in enumerate(self.records)
+        ]
+
+
+_APPEND_SQL = (
+    "UPDATE runs SET last_seq = last_seq + ?, updated = ?,"
+    " state = coalesce(?, state),"
+    " error = CASE WHEN ? IS NULL THEN error ELSE ? END,"
+    " error_code = CASE WHEN ? IS NULL THEN error_code ELSE ? END,"
+    " started = coalesce(started, ?),"
+    " finished = CASE WHEN ? IS NULL THEN finished ELSE ? END,"
+    " owner = CASE WHEN ? THEN NULL ELSE owner END"
+    " WHERE run_id = ? AND owner = ? AND fence = ? RETURNING last_seq"
+)
 
 
 def _by_action(table: str, run_id: str) -> Callable[[sqlite3.Connection], dict[str, JSON]]:
