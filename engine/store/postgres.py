@@ -39,13 +39,13 @@ from .base import (
     ClaimLost,
     Created,
     NewRun,
-    Row,
     RunBusy,
     RunExists,
     RunRecord,
     Store,
     StoreError,
     StoreTransaction,
+    record_from_row,
     this_node,
 )
 from .migrations import registered
@@ -372,7 +372,7 @@ class PostgresStore(Store):
 
         async def read(conn: Conn) -> list[RunRecord]:
             cursor = await conn.execute(sql, params)
-            return [_record(row) for row in await cursor.fetchall()]
+            return [record_from_row(row) for row in await cursor.fetchall()]
 
         return await self._read(read)
 
@@ -794,7 +794,7 @@ async def _get(conn: Conn, run_id: str) -> RunRecord:
     row = await cursor.fetchone()
     if row is None:
         raise RunNotFound(f"no run {run_id!r}")
-    return _record(row)
+    return record_from_row(row)
 
 
 def _by_action(table: str, run_id: str) -> Callable[[Conn], Awaitable[dict[str, JSON]]]:
@@ -805,28 +805,6 @@ def _by_action(table: str, run_id: str) -> Callable[[Conn], Awaitable[dict[str, 
         return {action: json.loads(data) for action, data in await cursor.fetchall()}
 
     return read
-
-
-def _record(row: Row) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        saga=row[1],
-        state=row[2],
-        definition_hash=row[3],
-        definition=json.loads(row[4]),
-        inputs=json.loads(row[5]),
-        plugin_versions=json.loads(row[6]),
-        created=row[7],
-        updated=row[8],
-        started=row[9],
-        finished=row[10],
-        error=row[11],
-        error_code=row[12],
-        owner=row[13],
-        cancel_requested=bool(row[14]),
-        node=row[15],
-        lease_expires=row[16],
-    )
 
 
 def _redact(url: str) -> str:

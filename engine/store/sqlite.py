@@ -30,13 +30,13 @@ from .base import (
     ClaimLost,
     Created,
     NewRun,
-    Row,
     RunBusy,
     RunExists,
     RunRecord,
     Store,
     StoreError,
     StoreTransaction,
+    record_from_row,
     this_node,
 )
 from .migrations import registered
@@ -189,7 +189,7 @@ class SqliteStore(Store):
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
             ).fetchone()
             if row is not None:
-                existing = _record(row)
+                existing = record_from_row(row)
                 if existing.definition_hash != run.definition_hash:
                     raise RunExists(
                         f"run {run.run_id} already exists for {existing.saga}"
@@ -226,7 +226,7 @@ class SqliteStore(Store):
             written = [Event(run.run_id, "run_created", None, data, now, 1)]
             if records and taken is not None:
                 written += _append(conn, taken, records, None, now)
-            record = _record(
+            record = record_from_row(
                 conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
                 ).fetchone()
@@ -241,7 +241,7 @@ class SqliteStore(Store):
             found = row.fetchone()
             if found is None:
                 raise RunNotFound(f"no run {run_id!r} in {self.path}")
-            return _record(found)
+            return record_from_row(found)
 
         return await self._read(read)
 
@@ -267,7 +267,7 @@ class SqliteStore(Store):
         params.append(limit)
 
         def read(conn: sqlite3.Connection) -> list[RunRecord]:
-            return [_record(row) for row in conn.execute(sql, params)]
+            return [record_from_row(row) for row in conn.execute(sql, params)]
 
         return await self._read(read)
 
@@ -636,27 +636,6 @@ def _by_action(table: str, run_id: str) -> Callable[[sqlite3.Connection], dict[s
         return {action: json.loads(data) for action, data in rows}
 
     return read
-
-
-def _record(row: Row) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        saga=row[1],
-        state=row[2],
-        definition_hash=row[3],
-        definition=json.loads(row[4]),
-        inputs=json.loads(row[5]),
-        plugin_versions=json.loads(row[6]),
-        created=row[7],
-        updated=row[8],
-        started=row[9],
-        finished=row[10],
-        error=row[11],
-        error_code=row[12],
-        owner=row[13],
-        cancel_requested=bool(row[14]),
-        node=row[15],
-    )
 
 
 def split_statements(script: str) -> list[str]:
