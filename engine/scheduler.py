@@ -506,18 +506,8 @@ class Execution:
             await self._compensate_all(records)
         elif self._stuck:
             name, exc = self._stuck[0]
-            await self._commit(
-                [
-                    self._record(
-                        ev.RUN_STUCK,
-                        None,
-                        state="stuck",
-                        error=f"{name}: {_error_text(exc)}",
-                        code=_code(exc),
-                        failed_action=name,
-                        bad_input=isinstance(exc, InputError),
-                    )
-                ]
+            await self._end_stuck(
+                name, exc, f"{name}: {_error_text(exc)}", bad_input=isinstance(exc, InputError)
             )
         elif all(s.state is A.SUCCEEDED for s in self.status.actions.values()):
             await self._commit([self._record(ev.RUN_FINISHED, None, state="succeeded")])
@@ -637,22 +627,27 @@ class Execution:
                 self._group.start_soon(self._compensate, other)
             return
 
+    async def _end_stuck(self, name: str, exc: BaseException, error: str, **extra: JSON) -> None:
+        """Record the run `stuck` on `name`'s failure: it waits for an operator."""
+        await self._commit(
+            [
+                self._record(
+                    ev.RUN_STUCK,
+                    None,
+                    state="stuck",
+                    error=error,
+                    code=_code(exc),
+                    failed_action=name,
+                    **extra,
+                )
+            ]
+        )
+
     async def _after_compensation(self) -> None:
         status = self.status
         if self._comp_failures:
             name, exc = self._comp_failures[0]
-            await self._commit(
-                [
-                    self._record(
-                        ev.RUN_STUCK,
-                        None,
-                        state="stuck",
-                        error=f"compensation of {name} failed: {_error_text(exc)}",
-                        code=_code(exc),
-                        failed_action=name,
-                    )
-                ]
-            )
+            await self._end_stuck(name, exc, f"compensation of {name} failed: {_error_text(exc)}")
             return
         records = [self._record(ev.ACTION_SKIPPED, a) for a in self._pending()]
         final = "cancelled" if status.reason == "cancel" else "compensated"
