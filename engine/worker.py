@@ -125,7 +125,11 @@ class Worker:
                     now = time.monotonic()
                     for run_id in [r for r, t in self._shunned.items() if t < now]:
                         del self._shunned[run_id]
-                    claims: list[Claim] = await self._pg.claim_next(free, exclude=self._shunned)
+                    # Runs still in hand are excluded too: a failing one is handed back before
+                    # `_drive` can shun it, and must not be claimed again in that gap.
+                    claims: list[Claim] = await self._pg.claim_next(
+                        free, exclude=self._shunned.keys() | self._active.keys()
+                    )
                 except Exception:
                     log.exception("cannot claim runs")
                     claims = []
