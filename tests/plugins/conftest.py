@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +73,19 @@ def _pip(python: Path, *args: str | Path) -> None:
     )
 
 
+def _share_dependencies(python: Path) -> None:
+    """Appends the running environment's site-packages to the venv's path."""
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(site_packages, "_sagactl_test_deps.pth").write_text("".join(f"{p}\n" for p in ours))
+
+
 def _copy_project(target: Path) -> Path:
     """The project's sources without tests, venvs or build leftovers, so that pip builds
     outside the worktree."""
@@ -91,8 +105,14 @@ def _copy_project(target: Path) -> Path:
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
     base = tmp_path_factory.mktemp("plugin-env")
     environment = base / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(environment)
+    # Never the base interpreter's site-packages: a venv made from inside .venv is based on
+    # the base interpreter, which may hold anything or nothing. sagactl's dependencies come
+    # from the running environment instead, appended after the venv's own site-packages by
+    # a .pth file, so the venv's own sagactl and plugins win (entry points are deduplicated
+    # by distribution name, first on the path first).
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(environment)
     python = environment / "bin" / "python"
+    _share_dependencies(python)
     project = _copy_project(base / "sagactl")
     _pip(python, project, DISTS / "acme-saga-plugin", DISTS / "acme-broken-plugin")
     dup = base / "dup"
