@@ -29,7 +29,7 @@ def unavailable() -> str | None:
     if not EXAMPLE.is_dir():
         return f"no example app at {EXAMPLE}"
     try:
-        from sagactl.actions.build.entry import build_from_tar_async, load_saga  # noqa: F401
+        from sagactl.actions.build_from_tar.entry import build_from_tar_async, load_saga  # noqa: F401
         from sagactl.engine.api import Engine  # noqa: F401
         from sagactl.engine.providers import plugin_provider  # noqa: F401
 
@@ -59,8 +59,8 @@ def make_app_tar(path: Path, padding: int) -> int:
 def settings_deps(state_dir: Path) -> Dependencies:
     """Dependencies holding this benchmark's build settings: oci builder, files under
     `state_dir`, the cluster host `localhost` (so no DNS timeout is timed)."""
-    from sagactl.actions.build.cluster import ClusterSettings
-    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.actions.build_from_tar.cluster import ClusterSettings
+    from sagactl.actions.build_from_tar.settings import BuildSettings
 
     deps = Dependencies()
     deps.provide(
@@ -76,7 +76,7 @@ class Builds:
     """Builds of one app tar: through `build_from_tar_async`, or its actions called directly."""
 
     def __init__(self, tar: Path, state_dir: Path, db: Path) -> None:
-        from sagactl.actions.build.entry import load_saga
+        from sagactl.actions.build_from_tar.entry import load_saga
 
         self.tar = tar
         self.state_dir = state_dir
@@ -86,7 +86,7 @@ class Builds:
 
     async def with_engine(self, app: str) -> Any:
         """The whole entry point: register the stream, run the saga durably, clean up."""
-        from sagactl.actions.build.entry import build_from_tar_async
+        from sagactl.actions.build_from_tar.entry import build_from_tar_async
 
         with self.tar.open("rb") as stream:
             return await build_from_tar_async(
@@ -100,10 +100,10 @@ class Builds:
 
     async def direct(self, app: str) -> dict[str, dict[str, Any]]:
         """The same eleven actions' `execute`, in order, without the engine (direct.py)."""
-        from sagactl.actions.build.entry import run_id_for
-        from sagactl.actions.build.settings import BuildSettings
-        from sagactl.actions.build.staging import StagingArea
-        from sagactl.actions.build.streams import StreamRegistry
+        from sagactl.actions.build_from_tar.entry import run_id_for
+        from sagactl.actions.build_from_tar.settings import BuildSettings
+        from sagactl.actions.build_from_tar.staging import StagingArea
+        from sagactl.actions.build_from_tar.streams import StreamRegistry
         from sagactl.engine.providers import plugin_provider
 
         from .direct import connect, run_direct

@@ -23,7 +23,7 @@ def _peak_rss_kb() -> int:
 
 def main(directory: str, stream_id: str) -> int:
     try:
-        from sagactl.actions.build.staging import StagingArea
+        from sagactl.actions.build_from_tar.staging import StagingArea
     except ImportError as exc:
         print(f"no staging code: {exc}", file=sys.stderr)
         return 3

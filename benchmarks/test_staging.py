@@ -43,7 +43,9 @@ class TestStaging:
         os.close(probe.write_end)
         probe.consumer.communicate()
         if probe.consumer.returncode == 3:
-            pytest.skip("sagactl.actions.build.staging (StagingArea) is not on this branch yet")
+            pytest.skip(
+                "sagactl.actions.build_from_tar.staging (StagingArea) is not on this branch yet"
+            )
         outputs: list[dict[str, Any]] = []
 
         def baseline() -> None:

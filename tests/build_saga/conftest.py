@@ -13,8 +13,8 @@ import pytest
 # The helpers next to this file (tars.py) are imported by name by the test modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sagactl.actions.build.staging import StagingArea
-from sagactl.actions.build.tarcheck import StagingLimits
+from sagactl.actions.build_from_tar.staging import StagingArea
+from sagactl.actions.build_from_tar.tarcheck import StagingLimits
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ class Db:
         self.url = url
 
     def transaction(self) -> Any:
-        from sagactl.actions.build import recordsdb
+        from sagactl.actions.build_from_tar import recordsdb
 
         return recordsdb.transaction(self.url)
 
@@ -143,8 +143,8 @@ class StandInContext:
 
 @pytest.fixture
 def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
-    from sagactl.actions.build.cluster import ClusterSettings
-    from sagactl.actions.build.settings import BuildSettings
+    from sagactl.actions.build_from_tar.cluster import ClusterSettings
+    from sagactl.actions.build_from_tar.settings import BuildSettings
     from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES
 
     return BuildSettings(
@@ -158,8 +158,8 @@ def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
 
 @pytest.fixture
 def deps(build_settings: Any) -> Any:
-    from sagactl.actions.build.settings import BuildSettings
-    from sagactl.actions.build.streams import StreamRegistry
+    from sagactl.actions.build_from_tar.settings import BuildSettings
+    from sagactl.actions.build_from_tar.streams import StreamRegistry
     from sagactl.engine import Dependencies
 
     container = Dependencies()

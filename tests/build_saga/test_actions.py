@@ -10,16 +10,20 @@ from typing import Any
 
 import pytest
 from conftest import StandInContext
-from sagactl.actions.build import records
-from sagactl.actions.build.sandboxes import start_sandboxes
-from sagactl.actions.build.settings import BuildSettings
-from sagactl.actions.build.steps.cluster import ResolveClusterIp
-from sagactl.actions.build.steps.image import BuildImage, LaunchBuildkit
-from sagactl.actions.build.steps.receive import ReceiveTar
-from sagactl.actions.build.steps.sandboxes import StopOldSandboxes
-from sagactl.actions.build.steps.source import DetectStack, LoadConfig, ParseServices
-from sagactl.actions.build.steps.versions import CreateVersion, GetNextVersion, SetActiveVersion
-from sagactl.actions.build.streams import StreamRegistry
+from sagactl.actions.build_from_tar import records
+from sagactl.actions.build_from_tar.sandboxes import start_sandboxes
+from sagactl.actions.build_from_tar.settings import BuildSettings
+from sagactl.actions.build_from_tar.steps.cluster import ResolveClusterIp
+from sagactl.actions.build_from_tar.steps.image import BuildImage, LaunchBuildkit
+from sagactl.actions.build_from_tar.steps.receive import ReceiveTar
+from sagactl.actions.build_from_tar.steps.sandboxes import StopOldSandboxes
+from sagactl.actions.build_from_tar.steps.source import DetectStack, LoadConfig, ParseServices
+from sagactl.actions.build_from_tar.steps.versions import (
+    CreateVersion,
+    GetNextVersion,
+    SetActiveVersion,
+)
+from sagactl.actions.build_from_tar.streams import StreamRegistry
 from sagactl.engine import FatalError, InputError
 from tars import M, make_tar, tar_of_dir
 

@@ -18,7 +18,7 @@ from tars import M, make_tar, tar_of_dir
 
 pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
 
-from sagactl.actions.build import BuildSettings, records, recordsdb
+from sagactl.actions.build_from_tar import BuildSettings, records, recordsdb
 from sagactl.engine import Dependencies
 from sagactl.engine.api import Engine
 

@@ -18,9 +18,9 @@ from tars import M, make_tar, tar_of_dir
 
 pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
 
-from sagactl.actions.build import BuildFailed, records, recordsdb
-from sagactl.actions.build.entry import build_from_tar_async
-from sagactl.actions.build.streams import StreamRegistry
+from sagactl.actions.build_from_tar import BuildFailed, records, recordsdb
+from sagactl.actions.build_from_tar.entry import build_from_tar_async
+from sagactl.actions.build_from_tar.streams import StreamRegistry
 from sagactl.engine import InputError
 
 pytestmark = pytest.mark.anyio
@@ -246,7 +246,7 @@ class TestBuildahThroughTheSaga:
         is in the image, the version records the image and the buildah digest."""
         from dataclasses import replace
 
-        from sagactl.actions.build.settings import BuildSettings
+        from sagactl.actions.build_from_tar.settings import BuildSettings
 
         deps.provide(
             BuildSettings,

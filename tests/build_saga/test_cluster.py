@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sagactl.actions.build.cluster import ClusterSettings, resolve
+from sagactl.actions.build_from_tar.cluster import ClusterSettings, resolve
 from sagactl.engine import FatalError
 from structlog.testing import capture_logs
 

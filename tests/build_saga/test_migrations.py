@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sagactl.engine.store.migrations", reason="the engine store has not landed")
 
-from sagactl.actions.build import records, recordsdb
+from sagactl.actions.build_from_tar import records, recordsdb
 from sagactl.engine.store import open_store
 
 pytestmark = pytest.mark.anyio

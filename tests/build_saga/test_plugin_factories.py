@@ -6,8 +6,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from sagactl.actions.build import backends
-from sagactl.actions.build.settings import BuildSettings
+from sagactl.actions.build_from_tar import backends
+from sagactl.actions.build_from_tar.settings import BuildSettings
 from sagactl.engine import Dependencies, InputError
 from sagactl.plugins.builders.base import Builder, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxRuntime

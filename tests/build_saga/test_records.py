@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sagactl.actions.build import records
+from sagactl.actions.build_from_tar import records
 from sagactl.engine import InputError
 
 pytestmark = pytest.mark.anyio

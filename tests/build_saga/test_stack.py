@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sagactl.actions.build import appconfig, stack
+from sagactl.actions.build_from_tar import appconfig, stack
 from sagactl.engine import InputError
 
 CASES = [

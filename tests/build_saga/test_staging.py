@@ -9,8 +9,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sagactl.actions.build.staging import StagingArea, extract, sha256_of
-from sagactl.actions.build.tarcheck import StagingLimits
+from sagactl.actions.build_from_tar.staging import StagingArea, extract, sha256_of
+from sagactl.actions.build_from_tar.tarcheck import StagingLimits
 from sagactl.engine import InputError
 from tars import M, gzip_bomb, listing, make_tar, tar_of_dir
 

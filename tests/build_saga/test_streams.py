@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from sagactl.actions.build.schemas import STREAM_ID
-from sagactl.actions.build.streams import StreamGone, StreamRegistry
+from sagactl.actions.build_from_tar.schemas import STREAM_ID
+from sagactl.actions.build_from_tar.streams import StreamGone, StreamRegistry
 
 
 class TestStreamRegistry:

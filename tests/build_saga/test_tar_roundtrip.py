@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sagactl.actions.build.staging import StagingArea, extract
+from sagactl.actions.build_from_tar.staging import StagingArea, extract
 
 NAMES = st.text(alphabet="abcdefghij-_.0123456789é", min_size=1, max_size=12).filter(
     lambda n: n not in (".", "..")

@@ -85,5 +85,5 @@ class TestBuildFromTar:
         """With the real build.* actions installed, the shipped file compiles against them."""
         catalog = _catalog()
         if catalog.info("build.receive_tar") is None:
-            pytest.skip("sagactl.actions.build is not installed in this tree yet")
+            pytest.skip("sagactl.actions.build_from_tar is not installed in this tree yet")
         assert len(load_saga_file(DEFINITION, catalog)) == 11
