@@ -14,6 +14,7 @@ from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
+from .action_plugins import ActionRegistry as ActionRegistry
 from .api import Engine as Engine
 from .api import RunResult as RunResult
 from .api import run_saga as run_saga
@@ -37,7 +38,6 @@ from .events import EventHandler as EventHandler
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
-from .plugins import ActionRegistry as ActionRegistry
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry

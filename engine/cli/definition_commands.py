@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..action import Action, ActionCatalog, ActionInfo
-from ..deps import Dependencies
+from ..action import ActionCatalog
 from ..errors import DefinitionError, DefinitionErrors
+from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
 from .main import EXIT_BAD_INPUT
@@ -24,41 +20,7 @@ GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
 def _catalog() -> ActionCatalog:
     """The installed actions: the one place the definition commands get them from."""
-    try:
-        plugins: Any = importlib.import_module("sagactl.engine.plugins")
-    except ModuleNotFoundError:
-        return _EntryPointCatalog()
-    catalog: ActionCatalog = plugins.load_plugins().actions
-    return catalog
-
-
-class _EntryPointCatalog:
-    """Stand-in until `sagactl.engine.plugins` is merged: each `sagactl.actions` entry point's
-    factory, called with an empty container, describes its action. Broken ones are skipped."""
-
-    def __init__(self) -> None:
-        self._infos: dict[str, ActionInfo] = {}
-        for entry in metadata.entry_points(group="sagactl.actions"):
-            try:
-                made = entry.load()(Dependencies())
-            except Exception:  # the plugin registry reports these; here they are only absent
-                continue
-            if isinstance(made, Action):
-                self._infos[entry.name] = ActionInfo(
-                    name=entry.name,
-                    input_schema=made.input_schema,
-                    output_schema=made.output_schema,
-                    compensable=made.compensable(),
-                    description=made.description,
-                    distribution=entry.dist.name if entry.dist else None,
-                    version=entry.dist.version if entry.dist else None,
-                )
-
-    def info(self, name: str) -> ActionInfo | None:
-        return self._infos.get(name)
-
-    def names(self) -> Sequence[str]:
-        return sorted(self._infos)
+    return load_plugins().actions
 
 
 @click.command()

@@ -116,9 +116,9 @@ def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str
     )
 
 
-def launch_buildkit_factory(deps: Dependencies) -> Action:
+def launch_buildkit_factory(deps: Dependencies) -> LaunchBuildkit:
     return LaunchBuildkit()
 
 
-def build_image_factory(deps: Dependencies) -> Action:
+def build_image_factory(deps: Dependencies) -> BuildImage:
     return BuildImage()
