@@ -1,11 +1,12 @@
 """Where plugins are found: every entry-point group, scanned once, loaded on first use.
 
 The engine's own groups are declared here: `sagactl.actions`, `sagactl.definitions`,
-`sagactl.commands`, `sagactl.migrations`, and `sagactl.groups`, in which a package names
-the `Group` objects it declares for its own plugins (so that their errors are reported with
-everyone else's). `load_plugins().registry(GROUP)` gives the typed `Registry` of any group.
-A plugin that fails to load and a name claimed by two distributions each give one
-`PluginError` naming the distribution(s); everything else still loads.
+`sagactl.commands`, and `sagactl.groups`, in which a package names the `Group` objects it
+declares for its own plugins, so that their errors are reported with everyone else's (the
+store declares `sagactl.migrations` that way). `load_plugins().registry(GROUP)` gives the
+typed `Registry` of any group. A plugin that fails to load and a name claimed by two
+distributions each give one `PluginError` naming the distribution(s); everything else
+still loads.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from .plugin_registry import (
     origin,
     plugin_error,
 )
-from .store.migrations import Migration, check_migrations
 
 T = TypeVar("T")
 
@@ -72,18 +72,6 @@ def _definition_folder(plugin: Plugin[object], deps: Dependencies | None) -> Pat
     return folder
 
 
-def _migrations(plugin: Plugin[object], deps: Dependencies | None) -> tuple[Migration, ...]:
-    """A `sagactl.migrations` entry point names a list of `Migration` (or a zero-argument
-    callable returning one); the entry point's name is the namespace."""
-    try:
-        steps = plugin.obj() if callable(plugin.obj) else plugin.obj
-        return check_migrations(plugin.name, steps)
-    except Exception as exc:
-        raise plugin_error(
-            plugin, f"failed to give its migrations: {describe_exception(exc)}"
-        ) from exc
-
-
 def _group(plugin: Plugin[object], deps: Dependencies | None) -> Group[object]:
     if not isinstance(plugin.obj, Group):
         raise plugin_error(plugin, f"names a {type(plugin.obj).__name__}, not a Group")
@@ -95,11 +83,12 @@ def _group(plugin: Plugin[object], deps: Dependencies | None) -> Group[object]:
 DEFINITIONS: Group[Path] = Group("sagactl.definitions", "definition folder", _definition_folder)
 COMMANDS: Group[object] = Group("sagactl.commands", "command", as_is)
 """Raw objects: a click command or a function returning one (the CLI checks which)."""
-MIGRATIONS: Group[tuple[Migration, ...]] = Group("sagactl.migrations", "migrations", _migrations)
 GROUPS: Group[Group[object]] = Group("sagactl.groups", "plugin group", _group)
 """Groups other packages declare, each entry point named after its group:
 `"acme.widgets" = "acme.widgets:WIDGETS"`."""
-ENGINE_GROUPS: tuple[Group[Any], ...] = (ACTIONS, DEFINITIONS, COMMANDS, MIGRATIONS, GROUPS)
+ENGINE_GROUPS: tuple[Group[Any], ...] = (ACTIONS, DEFINITIONS, COMMANDS, GROUPS)
+"""Found without importing anything else of ours; the store declares `sagactl.migrations`
+in `sagactl.groups` like any package, because loading it needs the plugins."""
 
 
 class DefinitionFolders(Registry[Path]):
@@ -142,10 +131,6 @@ class Plugins:
     @property
     def commands(self) -> Registry[object]:
         return self.registry(COMMANDS)
-
-    @property
-    def migrations(self) -> Registry[tuple[Migration, ...]]:
-        return self.registry(MIGRATIONS)
 
     def groups(self) -> tuple[Group[Any], ...]:
         """The engine's groups, then those packages declare in `sagactl.groups`."""

@@ -9,11 +9,13 @@ from pathlib import Path
 import click
 
 from ..action import ActionCatalog
+from ..api import Engine
 from ..errors import DefinitionError, DefinitionErrors
+from ..model import CompiledSaga
 from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
-from .main import EXIT_BAD_INPUT
+from .options import DB_OPTION, EXIT_BAD_INPUT, with_engine
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
@@ -67,7 +69,7 @@ def schema(output: Path | None) -> None:
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @click.option("--run", "run_id", metavar="RUN", help="Colour each action by its state in RUN.")
-@click.option("--db", envvar="SAGACTL_DB", default=None, metavar="URL", help="Run store (--run).")
+@DB_OPTION
 def graph(
     definition: str | None, fmt: str, output: Path | None, run_id: str | None, db: str | None
 ) -> None:
@@ -80,8 +82,6 @@ def graph(
 
     states: dict[str, str] | None = None
     if run_id is not None:
-        from .runtime import run_graph
-
         saga, states = run_graph(db, run_id)
     elif definition is None:
         raise click.UsageError("give NAME|FILE or --run RUN")
@@ -97,3 +97,15 @@ def graph(
         raise click.UsageError(f"{fmt} is binary: write it to a file with -o FILE")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]]:
+    """RUN's pinned compiled saga (never the file as it is now) and each action's state."""
+
+    async def read(engine: Engine) -> tuple[CompiledSaga, dict[str, str]]:
+        record = await engine.store.get_run(run_id)
+        result = await engine.status(run_id)
+        saga = CompiledSaga.from_dict(record.definition)
+        return saga, {name: str(a.state) for name, a in result.actions.items()}
+
+    return with_engine(db, read)

@@ -11,8 +11,7 @@ import click
 
 from ..action import JSON, ActionInfo
 from ..plugins import COMMANDS, load_plugins
-
-EXIT_PLUGIN_ERRORS = 1
+from .options import EXIT_PLUGIN_ERRORS
 
 
 @click.command()

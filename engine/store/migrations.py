@@ -15,7 +15,10 @@ from types import MappingProxyType
 
 import structlog
 
+from ..deps import Dependencies
 from ..errors import PluginError
+from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
+from ..plugins import load_plugins
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
@@ -65,6 +68,22 @@ def check_migrations(namespace: str, migrations: object) -> tuple[Migration, ...
     return steps
 
 
+def _migrations(plugin: Plugin[object], deps: Dependencies | None) -> tuple[Migration, ...]:
+    """A `sagactl.migrations` entry point names a list of `Migration` (or a zero-argument
+    callable returning one); the entry point's name is the namespace."""
+    try:
+        steps = plugin.obj() if callable(plugin.obj) else plugin.obj
+        return check_migrations(plugin.name, steps)
+    except Exception as exc:
+        raise plugin_error(
+            plugin, f"failed to give its migrations: {describe_exception(exc)}"
+        ) from exc
+
+
+MIGRATIONS: Group[tuple[Migration, ...]] = Group(ENTRY_POINT_GROUP, "migrations", _migrations)
+"""Declared to the plugin registry in `sagactl.groups` (see pyproject.toml)."""
+
+
 def register_migrations(namespace: str, migrations: Iterable[Migration]) -> None:
     """Add (or replace) a namespace's migrations; versions must be 1, 2, 3, ... in order."""
     _registry.by_namespace[namespace] = check_migrations(namespace, list(migrations))
@@ -78,9 +97,7 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
     """
     if not _registry.entry_points_loaded:
         _registry.entry_points_loaded = True
-        from ..plugins import load_plugins  # the plugin registry imports this module
-
-        plugins = load_plugins().migrations
+        plugins = load_plugins().registry(MIGRATIONS)
         for plugin in plugins:
             _registry.by_namespace[plugin.name] = plugin.obj
         for error in plugins.errors:

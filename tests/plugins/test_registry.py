@@ -15,6 +15,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs,
 from sagactl.engine.action_plugins import ACTIONS, ActionRegistry, describe_action
 from sagactl.engine.plugin_registry import Plugin, Registry, call_factory, factory_group
 from sagactl.engine.plugins import DEFINITIONS, load_plugins, reset_plugins
+from sagactl.engine.store.migrations import MIGRATIONS
 
 
 class Echo(Action):
@@ -284,7 +285,7 @@ class TestMigrationPlugins:
 
     def test_broken_ones_are_collected_not_raised(self, installed: Path) -> None:
         """The good namespace loads; each broken one is one error naming the distribution."""
-        registry = load_plugins().migrations
+        registry = load_plugins().registry(MIGRATIONS)
         assert "acme" in registry.names()
         assert [m.version for m in registry.get("acme").obj] == [1]
         errors = {e.name: str(e) for e in registry.errors}
