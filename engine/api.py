@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -38,7 +38,6 @@ from .states import FINISHED, UNFINISHED, ActionState, ActionStatus, RunState, R
 from .store import Created, NewRun, RunBusy, RunRecord, Store, open_store
 from .store.base import RELEASING, Claim, ClaimLost
 
-T = TypeVar("T")
 log = structlog.get_logger("sagactl")
 
 RELEASED = frozenset(RunState(s) for s in RELEASING)

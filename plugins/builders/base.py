@@ -25,7 +25,7 @@ DEFAULT_BASE_IMAGES: Mapping[str, str] = {
 (app.toml `build.base_image`). Offline, point them at a locally made image (baseimage.py)."""
 
 
-class BuildFailed(Exception):
+class ImageBuildFailed(Exception):
     """The builder ran and the build failed (a RUN step, a bad Containerfile)."""
 
     def __init__(self, message: str, output_tail: str = "") -> None:
