@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sagactl.engine import InputError, Transaction
+from sagactl.engine import JSON, InputError, Transaction
+
+from .values import integer, maybe_integer, maybe_text, text
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS apps (
@@ -105,7 +108,7 @@ async def allocate_version(tx: Transaction, app: str) -> Allocated:
     )
     row = await tx.fetchone(f"SELECT next_number FROM apps WHERE name = ?{_lock(tx)}", (app,))
     assert row is not None
-    number = int(row[0])
+    number = integer(row[0])
     await tx.execute("UPDATE apps SET next_number = ? WHERE name = ?", (number + 1, app))
     return Allocated(version_name(app, number), number, uuid.uuid4().hex)
 
@@ -172,7 +175,7 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
     exists = await tx.fetchone("SELECT 1 FROM versions WHERE id = ? AND app = ?", (version, app))
     if exists is None:
         raise InputError(f"app {app!r} has no version {version!r}")
-    previous: str | None = row[0]
+    previous = maybe_text(row[0])
     if previous is not None and version_number(previous) >= version_number(version):
         return previous, False
     await tx.execute("UPDATE apps SET active_version = ? WHERE name = ?", (version, app))
@@ -203,6 +206,25 @@ class SandboxRecord:
     log_path: str | None
     created: str
     stopped: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[JSON]) -> SandboxRecord:
+        """A `sandboxes` row, its columns in the order of the fields."""
+        id_, app, version, service, runtime, state, pid, start, command, log, made, stop = row
+        return cls(
+            text(id_),
+            text(app),
+            text(version),
+            text(service),
+            text(runtime),
+            text(state),
+            maybe_integer(pid),
+            maybe_text(start),
+            text(command),
+            maybe_text(log),
+            text(made),
+            maybe_text(stop),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -256,7 +278,7 @@ async def running_sandboxes(
         "ORDER BY created, id",
         (app,),
     )
-    records = [SandboxRecord(*row) for row in rows]
+    records = [SandboxRecord.from_row(row) for row in rows]
     if older_than is not None:
         records = [r for r in records if version_number(r.version) < older_than]
     return records
@@ -286,7 +308,7 @@ async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
     )
     by_version: dict[str, list[dict[str, Any]]] = {}
     for sandbox in sandboxes:
-        record = SandboxRecord(*sandbox)
+        record = SandboxRecord.from_row(sandbox)
         by_version.setdefault(record.version, []).append(record.to_dict())
     return {
         "name": row[0],
@@ -298,10 +320,10 @@ async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
                 "artifact_id": v[2],
                 "image": v[3],
                 "digest": v[4],
-                "services": json.loads(v[5]),
+                "services": json.loads(text(v[5])),
                 "source_dir": v[6],
                 "created": v[7],
-                "sandboxes": by_version.get(v[0], []),
+                "sandboxes": by_version.get(text(v[0]), []),
             }
             for v in versions
         ],
@@ -322,6 +344,6 @@ async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
         "number": row[2],
         "image": row[3],
         "digest": row[4],
-        "services": json.loads(row[5]),
+        "services": json.loads(text(row[5])),
         "source_dir": row[6],
     }

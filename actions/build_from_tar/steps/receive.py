@@ -12,6 +12,7 @@ from .. import schemas as s
 from ..settings import registry_of, settings_of
 from ..staging import StagingArea, extract
 from ..streams import StreamGone
+from ..values import maybe_text
 
 
 class ReceiveTar(Action):
@@ -83,7 +84,7 @@ class ReceiveTar(Action):
         stream_id = str(inputs["stream_id"])
         area = StagingArea(settings.staging_dir, settings.limits)
         await anyio.to_thread.run_sync(area.remove, stream_id)
-        source_dir = Path(outputs.get("source_dir") or settings.sources_dir / stream_id)
+        source_dir = Path(maybe_text(outputs.get("source_dir")) or settings.sources_dir / stream_id)
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, ignore_errors=True))
 
 
