@@ -127,7 +127,7 @@ class ActionInfo:
     running it."""
 
     name: str
-    """Entry-point name, the `uses:` of a definition (e.g. `build.receive_tar`)."""
+    """Entry-point name, the `uses:` of a definition (e.g. `acme.notify`)."""
     input_schema: Mapping[str, JSON]
     output_schema: Mapping[str, JSON]
     compensable: bool

@@ -1,7 +1,7 @@
 """Versioned schema migrations by namespace: the engine's own and those other packages register.
 
-Platform records (apps, versions, sandboxes) live in the same database as the log. A package
-adds its tables with `register_migrations("build", [Migration(1, {"sqlite": ..., ...})])` at
+Other packages' records live in the same database as the log. A package adds its tables
+with `register_migrations("acme", [Migration(1, {"sqlite": ..., ...})])` at
 import time, or through an entry point in the group `sagactl.migrations` naming such a list
 (or a zero-argument callable returning one). Each store applies, in one transaction per
 migration, every version above the highest recorded in its `schema_migrations` table.
