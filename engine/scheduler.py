@@ -36,6 +36,7 @@ from .errors import FatalError, InputError, RetryableError
 from .events import Event, EventHandler
 from .faults import FaultPlan, inject
 from .model import CompiledSaga
+from .ordering import nearest_after
 from .quickschema import surely_valid
 from .references import Scope, resolve
 from .states import ActionState, ActionStatus, RunState, RunStatus
@@ -121,6 +122,7 @@ class Execution:
         self._flushing = False
         self._phase = "idle"
         self._comp_waiting: dict[str, set[str]] = {}
+        self._comp_unblocks: dict[str, list[str]] = {}  # action -> those waiting for it
         self._comp_failures: list[tuple[str, BaseException]] = []
         self._comp_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
         self._opened: list[str] | None = None
@@ -542,9 +544,11 @@ class Execution:
             if self.status.actions[a].state in (A.SUCCEEDED, A.COMPENSATING)
             and self._compensable(a)
         ]
-        target_set = set(targets)
-        for name in targets:
-            self._comp_waiting[name] = {d for d in self._descendants(name) if d in target_set}
+        # Each target waits only for the nearest targets after it: they wait for the rest.
+        for name, nearest in nearest_after(self.saga, targets).items():
+            self._comp_waiting[name] = set(nearest)
+            for later in nearest:
+                self._comp_unblocks.setdefault(later, []).append(name)
         ready = [a for a in reversed(targets) if not self._comp_waiting[a]]
         for name in ready:
             records.append(self._comp_started(name))
@@ -556,16 +560,6 @@ class Execution:
                     group.start_soon(self._compensate, name)
             self._group = None
             await self._after_compensation()
-
-    def _descendants(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(self.saga.dependents(name))
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(self.saga.dependents(current))
-        return seen
 
     def _comp_started(self, name: str) -> Event:
         attempt = self.status.actions[name].compensation_attempts + 1
@@ -614,13 +608,13 @@ class Execution:
             tx = ctx.take_transaction()
             records = [self._record(ev.ACTION_COMPENSATED, name)]
             unblocked: list[str] = []
-            for other in sorted(self._comp_waiting, key=self._index.__getitem__, reverse=True):
+            waiters = self._comp_unblocks.get(name, [])
+            for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
                 waiting = self._comp_waiting[other]
-                if name in waiting:
-                    waiting.discard(name)
-                    if not waiting:
-                        unblocked.append(other)
-                        records.append(self._comp_started(other))
+                waiting.discard(name)
+                if not waiting:
+                    unblocked.append(other)
+                    records.append(self._comp_started(other))
             await self._commit(records, tx)
             assert self._group is not None
             for other in unblocked:
