@@ -40,11 +40,11 @@ from .base import (
     Created,
     NewRun,
     RunBusy,
-    RunExists,
     RunRecord,
     Store,
     StoreError,
     StoreTransaction,
+    check_same_request,
     record_from_row,
     this_node,
 )
@@ -329,11 +329,7 @@ class PostgresStore(Store):
             )
             if await cursor.fetchone() is None:
                 existing = await _get(conn, run.run_id)
-                if existing.definition_hash != run.definition_hash:
-                    raise RunExists(
-                        f"run {run.run_id} already exists for {existing.saga}"
-                        f" (definition {existing.definition_hash[:12]}), not this definition"
-                    )
+                check_same_request(existing, run)
                 return Created(existing, False, None)
             data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
             await conn.execute(
