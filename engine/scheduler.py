@@ -16,7 +16,6 @@ only once their commit is durable.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +34,7 @@ from .deps import Dependencies
 from .errors import FatalError, InputError, RetryableError
 from .events import Event, EventHandler
 from .faults import FaultPlan, inject
+from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .ordering import nearest_after
 from .quickschema import surely_valid
@@ -451,8 +451,8 @@ class Execution:
         outputs = dict(outputs)
         self._validate(action, "output", outputs, name)
         try:
-            json.dumps(outputs)
-        except (TypeError, ValueError) as exc:
+            check_json(outputs, "outputs")
+        except NotJson as exc:
             raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
         if faults:
             await inject(faults.at(name, "after"), self.options.clock, self.options.exit)

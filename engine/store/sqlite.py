@@ -52,7 +52,7 @@ _RUN_COLUMNS = (
 
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
 
 def _dumps(value: Any) -> str:
