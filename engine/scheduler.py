@@ -27,6 +27,7 @@ import jsonschema
 import structlog
 
 from . import events as ev
+from . import json_schema
 from .action import JSON, Action, Outputs
 from .clock import Clock, SystemClock
 from .context import RunContext
@@ -691,8 +692,7 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     referenced so its id stays its own)."""
     found = _VALIDATORS.get(id(schema))
     if found is None or found[0] is not schema:
-        cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-        found = _VALIDATORS[id(schema)] = (schema, cls(schema))
+        found = _VALIDATORS[id(schema)] = (schema, json_schema.validator(schema))
     return found[1]
 
 
