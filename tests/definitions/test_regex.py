@@ -19,10 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, Engine, Inputs, Outputs
+from sagactl.engine.action_plugins import ACTIONS, describe_action
 from sagactl.engine.api import check_inputs
 from sagactl.engine.errors import InputError, PluginError
 from sagactl.engine.json_schema import schema_problems, validator
-from sagactl.engine.plugins import ACTIONS, Plugin, describe_action
+from sagactl.engine.plugin_registry import Plugin
 
 CATASTROPHIC = "^(a+)+$"
 HOSTILE = "a" * 100_000 + "!"
@@ -158,6 +159,6 @@ class TestRefusedWhenValidated:
             async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
                 return {}
 
-        plugin = Plugin(ACTIONS, "t.bad", "tests:Bad", "test-dist", "9.9", Bad)
+        plugin = Plugin(ACTIONS.name, "t.bad", "tests:Bad", "test-dist", "9.9", Bad)
         with pytest.raises(PluginError, match="unusable input_schema at 'properties/v/pattern'"):
             describe_action(plugin)
