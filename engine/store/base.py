@@ -10,7 +10,6 @@ process that lost a run can write nothing more.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 from ..action import JSON, Transaction
 from ..errors import InputError, SagaError
 from ..events import Event
+from ..settings import NODE
 
 RELEASING: frozenset[str] = frozenset(
     {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
@@ -29,12 +29,12 @@ RELEASING: frozenset[str] = frozenset(
 """Run states whose record releases the claim it was written under: nothing runs on."""
 
 
-NODE_ENV = "SAGACTL_NODE"
+NODE_ENV = NODE.name
 
 
 def this_node() -> str:
     """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
-    return os.environ.get(NODE_ENV) or socket.gethostname()
+    return NODE.read() or socket.gethostname()
 
 
 class StoreError(SagaError):
