@@ -69,7 +69,8 @@ STOP_GRACE = Setting(
     duration_expected(0.0, STOP_GRACE_MAX),
 )
 CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
-declare(BUILD_DIR, MAX_UPLOAD_BYTES, MAX_MEMBERS)
+declare(BUILD_DIR)
+declare(MAX_UPLOAD_BYTES, MAX_MEMBERS)
 declare(STOP_GRACE)
 declare(CLUSTER_STRICT)
 
