@@ -41,6 +41,9 @@ from .plugins import ActionRegistry as ActionRegistry
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .store import Store as Store
+from .store import StoreError as StoreError
+from .store import open_store as open_store
 
 __all__ = [
     "JSON",
@@ -73,10 +76,13 @@ __all__ = [
     "RunResult",
     "SagaError",
     "SagaRegistry",
+    "Store",
+    "StoreError",
     "Transaction",
     "compile_definition",
     "load_plugins",
     "load_saga_file",
+    "open_store",
     "run_saga",
     "run_saga_async",
 ]

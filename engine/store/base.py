@@ -14,10 +14,13 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
+
+import anyio
 
 from ..action import JSON, Transaction
 from ..errors import SagaError
@@ -294,6 +297,32 @@ class Store(ABC):
     @abstractmethod
     async def begin(self, claim: Claim) -> StoreTransaction:
         """Open a write transaction for an action's own writes (`ctx.transaction()`)."""
+
+    # -- outside a run -----------------------------------------------------------------
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One transaction outside any run, for the records a package keeps beside the log
+        (`sagactl app show`): committed when the block ends, rolled back when it raises.
+
+        The same connection settings and `?` placeholders as `ctx.transaction()`; the
+        tables are there, since opening the store applied every registered migration.
+        """
+        return self._outside_run()
+
+    @asynccontextmanager
+    async def _outside_run(self) -> AsyncIterator[Transaction]:
+        tx = await self._begin_unclaimed()
+        try:
+            yield tx
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await tx.rollback()
+            raise
+        await tx.commit(())
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        """A transaction under no claim: its `commit` takes no records."""
+        raise NotImplementedError(f"{type(self).__name__} has no transactions outside a run")
 
     @abstractmethod
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:

@@ -542,6 +542,14 @@ class PostgresStore(Store):
             del self._held[claim.run_id]
 
     async def begin(self, claim: Claim) -> StoreTransaction:
+        return await self._begin(claim)
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        return await self._begin(None)
+
+    async def _begin(self, claim: Claim | None) -> StoreTransaction:
+        if not self._open:
+            raise StoreError("the store is closed")
         conn = self._idle.pop() if self._idle else await self._connect()
         return PostgresTransaction(self, conn, claim)
 
@@ -627,7 +635,7 @@ class PostgresTransaction(StoreTransaction):
 
     dialect = "postgresql"
 
-    def __init__(self, store: PostgresStore, conn: Conn, claim: Claim) -> None:
+    def __init__(self, store: PostgresStore, conn: Conn, claim: Claim | None) -> None:
         self._store = store
         self._conn: Conn | None = conn
         self._claim = claim
@@ -668,14 +676,18 @@ class PostgresTransaction(StoreTransaction):
     async def commit(
         self, records: Sequence[Event], *, progress: Mapping[str, JSON] | None = None
     ) -> list[Event]:
-        now = self._store.now()
+        now, claim = self._store.now(), self._claim
+        if claim is None and (records or progress):
+            raise ValueError("records need the claim of their run")
         async with self._lock:
             conn = self._conn
             if conn is None:
                 raise StoreError("the transaction is already finished")
             try:
                 with anyio.CancelScope(shield=True):
-                    numbered = await _append(conn, self._claim, records, progress, now)
+                    numbered = (
+                        [] if claim is None else await _append(conn, claim, records, progress, now)
+                    )
                     await conn.commit()
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
@@ -683,7 +695,8 @@ class PostgresTransaction(StoreTransaction):
                 raise
             finally:
                 self._finish()
-        self._store._forget_if_released(self._claim, numbered)
+        if claim is not None:
+            self._store._forget_if_released(claim, numbered)
         return numbered
 
     async def rollback(self) -> None:

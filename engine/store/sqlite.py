@@ -348,6 +348,15 @@ class SqliteStore(Store):
         return prepared.numbered(await self._write(prepared.write))
 
     async def begin(self, claim: Claim) -> StoreTransaction:
+        return await self._begin(claim)
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        return await self._begin(None)
+
+    async def _begin(self, claim: Claim | None) -> StoreTransaction:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+
         def begin() -> sqlite3.Connection:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
@@ -449,7 +458,7 @@ class SqliteTransaction(StoreTransaction):
 
     dialect = "sqlite"
 
-    def __init__(self, store: SqliteStore, conn: sqlite3.Connection, claim: Claim) -> None:
+    def __init__(self, store: SqliteStore, conn: sqlite3.Connection, claim: Claim | None) -> None:
         self._store = store
         self._conn: sqlite3.Connection | None = conn
         self._claim = claim
@@ -486,9 +495,13 @@ class SqliteTransaction(StoreTransaction):
     ) -> list[Event]:
         now = self._store.now()
 
+        claim = self._claim
+        if claim is None and (records or progress):
+            raise ValueError("records need the claim of their run")
+
         def commit(conn: sqlite3.Connection) -> list[Event]:
             try:
-                numbered = _append(conn, self._claim, records, progress, now)
+                numbered = [] if claim is None else _append(conn, claim, records, progress, now)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
