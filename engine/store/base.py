@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import anyio
 
 from ..action import JSON, Transaction
-from ..errors import SagaError
+from ..errors import InputError, SagaError
 from ..events import Event
 
 RELEASING: frozenset[str] = frozenset(
@@ -44,6 +44,14 @@ class StoreError(SagaError):
     """The store failed (I/O error, a database that cannot be opened or migrated)."""
 
     code = "store_error"
+
+
+class StoreUnusable(StoreError, InputError):
+    """The database cannot serve as a store: no file named, a file that cannot be written,
+    a corrupt or foreign database, a server that refuses the connection. One line naming
+    the database; the CLI exits 2."""
+
+    code = "store_unusable"
 
 
 class RunBusy(SagaError):

@@ -45,6 +45,7 @@ from .base import (
     Store,
     StoreError,
     StoreTransaction,
+    StoreUnusable,
     record_from_row,
     this_node,
 )
@@ -149,8 +150,14 @@ class PostgresStore(Store):
             delay = min(delay * 2, 1.0)
 
     async def open(self) -> None:
-        self._writer = await self._connect(retry=False)
-        self._reader = await self._connect(autocommit=True, retry=False)
+        try:
+            self._writer = await self._connect(retry=False)
+            self._reader = await self._connect(autocommit=True, retry=False)
+        except StoreError as exc:
+            if self._writer is not None:
+                await self._writer.close()
+            self._writer = None
+            raise StoreUnusable(" ".join(str(exc).split())) from None
         self._open = True
         await self.upgrade()
 

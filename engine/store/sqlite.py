@@ -12,7 +12,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import anyio
@@ -36,11 +35,13 @@ from .base import (
     Store,
     StoreError,
     StoreTransaction,
+    StoreUnusable,
     record_from_row,
     this_node,
 )
 from .migrations import registered
 from .ownership import OwnerLock
+from .sqlite_file import check_database_file, database_path, is_unusable, reason, unusable
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -59,11 +60,6 @@ def _dumps(value: Any) -> str:
     return _ENCODE(value)
 
 
-def path_of(url: str) -> Path:
-    """`sqlite:///abs/path.db`, `sqlite://rel.db` or a bare path -> the file's path."""
-    return Path(url[len("sqlite://") :] if url.startswith("sqlite://") else url)
-
-
 class SqliteStore(Store):
     """A `Store` in one SQLite file."""
 
@@ -71,7 +67,7 @@ class SqliteStore(Store):
 
     def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
         self.url = url
-        self.path = path_of(url)
+        self.path = database_path(url)
         self.busy_timeout = busy_timeout
         self.owner = OwnerLock(self.path.with_name(self.path.name + ".owners"))
         self._writer = GroupCommitWriter(self._connect)
@@ -99,14 +95,21 @@ class SqliteStore(Store):
         await self.upgrade()
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.owner.acquire()
+        check_database_file(self.path)
+        try:
+            self.owner.acquire()
+        except OSError as exc:
+            where = self.owner.directory
+            raise StoreUnusable(f"{where}: cannot take the owner lock: {reason(exc)}") from None
         try:
             self._writer.start()
             self._reader = self._connect()
-        except BaseException:
+        except BaseException as exc:
             self._writer.stop()
             self.owner.release()
+            if isinstance(exc, sqlite3.Error | StoreError) and not isinstance(exc, StoreUnusable):
+                cause = exc.__cause__ or exc
+                raise StoreUnusable(f"{self.path}: cannot open the database: {cause}") from None
             raise
 
     async def close(self) -> None:
@@ -131,7 +134,12 @@ class SqliteStore(Store):
     # -- plumbing ----------------------------------------------------------------------
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.submit(fn)
+        try:
+            return await self._writer.submit(fn)
+        except sqlite3.DatabaseError as exc:
+            if is_unusable(exc):
+                raise unusable(self.path, exc) from None
+            raise
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
@@ -140,7 +148,12 @@ class SqliteStore(Store):
                     raise StoreError("the store is closed")
                 return fn(self._reader)
 
-        return await anyio.to_thread.run_sync(run)
+        try:
+            return await anyio.to_thread.run_sync(run)
+        except sqlite3.DatabaseError as exc:
+            if is_unusable(exc):
+                raise unusable(self.path, exc) from None
+            raise
 
     # -- migrations --------------------------------------------------------------------
 
