@@ -9,7 +9,6 @@ process that lost a run can write nothing more.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio
 
@@ -132,30 +131,6 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
-
-
-def record_from_row(row: Sequence[Any]) -> RunRecord:
-    """A RunRecord from a `runs` row in the backends' shared column order; the 17th column,
-    `lease_expires`, exists only where claims are leases."""
-    return RunRecord(
-        run_id=row[0],
-        saga=row[1],
-        state=row[2],
-        definition_hash=row[3],
-        definition=json.loads(row[4]),
-        inputs=json.loads(row[5]),
-        plugin_versions=json.loads(row[6]),
-        created=row[7],
-        updated=row[8],
-        started=row[9],
-        finished=row[10],
-        error=row[11],
-        error_code=row[12],
-        owner=row[13],
-        cancel_requested=bool(row[14]),
-        node=row[15],
-        lease_expires=row[16] if len(row) > 16 else None,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,17 +354,3 @@ class Store(ABC):
     @staticmethod
     def now() -> float:
         return time.time()
-
-
-Row = tuple[Any, ...]
-
-STATS_SQL = (
-    "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL),"
-    " (SELECT count(*) FROM runs WHERE state = 'succeeded'),"
-    " (SELECT count(*) FROM runs WHERE state = 'compensated'),"
-    " (SELECT count(*) FROM runs WHERE state = 'stuck'),"
-    " (SELECT count(*) FROM run_log WHERE kind = 'run_resumed'),"
-    " (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'taken_over')"
-)
-"""One row of the `stats` counters, the same SQL on every dialect."""
-STATS_NAMES = ("started", "succeeded", "compensated", "stuck", "recovered", "taken_over")
