@@ -25,6 +25,7 @@ import psycopg
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
+from ..settings import LEASE, LEASE_MAX, LEASE_MIN, SettingError
 from ..states import FINISHED, UNFINISHED, RunState, run_state_of
 from . import postgres_leases as leases
 from .base import (
@@ -48,7 +49,6 @@ from .sql_store import Params as SqlParams
 from .sql_store import SqlStore, pending
 
 CHANNEL = leases.CHANNEL
-LEASE_ENV = "SAGACTL_LEASE"
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database
 # waits for the first to finish instead of racing it into duplicate CREATE TABLEs.
 MIGRATION_LOCK = 0x5A6A_C711
@@ -74,7 +74,9 @@ class PostgresStore(SqlStore):
         self.url = url
         self.reconnect = reconnect
         """Seconds to keep trying to reconnect to a server that went away."""
-        self.lease = lease if lease is not None else float(os.environ.get(LEASE_ENV, "30"))
+        self.lease = LEASE.read() if lease is None else lease
+        if not LEASE_MIN <= self.lease <= LEASE_MAX:
+            raise SettingError(f"lease {self.lease!r}: expected {LEASE.expected}")
         self.heartbeat_interval = self.lease / 3
         self.node = node or this_node()
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"

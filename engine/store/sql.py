@@ -19,11 +19,12 @@ from typing import Any, Protocol
 from ..action import JSON
 from ..events import Event
 from ..states import FINISHED, RunState, run_state_of
-from .base import RELEASING, Claim, Created, NewRun, RunExists, RunRecord
+from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+# Only finite JSON enters the store: NaN and infinities are refused, never written.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
 
 def dumps(value: Any) -> str:
@@ -261,12 +262,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
 
 
 def created_before(existing: RunRecord, run: NewRun) -> Created:
-    """`create_run` of an id that exists: the run as it is, if it is the same definition."""
-    if existing.definition_hash != run.definition_hash:
-        raise RunExists(
-            f"run {run.run_id} already exists for {existing.saga}"
-            f" (definition {existing.definition_hash[:12]}), not this definition"
-        )
+    """`create_run` of an id that exists: the run as it is, if it is the same request."""
+    check_same_request(existing, run)
     return Created(existing, False, None)
 
 
