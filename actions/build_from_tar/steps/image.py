@@ -10,7 +10,7 @@ import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
 from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
-from .. import backends, procfile, records, stack
+from .. import backends, procfile, stack
 from .. import schemas as s
 from ..settings import settings_of
 from ..values import mapping, maybe_text, text
@@ -86,7 +86,6 @@ class BuildImage(Action):
         if not image:
             return
         async with ctx.transaction() as tx:
-            await records.ensure_schema(tx)
             used = await tx.fetchone("SELECT id FROM versions WHERE image = ?", (image,))
         if used is not None:
             ctx.log.info("image kept: a version uses it", image=image, version=used[0])
