@@ -33,6 +33,7 @@ import anyio.to_thread
 from sagactl.engine import InputError
 
 from .tarcheck import BLOCK, Kind, Member, StagingLimits, TarParser
+from .tarheader import compression_of
 
 CHUNK = 1 << 20
 """Bytes read, written, hashed and inflated at a time: memory stays flat whatever the size."""
@@ -40,12 +41,6 @@ PROGRESS_EVERY = 8 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 _GZIP = b"\x1f\x8b"
-_OTHER_FORMATS = {
-    b"BZh": "bzip2",
-    b"\xfd7zXZ\x00": "xz",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"PK\x03\x04": "zip",
-}
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 ProgressCallback = Callable[[int], None]
@@ -80,7 +75,7 @@ class _Inflater:
     def feed(self, data: memoryview) -> None:
         if self.compression is None:
             self._head += data
-            if len(self._head) < 6:
+            if len(self._head) < BLOCK:
                 return
             data = memoryview(bytes(self._head))
             self._decide()
@@ -90,13 +85,13 @@ class _Inflater:
             self._inflate(data)
 
     def _decide(self) -> None:
-        head = bytes(self._head)
-        for magic, name in _OTHER_FORMATS.items():
-            if head.startswith(magic):
-                raise InputError(
-                    f"the upload is {name} data: only tar and gzip-compressed tar are accepted"
-                )
-        self.compression = "gzip" if head.startswith(_GZIP) else "none"
+        """A valid tar header first, then the magic bytes of compressed formats."""
+        found = compression_of(bytes(self._head))
+        if found not in (None, "gzip"):
+            raise InputError(
+                f"the upload is {found} data: only tar and gzip-compressed tar are accepted"
+            )
+        self.compression = found or "none"
         self._head.clear()
 
     def _emit(self, data: memoryview | bytes) -> None:
@@ -154,8 +149,8 @@ class _Inflater:
             raise InputError("truncated: the gzip stream ends before its end")
 
 
-class _Pipeline:
-    """Counts, caps and hashes raw bytes, then inflates and parses them."""
+class Pipeline:
+    """Counts, caps and hashes raw bytes, then inflates and parses them (gzip or plain)."""
 
     def __init__(
         self,
@@ -238,7 +233,7 @@ class _Stager:
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()  # left by a process that crashed mid-upload
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.pipeline = _Pipeline(limits)
+        self.pipeline = Pipeline(limits)
         self.writer: _Writer | None = _Writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
@@ -522,7 +517,7 @@ def extract(
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(0o700)
     extractor = _Extractor(partial)
-    pipeline = _Pipeline(limits, extractor.member, extractor.data)
+    pipeline = Pipeline(limits, extractor.member, extractor.data)
     try:
         with staged.open("rb") as file:
             while chunk := file.read(CHUNK):

@@ -176,7 +176,7 @@ class TestLimits:
         """A pax extended header over max_header_bytes is refused."""
         area = StagingArea(tmp_path, StagingLimits(max_header_bytes=600, max_path_bytes=10_000))
         data = make_tar([M("d/" * 400 + "f")])
-        with pytest.raises(InputError, match=r"extended header .* over the limit of 600"):
+        with pytest.raises(InputError, match=r"extended headers .* over the limit of 600"):
             area.stage_file(STREAM, io.BytesIO(data))
 
 

@@ -1,0 +1,64 @@
+"""What a checked tar holds: its members, and the limits an upload is checked against."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from enum import Enum
+
+GiB = 1 << 30
+MiB = 1 << 20
+PATH_MAX = 4096
+"""Linux's limit on a path passed to a system call, its terminating NUL included."""
+NAME_MAX = 255
+
+
+@dataclass(frozen=True, slots=True)
+class StagingLimits:
+    """Caps on an upload; every one is checked while the bytes stream in."""
+
+    max_upload_bytes: int = 2 * GiB
+    """Bytes received as sent (compressed if gzip)."""
+    max_total_bytes: int = 2 * GiB
+    """Bytes of tar stream actually decompressed: a gzip bomb stops here."""
+    max_member_bytes: int = 2 * GiB
+    max_members: int = 100_000
+    max_path_bytes: int = 4096
+    max_component_bytes: int = NAME_MAX
+    max_link_depth: int = 40
+    """Symlinks followed while resolving one link (as the kernel's SYMLOOP_MAX)."""
+    max_header_bytes: int = 1 * MiB
+    """Size of the pax and GNU long-name headers' data before one member."""
+    max_links_per_file: int = 60_000
+    """Hard links to one file (ext4 allows 65,000 names per inode)."""
+
+    def under(self, root: str | os.PathLike[str]) -> StagingLimits:
+        """These limits, with whole paths short enough to unpack under `root`: the kernel's
+        PATH_MAX counts the root's bytes and the terminating NUL too."""
+        room = PATH_MAX - 2 - len(os.fsencode(root))
+        return replace(self, max_path_bytes=max(0, min(self.max_path_bytes, room)))
+
+
+class Kind(Enum):
+    FILE = "file"
+    DIR = "directory"
+    SYMLINK = "symlink"
+    HARDLINK = "hard link"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One checked member. `name` is normalised (`./a//b/` is `a/b`; the root is `""`)."""
+
+    name: str
+    kind: Kind
+    size: int
+    mode: int
+    mtime: int
+    target: str | None = None
+    """A symlink's target as written, or a hard link's normalised target."""
+
+
+def show(name: str) -> str:
+    """A member name fit for an error line (non-UTF-8 bytes and control characters escaped)."""
+    return repr(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
