@@ -86,6 +86,8 @@ class TarParser:
         self._long_name: str | None = None
         self._long_link: str | None = None
         self._headers = 0
+        self._unnamed: str | None = None
+        """A refused pax header that did not name its member: raised at the member's header."""
         self._last = ""
         self._position = 0
         """Offset in the uncompressed stream just past the header being handled."""
@@ -134,6 +136,14 @@ class TarParser:
         return view
 
     def _header(self, block: bytes) -> None:
+        if self._unnamed is not None:
+            try:
+                name: str | None = decode(block).name
+            except HeaderError as exc:
+                name = exc.name
+            if name:
+                raise InputError(f"member {_show(name)}: {self._unnamed}")
+            raise InputError(f"pax header {self._where()}: {self._unnamed}")
         if block.count(0) == BLOCK:
             if self._headers == 0:
                 raise InputError("the archive is empty (no members before its end marker)")
@@ -144,10 +154,10 @@ class TarParser:
         try:
             header = decode(block)
         except HeaderError as exc:
-            if self._headers == 0:
-                raise InputError(f"not a tar archive ({exc})") from None
             if exc.name:
                 raise InputError(f"member {_show(exc.name)}: {exc}") from None
+            if self._headers == 0:
+                raise InputError(f"not a tar archive ({exc})") from None
             raise InputError(f"corrupt tar header {self._where()} ({exc})") from None
         self._headers += 1
         if header.typeflag in _EXTENDED:
@@ -185,7 +195,8 @@ class TarParser:
             except PaxError as exc:
                 if exc.name is not None:
                     raise InputError(f"member {_show(exc.name)}: {exc}") from None
-                raise InputError(f"pax header {self._where()}: {exc}") from None
+                self._unnamed = str(exc)  # raised with the name in the member's own header
+                return
             self._pending.merge(fields)
 
     def _member(self, header: Header) -> None:
@@ -244,6 +255,8 @@ class TarParser:
 
     def close(self) -> None:
         """The stream ended: refuse truncation, then resolve links."""
+        if self._unnamed is not None:
+            raise InputError(f"pax header {self._where()}: {self._unnamed}")
         if self._headers == 0 and self._state is not _State.END:
             raise InputError(
                 "not a tar archive (it ends before its first header)"
@@ -253,7 +266,7 @@ class TarParser:
         if self._state is _State.DATA:
             raise InputError(
                 f"truncated: the upload ends inside member {_show(self._last)} "
-                f"({self._remaining} bytes missing)"
+                f"({self._remaining + self._padding} bytes missing)"
             )
         if self._buffer:
             raise InputError(f"truncated: the upload ends inside a tar header {self._where()}")
