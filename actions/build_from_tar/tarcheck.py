@@ -15,7 +15,7 @@ from enum import Enum
 
 from sagactl.engine import InputError
 
-from .tarheader import BLOCK, Header, HeaderError, decode, is_tar_header
+from .tarheader import BLOCK, Header, HeaderError, compression_of, decode, is_tar_header
 from .tarmodel import GiB, Kind, Member, MiB, StagingLimits
 from .tarmodel import show as _show
 from .tarpax import PaxError, PaxFields, audit
@@ -258,6 +258,9 @@ class TarParser:
         if self._unnamed is not None:
             raise InputError(f"pax header {self._where()}: {self._unnamed}")
         if self._headers == 0 and self._state is not _State.END:
+            found = compression_of(bytes(self._buffer))
+            if found:
+                raise InputError(f"not a tar archive ({found} data)")
             raise InputError(
                 "not a tar archive (it ends before its first header)"
                 if self._buffer

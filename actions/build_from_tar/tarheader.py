@@ -128,12 +128,13 @@ def is_tar_header(block: bytes) -> bool:
 def decode(block: bytes) -> Header:
     """The checked fields of a header block; HeaderError when any is invalid."""
     magic = block[257:265]
-    if magic not in (POSIX_MAGIC, GNU_MAGIC, V7_MAGIC):
-        raise HeaderError(f"unknown magic {_shown(magic)}")
-    if not checksum_ok(block):
-        raise HeaderError(
-            f"{compression_of(block)} data" if compression_of(block) else "bad checksum"
-        )
+    if not is_tar_header(block):
+        found = compression_of(block)
+        if found:
+            raise HeaderError(f"{found} data")
+        if magic not in (POSIX_MAGIC, GNU_MAGIC, V7_MAGIC):
+            raise HeaderError(f"unknown magic {_shown(magic)}")
+        raise HeaderError("bad checksum")
     name = _text(block[0:100])
     if magic == POSIX_MAGIC and block[345]:
         name = f"{_text(block[345:500])}/{name}"
