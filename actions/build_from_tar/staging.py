@@ -503,6 +503,11 @@ class _Extractor:
             self.fd = -1
 
 
+def unpacking_dir(dest: Path) -> Path:
+    """Where `extract` unpacks before renaming to `dest`: the longest root a member meets."""
+    return dest.with_name(f".{dest.name}.partial")
+
+
 def extract(
     staged: Path, dest: Path, *, limits: StagingLimits | None = None, sha256: str | None = None
 ) -> int:
@@ -511,8 +516,8 @@ def extract(
     Unpacks into a sibling `.partial` directory and renames it into place, so `dest` is
     either whole or absent. With `sha256`, refuses a staged file that changed since.
     """
-    limits = limits or StagingLimits()
-    partial = dest.with_name(f".{dest.name}.partial")
+    partial = unpacking_dir(dest)
+    limits = (limits or StagingLimits()).under(partial)
     shutil.rmtree(partial, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(0o700)

@@ -168,4 +168,6 @@ def _fields(block: bytes, magic: bytes, name: str) -> Header:
 
 def check_time(value: int, what: str) -> int:
     """A time unpacking can set (os.utime overflows past 2262; filesystems stop sooner)."""
-    return _ranged(value, MIN_TIME, MAX_TIME, what)
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise HeaderError(f"{what} {value} is outside the years 1901 to 2242")
+    return value

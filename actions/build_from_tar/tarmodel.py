@@ -32,11 +32,19 @@ class StagingLimits:
     max_links_per_file: int = 60_000
     """Hard links to one file (ext4 allows 65,000 names per inode)."""
 
+    unpack_root_bytes: int = 0
+    """Length of the directory members are unpacked under (see `under`)."""
+
     def under(self, root: str | os.PathLike[str]) -> StagingLimits:
-        """These limits, with whole paths short enough to unpack under `root`: the kernel's
-        PATH_MAX counts the root's bytes and the terminating NUL too."""
-        room = PATH_MAX - 2 - len(os.fsencode(root))
-        return replace(self, max_path_bytes=max(0, min(self.max_path_bytes, room)))
+        """These limits for an archive unpacked under `root`."""
+        return replace(self, unpack_root_bytes=len(os.fsencode(root)))
+
+    @property
+    def max_name_bytes(self) -> int:
+        """The longest member name: the kernel's PATH_MAX counts the unpack root, the `/`
+        after it and the terminating NUL too."""
+        root = self.unpack_root_bytes + 1 if self.unpack_root_bytes else 0
+        return max(0, min(self.max_path_bytes, PATH_MAX - 1 - root))
 
 
 class Kind(Enum):
@@ -59,6 +67,10 @@ class Member:
     """A symlink's target as written, or a hard link's normalised target."""
 
 
-def show(name: str) -> str:
-    """A member name fit for an error line (non-UTF-8 bytes and control characters escaped)."""
-    return repr(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+def show(name: str, width: int = 100) -> str:
+    """A member name fit for an error line: non-UTF-8 bytes and control characters escaped,
+    and a long one cut in the middle, so one error stays one short line."""
+    shown = repr(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    if len(shown) <= width:
+        return shown
+    return f"{shown[: width - 25]}...{shown[-20:]}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .tarheader import MAX_ID, MAX_SIZE, check_time
+from .tarheader import MAX_ID, MAX_SIZE, HeaderError, check_time
 
 USED = ("path", "linkpath", "size", "mtime")
 UTF8_CHARSET = "ISO-IR 10646 2000 UTF-8"
@@ -124,7 +124,10 @@ def _one(fields: PaxFields, key: str, value: str, *, is_global: bool) -> None:
         if key == "size":
             fields.size = _unsigned(value, key, MAX_SIZE)
         elif key == "mtime":
-            fields.mtime = check_time(_time(value, key), "pax mtime")
+            try:
+                fields.mtime = check_time(_time(value, key), "pax mtime")
+            except HeaderError as exc:
+                raise PaxError(str(exc)) from None
         else:
             setattr(fields, key, value)
         return

@@ -17,10 +17,10 @@ def normalise(raw: str, limits: StagingLimits, *, what: str = "member") -> str:
         raise InputError(f"{what} {shown}: name is not valid UTF-8") from None
     if "\x00" in raw:
         raise InputError(f"{what} {shown}: name contains a NUL byte")
-    if len(encoded) > limits.max_path_bytes:
+    if len(encoded) > limits.max_name_bytes:
         raise InputError(
-            f"{what} {shown[:60]}...: name is {len(encoded)} bytes, "
-            f"over the limit of {limits.max_path_bytes}"
+            f"{what} {_show(raw, 60)}: name is {len(encoded)} bytes, "
+            f"over the limit of {limits.max_name_bytes}"
         )
     if raw.startswith("/"):
         raise InputError(f"{what} {shown}: absolute path")

@@ -78,7 +78,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         "name is not valid UTF-8",
     ),
     "over-long component": (make_tar([M("x" * 300)]), "over the limit of 255 bytes"),
-    "over-long path": (make_tar([M("/".join(["abcdefgh"] * 600))]), "over the limit of 4096"),
+    "over-long path": (make_tar([M("/".join(["abcdefgh"] * 600))]), "over the limit of 4095"),
     "empty upload": (b"", "the upload is empty"),
     "empty archive": (make_tar([]), "the archive is empty"),
     "only a root directory": (make_tar([M(".", "d")]), "the archive is empty"),
