@@ -384,7 +384,8 @@ class StagingArea:
         path = self.path_for(stream_id)
         removed = False
         for candidate in (path, path.with_name(f".{path.name}.partial")):
-            with contextlib.suppress(FileNotFoundError):
+            # NotADirectoryError: the staging directory could never be made, so holds nothing
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 candidate.unlink()
                 removed = True
         return removed
