@@ -70,6 +70,7 @@ class TarParser:
     ) -> None:
         self.limits = limits
         self.tree = TreeChecker(limits)
+        self._file_caps = dict(limits.file_caps)
         self.members = 0
         self.offset = 0
         self._on_member = on_member
@@ -227,6 +228,9 @@ class TarParser:
                 f"member {shown}: {size} bytes, over the member limit of "
                 f"{self.limits.max_member_bytes}"
             )
+        cap = self._file_caps.get(name)
+        if cap is not None and member_kind is Kind.FILE and size > cap:
+            raise InputError(f"member {shown}: {size} bytes, over the limit of {cap} for it")
         if self._position + size > self.limits.max_total_bytes:
             raise InputError(
                 f"member {shown}: the archive grows past the limit of "

@@ -32,6 +32,9 @@ class StagingLimits:
     max_links_per_file: int = 60_000
     """Hard links to one file (ext4 allows 65,000 names per inode)."""
 
+    file_caps: tuple[tuple[str, int], ...] = ()
+    """(member name, bytes): files a later step reads whole, refused from their header
+    when larger (the Procfile, app.toml)."""
     unpack_root_bytes: int = 0
     """Length of the directory members are unpacked under (see `under`)."""
 

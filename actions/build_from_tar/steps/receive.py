@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
 
+from .. import appconfig, procfile
 from .. import schemas as s
 from ..settings import registry_of, settings_of
 from ..staging import StagingArea, extract, unpacking_dir
 from ..streams import StreamGone
+
+READ_WHOLE_LATER = (
+    ("Procfile", procfile.MAX_BYTES),
+    *((place, appconfig.MAX_BYTES) for place in appconfig.PLACES),
+)
+"""Files later steps read whole: refused from their tar header when over their cap."""
 
 
 class ReceiveTar(Action):
@@ -40,7 +48,9 @@ class ReceiveTar(Action):
         source_dir = settings.sources_dir / stream_id
         # Whole paths must fit under the directory they are unpacked in: checked while the
         # upload streams in, so unpacking never meets ENAMETOOLONG.
-        limits = settings.limits.under(unpacking_dir(source_dir))
+        limits = replace(
+            settings.limits.under(unpacking_dir(source_dir)), file_caps=READ_WHOLE_LATER
+        )
         area = StagingArea(settings.staging_dir, limits)
         registry = registry_of(ctx.deps)
         # The upload arrives on this machine and is staged on its disk: only a worker here
