@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import signal
@@ -23,7 +24,7 @@ import tarfile
 import tempfile
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import FrameType
@@ -240,14 +241,30 @@ def pax_data(draw: st.DrawFn) -> bytes:
     return out
 
 
+@dataclass(frozen=True)
+class Mutant:
+    """A mutated archive, shown by its seed, mutations and digest (its bytes are too long
+    for a failure report; the corpus keeps them)."""
+
+    seed: str
+    ops: tuple[str, ...]
+    data: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        digest = hashlib.sha256(self.data).hexdigest()[:16]
+        return f"Mutant({self.seed}, {' '.join(self.ops)}, {len(self.data)} bytes, {digest})"
+
+
 @st.composite
-def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
-    """(seed name, a mutated archive): entries rewritten, then maybe cut or gzipped."""
+def mutated(draw: st.DrawFn) -> Mutant:
+    """A mutated archive: entries rewritten, then maybe cut or gzipped."""
     name = draw(st.sampled_from(SEEDS))
     entries = split(seed(name))
     end_marker = True
+    ops: list[str] = []
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["number", "number", "type", "magic", "name", "pax", "list"]))
+        ops.append(op)
         index = draw(st.integers(0, len(entries) - 1)) if entries else 0
         if op == "list" or not entries:
             action = draw(st.sampled_from(["drop", "repeat", "swap", "end"]))
@@ -282,9 +299,11 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     archive = join(entries, end_marker=end_marker)
     if draw(st.booleans()):
         archive = archive[: draw(st.integers(0, len(archive)))]
+        ops.append("cut")
     if draw(st.integers(0, 4)) == 0:
         archive = gzip.compress(archive, mtime=0)
-    return name, archive
+        ops.append("gzip")
+    return Mutant(name, tuple(ops), archive)
 
 
 @dataclass
@@ -366,8 +385,6 @@ def check(outcome: Outcome) -> None:
 
 def save_crash(data: bytes) -> Path:
     """Keeps a crashing input in the corpus, named by its digest, to replay forever."""
-    import hashlib
-
     CORPUS.mkdir(parents=True, exist_ok=True)
     path = CORPUS / f"crash-{hashlib.sha256(data).hexdigest()[:16]}.tar"
     path.write_bytes(data)

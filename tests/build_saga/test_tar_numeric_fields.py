@@ -14,10 +14,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 from sagactl.actions.build_from_tar.tarcheck import ParserStuck, StagingLimits, TarParser
-from tarfuzz import CORPUS, SEEDS, Entry, check, join, mutated, run_one, save_crash, seal, split
+from tarfuzz import (
+    CORPUS,
+    SEEDS,
+    Entry,
+    Mutant,
+    check,
+    join,
+    mutated,
+    run_one,
+    save_crash,
+    seal,
+    split,
+)
 
 EXAMPLES = int(os.environ.get("SAGACTL_FUZZ_EXAMPLES", "300"))
 """Inputs per fuzz run: bounded for CI; raise it for a long local campaign."""
+CAMPAIGN_TIMEOUT = 60 + EXAMPLES // 10
+"""pytest-timeout for a fuzz test, scaled with EXAMPLES (about 50 inputs a second)."""
 
 
 def _one_file(fmt: int = tarfile.USTAR_FORMAT, pax: dict[str, str] | None = None) -> bytes:
@@ -131,6 +145,7 @@ class TestProgressInvariant:
         with pytest.raises(ParserStuck):
             parser._start_data(-512)
 
+    @pytest.mark.timeout(CAMPAIGN_TIMEOUT)
     @given(st.binary(max_size=4096), st.integers(1, 700))
     @settings(max_examples=EXAMPLES, deadline=None)
     def test_any_bytes_in_any_chunks_end(self, data: bytes, chunk: int) -> None:
@@ -153,21 +168,21 @@ class TestFuzz:
             assert outcome.error is None, outcome.error
             assert "app.py" in {m.name for m in outcome.members}
 
+    @pytest.mark.timeout(CAMPAIGN_TIMEOUT)
     @given(mutated(), st.sampled_from([1, 100, 512, 513, 4096, 1 << 20]))
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    def test_mutated_archives(self, case: tuple[str, bytes], chunk: int) -> None:
+    def test_mutated_archives(self, mutant: Mutant, chunk: int) -> None:
         """Mutated real archives end in a clean archive or one InputError line, within the
         CPU and memory budgets; a failing input is kept in the corpus."""
-        _, data = case
         try:
-            check(run_one(data, chunk))
+            check(run_one(mutant.data, chunk))
         except BaseException:
             if current_build_context().is_final:
-                save_crash(data)
+                save_crash(mutant.data)
             raise
 
 
