@@ -16,7 +16,7 @@ from enum import Enum
 from sagactl.engine import InputError
 
 from .tarheader import BLOCK, Header, HeaderError, compression_of, decode, is_tar_header
-from .tarmodel import GiB, Kind, Member, MiB, StagingLimits
+from .tarmodel import PATH_MAX, GiB, Kind, Member, MiB, StagingLimits
 from .tarmodel import show as _show
 from .tarpax import PaxError, PaxFields, audit
 from .tartree import TreeChecker, normalise
@@ -71,6 +71,7 @@ class TarParser:
         self.limits = limits
         self.tree = TreeChecker(limits)
         self._file_caps = dict(limits.file_caps)
+        self._listing = 0
         self.members = 0
         self.offset = 0
         self._on_member = on_member
@@ -239,6 +240,9 @@ class TarParser:
         target: str | None = None
         if member_kind is Kind.SYMLINK:
             target = raw_link
+            longest = min(self.limits.max_path_bytes, PATH_MAX - 1)
+            if len(target.encode("utf-8", "surrogateescape")) > longest:
+                raise InputError(f"symlink {shown}: target over {longest} bytes")
             if "\x00" in target:
                 raise InputError(f"symlink {shown}: target contains a NUL byte")
             try:
@@ -247,6 +251,12 @@ class TarParser:
                 raise InputError(f"symlink {shown}: target is not valid UTF-8") from None
         elif member_kind is Kind.HARDLINK:
             target = normalise(raw_link, self.limits, what=f"hard link {shown} to")
+        self._listing += len(name) + len(target or "")
+        if self._listing > self.limits.max_listing_bytes:
+            raise InputError(
+                f"member {shown}: the names and link targets of the archive pass the limit "
+                f"of {self.limits.max_listing_bytes} bytes"
+            )
         if name == "":
             if member_kind is not Kind.DIR:
                 raise InputError(f"member {shown}: the archive root must be a directory")

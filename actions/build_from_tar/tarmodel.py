@@ -29,6 +29,9 @@ class StagingLimits:
     """Symlinks followed while resolving one link (as the kernel's SYMLOOP_MAX)."""
     max_header_bytes: int = 1 * MiB
     """Size of the pax and GNU long-name headers' data before one member."""
+    max_listing_bytes: int = 64 * MiB
+    """All member names and link targets together: what the whole-archive checks keep in
+    memory until the end (real apps of 100,000 files need about 10 MiB)."""
     max_links_per_file: int = 60_000
     """Hard links to one file (ext4 allows 65,000 names per inode)."""
 

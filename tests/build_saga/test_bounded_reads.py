@@ -215,3 +215,15 @@ def _sized_header(block: bytes, size: int) -> bytes:
     header[148:156] = b" " * 8
     header[148:156] = b"%06o\x00 " % sum(header)
     return bytes(header)
+
+
+class TestListingInMemory:
+    def test_names_and_targets_kept_for_the_end_are_capped(self, tmp_path: Path) -> None:
+        """The names and link targets the whole-archive checks keep until the end count
+        against one cap, so long names cannot grow the checker's memory with the upload."""
+        area = StagingArea(tmp_path, StagingLimits(max_listing_bytes=10_000))
+        members = [M(f"d{i:03}/" + "n" * 190) for i in range(60)]
+        with pytest.raises(InputError, match="pass the limit of 10000 bytes"):
+            area.stage_file(STREAM, io.BytesIO(make_tar(members)))
+        staged = area.stage_file(STREAM, io.BytesIO(make_tar(members[:20])))
+        assert staged.members == 20
