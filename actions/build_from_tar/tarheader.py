@@ -17,6 +17,9 @@ BLOCK = 512
 POSIX_MAGIC = b"ustar\x0000"
 GNU_MAGIC = b"ustar  \x00"
 V7_MAGIC = bytes(8)
+_POSIX_VARIANTS = {b"ustar\x00\x00\x00": POSIX_MAGIC, b"ustar\x00 \x00": POSIX_MAGIC}
+"""POSIX magic with the version left empty or blank, as some old writers did."""
+_MAGICS = (POSIX_MAGIC, GNU_MAGIC, V7_MAGIC)
 
 MAX_SIZE = (1 << 63) - 1
 MAX_MODE = 0o7777777
@@ -116,23 +119,24 @@ def checksum_ok(block: bytes) -> bool:
     return stored == signed
 
 
+def _magic(block: bytes) -> bytes:
+    magic = block[257:265]
+    return _POSIX_VARIANTS.get(magic, magic)
+
+
 def is_tar_header(block: bytes) -> bool:
     """A whole block with a valid checksum and a known magic: the start of a tar archive."""
-    return (
-        len(block) == BLOCK
-        and block[257:265] in (POSIX_MAGIC, GNU_MAGIC, V7_MAGIC)
-        and checksum_ok(block)
-    )
+    return len(block) == BLOCK and _magic(block) in _MAGICS and checksum_ok(block)
 
 
 def decode(block: bytes) -> Header:
     """The checked fields of a header block; HeaderError when any is invalid."""
-    magic = block[257:265]
+    magic = _magic(block)
     if not is_tar_header(block):
         found = compression_of(block)
         if found:
             raise HeaderError(f"{found} data")
-        if magic not in (POSIX_MAGIC, GNU_MAGIC, V7_MAGIC):
+        if magic not in _MAGICS:
             raise HeaderError(f"unknown magic {_shown(magic)}")
         raise HeaderError("bad checksum")
     name = _text(block[0:100])

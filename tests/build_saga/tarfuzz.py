@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 
 from hypothesis import strategies as st
-from sagactl.actions.build_from_tar.staging import Pipeline
+from sagactl.actions.build_from_tar.pipeline import Pipeline
 from sagactl.actions.build_from_tar.tarcheck import Kind, Member, StagingLimits
 from sagactl.engine import InputError
 

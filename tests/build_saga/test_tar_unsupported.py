@@ -278,3 +278,29 @@ class TestExtendedHeaderSequencing:
         many = [Entry(bytearray(pax.header), pax.data) for _ in range(3)] + entries[1:]
         outcome = run_one(join(many))
         assert outcome.error is not None and "over the limit of" in outcome.error
+
+
+class TestMagic:
+    @pytest.mark.parametrize(
+        ("magic", "accepted"),
+        [
+            (b"ustar\x0000", True),
+            (b"ustar  \x00", True),
+            (bytes(8), True),
+            (b"ustar\x00\x00\x00", True),
+            (b"ustar\x00 \x00", True),
+            (b"ustar\x0001", False),
+            (b"USTAR\x0000", False),
+        ],
+    )
+    def test_magic_and_version(self, magic: bytes, accepted: bool) -> None:
+        """POSIX, GNU and v7 magic (and POSIX with a blank version) are tars; any other
+        magic, even with a valid checksum, is not."""
+        entries = split(make_tar([M("app.py", data=b"x")], fmt=tarfile.USTAR_FORMAT))
+        entries[0].header[257:265] = magic
+        seal(entries[0].header)
+        outcome = run_one(join(entries))
+        if accepted:
+            assert outcome.error is None, outcome.error
+        else:
+            assert outcome.error is not None and "not a tar archive (unknown magic" in outcome.error
