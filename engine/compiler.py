@@ -17,12 +17,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import networkx as nx
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from . import references
 from .action import ActionCatalog, ActionInfo
+from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .json_schema import schema_problems, validator
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
 from .saga_schema import (
     Locator,
@@ -36,28 +38,12 @@ from .saga_schema import (
 )
 from .yaml_loader import JSONPath, YamlDocument, load_yaml
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
     {"required", "additionalProperties", "propertyNames", "dependentRequired", "minProperties"}
 )
 
 _ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
-
-
-def parse_duration(value: str | float) -> float:
-    """Seconds in `10m`, `1h30m`, `500ms`, `1.5s` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value!r} is not a duration")
-        return float(value)
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"'{value}' is not a duration (e.g. 500ms, 10s, 10m, 1h30m)")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:
@@ -92,7 +78,7 @@ class _Compiler:
         self.where = where
         self.source = source
         self.errors: list[DefinitionError] = []
-        self.validators: dict[str, Draft202012Validator | None] = {}
+        self.validators: dict[str, Validator | None] = {}
 
     def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
         prefix = dotted(path[:-1] if key else path)
@@ -135,11 +121,8 @@ class _Compiler:
     def check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
         for name, schema in inputs.items():
             if isinstance(schema, Mapping):
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError as exc:
-                    path = ("inputs", name, *exc.absolute_path)
-                    self.fail(path, f"not a valid JSON Schema: {exc.message}")
+                for path, problem in schema_problems(schema):
+                    self.fail(("inputs", name, *path), problem)
 
     def action(
         self,
@@ -311,14 +294,10 @@ class _Compiler:
                     f"{type_words(sorted(given))}",
                 )
 
-    def validator(self, info: ActionInfo) -> Draft202012Validator | None:
+    def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
-            try:
-                Draft202012Validator.check_schema(info.input_schema)
-            except SchemaError:
-                self.validators[info.name] = None
-            else:
-                self.validators[info.name] = Draft202012Validator(info.input_schema)
+            usable = not any(schema_problems(info.input_schema))
+            self.validators[info.name] = validator(info.input_schema) if usable else None
         return self.validators[info.name]
 
     def duration(self, value: Any, path: JSONPath) -> float | None:

@@ -128,5 +128,5 @@ def cause_of(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def receive_tar_factory(deps: Dependencies) -> Action:
+def receive_tar_factory(deps: Dependencies) -> ReceiveTar:
     return ReceiveTar()
