@@ -8,10 +8,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import StandInContext
+from sagactl.actions.build_from_tar.settings import BuildSettings
+from sagactl.actions.build_from_tar.steps.receive import ReceiveTar
 from sagactl.actions.build_from_tar.streams import StreamGone, StreamRegistry
+from sagactl.engine import FatalError
 from tars import M, make_tar
 
 SAGACTL = str(Path(sys.executable).with_name("sagactl"))
@@ -61,13 +67,32 @@ class TestStagingFailures:
         assert list(staging.iterdir()) == [] if staging.exists() else True
 
     def test_bad_build_dir_names_it(self, cli_env: dict[str, str]) -> None:
-        """A build directory under a file says which directory and why."""
+        """A build directory under a file is refused at start-up, naming it (exit 2)."""
         env = {**cli_env, "SAGACTL_BUILD_DIR": "/dev/null/x"}
         code, errors, stderr = _build(env, _app(100))
-        assert code == 1, stderr
-        assert len(errors) == 1, stderr
-        assert "/dev/null/x/staging is unusable: Not a directory" in errors[0], errors[0]
+        assert code == 2, stderr
+        assert len(errors) == 1 and "/dev/null/x" in errors[0], stderr
         assert "gone" not in errors[0]
+
+
+class TestReceiveStep:
+    @pytest.mark.anyio
+    async def test_unusable_staging_dir_named_before_the_reader_is_taken(
+        self, sqlite_db: Any, deps: Any, tmp_path: Path
+    ) -> None:
+        """Settings given in code (no start-up check) with a state dir under a file: the
+        receive step names the directory and why, and leaves the upload's reader unread."""
+        (tmp_path / "file").write_text("x")
+        settings = replace(deps.get(BuildSettings), state_dir=tmp_path / "file" / "state")
+        deps.provide(BuildSettings, settings)
+        registry = deps.get(StreamRegistry)
+        stream_id = registry.register(io.BytesIO(_app(100)))
+        with pytest.raises(FatalError) as info:
+            await ReceiveTar().execute(StandInContext(sqlite_db, deps), {"stream_id": stream_id})
+        assert str(info.value) == (
+            f"staging directory {tmp_path}/file/state/staging is unusable: Not a directory"
+        )
+        assert registry.claim(stream_id) is not None
 
 
 class TestRegistryKeepsTheCause:
@@ -79,3 +104,8 @@ class TestRegistryKeepsTheCause:
         registry.failed(stream_id, "No space left on device")
         with pytest.raises(StreamGone, match="earlier attempt, which failed: No space left"):
             registry.claim(stream_id)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
