@@ -8,7 +8,10 @@ actions read the environment:
 | SAGACTL_BUILD_DIR | staging, sources, images, logs | `<user state dir>/sagactl/build` |
 | SAGACTL_BUILDER | image builder | buildah when installed, else oci |
 | SAGACTL_BUILDKIT_ADDR | buildkitd address for the buildkit builder | none |
-| SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | plugins' defaults |
+| SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | made here (bases.py) |
+| SAGACTL_ALLOWED_BASE_IMAGES | further bases an app.toml may name (space separated) | none |
+| SAGACTL_BUILD_NETWORK | RUN steps' network: `outbound` (never the host) or `none` | outbound |
+| SAGACTL_CA_BUNDLE | CA bundle mounted read-only into RUN steps (empty: none) | the host's |
 | SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | vfs, buildah's own |
 | SAGACTL_CLUSTER_HOST | cluster host name | cluster.local |
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
@@ -24,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
-from sagactl.engine import Dependencies
-from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
+from sagactl.engine import Dependencies, InputError
+from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, DEFAULT_CA_BUNDLE, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
 from .cluster import ClusterSettings
@@ -42,6 +45,9 @@ class BuildSettings:
     builder: str | None = None
     """Default image builder; None: buildah when installed, else oci."""
     base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    allowed_base_images: frozenset[str] = frozenset()
+    build_network: str = "outbound"
+    ca_bundle: Path | None = DEFAULT_CA_BUNDLE
     buildkit_addr: str | None = None
     buildah_driver: str = "vfs"
     buildah_root: Path | None = None
@@ -63,6 +69,9 @@ class BuildSettings:
         return BuilderOptions(
             work_dir=self.state_dir / "images",
             base_images=dict(self.base_images),
+            allowed_base_images=self.allowed_base_images,
+            network=self.build_network,
+            ca_bundle=self.ca_bundle,
             storage_driver=self.buildah_driver,
             storage_root=self.buildah_root,
             run_root=self.buildah_runroot,
@@ -89,6 +98,10 @@ class BuildSettings:
             limits = replace(limits, max_upload_bytes=size, max_total_bytes=size)
         if env.get("SAGACTL_MAX_MEMBERS"):
             limits = replace(limits, max_members=int(env["SAGACTL_MAX_MEMBERS"]))
+        network = env.get("SAGACTL_BUILD_NETWORK") or "outbound"
+        if network not in ("outbound", "none"):
+            raise InputError(f"SAGACTL_BUILD_NETWORK={network!r}: use outbound or none")
+        bundle = env.get("SAGACTL_CA_BUNDLE", str(DEFAULT_CA_BUNDLE))
         root = env.get("SAGACTL_BUILDAH_ROOT")
         runroot = env.get("SAGACTL_BUILDAH_RUNROOT")
         return cls(
@@ -100,6 +113,9 @@ class BuildSettings:
             ),
             builder=env.get("SAGACTL_BUILDER") or None,
             base_images=base_images,
+            allowed_base_images=frozenset(env.get("SAGACTL_ALLOWED_BASE_IMAGES", "").split()),
+            build_network=network,
+            ca_bundle=Path(bundle) if bundle else None,
             buildkit_addr=env.get("SAGACTL_BUILDKIT_ADDR") or None,
             buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
             buildah_root=Path(root) if root else None,

@@ -7,20 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .references import choose_base
+
 OutputCallback = Callable[[str], None]
 """Called with each line the builder prints (without the newline)."""
 
-DEFAULT_BASE_IMAGES: Mapping[str, str] = {
-    "python": "docker.io/library/python:3.12-slim",
-    "node": "docker.io/library/node:22-slim",
-    "bun": "docker.io/oven/bun:1",
-    "go": "docker.io/library/golang:1.22",
-    "ruby": "docker.io/library/ruby:3.3-slim",
-    "rust": "docker.io/library/rust:1-slim",
-    "static": "localhost/sagactl/busybox:latest",
-}
-"""Stack -> base image of the generated Containerfile; override per builder or per app
-(app.toml `build.base_image`). Offline, point them at a locally made image (baseimage.py)."""
+DEFAULT_BASE_IMAGES: Mapping[str, str] = {}
+"""Stack -> base image of the generated Containerfile, set by the operator
+(`SAGACTL_BASE_IMAGE_<STACK>`). A stack without one builds on the base made here from
+Debian packages (bases.py)."""
+DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class BuildFailed(Exception):
@@ -38,12 +34,22 @@ class BuilderOptions:
     work_dir: Path
     """Where builders keep their state (the oci builder's image layouts)."""
     base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    allowed_base_images: frozenset[str] = frozenset()
+    """Further base images an app may name in app.toml (besides registry references)."""
     storage_driver: str = "vfs"
     """buildah: vfs works everywhere, without a daemon or overlay mounts."""
     storage_root: Path | None = None
     """buildah `--root` (None: buildah's own configuration)."""
     run_root: Path | None = None
-    isolation: str = "chroot"
+    isolation: str = "oci"
+    """buildah: `oci` runs each RUN step in its own namespaces under `runtime`."""
+    runtime: str = "runc"
+    network: str = "outbound"
+    """RUN steps' network: `outbound` (registries, never the host; buildnet.py) or `none`."""
+    ca_bundle: Path | None = DEFAULT_CA_BUNDLE
+    """Mounted read-only into RUN steps as the trusted CAs (None or missing: the base's own)."""
+    debian_suite: str = "bookworm"
+    debian_mirror: str = "http://deb.debian.org/debian"
     buildkit_addr: str | None = None
     """buildkit: the buildkitd address (e.g. `tcp://buildkitd:1234`)."""
     buildctl: str = "buildctl"
@@ -105,6 +111,20 @@ class Builder(Protocol):
 BuilderFactory = Callable[[Any], Builder]
 """What a `sagactl.builders` entry point names: called with the plugin `Dependencies`
 (holding a `BuilderOptions`) or with a `BuilderOptions` directly."""
+
+
+def operator_base(ref: str | None, options: BuilderOptions) -> bool:
+    """True when the operator configured `ref` (so it may name a local layout)."""
+    return ref is not None and (
+        ref in options.base_images.values() or ref in options.allowed_base_images
+    )
+
+
+def base_image_for(spec: BuildSpec, options: BuilderOptions) -> str | None:
+    """The configured base of `spec`: the app's choice when allowed (InvalidReference when
+    not), else the operator's for its stack; None: the base made here for the stack."""
+    allowed = {*options.base_images.values(), *options.allowed_base_images}
+    return choose_base(spec.base_image, options.base_images.get(spec.stack), allowed)
 
 
 def options_from(source: Any) -> BuilderOptions:
