@@ -48,7 +48,7 @@ class Containerfile:
     """Instructions appended one by one; `render()` gives the text."""
 
     def __init__(self, base_image: str) -> None:
-        if not _IMAGE.match(base_image):
+        if not _IMAGE.fullmatch(base_image):
             raise _refuse("base image", base_image)
         self._lines = [f"FROM {base_image}"]
 
@@ -58,7 +58,7 @@ class Containerfile:
     def copy(self, sources: Sequence[str], dest: str) -> None:
         """COPY named files (plain names at the context's root) or `.` into `dest`."""
         for source in sources:
-            if source != "." and not _SOURCE_NAME.match(source):
+            if source != "." and not _SOURCE_NAME.fullmatch(source):
                 raise _refuse("COPY source", source)
         self._lines.append(f"COPY {json.dumps([*sources, self._path(dest)])}")
 
@@ -69,7 +69,7 @@ class Containerfile:
         """One ENV instruction for all of `variables` (one layer, not one per variable)."""
         words = []
         for name, value in variables.items():
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise _refuse("environment variable name", name)
             words.append(f"{name}={quote(value, f'environment variable {name}')}")
         if words:
@@ -78,7 +78,7 @@ class Containerfile:
     def label(self, labels: Mapping[str, str]) -> None:
         words = []
         for key, value in labels.items():
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise _refuse("label", key)
             words.append(f"{quote(key)}={quote(value, f'label {key}')}")
         if words:
@@ -99,6 +99,6 @@ class Containerfile:
 
     @staticmethod
     def _path(path: str) -> str:
-        if not _ABSOLUTE_PATH.match(path) or ".." in path.split("/"):
+        if not _ABSOLUTE_PATH.fullmatch(path) or ".." in path.split("/"):
             raise _refuse("path", path)
         return path

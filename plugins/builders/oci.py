@@ -84,6 +84,8 @@ class OciBuilder:
             on_output(f"oci: base {base_ref} ({len(base.layers)} layers)")
         elif base_ref:
             on_output(f"oci: base {base_ref} is not a local OCI layout: source layer only")
+        else:
+            on_output(f"oci: no base image configured for {spec.stack}: source layer only")
         target = safefs.inside(self.root, self.root / spec.version)
         partial = safefs.inside(self.root, self.root / f".{spec.version}.partial")
         shutil.rmtree(partial, ignore_errors=True)

@@ -33,14 +33,14 @@ class InvalidReference(InputError):
 
 def check_digest(digest: str) -> str:
     """`digest` when it is `algorithm:hex` with a known algorithm and the right length."""
-    match = DIGEST.match(digest) if isinstance(digest, str) else None
+    match = DIGEST.fullmatch(digest) if isinstance(digest, str) else None
     if match is None or len(match[2]) != _HEX_LENGTH[match[1]]:
         raise InvalidReference(f"not a digest (algorithm:hex): {digest!r:.80}")
     return digest
 
 
 def is_registry_reference(ref: str) -> bool:
-    match = REGISTRY_REFERENCE.match(ref)
+    match = REGISTRY_REFERENCE.fullmatch(ref)
     return match is not None and len(match["name"]) <= MAX_NAME
 
 

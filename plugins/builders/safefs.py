@@ -6,6 +6,7 @@ every component is opened relative to its parent with O_NOFOLLOW, so no link is 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path, PurePosixPath
 
@@ -29,7 +30,7 @@ def open_beneath(root: Path, relative: str | PurePosixPath, flags: int = os.O_RD
     parts = _parts(relative)
     if not parts:
         raise OutsideRoot("an empty path names the root itself")
-    fd = os.open(root, _DIR_FLAGS)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the root is ours
     try:
         for part in parts[:-1]:
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -37,7 +38,7 @@ def open_beneath(root: Path, relative: str | PurePosixPath, flags: int = os.O_RD
             fd = child
         return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd)
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP: a symlink where O_NOFOLLOW forbids one
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a symlink
             raise OutsideRoot(f"{relative} passes through a symlink under {root}") from None
         raise
     finally:

@@ -206,7 +206,7 @@ def _rust(source: Path) -> InstallPlan:
         else None
     )
     name = name or (cargo.get("package") or {}).get("name")
-    if not isinstance(name, str) or not _BIN_NAME.match(name):
+    if not isinstance(name, str) or not _BIN_NAME.fullmatch(name):
         raise InputError(
             f"Cargo.toml: no usable binary name (package.name or [[bin]] name): {name!r}"
         )
