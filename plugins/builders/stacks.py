@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +61,22 @@ def with_tls(*argv: str) -> tuple[str, ...]:
 
 
 def _present(source: Path, *names: str) -> list[str]:
+    """Those of `names` that are regular files in the app (symlinks resolving inside)."""
     found = []
     for name in names:
         try:
-            path = safefs.inside(source, source / name)
+            if safefs.inside(source, source / name).is_file():
+                found.append(name)
         except OSError:
             continue
-        if path.is_file() and not (source / name).is_symlink():
-            found.append(name)
     return found
 
 
 def _read(source: Path, name: str) -> str:
+    """A manifest's text, bounded, read at its resolved place inside the app."""
     try:
-        return safefs.read_beneath(source, name, MAX_MANIFEST).decode("utf-8")
+        resolved = safefs.inside(source, source / name).relative_to(source.resolve())
+        return safefs.read_beneath(source.resolve(), resolved.as_posix(), MAX_MANIFEST).decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{name}: cannot be read ({exc})") from None
 
@@ -89,7 +91,11 @@ def _toml(source: Path, name: str) -> dict[str, Any]:
 def plan(stack: str, source: Path) -> InstallPlan:
     """The install plan of an app of `stack` whose source is at `source`."""
     make = _PLANS.get(stack)
-    return make(source) if make is not None else InstallPlan()
+    made = make(source) if make is not None else InstallPlan()
+    if any((source / name).is_symlink() for name in made.manifests):
+        # A linked manifest needs its target: install after the whole source is copied.
+        return replace(made, manifests=(), install=(), build=(*made.install, *made.build))
+    return made
 
 
 def _python(source: Path) -> InstallPlan:
