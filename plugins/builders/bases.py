@@ -53,6 +53,10 @@ RECIPES: Mapping[str, Recipe] = {
     "rust": Recipe(("cargo", "rustc", "ca-certificates")),
 }
 STACKS = (*RECIPES, "static")
+BASE_HINTS = {
+    "bun": "an image with bun on PATH (e.g. one built FROM the node base that runs "
+    "`npm install -g bun`, whose npm package ships the binary)",
+}
 
 
 def recipe_hash(stack: str, options: BuilderOptions) -> str:
@@ -81,9 +85,10 @@ async def ensure(
 ) -> str:
     """The base image of `stack` in buildah's storage, made first when missing."""
     if stack not in STACKS:
+        hint = BASE_HINTS.get(stack, "an image that has the stack's tools")
         raise BuildFailed(
-            f"no base image is made here for the {stack} stack: set SAGACTL_BASE_IMAGE_"
-            f"{stack.upper()} to an image that has its tools"
+            f"no base image is made here for the {stack} stack: set "
+            f"SAGACTL_BASE_IMAGE_{stack.upper()} to {hint}"
         )
     name = image_name(stack, options)
     if await exists(buildah, name):
