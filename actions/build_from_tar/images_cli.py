@@ -9,7 +9,7 @@ import anyio
 import click
 from sagactl.engine import InputError
 from sagactl.plugins.builders import bases
-from sagactl.plugins.builders.base import BuildFailed
+from sagactl.plugins.builders.base import ImageBuildFailed
 from sagactl.plugins.builders.buildah import BuildahBuilder
 
 from .settings import BuildSettings
@@ -54,7 +54,7 @@ def prepare(stacks: tuple[str, ...], quiet: bool) -> None:
 
     try:
         anyio.run(run)
-    except BuildFailed as exc:
+    except ImageBuildFailed as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from sagactl.engine.plugin_registry import Group, factory_group
+
 from .references import choose_base
 
 OutputCallback = Callable[[str], None]
@@ -19,7 +21,7 @@ Debian packages (bases.py)."""
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-class BuildFailed(Exception):
+class ImageBuildFailed(Exception):
     """The builder ran and the build failed (a RUN step, a bad Containerfile)."""
 
     def __init__(self, message: str, output_tail: str = "") -> None:
@@ -111,6 +113,9 @@ class Builder(Protocol):
 BuilderFactory = Callable[[Any], Builder]
 """What a `sagactl.builders` entry point names: called with the plugin `Dependencies`
 (holding a `BuilderOptions`) or with a `BuilderOptions` directly."""
+
+BUILDERS: Group[BuilderFactory] = factory_group("sagactl.builders", "builder")
+"""The image builders' entry-point group, declared to the plugin registry (`sagactl.groups`)."""
 
 
 def operator_base(ref: str | None, options: BuilderOptions) -> bool:

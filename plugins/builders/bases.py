@@ -21,7 +21,7 @@ from typing import TextIO
 import anyio.to_thread
 
 from . import baseimage
-from .base import BuilderOptions, BuildFailed, OutputCallback
+from .base import BuilderOptions, ImageBuildFailed, OutputCallback
 from .process import run_quiet, run_streaming
 
 FORMAT = 1
@@ -86,7 +86,7 @@ async def ensure(
     """The base image of `stack` in buildah's storage, made first when missing."""
     if stack not in STACKS:
         hint = BASE_HINTS.get(stack, "an image that has the stack's tools")
-        raise BuildFailed(
+        raise ImageBuildFailed(
             f"no base image is made here for the {stack} stack: set "
             f"SAGACTL_BASE_IMAGE_{stack.upper()} to {hint}"
         )
@@ -191,7 +191,7 @@ async def _import(
     status, output = await run_quiet([*buildah, "from", "--quiet", "scratch"])
     container = output.strip().splitlines()[-1] if status == 0 and output.strip() else ""
     if status != 0 or not container:
-        raise BuildFailed(f"buildah from scratch failed: {output.strip()[-500:]}")
+        raise ImageBuildFailed(f"buildah from scratch failed: {output.strip()[-500:]}")
     try:
         on_output(f"base {stack}: importing the root filesystem")
         config = [*buildah, "config", "--cmd", "/bin/sh", "--workingdir", "/"]
@@ -215,6 +215,6 @@ async def labels_of(buildah: list[str], name: str) -> dict[str, str]:
     """The labels of an image in buildah's storage."""
     status, output = await run_quiet([*buildah, "inspect", "--type", "image", name])
     if status != 0:
-        raise BuildFailed(f"no image {name}: {output.strip()[-300:]}")
+        raise ImageBuildFailed(f"no image {name}: {output.strip()[-300:]}")
     config = json.loads(output).get("OCIv1", {}).get("config", {})
     return dict(config.get("Labels") or {})

@@ -22,9 +22,9 @@ import anyio.to_thread
 from . import bases, buildnet, stacks
 from .base import (
     BuilderOptions,
-    BuildFailed,
     BuildSpec,
     BuiltImage,
+    ImageBuildFailed,
     OutputCallback,
     base_image_for,
     options_from,
@@ -51,16 +51,16 @@ class BuildahBuilder:
     async def prepare(self) -> str:
         for tool in (self.options.buildah, self.options.runtime):
             if shutil.which(tool) is None:
-                raise BuildFailed(f"{tool} is not installed (scripts/setup installs it)")
+                raise ImageBuildFailed(f"{tool} is not installed (scripts/setup installs it)")
         if self.options.network == "outbound" and buildnet.missing_tools():
             missing = ", ".join(buildnet.missing_tools())
-            raise BuildFailed(f"the outbound build network needs {missing} (scripts/setup)")
+            raise ImageBuildFailed(f"the outbound build network needs {missing} (scripts/setup)")
         for directory in (self.files, self.options.storage_root, self.options.run_root):
             if directory is not None:
                 directory.mkdir(parents=True, exist_ok=True)
         status, output = await run_quiet([*self.command, "version"])
         if status != 0:
-            raise BuildFailed(f"buildah does not work here: {output.strip()}")
+            raise ImageBuildFailed(f"buildah does not work here: {output.strip()}")
         root = self.options.storage_root or "default storage"
         return f"buildah:{self.options.storage_driver}:{root}"
 
@@ -97,7 +97,9 @@ class BuildahBuilder:
         elif self.options.network == "none":
             yield "none"
         else:
-            raise BuildFailed(f"unknown build network {self.options.network!r} (outbound, none)")
+            raise ImageBuildFailed(
+                f"unknown build network {self.options.network!r} (outbound, none)"
+            )
 
     def _sandbox_args(self) -> list[str]:
         args = [
@@ -143,7 +145,7 @@ class BuildahBuilder:
         )
         digest = output.strip()
         if status != 0 or not digest.startswith("sha256:"):
-            raise BuildFailed(f"buildah built {name} but cannot inspect it: {digest[-300:]}")
+            raise ImageBuildFailed(f"buildah built {name} but cannot inspect it: {digest[-300:]}")
         return BuiltImage(name, check_digest(digest))
 
     async def remove_image(self, ref: str) -> bool:

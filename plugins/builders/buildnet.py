@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .base import BuildFailed
+from .base import ImageBuildFailed
 
 NETNS_DIR = Path("/run/netns")
 PREFIX = "sagactl-build-"
@@ -51,7 +51,7 @@ def host_addresses() -> list[str]:
 def _check(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise BuildFailed(f"{' '.join(argv[:4])}... failed: {done.stderr.strip()[:300]}")
+        raise ImageBuildFailed(f"{' '.join(argv[:4])}... failed: {done.stderr.strip()[:300]}")
 
 
 def _create(name: str, refused: Iterable[str]) -> None:
@@ -106,7 +106,7 @@ def _start_slirp(name: str) -> tuple[subprocess.Popen[bytes], int]:
         os.close(exit_write)
         process.wait(10)
         stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        raise BuildFailed(f"slirp4netns did not configure the build network: {stderr[:300]}")
+        raise ImageBuildFailed(f"slirp4netns did not configure the build network: {stderr[:300]}")
     return process, exit_write
 
 
@@ -115,7 +115,7 @@ async def outbound_network() -> AsyncIterator[str]:
     """Yields buildah's `--network` value (`ns:/run/netns/NAME`) for one build."""
     missing = missing_tools()
     if missing:
-        raise BuildFailed(
+        raise ImageBuildFailed(
             f"the outbound build network needs {', '.join(missing)} (scripts/setup installs "
             "them); or build without network (SAGACTL_BUILD_NETWORK=none)"
         )

@@ -18,9 +18,9 @@ import anyio.to_thread
 from . import ocilayout, safefs
 from .base import (
     BuilderOptions,
-    BuildFailed,
     BuildSpec,
     BuiltImage,
+    ImageBuildFailed,
     OutputCallback,
     base_image_for,
     operator_base,
@@ -59,7 +59,7 @@ class OciBuilder:
 
     async def build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
         if spec.containerfile is not None:
-            raise BuildFailed(
+            raise ImageBuildFailed(
                 f"the oci builder runs no Containerfile ({spec.containerfile.name}): "
                 "build this app with buildah or buildkit"
             )
@@ -80,7 +80,7 @@ class OciBuilder:
             try:
                 base = ocilayout.read_image(*base_at)
             except ocilayout.LayoutError as exc:
-                raise BuildFailed(f"base image {base_ref}: {exc}") from None
+                raise ImageBuildFailed(f"base image {base_ref}: {exc}") from None
             on_output(f"oci: base {base_ref} ({len(base.layers)} layers)")
         elif base_ref:
             on_output(f"oci: base {base_ref} is not a local OCI layout: source layer only")

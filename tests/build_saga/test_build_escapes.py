@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 from sagactl.plugins.builders import buildnet, ocilayout
-from sagactl.plugins.builders.base import BuilderOptions, BuildFailed, BuildSpec, base_image_for
+from sagactl.plugins.builders.base import (
+    BuilderOptions,
+    BuildSpec,
+    ImageBuildFailed,
+    base_image_for,
+)
 from sagactl.plugins.builders.buildah import BuildahBuilder
 from sagactl.plugins.builders.containerfile import Containerfile, UnsafeValue, quote
 from sagactl.plugins.builders.oci import OciBuilder
@@ -285,7 +290,7 @@ class TestRunStepSandbox:
             "FROM localhost/sagactl/busybox:latest\nRUN echo the-tool-said-no; exit 3\n"
         )
         builder = BuildahBuilder(BuilderOptions(work_dir=tmp_path / "w", **buildah_storage))  # type: ignore[arg-type]
-        with pytest.raises(BuildFailed, match="the-tool-said-no"):
+        with pytest.raises(ImageBuildFailed, match="the-tool-said-no"):
             await builder.build(
                 _spec(context, stack="dockerfile", containerfile=context / "Containerfile"),
                 lambda _: None,

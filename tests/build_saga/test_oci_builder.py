@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sagactl.plugins.builders.base import BuilderOptions, BuildFailed, BuildSpec
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, ImageBuildFailed
 from sagactl.plugins.builders.oci import OciBuilder
 
 pytestmark = pytest.mark.anyio
@@ -111,7 +111,7 @@ class TestOciBuilder:
         """An app with its own Containerfile needs RUN steps: the oci builder says so."""
         builder = OciBuilder(BuilderOptions(work_dir=tmp_path))
         context = EXAMPLES / "dockerfile-app"
-        with pytest.raises(BuildFailed, match="build this app with buildah or buildkit"):
+        with pytest.raises(ImageBuildFailed, match="build this app with buildah or buildkit"):
             await builder.build(
                 _spec(context, stack="dockerfile", containerfile=context / "Containerfile"),
                 lambda _: None,
@@ -122,6 +122,6 @@ class TestOciBuilder:
         (tmp_path / "notalayout").mkdir()
         base = f"oci:{tmp_path}/notalayout:latest"
         builder = OciBuilder(BuilderOptions(work_dir=tmp_path, base_images={"static": base}))
-        with pytest.raises(BuildFailed, match="base image oci:"):
+        with pytest.raises(ImageBuildFailed, match="base image oci:"):
             await builder.build(_spec(EXAMPLES / "static-site", stack="static"), lambda _: None)
         assert not any((tmp_path / "oci").glob(".*partial"))
