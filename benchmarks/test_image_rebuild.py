@@ -24,7 +24,8 @@ from sagactl.plugins.builders.buildah import BuildahBuilder
 
 from .pairing import paired
 
-APP = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n"
+REQUIREMENTS = "flask==3.0.3\ngunicorn==23.0.0\n"
+APP = "from flask import Flask\n\napp = Flask(__name__)\n"
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ class TestImageRebuild:
     def test_source_only_rebuild_vs_first_build(
         self, benchmark: Any, builder: BuildahBuilder, tmp_path: Path, runner: asyncio.Runner
     ) -> None:
-        """A python app with gunicorn from PyPI: first build (install) vs source-only rebuild."""
+        """A Flask app served by gunicorn, both from PyPI: first build (install) vs rebuild."""
         runner.run(builder.prepare())
         runner.run(bases.ensure("python", builder.options, builder.command, lambda _: None))
         context = tmp_path / "app"
@@ -73,7 +74,7 @@ class TestImageRebuild:
 
         def first_build() -> None:
             token = secrets.token_hex(8)
-            (context / "requirements.txt").write_text(f"# {token}\ngunicorn==23.0.0\n")
+            (context / "requirements.txt").write_text(f"# {token}\n{REQUIREMENTS}")
             (context / "app.py").write_text(APP)
             lines = build()
             assert any(line.startswith("Successfully installed") for line in lines)
