@@ -15,6 +15,7 @@ import secrets
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sagactl.plugins.builders import buildnet, ocilayout
@@ -295,3 +296,30 @@ class TestRunStepSandbox:
                 _spec(context, stack="dockerfile", containerfile=context / "Containerfile"),
                 lambda _: None,
             )
+
+
+@pytest.mark.anyio
+class TestShowHidesHostPaths:
+    async def test_source_dir_only_for_the_operator(self, sqlite_db: Any) -> None:
+        """show_app leaves out each version's staged source_dir unless asked (app show
+        --paths on the host); an uploader reading app show (or the API) learns no path."""
+        from sagactl.actions.build_from_tar import records
+
+        async with sqlite_db.transaction() as tx:
+            allocated = await records.allocate_version(tx, "shop")
+            await records.create_version(
+                tx,
+                app="shop",
+                version=allocated.version,
+                number=allocated.number,
+                artifact_id=allocated.artifact_id,
+                image="localhost/sagactl/shop:shop-v1",
+                digest="sha256:" + "a" * 64,
+                services={},
+                source_dir="/var/lib/sagactl/build/sources/secret-stream",
+            )
+        async with sqlite_db.transaction() as tx:
+            shown = await records.show_app(tx, "shop")
+            operator = await records.show_app(tx, "shop", host_paths=True)
+        assert "secret-stream" not in json.dumps(shown)
+        assert operator["versions"][0]["source_dir"].endswith("secret-stream")
