@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -100,6 +101,8 @@ async def ensure(
         if await exists(buildah, name):
             return name
         on_output(f"base {stack}: making {name} from Debian packages (once)")
+        for left in locks.glob(f".{stack}-*"):  # by a maker that died; we hold the lock
+            await anyio.to_thread.run_sync(shutil.rmtree, left, True)
         with tempfile.TemporaryDirectory(dir=locks, prefix=f".{stack}-") as scratch:
             await _make(stack, name, options, buildah, Path(scratch), on_output)
         on_output(f"base {stack}: made {name}")
