@@ -9,7 +9,9 @@ registries, and the test runs the image under runc to see the dependency import.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +263,37 @@ class TestDefaultWeb:
         context = _app(tmp_path / "n", {"package.json": '{"name": "x"}'})
         with pytest.raises(MissingCommand, match="start"):
             default_web("node", context)
+
+
+class TestImagesCommand:
+    def _run(self, store: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "SAGACTL_BUILDAH_DRIVER": store["storage_driver"],
+            "SAGACTL_BUILDAH_ROOT": str(store["storage_root"]),
+            "SAGACTL_BUILDAH_RUNROOT": str(store["run_root"]),
+            "SAGACTL_BUILD_DIR": str(store["work_dir"]),
+        }
+        sagactl = Path(sys.executable).parent / "sagactl"
+        return subprocess.run(
+            [str(sagactl), "images", *args], capture_output=True, text=True, env=env
+        )
+
+    def test_prepare_then_list(self, stack_store: dict[str, Any]) -> None:
+        """`images prepare static` makes (or finds) the base; `images list --json` shows
+        its recipe hash and the Debian package it came from."""
+        prepared = self._run(stack_store, "prepare", "static")
+        assert prepared.returncode == 0, prepared.stderr
+        assert prepared.stdout.startswith("static\tlocalhost/sagactl/base-static:")
+        listed = self._run(stack_store, "list", "--json")
+        static = next(row for row in json.loads(listed.stdout) if row["stack"] == "static")
+        options = BuilderOptions(work_dir=stack_store["work_dir"])
+        assert static["made"] is True
+        assert static["recipe"] == bases.recipe_hash("static", options)
+        assert any(p.startswith("busybox-static=") for p in static["packages"])
+
+    def test_unknown_stack_is_refused(self, stack_store: dict[str, Any]) -> None:
+        done = self._run(stack_store, "prepare", "cobol")
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: no base is made here for cobol")
+        assert "Traceback" not in done.stderr
