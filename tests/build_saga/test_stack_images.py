@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sagactl.plugins.builders import bases
 from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, BuiltImage, ImageBuildFailed
@@ -35,8 +36,27 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def made_bases(stack_store: dict[str, Any]) -> dict[str, str]:
+    """The bases these tests build on, made at once (their downloads overlap), once."""
+    builder = BuildahBuilder(BuilderOptions(**stack_store))
+    made: dict[str, str] = {}
+
+    async def make(stack: str) -> None:
+        made[stack] = await bases.ensure(stack, builder.options, builder.command, lambda _: None)
+
+    async def make_all() -> None:
+        await builder.prepare()
+        async with anyio.create_task_group() as group:
+            for stack in ("python", "node", "go", "static"):
+                group.start_soon(make, stack)
+
+    anyio.run(make_all)
+    return made
+
+
 @pytest.fixture
-def builder(stack_store: dict[str, Any]) -> BuildahBuilder:
+def builder(stack_store: dict[str, Any], made_bases: dict[str, str]) -> BuildahBuilder:
     return BuildahBuilder(BuilderOptions(**stack_store))
 
 
