@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from sagactl.engine.plugin_registry import Group, factory_group
 
-from .references import choose_base
+from .references import InvalidReference, choose_base
+
+_BUILD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}")
 
 OutputCallback = Callable[[str], None]
 """Called with each line the builder prints (without the newline)."""
@@ -77,6 +80,12 @@ class BuildSpec:
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
     """Host name -> IP, visible to RUN steps (e.g. cluster.local)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Both name files and images (`<work_dir>/oci/<version>`, `localhost/sagactl/APP:V`).
+        for what, value in (("app", self.app), ("version", self.version)):
+            if not isinstance(value, str) or not _BUILD_NAME.fullmatch(value):
+                raise InvalidReference(f"{what} {value!r:.80} must match {_BUILD_NAME.pattern}")
 
     @property
     def tag(self) -> str:

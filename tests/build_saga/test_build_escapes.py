@@ -160,6 +160,14 @@ def _crafted_layout(root: Path, layer_digest: str) -> Path:
 
 
 class TestSafePaths:
+    @pytest.mark.parametrize("version", ["../../etc", "a/b", "", ".hidden", "x\n", "UP-v1"])
+    def test_build_names_that_would_name_paths_are_refused(
+        self, tmp_path: Path, version: str
+    ) -> None:
+        """App and version name files under the work dir: only a plain name passes."""
+        with pytest.raises(InvalidReference):
+            _spec(tmp_path, version=version)
+
     def test_open_beneath_refuses_links_and_dotdot(self, tmp_path: Path) -> None:
         (tmp_path / "dir").mkdir()
         (tmp_path / "dir" / "file").write_text("x")
