@@ -162,7 +162,8 @@ class TestStackImages:
         assert _image_id(builder, base) == base_id
 
     async def test_node_installs_from_npm(self, builder: BuildahBuilder, tmp_path: Path) -> None:
-        """package.json's dependency is installed with npm from the registry; npm start."""
+        """package.json's dependency is installed with npm from the registry; npm start;
+        with a lockfile, `npm ci` installs exactly what it pins."""
         package = {
             "name": "nodeapp",
             "version": "1.0.0",
@@ -177,6 +178,13 @@ class TestStackImages:
         said = _run_in(builder, image.ref, "node", "-e", "console.log(require('ms')(60000))")
         assert said.strip() == "1m"
         assert _config(builder, image.ref)["Cmd"] == ["/bin/sh", "-c", "npm start"]
+
+        (context / "package-lock.json").write_text(json.dumps(_lock(package)))
+        lines: list[str] = []
+        image = await _build(builder, context, "node", "nodeapp-v2", lines)
+        assert any('"npm", "ci"' in line for line in lines if line.startswith("STEP"))
+        said = _run_in(builder, image.ref, "node", "-e", "console.log(require('ms')(2000))")
+        assert said.strip() == "2s"
 
     async def test_go_compiles(self, builder: BuildahBuilder, tmp_path: Path) -> None:
         """go.mod + main.go are compiled to /usr/local/bin/app, the default command."""
@@ -240,6 +248,29 @@ class TestStackImages:
         context = _app(tmp_path / "bun", {"package.json": "{}", "bun.lockb": ""})
         with pytest.raises(ImageBuildFailed, match="SAGACTL_BASE_IMAGE_BUN"):
             await _build(builder, context, "bun", "bunapp-v1", [])
+
+
+def _lock(package: dict[str, Any]) -> dict[str, Any]:
+    """package-lock.json (v3) pinning ms 2.1.3 by its registry integrity."""
+    return {
+        "name": package["name"],
+        "version": package["version"],
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {
+            "": {
+                "name": package["name"],
+                "version": package["version"],
+                "dependencies": package["dependencies"],
+            },
+            "node_modules/ms": {
+                "version": "2.1.3",
+                "resolved": "https://registry.npmjs.org/ms/-/ms-2.1.3.tgz",
+                "integrity": "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/"
+                "XXP6tz7R9xAOtHnSO/tXtF3WRTlA==",
+            },
+        },
+    }
 
 
 def _image_id(builder: BuildahBuilder, name: str) -> str:
