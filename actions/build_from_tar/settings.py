@@ -11,7 +11,7 @@ actions read the environment:
 | SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | made here (bases.py) |
 | SAGACTL_ALLOWED_BASE_IMAGES | further bases an app.toml may name (space separated) | none |
 | SAGACTL_BUILD_NETWORK | RUN steps' network: `outbound` (never the host) or `none` | outbound |
-| SAGACTL_CA_BUNDLE | CA bundle mounted read-only into RUN steps (empty: none) | the host's |
+| SAGACTL_CA_BUNDLE | CA bundle mounted read-only into RUN steps (`none`: none) | the host's |
 | SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | vfs, buildah's own |
 | SAGACTL_CLUSTER_HOST | cluster host name | cluster.local |
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
@@ -27,7 +27,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
-from sagactl.engine import Dependencies, InputError
+from sagactl.engine import Dependencies
+from sagactl.engine.settings import (
+    Setting,
+    choice,
+    declare,
+    directory,
+    duration_expected,
+    flag,
+    integer,
+    seconds,
+    text,
+)
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, DEFAULT_CA_BUNDLE, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
@@ -35,6 +46,59 @@ from .cluster import ClusterSettings
 from .schemas import STACKS
 from .streams import StreamRegistry
 from .tarcheck import StagingLimits
+
+# Every variable above that is parsed is declared here, so the CLI checks it at start-up.
+BUILD_DIR = Setting(
+    "SAGACTL_BUILD_DIR",
+    directory,
+    Path(platformdirs.user_state_dir("sagactl")) / "build",
+    "a directory that exists or can be created",
+)
+MAX_UPLOAD_BYTES = Setting(
+    "SAGACTL_MAX_UPLOAD_BYTES",
+    integer(1, 2**62),
+    StagingLimits().max_upload_bytes,
+    "a number of bytes from 1 to 2**62",
+)
+MAX_MEMBERS = Setting(
+    "SAGACTL_MAX_MEMBERS",
+    integer(1, 10_000_000),
+    StagingLimits().max_members,
+    "a count from 1 to 10,000,000",
+)
+STOP_GRACE_MAX = 3600.0
+STOP_GRACE = Setting(
+    "SAGACTL_STOP_GRACE",
+    seconds(0.0, STOP_GRACE_MAX),
+    10.0,
+    duration_expected(0.0, STOP_GRACE_MAX),
+)
+CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
+BUILD_NETWORK = Setting(
+    "SAGACTL_BUILD_NETWORK", choice(("outbound", "none")), "outbound", "outbound or none"
+)
+
+
+def _bundle(value: str) -> Path | None:
+    return None if value.lower() == "none" else Path(text(value))
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(text(value).split())
+
+
+CA_BUNDLE: Setting[Path | None] = Setting(
+    "SAGACTL_CA_BUNDLE", _bundle, DEFAULT_CA_BUNDLE, "a CA bundle file, or none"
+)
+ALLOWED_BASE_IMAGES = Setting(
+    "SAGACTL_ALLOWED_BASE_IMAGES", _names, frozenset[str](), "image references, space separated"
+)
+declare(BUILD_NETWORK)
+declare(CA_BUNDLE)
+declare(ALLOWED_BASE_IMAGES)
+declare(BUILD_DIR, MAX_UPLOAD_BYTES, MAX_MEMBERS)
+declare(STOP_GRACE)
+declare(CLUSTER_STRICT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,24 +148,17 @@ class BuildSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
         env = os.environ if environ is None else environ
-        state_dir = Path(
-            env.get("SAGACTL_BUILD_DIR") or Path(platformdirs.user_state_dir("sagactl")) / "build"
-        )
+        state_dir = BUILD_DIR.read(env)
         base_images = dict(DEFAULT_BASE_IMAGES)
         for stack in STACKS:
             value = env.get(f"SAGACTL_BASE_IMAGE_{stack.upper()}")
             if value:
                 base_images[stack] = value
         limits = StagingLimits()
-        if env.get("SAGACTL_MAX_UPLOAD_BYTES"):
-            size = int(env["SAGACTL_MAX_UPLOAD_BYTES"])
+        if env.get(MAX_UPLOAD_BYTES.name, "").strip():
+            size = MAX_UPLOAD_BYTES.read(env)
             limits = replace(limits, max_upload_bytes=size, max_total_bytes=size)
-        if env.get("SAGACTL_MAX_MEMBERS"):
-            limits = replace(limits, max_members=int(env["SAGACTL_MAX_MEMBERS"]))
-        network = env.get("SAGACTL_BUILD_NETWORK") or "outbound"
-        if network not in ("outbound", "none"):
-            raise InputError(f"SAGACTL_BUILD_NETWORK={network!r}: use outbound or none")
-        bundle = env.get("SAGACTL_CA_BUNDLE", str(DEFAULT_CA_BUNDLE))
+        limits = replace(limits, max_members=MAX_MEMBERS.read(env))
         root = env.get("SAGACTL_BUILDAH_ROOT")
         runroot = env.get("SAGACTL_BUILDAH_RUNROOT")
         return cls(
@@ -109,18 +166,18 @@ class BuildSettings:
             limits=limits,
             cluster=ClusterSettings(
                 host=env.get("SAGACTL_CLUSTER_HOST") or "cluster.local",
-                strict=env.get("SAGACTL_CLUSTER_STRICT", "0") in ("1", "true", "yes"),
+                strict=CLUSTER_STRICT.read(env),
             ),
             builder=env.get("SAGACTL_BUILDER") or None,
             base_images=base_images,
-            allowed_base_images=frozenset(env.get("SAGACTL_ALLOWED_BASE_IMAGES", "").split()),
-            build_network=network,
-            ca_bundle=Path(bundle) if bundle else None,
+            allowed_base_images=ALLOWED_BASE_IMAGES.read(env),
+            build_network=BUILD_NETWORK.read(env),
+            ca_bundle=CA_BUNDLE.read(env),
             buildkit_addr=env.get("SAGACTL_BUILDKIT_ADDR") or None,
             buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
-            stop_grace=float(env.get("SAGACTL_STOP_GRACE") or 10.0),
+            stop_grace=STOP_GRACE.read(env),
         )
 
 
