@@ -97,6 +97,29 @@ class TestBaseImageChoice:
             base_image_for(_spec(tmp_path, base_image="oci:/srv/bases/other:1"), options)
 
 
+class TestSandboxSettings:
+    def test_settings_from_the_environment(self) -> None:
+        """The operator's allow-list, the RUN steps' network and CA bundle; a bad network
+        is one clear error naming the variable."""
+        from sagactl.actions.build_from_tar.settings import BuildSettings
+        from sagactl.engine.settings import SettingError
+
+        options = BuildSettings.from_env(
+            {
+                "SAGACTL_ALLOWED_BASE_IMAGES": "oci:/srv/a:1  localhost/b:2",
+                "SAGACTL_BUILD_NETWORK": "none",
+                "SAGACTL_CA_BUNDLE": "none",
+            }
+        ).builder_options()
+        assert options.allowed_base_images == {"oci:/srv/a:1", "localhost/b:2"}
+        assert options.network == "none" and options.ca_bundle is None
+        defaults = BuildSettings.from_env({}).builder_options()
+        assert defaults.network == "outbound" and defaults.isolation == "oci"
+        assert str(defaults.ca_bundle) == "/etc/ssl/certs/ca-certificates.crt"
+        with pytest.raises(SettingError, match="SAGACTL_BUILD_NETWORK"):
+            BuildSettings.from_env({"SAGACTL_BUILD_NETWORK": "host"})
+
+
 class TestDigests:
     @pytest.mark.parametrize(
         "digest",
