@@ -90,12 +90,14 @@ class BuildahBuilder:
         return recipe, [*labels, "--ignorefile", str(ignore)]
 
     @contextlib.asynccontextmanager
-    async def _network(self) -> AsyncIterator[str]:
+    async def _network(self) -> AsyncIterator[list[str]]:
+        """buildah's network arguments for one build's RUN steps."""
         if self.options.network == "outbound":
             async with buildnet.outbound_network() as network:
-                yield network
+                # slirp's own resolver: works even when the host's is on its loopback.
+                yield ["--network", network, "--dns", buildnet.SLIRP_DNS]
         elif self.options.network == "none":
-            yield "none"
+            yield ["--network", "none"]
         else:
             raise ImageBuildFailed(
                 f"unknown build network {self.options.network!r} (outbound, none)"
@@ -134,7 +136,7 @@ class BuildahBuilder:
             argv += ["--add-host", f"{host}:{ip}"]
         try:
             async with self._network() as network:
-                argv += ["--network", network, str(spec.context_dir)]
+                argv += [*network, str(spec.context_dir)]
                 await run_streaming(argv, on_output, what=f"buildah build of {spec.version}")
         finally:
             if spec.containerfile is None:

@@ -27,6 +27,7 @@ from .base import ImageBuildFailed
 NETNS_DIR = Path("/run/netns")
 PREFIX = "sagactl-build-"
 SLIRP_HOST = "10.0.2.2"
+SLIRP_DNS = "10.0.2.3"
 TOOLS = ("ip", "iptables", "slirp4netns")
 
 
