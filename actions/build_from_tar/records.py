@@ -230,8 +230,11 @@ async def mark_sandbox(tx: Transaction, sandbox_id: str, state: str) -> None:
     )
 
 
-async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
-    """`sagactl app show`: name, active version, versions (newest first) with sandboxes."""
+async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> dict[str, Any]:
+    """`sagactl app show`: name, active version, versions (newest first) with sandboxes.
+
+    The staged source's host path (`source_dir`) is shown only with `host_paths`: to the
+    operator on the host (`app show --paths`), never to an uploader (the HTTP API)."""
     row = await tx.fetchone("SELECT name, active_version FROM apps WHERE name = ?", (app,))
     if row is None:
         raise InputError(f"no app named {app!r}")
@@ -258,7 +261,7 @@ async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
                 "image": v[3],
                 "digest": v[4],
                 "services": json.loads(text(v[5])),
-                "source_dir": v[6],
+                **({"source_dir": v[6]} if host_paths else {}),
                 "created": v[7],
                 "sandboxes": by_version.get(text(v[0]), []),
             }
