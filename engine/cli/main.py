@@ -44,6 +44,10 @@ class SagaGroup(click.Group):
             _fail("interrupted", EXIT_INTERRUPTED)
 
 
+LOGS_ONLY = frozenset({"worker"})
+"""Commands whose stderr holds nothing but log records (JSON lines when not a terminal)."""
+
+
 def _usage(exc: click.UsageError) -> None:
     """A bad argument: one `error:` line, as every other bad input (click would print the
     usage block too)."""
@@ -65,13 +69,14 @@ def _fail(message: str, code: int) -> None:
     count=True,
     help="Log more on stderr (-v info, -vv debug; $SAGACTL_LOG_LEVEL).",
 )
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """Run sagas declared in YAML, with a durable log that survives crashes."""
     from ..settings import check_declared
     from .logging import configure
 
     check_declared()  # every setting, before any command creates anything
-    configure(verbose)
+    configure(verbose, logs_only=ctx.invoked_subcommand in LOGS_ONLY)
 
 
 def _register_commands() -> None:
