@@ -16,8 +16,6 @@ from .action import Outputs as Outputs
 from .action import Transaction as Transaction
 from .api import Engine as Engine
 from .api import RunResult as RunResult
-from .api import run_saga as run_saga
-from .api import run_saga_async as run_saga_async
 from .compiler import compile_definition as compile_definition
 from .compiler import load_saga_file as load_saga_file
 from .deps import Dependencies as Dependencies
@@ -41,6 +39,8 @@ from .plugins import ActionRegistry as ActionRegistry
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .shortcuts import run_saga as run_saga
+from .shortcuts import run_saga_async as run_saga_async
 
 __all__ = [
     "JSON",

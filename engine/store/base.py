@@ -22,12 +22,8 @@ from typing import Any, ClassVar
 from ..action import JSON, Transaction
 from ..errors import SagaError
 from ..events import Event
-
-RELEASING: frozenset[str] = frozenset(
-    {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
-)
-"""Run states whose record releases the claim it was written under: nothing runs on."""
-
+from ..states import RELEASING as RELEASING
+from ..states import RunState
 
 NODE_ENV = "SAGACTL_NODE"
 
@@ -92,7 +88,7 @@ class NewRun:
     inputs: Mapping[str, JSON]
     plugin_versions: Mapping[str, str | None] = field(default_factory=dict)
     """`uses` name -> the distribution version the run started with."""
-    state: str = "queued"
+    state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
 
@@ -103,7 +99,7 @@ class RunRecord:
 
     run_id: str
     saga: str
-    state: str
+    state: RunState
     definition_hash: str
     definition: Mapping[str, JSON]
     inputs: Mapping[str, JSON]
@@ -129,7 +125,7 @@ def record_from_row(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         run_id=row[0],
         saga=row[1],
-        state=row[2],
+        state=RunState(row[2]),
         definition_hash=row[3],
         definition=json.loads(row[4]),
         inputs=json.loads(row[5]),

@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from ..action import JSON
 from ..errors import RunNotFound
-from ..events import Event
+from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
 from .base import (
     RELEASING,
@@ -223,7 +223,7 @@ class SqliteStore(Store):
                 (run.run_id, now, _dumps(data)),
             )
             taken = Claim(run.run_id, owner, 1) if owner else None
-            written = [Event(run.run_id, "run_created", None, data, now, 1)]
+            written = [Event(run.run_id, EventKind.RUN_CREATED, None, data, now, 1)]
             if records and taken is not None:
                 written += _append(conn, taken, records, None, now)
             record = record_from_row(

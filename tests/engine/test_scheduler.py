@@ -8,9 +8,8 @@ from typing import Any
 import anyio
 import pytest
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
-from sagactl.engine import events as ev
 from sagactl.engine.api import Engine, RunResult
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 
 from .sagas import FakeClock, Journal, Script, Step, make_saga
 
@@ -96,7 +95,12 @@ class TestForward:
         """Subscribers get every logged record, numbered, in log order, ending run_finished."""
         result, _, events = await run(db, make_saga({"a": []}))
         kinds = [e.kind for e in events]
-        assert kinds == [ev.RUN_STARTED, ev.ACTION_STARTED, ev.ACTION_SUCCEEDED, ev.RUN_FINISHED]
+        assert kinds == [
+            EventKind.RUN_STARTED,
+            EventKind.ACTION_STARTED,
+            EventKind.ACTION_SUCCEEDED,
+            EventKind.RUN_FINISHED,
+        ]
         assert [e.seq for e in events] == [2, 3, 4, 5]
         assert result.exit_code == 0
 
@@ -266,7 +270,7 @@ class TestTimeoutAndRetry:
         assert clock.sleeps == [0.75, 1.5]
         assert [(n, attempt) for n, attempt, _ in step.contexts] == [("a", 1), ("a", 2), ("a", 3)]
         assert {key for _, _, key in step.contexts} == {"r/a"}
-        retrying = [e.data["delay"] for e in events if e.kind == ev.ACTION_RETRYING]
+        retrying = [e.data["delay"] for e in events if e.kind == EventKind.ACTION_RETRYING]
         assert retrying == [0.75, 1.5]
 
     async def test_retries_run_out(self, db: str) -> None:
