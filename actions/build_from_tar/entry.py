@@ -21,6 +21,7 @@ from sagactl.engine import (
     SagaRegistry,
 )
 from sagactl.engine.plugins import load_plugins
+from sagactl.engine.states import RunState
 
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
@@ -44,7 +45,7 @@ class BuildFailed(SagaError):
 class BuildResult:
     run_id: str
     app: str
-    state: str
+    state: RunState
     version: str | None = None
     image: str | None = None
     digest: str | None = None
@@ -54,13 +55,13 @@ class BuildResult:
 
     @property
     def ok(self) -> bool:
-        return self.state == "succeeded"
+        return self.state is RunState.SUCCEEDED
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "app": self.app,
-            "state": self.state,
+            "state": self.state.value,
             "version": self.version,
             "image": self.image,
             "digest": self.digest,
@@ -79,7 +80,7 @@ class BuildResult:
         return cls(
             run_id=run.run_id,
             app=app,
-            state=str(run.state),
+            state=run.state,
             version=output("create_version", "version_id") or output("get_next_version", "version"),
             image=output("build_image", "image"),
             digest=output("build_image", "digest"),

@@ -7,7 +7,14 @@ from typing import Any
 
 import anyio
 import pytest
-from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
+from sagactl.engine import (
+    Action,
+    ActionContext,
+    ActionSpec,
+    CompiledSaga,
+    FatalError,
+    RetryPolicy,
+)
 from sagactl.engine.api import Engine, RunResult
 from sagactl.engine.events import Event, EventKind
 
@@ -202,6 +209,46 @@ class TestCompensation:
             "c": "compensated",
             "d": "failed",
         }
+
+    async def test_progress_while_compensating_is_saved_and_the_run_ends(self, db: str) -> None:
+        """A compensation reporting progress gets its reports saved by the flusher (no
+        commit comes while it works) and the run still ends: the flusher runs beside the
+        phases, never inside one."""
+
+        class SlowUndo(Action):
+            async def execute(
+                self, ctx: ActionContext, inputs: Mapping[str, Any]
+            ) -> dict[str, Any]:
+                return {}
+
+            async def compensate(
+                self, ctx: ActionContext, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+            ) -> None:
+                ctx.progress(0.5, "undoing")
+                await anyio.sleep(0.3)  # long enough for the flusher to write on its own
+
+        class Boom(Action):
+            async def execute(
+                self, ctx: ActionContext, inputs: Mapping[str, Any]
+            ) -> dict[str, Any]:
+                raise FatalError("boom")
+
+        saga = CompiledSaga(
+            name="undo",
+            version=1,
+            actions={
+                "a": ActionSpec("a", "undo"),
+                "b": ActionSpec("b", "boom", depends_on=frozenset({"a"})),
+            },
+        )
+        actions = {"undo": SlowUndo(), "boom": Boom()}
+        async with Engine(db, actions=actions) as engine:
+            engine.options.progress_interval = 0.05
+            with anyio.fail_after(10):
+                result = await engine.run(saga, run_id="u")
+            status = await engine.status("u")
+        assert result.state == "compensated"
+        assert status.progress["a"] == {"fraction": 0.5, "message": "undoing", "bytes": None}
 
 
 class TestPivot:
