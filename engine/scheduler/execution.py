@@ -126,7 +126,7 @@ class Execution:
         if state is R.COMPENSATING or (state is R.STUCK and status.reason is not None):
             resumed["state"] = R.COMPENSATING
             return [journal.record(K.RUN_RESUMED, None, resumed)]
-        if state is R.RUNNING and self._frontier.in_hand():
+        if state is R.RUNNING and self._frontier.busy:
             return []  # started by `open_run`: its intents were logged with its creation
         if state in (R.RUNNING, R.STUCK):
             return [journal.record(K.RUN_RESUMED, None, resumed)]

@@ -176,7 +176,7 @@ class ForwardPhase:
     def _all_succeeded(self) -> bool:
         return (
             self.stop is None
-            and not self._frontier.in_hand()
+            and not self._frontier.busy
             and not self._stuck
             and all(s.state is A.SUCCEEDED for s in self._status.actions.values())
         )

@@ -31,6 +31,11 @@ class Frontier:
         self._queued: set[str] = set()
         self._in_hand: dict[str, None] = {}  # a dict keeps the order they started in
 
+    @property
+    def busy(self) -> bool:
+        """Some action is in hand."""
+        return bool(self._in_hand)
+
     def in_hand(self) -> list[str]:
         """Actions started (intent recorded) and not yet done, in the order they started."""
         return list(self._in_hand)
