@@ -1,7 +1,7 @@
 """The Python API of the runtime: start, resume, cancel, abandon, inspect and prune runs.
 
 `Engine` holds a store and an action provider; everything the CLI does goes through it.
-`run_saga` / `run_saga_async` and friends are one-call shortcuts.
+`run_saga_async` is a one-call shortcut; `sync.py` has the same from synchronous code.
 
     async with Engine(db="sqlite:///tmp/log.db", actions={"demo.hello": Hello()}) as engine:
         result = await engine.run(saga, {"name": "world"})
@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -40,7 +40,6 @@ from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
 
-T = TypeVar("T")
 log = structlog.get_logger("sagactl")
 
 ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None
@@ -382,3 +381,19 @@ class Engine:
     async def log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         await self.store.get_run(run_id)  # RunNotFound for an unknown id
         return await self.store.read_log(run_id, after_seq=after_seq)
+
+
+async def run_saga_async(
+    saga: CompiledSaga,
+    inputs: Mapping[str, JSON] | None = None,
+    *,
+    db: str | os.PathLike[str] | Store | None = None,
+    actions: ActionsArg = None,
+    run_id: str | None = None,
+    on_event: EventHandler | Sequence[EventHandler] | None = None,
+    faults: FaultPlan | str | None = None,
+    deps: Dependencies | None = None,
+) -> RunResult:
+    """Run a saga to its end with its own engine (see `Engine` for the options)."""
+    async with Engine(db, actions=actions, on_event=on_event, faults=faults, deps=deps) as engine:
+        return await engine.run(saga, inputs, run_id=run_id)
