@@ -203,7 +203,12 @@ class RunStatus:
         target = ACTION_KIND_STATE.get(record.kind)
         if target is None:
             if record.kind is K.ACTION_FINALIZED:
-                self.actions.setdefault(record.action, ActionStatus()).finalized = True
+                status = self.actions.setdefault(record.action, ActionStatus())
+                if status.finalized or not status.attempts:
+                    raise InvalidTransition(
+                        f"action {record.action} cannot be finalized: never started, or already"
+                    )
+                status.finalized = True
             return
         status = self.actions.setdefault(record.action, ActionStatus())
         check_action(record.action, status.state, target)

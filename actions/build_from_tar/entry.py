@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -109,17 +108,6 @@ def upload_source_dir(ctx: ActionContext) -> str | None:
         return None
     path = settings_of(ctx.deps).sources_dir / ctx.run_id.removeprefix(RUN_PREFIX)
     return str(path) if path.is_dir() else None
-
-
-async def release_upload(ctx: ActionContext) -> None:
-    """The saga's last action is done with the upload: remove its staged file, even when
-    the run was resumed by a process that never saw the stream (no cleanup hook there)."""
-    if not ctx.run_id.startswith(RUN_PREFIX):
-        return
-    settings = settings_of(ctx.deps)
-    area = StagingArea(settings.staging_dir, settings.limits)
-    with contextlib.suppress(InputError):  # a run id that is not a stream id: nothing staged
-        await anyio.to_thread.run_sync(area.remove, ctx.run_id.removeprefix(RUN_PREFIX))
 
 
 def load_saga() -> CompiledSaga:

@@ -7,6 +7,7 @@ One piece per concern, each changeable on its own:
 - `forward`: the forward phase (actions as their dependencies complete; DAG node kinds).
 - `frontier`: which actions are ready, and which are in hand.
 - `compensation`: the compensation phase (undo in reverse dependency order, shielded).
+- `finalize`: actions' `finalize` hooks, once, when the run's outcome is settled.
 - `attempts`: one attempt of one action (faults, inputs and outputs checked, the
   process-wide limiter, the timeout), its retries, and the rollback of its transaction.
 - `journal`: records applied to the in-memory status, committed in order, then emitted.

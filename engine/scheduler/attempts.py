@@ -168,6 +168,11 @@ class AttemptRunner:
             with anyio.fail_after(spec.timeout):
                 await self.action(name).compensate(ctx, inputs, outputs)
 
+    async def finalize(self, name: str, ctx: RunContext) -> None:
+        """`name`'s `finalize` hook, under its timeout."""
+        with anyio.fail_after(self.saga.actions[name].timeout):
+            await self.action(name).finalize(ctx, self.inputs(name))
+
     def inputs(self, name: str) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run."""
         status = self._status

@@ -23,6 +23,7 @@ from ..events import (
 )
 from ..states import ActionState, RunState, StopReason
 from .attempts import AttemptRunner, rollback
+from .finalize import Finalizer
 from .journal import Journal, error_code, error_text
 
 A, K = ActionState, EventKind
@@ -35,9 +36,10 @@ _INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})
 class CompensationPhase:
     """Compensates a run to its end."""
 
-    def __init__(self, journal: Journal, runner: AttemptRunner) -> None:
+    def __init__(self, journal: Journal, runner: AttemptRunner, finalizer: Finalizer) -> None:
         self._journal = journal
         self._runner = runner
+        self._finalizer = finalizer
         self._saga = runner.saga
         self._status = journal.status
         self._index = {name: i for i, name in enumerate(self._saga.topological_order())}
@@ -145,6 +147,7 @@ class CompensationPhase:
             error = f"compensation of {name} failed: {error_text(exc)}"
             await journal.commit([journal.stuck(name, exc, error)])
             return
+        await self._finalizer.run()
         records = [journal.record(K.ACTION_SKIPPED, a) for a in status.in_state(A.PENDING)]
         cancelled = status.reason is StopReason.CANCEL
         failed = status.failed_action

@@ -23,6 +23,7 @@ from ..states import ActionState, RunState, RunStatus, StopReason, fold
 from ..store.base import Claim, NewRun, RunRecord, Store
 from .attempts import AttemptRunner
 from .compensation import CompensationPhase
+from .finalize import Finalizer
 from .forward import ForwardPhase
 from .frontier import Frontier
 from .journal import Journal, Recorder
@@ -69,15 +70,17 @@ class Execution:
             on_progress=self._flusher.report,
         )
         self._frontier = frontier or Frontier(saga, status, options.max_parallel)
+        finalizer = Finalizer(self.journal, runner)
         self._forward = ForwardPhase(
             self.journal,
             runner,
             self._frontier,
+            finalizer,
             stop=StopReason.CANCEL if cancel_requested else None,
         )
         self._phases: Mapping[RunState, ForwardPhase | CompensationPhase] = {
             R.RUNNING: self._forward,
-            R.COMPENSATING: CompensationPhase(self.journal, runner),
+            R.COMPENSATING: CompensationPhase(self.journal, runner, finalizer),
         }
 
     @property

@@ -32,6 +32,7 @@ from ..events import (
 from ..states import ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
+from .finalize import Finalizer
 from .frontier import Frontier
 from .journal import Journal, error_code, error_text
 
@@ -47,12 +48,14 @@ class ForwardPhase:
         journal: Journal,
         runner: AttemptRunner,
         frontier: Frontier,
+        finalizer: Finalizer,
         *,
         stop: StopReason | None = None,
     ) -> None:
         self._journal = journal
         self._runner = runner
         self._frontier = frontier
+        self._finalizer = finalizer
         self._status = journal.status
         self.stop = stop
         """Why the run stops going forward (None: it goes on)."""
@@ -161,7 +164,7 @@ class ForwardPhase:
         self._frontier.succeeded(name)
         started = self._start()
         records += started
-        if self._all_succeeded():
+        if self._all_succeeded() and not self._finalizer.pending():
             # The last completion also finishes the run: one commit, not two.
             records.append(
                 journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
@@ -222,6 +225,7 @@ class ForwardPhase:
             stuck = journal.stuck(name, exc, error, bad_input=isinstance(exc, InputError))
             await journal.commit([stuck])
         elif all(s.state is A.SUCCEEDED for s in status.actions.values()):
+            await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED)
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
         else:
