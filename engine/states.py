@@ -3,7 +3,9 @@
 Every state a run or an action can be in, and every move between them, is stated here
 and nowhere else. The scheduler checks each move with `check_run` / `check_action`
 before logging it, and `fold` rebuilds the states from a run's records, so recovery,
-`status` and the live view all read the same truth.
+`status` and the live view all read the same truth. The run's state also says what
+drives it next (`sagactl.engine.scheduler.execution`): `running` is the forward phase,
+`compensating` the compensation phase, and every other state has nothing left to run.
 """
 
 from __future__ import annotations
