@@ -11,6 +11,8 @@ import jsonschema
 
 from .action import JSON
 from .errors import InputError
+from .json_schema import validator
+from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider
 from .store.base import NewRun
@@ -38,9 +40,11 @@ def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JS
             value = plain["default"]
         else:
             raise InputError(f"saga {saga.name} needs input {name!r}")
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(plain).iter_errors(value)
-        )
+        try:
+            check_json(value, f"input {name}")
+        except NotJson as exc:
+            raise InputError(str(exc)) from None
+        error = jsonschema.exceptions.best_match(validator(plain).iter_errors(value))
         if error is not None:
             raise InputError(f"input {name}: {error.message}")
         checked[name] = value

@@ -8,17 +8,18 @@ an attempt (the records, when to stop retrying because the run stops) is the pha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
 import jsonschema
 
+from .. import json_schema
 from ..action import JSON, Action, Outputs
 from ..context import ProgressSink, RunContext
 from ..errors import FatalError, InputError, RetryableError
 from ..faults import inject
+from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
 from ..quickschema import surely_valid
 from ..references import Scope, resolve
@@ -152,8 +153,8 @@ class AttemptRunner:
         outputs = dict(outputs)
         _validate(action, "output", outputs, name)
         try:
-            json.dumps(outputs)
-        except (TypeError, ValueError) as exc:
+            check_json(outputs, "outputs")
+        except NotJson as exc:
             raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
         if faults:
             await inject(faults.at(name, "after"), options.clock, options.exit)
@@ -203,8 +204,7 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     referenced so its id stays its own)."""
     found = _VALIDATORS.get(id(schema))
     if found is None or found[0] is not schema:
-        cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-        found = _VALIDATORS[id(schema)] = (schema, cls(schema))
+        found = _VALIDATORS[id(schema)] = (schema, json_schema.validator(schema))
     return found[1]
 
 

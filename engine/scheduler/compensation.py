@@ -21,6 +21,7 @@ from ..events import (
     EventKind,
     RunFinished,
 )
+from ..ordering import nearest_after
 from ..states import ActionState, RunState, StopReason
 from .attempts import AttemptRunner, rollback
 from .finalize import Finalizer
@@ -45,6 +46,8 @@ class CompensationPhase:
         self._index = {name: i for i, name in enumerate(self._saga.topological_order())}
         self._waiting: dict[str, set[str]] = {}
         """Action -> the compensations that must finish before its own starts."""
+        self._unblocks: dict[str, list[str]] = {}
+        """Action -> the actions waiting for its compensation."""
         self._failures: list[tuple[str, BaseException]] = []
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -65,9 +68,11 @@ class CompensationPhase:
             if status.actions[a].state in (A.SUCCEEDED, A.COMPENSATING)
             and self._runner.compensable(a)
         ]
-        target_set = set(targets)
-        for name in targets:
-            self._waiting[name] = {d for d in self._descendants(name) if d in target_set}
+        # Each target waits only for the nearest targets after it: they wait for the rest.
+        for name, nearest in nearest_after(self._saga, targets).items():
+            self._waiting[name] = set(nearest)
+            for later in nearest:
+                self._unblocks.setdefault(later, []).append(name)
         ready = [a for a in reversed(targets) if not self._waiting[a]]
         records += [self._started(name) for name in ready]
         await journal.commit(records)
@@ -79,16 +84,6 @@ class CompensationPhase:
             self._group = None
             await self._end()
         return []
-
-    def _descendants(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(self._saga.dependents(name))
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(self._saga.dependents(current))
-        return seen
 
     def _started(self, name: str) -> Event:
         attempt = self._status.actions[name].compensation_attempts + 1
@@ -127,13 +122,13 @@ class CompensationPhase:
             tx = ctx.take_transaction()
             records = [journal.record(K.ACTION_COMPENSATED, name)]
             unblocked: list[str] = []
-            for other in sorted(self._waiting, key=self._index.__getitem__, reverse=True):
+            waiters = self._unblocks.get(name, [])
+            for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
                 waiting = self._waiting[other]
-                if name in waiting:
-                    waiting.discard(name)
-                    if not waiting:
-                        unblocked.append(other)
-                        records.append(self._started(other))
+                waiting.discard(name)
+                if not waiting:
+                    unblocked.append(other)
+                    records.append(self._started(other))
             await journal.commit(records, tx)
             assert self._group is not None
             for other in unblocked:

@@ -143,7 +143,8 @@ class ForwardPhase:
                     await self._failed_for_good(name, exc)
                     return None
                 delay = retries.delay()
-                log.warning("action failed, retrying", error=error_text(exc), delay=delay)
+                # info: the failure is an event (live view, results); a warning would repeat it
+                log.info("action failed, retrying", error=error_text(exc), delay=delay)
                 attempt = self._status.actions[name].attempts + 1
                 failed = self._failed(name, exc, final=False)
                 retry = journal.record(
@@ -195,7 +196,7 @@ class ForwardPhase:
         return self._journal.record(K.ACTION_FAILED, name, data)
 
     async def _failed_for_good(self, name: str, exc: Exception) -> None:
-        log.warning("action failed", error=error_text(exc))
+        log.info("action failed", error=error_text(exc))
         self._frontier.drop(name)
         if self.pivot_passed():
             # Nothing is compensated after a pivot: the others go on as far as they can.

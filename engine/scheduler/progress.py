@@ -10,7 +10,8 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 
-from ..events import ActionProgress, Event, EventKind
+from ..action import JSON
+from ..events import Event, EventKind
 from .journal import Journal
 
 
@@ -29,7 +30,8 @@ class ProgressFlusher:
 
     def report(self, action: str, fraction: float | None, message: str, n: int | None) -> None:
         journal = self._journal
-        data = ActionProgress(fraction=fraction, message=message, bytes=n)
+        data: dict[str, JSON] = {"fraction": fraction, "message": message, "bytes": n}
+        # ^ the `ActionProgress` payload, typed as the JSON the store saves
         journal.note_progress(action, data)
         journal.emit(
             Event(journal.run_id, EventKind.ACTION_PROGRESS, action, data, journal.clock.now())
