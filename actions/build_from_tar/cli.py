@@ -9,9 +9,8 @@ from typing import Any, BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError, open_store
+from sagactl.engine import Dependencies, Event, EventKind, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
-from sagactl.engine.events import EventKind
 from sagactl.engine.faults import FaultPlan
 
 from . import records

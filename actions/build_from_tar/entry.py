@@ -16,12 +16,12 @@ from sagactl.engine import (
     Event,
     InputError,
     RunResult,
+    RunState,
     SagaError,
     SagaRegistry,
     open_store,
 )
 from sagactl.engine.plugins import load_plugins
-from sagactl.engine.states import RunState
 
 from . import records
 from .settings import BuildSettings, default_registry, settings_of
