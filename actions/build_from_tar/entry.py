@@ -22,7 +22,7 @@ from sagactl.engine import (
 )
 from sagactl.engine.plugins import load_plugins
 
-from . import records, recordsdb
+from . import records
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -181,13 +181,13 @@ async def build_from_tar_async(
                 {"app": app, "stream_id": stream_id},
                 run_id=run_id_for(stream_id),
             )
+            async with engine.store.transaction() as tx:  # what is active now, not at the pivot
+                active = await records.active_version(tx, app)
         outcome = str(run.state)
     finally:
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        async with recordsdb.transaction(db) as tx:  # what is active now, not at the pivot
-            active = await records.active_version(tx, app)
         return replace(result, active_version=active)
     if run.bad_input:
         raise InputError(run.error or "bad input")
