@@ -19,7 +19,6 @@ from sagactl.engine import (
     RunState,
     SagaError,
     SagaRegistry,
-    open_store,
 )
 from sagactl.engine.plugins import load_plugins
 
@@ -171,14 +170,13 @@ async def build_from_tar_async(
                 {"app": app, "stream_id": stream_id},
                 run_id=run_id_for(stream_id),
             )
+            async with engine.store.transaction() as tx:  # what is active now, not at the pivot
+                active = await records.active_version(tx, app)
         outcome = str(run.state)
     finally:
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        # What is active now, not at the pivot.
-        async with open_store(db) as store, store.transaction() as tx:
-            active = await records.active_version(tx, app)
         return replace(result, active_version=active)
     if run.bad_input:
         raise InputError(run.error or "bad input")
