@@ -9,11 +9,11 @@ from typing import Any, BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine import Dependencies, Event, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
-from . import records, recordsdb
+from . import records
 from .entry import build_from_tar_async
 from .sandboxes import start_sandboxes
 
@@ -119,13 +119,16 @@ def app() -> None:
 @app.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
+@click.option(
+    "--paths", is_flag=True, help="Also show host paths (each version's staged source_dir)."
+)
 @DB_OPTION
-def show(name: str, as_json: bool, db: str | None) -> None:
+def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
     """Show APP's active version, its versions (image, digest) and sandboxes."""
 
     async def read() -> dict[str, Any]:
-        async with recordsdb.transaction(db) as tx:
-            return await records.show_app(tx, name)
+        async with open_store(db) as store, store.transaction() as tx:
+            return await records.show_app(tx, name, host_paths=paths)
 
     shown = anyio.run(read)
     if as_json:
@@ -136,6 +139,8 @@ def show(name: str, as_json: bool, db: str | None) -> None:
         marker = "*" if version["version"] == shown["active_version"] else " "
         click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
         click.echo(f"    created {version['created']}")
+        if paths:
+            click.echo(f"    source {version['source_dir']}")
         for sandbox in version["sandboxes"]:
             click.echo(
                 f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "
@@ -151,7 +156,7 @@ def start(name: str, service: str | None, db: str | None) -> None:
     """Start the active version's SERVICE (default: every service) as sandboxes."""
 
     async def run() -> list[records.SandboxRecord]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             return await start_sandboxes(tx, Dependencies(), name, service)
 
     started = anyio.run(run)
