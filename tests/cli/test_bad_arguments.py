@@ -83,6 +83,10 @@ ARGUMENTS = [
     Bad(("db", "bogus"), "No such command 'bogus'"),
     Bad(("--bogus", "list"), "No such option '--bogus'"),
     Bad(("build", "myapp", "{tmp}/missing.tar"), "no such file"),
+    Bad(("build", "myapp", "{tmp}/app.tar", "--builder", "nope"), "no builder named 'nope'"),
+    Bad(
+        ("build", "myapp", "{tmp}/app.tar"), "no builder named 'nope'", {"SAGACTL_BUILDER": "nope"}
+    ),
 ]
 
 SETTINGS = {
@@ -93,6 +97,7 @@ SETTINGS = {
     "SAGACTL_BUILD_DIR": ["/dev/null/x", "/proc/version/build"],
     "SAGACTL_LOG_LEVEL": ["loud"],
     "SAGACTL_CLUSTER_STRICT": ["maybe"],
+    "SAGACTL_FAULTS": ["bogus", "a:delay=nan"],
 }
 
 COMMANDS = [
