@@ -127,7 +127,7 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
 async def active_version(tx: Transaction, app: str) -> str | None:
     """The app's active version now (None for an unknown app or none active)."""
     row = await tx.fetchone("SELECT active_version FROM apps WHERE name = ?", (app,))
-    return None if row is None else row[0]
+    return None if row is None else maybe_text(row[0])
 
 
 async def restore_active(tx: Transaction, app: str, version: str, previous: str | None) -> bool:
