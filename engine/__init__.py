@@ -40,6 +40,7 @@ from .model import RetryPolicy as RetryPolicy
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .store import RunExists as RunExists
 from .store import Store as Store
 from .store import StoreError as StoreError
 from .store import open_store as open_store
@@ -72,6 +73,7 @@ __all__ = [
     "Plugins",
     "RetryPolicy",
     "RetryableError",
+    "RunExists",
     "RunNotFound",
     "RunResult",
     "SagaError",
