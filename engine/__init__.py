@@ -43,6 +43,7 @@ from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
 from .states import ActionState as ActionState
 from .states import RunState as RunState
+from .store import RunExists as RunExists
 from .store import Store as Store
 from .store import StoreError as StoreError
 from .store import open_store as open_store
@@ -77,6 +78,7 @@ __all__ = [
     "Plugins",
     "RetryPolicy",
     "RetryableError",
+    "RunExists",
     "RunNotFound",
     "RunResult",
     "RunState",

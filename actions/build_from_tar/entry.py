@@ -23,6 +23,7 @@ from sagactl.engine import (
 from sagactl.engine.plugins import load_plugins
 
 from . import records
+from .backends import check_builder
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -152,6 +153,8 @@ async def build_from_tar_async(
     if builder:
         settings = replace(settings, builder=builder)
         deps.provide(BuildSettings, settings)
+    if settings.builder:  # a name nobody installed is refused before anything starts
+        check_builder(settings.builder)
     deps.provide(StreamRegistry, registry)
     stream_id = registry.register(stream, stream_id=stream_id)
     area = StagingArea(settings.staging_dir, settings.limits)
