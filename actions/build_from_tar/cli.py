@@ -1,20 +1,18 @@
-"""`sagactl build` and `sagactl app show|start`, registered in `sagactl.commands`."""
+"""`sagactl build`, registered in `sagactl.commands` (the `app` group is in appcli.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine import Event, InputError
 from sagactl.engine.faults import FaultPlan
 
-from . import records, recordsdb
 from .entry import build_from_tar_async
-from .sandboxes import start_sandboxes
 
 DB_OPTION = click.option(
     "--db",
@@ -111,53 +109,3 @@ def build(
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo(f"{result.version} is active: {result.image} {result.digest}")
-
-
-@click.group("app")
-def app() -> None:
-    """Inspect and run built apps."""
-
-
-@app.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
-@DB_OPTION
-def show(name: str, as_json: bool, db: str | None) -> None:
-    """Show APP's active version, its versions (image, digest) and sandboxes."""
-
-    async def read() -> dict[str, Any]:
-        async with recordsdb.transaction(db) as tx:
-            return await records.show_app(tx, name)
-
-    shown = anyio.run(read)
-    if as_json:
-        click.echo(json.dumps(shown, indent=2))
-        return
-    click.echo(f"app {shown['name']}: active version {shown['active_version'] or '(none)'}")
-    for version in shown["versions"]:
-        marker = "*" if version["version"] == shown["active_version"] else " "
-        click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
-        click.echo(f"    created {version['created']}")
-        for sandbox in version["sandboxes"]:
-            click.echo(
-                f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "
-                f"pid {sandbox['pid']}"
-            )
-
-
-@app.command("start")
-@click.argument("name")
-@click.argument("service", required=False)
-@DB_OPTION
-def start(name: str, service: str | None, db: str | None) -> None:
-    """Start the active version's SERVICE (default: every service) as sandboxes."""
-
-    async def run() -> list[records.SandboxRecord]:
-        async with recordsdb.transaction(db) as tx:
-            return await start_sandboxes(tx, Dependencies(), name, service)
-
-    started = anyio.run(run)
-    if not started:
-        click.echo(f"{name}: already running", err=True)
-    for sandbox in started:
-        click.echo(f"{sandbox.id} {sandbox.service} pid {sandbox.pid} log {sandbox.log_path}")

@@ -8,6 +8,7 @@ never leaves them half done or done twice.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,15 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS sandboxes_app ON sandboxes (app, state)",
 )
 
+SCHEMA_V2 = (
+    # A table of its own rather than a new column: CREATE ... IF NOT EXISTS is idempotent
+    # on both dialects, so the migration and the ensure_schema fallback never collide.
+    """CREATE TABLE IF NOT EXISTS sandbox_ports (
+        sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes (id),
+        port INTEGER NOT NULL
+    )""",
+)
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -61,23 +71,26 @@ async def ensure_schema(tx: Transaction) -> None:
     """Creates the tables once per database (on PostgreSQL under an advisory lock, so many
     workers may start at once on an empty database)."""
     if tx.dialect == "postgresql":
-        row = await tx.fetchone("SELECT to_regclass('sandboxes') IS NOT NULL")
+        row = await tx.fetchone("SELECT to_regclass('sandbox_ports') IS NOT NULL")
         if row and row[0]:
             return
         await tx.execute("SELECT pg_advisory_xact_lock(7277356108517291)")
     else:
         row = await tx.fetchone(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sandboxes'"
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sandbox_ports'"
         )
         if row and row[0]:
             return
-    for statement in SCHEMA:
+    for statement in (*SCHEMA, *SCHEMA_V2):
         await tx.execute(statement)
 
 
 def _lock(tx: Transaction) -> str:
     """Row lock suffix: SQLite's write transaction already excludes other writers."""
     return " FOR UPDATE" if tx.dialect == "postgresql" else ""
+
+
+VERSION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}-v[1-9][0-9]*$")
 
 
 def version_name(app: str, number: int) -> str:
@@ -148,22 +161,33 @@ async def create_version(
 
 
 async def delete_version(tx: Transaction, version: str) -> bool:
-    """Removes a version that is neither active nor running a sandbox; True if removed."""
+    """Removes a version that is neither active nor running a sandbox, with its stopped
+    sandboxes' records; True if removed."""
     await ensure_schema(tx)
-    changed = await tx.execute(
-        "DELETE FROM versions WHERE id = ? "
-        "AND NOT EXISTS (SELECT 1 FROM apps WHERE active_version = ?) "
-        "AND NOT EXISTS (SELECT 1 FROM sandboxes WHERE version = ? AND state = 'running')",
-        (version, version, version),
+    busy = await tx.fetchone(
+        "SELECT 1 FROM apps WHERE active_version = ? UNION ALL "
+        "SELECT 1 FROM sandboxes WHERE version = ? AND state = 'running'",
+        (version, version),
     )
+    if busy is not None:
+        return False
+    await tx.execute(
+        "DELETE FROM sandbox_ports WHERE sandbox_id IN "
+        "(SELECT id FROM sandboxes WHERE version = ?)",
+        (version,),
+    )
+    await tx.execute("DELETE FROM sandboxes WHERE version = ?", (version,))
+    changed = await tx.execute("DELETE FROM versions WHERE id = ?", (version,))
     return changed > 0
 
 
-async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None, bool]:
+async def activate(
+    tx: Transaction, app: str, version: str, *, rollback: bool = False
+) -> tuple[str | None, bool]:
     """Makes `version` active unless a newer one already is; (previous active, changed).
 
     Builds of one app may finish out of order: activation only moves forward, so the final
-    active version is the newest that was built.
+    active version is the newest that was built. A rollback moves back on purpose.
     """
     await ensure_schema(tx)
     row = await tx.fetchone(f"SELECT active_version FROM apps WHERE name = ?{_lock(tx)}", (app,))
@@ -173,7 +197,11 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
     if exists is None:
         raise InputError(f"app {app!r} has no version {version!r}")
     previous: str | None = row[0]
-    if previous is not None and version_number(previous) >= version_number(version):
+    if previous == version or (
+        not rollback
+        and previous is not None
+        and version_number(previous) >= version_number(version)
+    ):
         return previous, False
     await tx.execute("UPDATE apps SET active_version = ? WHERE name = ?", (version, app))
     return previous, True
@@ -203,6 +231,12 @@ class SandboxRecord:
     log_path: str | None
     created: str
     stopped: str | None
+    port: int | None = None
+    """The host port allocated to it (`$PORT`), if it listens."""
+
+    @property
+    def url(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +245,8 @@ class SandboxRecord:
             "service": self.service,
             "runtime": self.runtime,
             "state": self.state,
+            "url": self.url,
+            "port": self.port,
             "pid": self.pid,
             "command": self.command,
             "log": self.log_path,
@@ -220,15 +256,17 @@ class SandboxRecord:
 
 
 _SANDBOX_COLUMNS = (
-    "id, app, version, service, runtime, state, pid, process_start, command, log_path, "
-    "created, stopped"
+    "s.id, s.app, s.version, s.service, s.runtime, s.state, s.pid, s.process_start, "
+    "s.command, s.log_path, s.created, s.stopped, p.port"
 )
+_SANDBOX_FROM = "sandboxes s LEFT JOIN sandbox_ports p ON p.sandbox_id = s.id"
 
 
 async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
     await ensure_schema(tx)
     await tx.execute(
-        f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sandboxes (id, app, version, service, runtime, state, pid, process_start, "
+        "command, log_path, created, stopped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.app,
@@ -244,6 +282,10 @@ async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
             record.stopped,
         ),
     )
+    if record.port is not None:
+        await tx.execute(
+            "INSERT INTO sandbox_ports (sandbox_id, port) VALUES (?, ?)", (record.id, record.port)
+        )
 
 
 async def running_sandboxes(
@@ -252,8 +294,8 @@ async def running_sandboxes(
     """The app's sandboxes marked running; with `older_than`, only those of lower versions."""
     await ensure_schema(tx)
     rows = await tx.fetchall(
-        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? AND state = 'running' "
-        "ORDER BY created, id",
+        f"SELECT {_SANDBOX_COLUMNS} FROM {_SANDBOX_FROM} WHERE s.app = ? AND s.state = 'running' "
+        "ORDER BY s.created, s.id",
         (app,),
     )
     records = [SandboxRecord(*row) for row in rows]
@@ -282,7 +324,8 @@ async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
         (app,),
     )
     sandboxes = await tx.fetchall(
-        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? ORDER BY created, id", (app,)
+        f"SELECT {_SANDBOX_COLUMNS} FROM {_SANDBOX_FROM} WHERE s.app = ? ORDER BY s.created, s.id",
+        (app,),
     )
     by_version: dict[str, list[dict[str, Any]]] = {}
     for sandbox in sandboxes:

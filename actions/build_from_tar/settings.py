@@ -14,6 +14,9 @@ actions read the environment:
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
 | SAGACTL_MAX_UPLOAD_BYTES, SAGACTL_MAX_MEMBERS | staging caps | 2 GiB, 100,000 |
 | SAGACTL_STOP_GRACE | seconds between SIGTERM and SIGKILL | 10 |
+| SAGACTL_RUNTIME | sandbox runtime (`runc`, `local`) | runc where it can run, else local |
+| SAGACTL_LOCAL_AS_ROOT | `1`: let the local runtime run app commands as root | 0 |
+| SAGACTL_HEALTH_TIMEOUT | seconds a new sandbox has to become healthy | 30 |
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import platformdirs
 from sagactl.engine import Dependencies
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
+from sagactl.plugins.builders.baseimage import buildah_args
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
 from .cluster import ClusterSettings
@@ -46,7 +50,10 @@ class BuildSettings:
     buildah_driver: str = "vfs"
     buildah_root: Path | None = None
     buildah_runroot: Path | None = None
-    runtime: str = "local"
+    runtime: str | None = None
+    """Sandbox runtime; None: runc where it can run, else local (with a warning)."""
+    local_as_root: bool = False
+    health_timeout: float = 30.0
     stop_grace: float = 10.0
     staged_ttl: float = 24 * 3600.0
     """Staged uploads older than this are swept (runs that ended in another process)."""
@@ -70,7 +77,16 @@ class BuildSettings:
         )
 
     def runtime_options(self) -> RuntimeOptions:
-        return RuntimeOptions(state_dir=self.state_dir / "sandboxes", grace=self.stop_grace)
+        return RuntimeOptions(
+            state_dir=self.state_dir / "sandboxes",
+            grace=self.stop_grace,
+            allow_root=self.local_as_root,
+            buildah_command=tuple(
+                buildah_args(
+                    "buildah", self.buildah_driver, self.buildah_root, self.buildah_runroot
+                )
+            ),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
@@ -105,7 +121,14 @@ class BuildSettings:
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
             stop_grace=float(env.get("SAGACTL_STOP_GRACE") or 10.0),
+            runtime=env.get("SAGACTL_RUNTIME") or None,
+            local_as_root=_flag(env.get("SAGACTL_LOCAL_AS_ROOT")),
+            health_timeout=float(env.get("SAGACTL_HEALTH_TIMEOUT") or 30.0),
         )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "0").strip().lower() in ("1", "true", "yes")
 
 
 _DEFAULT_REGISTRY = StreamRegistry()

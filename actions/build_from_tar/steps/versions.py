@@ -78,17 +78,23 @@ class SetActiveVersion(Action):
     """Makes the version the app's active one (the pivot); compensation restores the previous.
 
     Activation only moves forward: when a newer version of the app is already active (builds
-    finishing out of order), it stays, and `previous_version` names it.
+    finishing out of order), it stays, and `previous_version` names it. With `rollback`
+    (the rollback saga) it activates an earlier version on purpose.
     """
 
     description = "Activate the version"
-    input_schema = s.obj({"app": s.APP, "version": s.VERSION})
+    input_schema = s.obj(
+        {"app": s.APP, "version": s.VERSION, "rollback": {"type": "boolean"}}, ["app", "version"]
+    )
     output_schema = s.obj({"previous_version": {"anyOf": [s.VERSION, {"type": "null"}]}})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         async with ctx.transaction() as tx:
             previous, changed = await records.activate(
-                tx, str(inputs["app"]), str(inputs["version"])
+                tx,
+                str(inputs["app"]),
+                str(inputs["version"]),
+                rollback=bool(inputs.get("rollback")),
             )
         if not changed:
             ctx.log.info("a newer version is already active", active=previous)
