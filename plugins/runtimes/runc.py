@@ -118,8 +118,9 @@ class RuncRuntime:
         if done.returncode != 0 or started is None:
             await self._remove_leftover(spec.sandbox_id)
             release_port(self.leases, port, spec.sandbox_id)
+            what = "exited at once" if done.returncode == 0 else "did not start"
             raise ContainerFailed(
-                f"sandbox {spec.sandbox_id} did not start (runc exit {done.returncode}); "
+                f"sandbox {spec.sandbox_id} {what} (runc exit {done.returncode}); "
                 f"log {log_path}:\n{_tail(log_path)}"
             )
         return SandboxHandle(pid, started, str(log_path), spec.sandbox_id, port)
