@@ -5,7 +5,6 @@ that fails its health check is undone while the old one serves every request; ro
 brings an earlier version back; a build killed while its sandboxes start resumes with no
 orphaned container."""
 
-
 from __future__ import annotations
 
 import io
