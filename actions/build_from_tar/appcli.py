@@ -12,9 +12,10 @@ from typing import Any
 import anyio
 import click
 from sagactl.engine import Dependencies, InputError
+from sagactl.engine.cli.options import DB_OPTION
 
 from . import records, recordsdb
-from .cli import DB_OPTION, _Progress
+from .cli import _Progress
 from .rollback import rollback_async
 from .sandboxes import launch, live_state, new_id, plan, record, stop_all
 

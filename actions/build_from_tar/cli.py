@@ -10,17 +10,10 @@ from typing import BinaryIO
 import anyio
 import click
 from sagactl.engine import Event, InputError
+from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
 from .entry import build_from_tar_async
-
-DB_OPTION = click.option(
-    "--db",
-    envvar="SAGACTL_DB",
-    default=None,
-    metavar="URL",
-    help="Run store: sqlite:///PATH or postgresql://... (default: $SAGACTL_DB or the state dir).",
-)
 
 
 class _Progress:

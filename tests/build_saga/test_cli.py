@@ -132,8 +132,9 @@ class TestAppCommands:
         env = {**cli_env}
         source = tmp_path / "python-web"
         shutil.copytree(EXAMPLES / "python-web", source, symlinks=True)
-        with (source / "app.toml").open("a") as config:
-            config.write('\n[services.web]\nport = 9999\nhealth = "/"\n')
+        (source / "app.toml").write_text(
+            '[env]\nGREETING = "hi"\n\n[services.web]\nport = 9999\nhealth = "/"\n'
+        )
         data = tar_of_dir(source)
         assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)

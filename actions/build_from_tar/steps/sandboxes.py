@@ -158,13 +158,13 @@ def _replaced(
     ]
 
 
-def resolve_version_factory(deps: Dependencies) -> Action:
+def resolve_version_factory(deps: Dependencies) -> ResolveVersion:
     return ResolveVersion()
 
 
-def start_sandboxes_factory(deps: Dependencies) -> Action:
+def start_sandboxes_factory(deps: Dependencies) -> StartSandboxes:
     return StartSandboxes()
 
 
-def stop_old_sandboxes_factory(deps: Dependencies) -> Action:
+def stop_old_sandboxes_factory(deps: Dependencies) -> StopOldSandboxes:
     return StopOldSandboxes()
