@@ -265,3 +265,40 @@ class TestCrashWhileStarting:
         assert _running(shown, "crash-v1") == []
         assert containers() == [serving["id"]]  # the orphan was replaced, not left beside
         assert _get(serving["url"] + "/index.html") == b"v2\n"
+
+
+@pytest.mark.slow
+class TestConcurrentDeploys:
+    async def test_eight_builds_of_two_apps(self, runc_deps: Any, db: str, tmp_path: Path) -> None:
+        """Eight builds of two apps at once, one of each app's failing its health check:
+        each app ends with its highest good version active and the only one serving."""
+        settings = runc_deps.get(BuildSettings)
+        outcomes: dict[str, list[Any]] = {"alpha": [], "beta": []}
+
+        async def one(app: str, i: int) -> None:
+            procfile = "web: exit 1\n" if i == 2 else SERVE
+            source = _app(tmp_path / app, f"src{i}", f"{app} {i}\n", procfile)
+            try:
+                outcomes[app].append(await _build(app, source, runc_deps, db))
+            except BuildFailed as exc:
+                outcomes[app].append(exc.result)
+
+        async with anyio.create_task_group() as group:
+            for i in range(4):
+                for app in outcomes:
+                    group.start_soon(one, app, i)
+        serving = []
+        for app, results in outcomes.items():
+            good = [r for r in results if r.state == "succeeded"]
+            assert len(good) == 3 and len(results) == 4
+            shown = await _show(db, app)
+            highest = max(good, key=lambda r: records.version_number(r.version)).version
+            assert shown["active_version"] == highest
+            (sandbox,) = [
+                s for v in shown["versions"] for s in v["sandboxes"] if s["state"] == "running"
+            ]
+            assert sandbox["version"] == highest
+            body = _get(sandbox["url"] + "/index.html")
+            assert body is not None and body.startswith(app.encode())
+            serving.append(sandbox["id"])
+        assert _containers(settings) == sorted(serving)
