@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -36,7 +38,9 @@ def _run(
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url + "/", timeout=5) as answer:
+    if url.count("/") < 3:
+        url += "/"
+    with urllib.request.urlopen(url, timeout=5) as answer:
         body: bytes = answer.read()
         return body
 
@@ -148,6 +152,22 @@ class TestAppCommands:
         assert _get(sandbox["url"]) == b"hi from web-v1\n"  # GREETING from app.toml
         logs = _run(env, "app", "logs", "web")
         assert logs.returncode == 0 and "GET / " in logs.stdout
+        follow = subprocess.Popen(
+            [SAGACTL, "app", "logs", "web", "-f"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert follow.stdout is not None
+        try:
+            assert "GET / " in follow.stdout.readline()  # what was there already
+            _get(sandbox["url"] + "/followed")
+            deadline = time.monotonic() + 10
+            line = ""
+            while "/followed" not in line and time.monotonic() < deadline:
+                line = follow.stdout.readline()  # new output, as it comes
+            assert "GET /followed" in line
+        finally:
+            follow.send_signal(signal.SIGINT)
+            follow.stdout.close()
+        assert follow.wait(timeout=10) == 0
 
         stopped = _run(env, "app", "stop", "web")
         assert stopped.returncode == 0 and sandbox["id"] in stopped.stdout
