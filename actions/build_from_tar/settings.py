@@ -22,12 +22,22 @@ actions read the environment:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
 from sagactl.engine import Dependencies
+from sagactl.engine.settings import (
+    Setting,
+    declare,
+    directory,
+    duration_expected,
+    flag,
+    integer,
+    seconds,
+)
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
 from sagactl.plugins.builders.baseimage import buildah_args
 from sagactl.plugins.runtimes.base import RuntimeOptions
@@ -36,6 +46,60 @@ from .cluster import ClusterSettings
 from .schemas import STACKS
 from .streams import StreamRegistry
 from .tarcheck import StagingLimits
+
+# Every variable above that is parsed is declared here, so the CLI checks it at start-up.
+BUILD_DIR = Setting(
+    "SAGACTL_BUILD_DIR",
+    directory,
+    Path(platformdirs.user_state_dir("sagactl")) / "build",
+    "a directory that exists or can be created",
+)
+MAX_UPLOAD_BYTES = Setting(
+    "SAGACTL_MAX_UPLOAD_BYTES",
+    integer(1, 2**62),
+    StagingLimits().max_upload_bytes,
+    "a number of bytes from 1 to 2**62",
+)
+MAX_MEMBERS = Setting(
+    "SAGACTL_MAX_MEMBERS",
+    integer(1, 10_000_000),
+    StagingLimits().max_members,
+    "a count from 1 to 10,000,000",
+)
+STOP_GRACE_MAX = 3600.0
+STOP_GRACE = Setting(
+    "SAGACTL_STOP_GRACE",
+    seconds(0.0, STOP_GRACE_MAX),
+    10.0,
+    duration_expected(0.0, STOP_GRACE_MAX),
+)
+CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+
+
+def _plugin_name(value: str) -> str | None:
+    if not _PLUGIN_NAME.match(value):
+        raise ValueError("")
+    return value
+
+
+RUNTIME: Setting[str | None] = Setting(
+    "SAGACTL_RUNTIME", _plugin_name, None, "a runtime's name, such as runc or local"
+)
+LOCAL_AS_ROOT = Setting("SAGACTL_LOCAL_AS_ROOT", flag, False, "1/0, true/false or yes/no")
+HEALTH_TIMEOUT_MAX = 3600.0
+HEALTH_TIMEOUT = Setting(
+    "SAGACTL_HEALTH_TIMEOUT",
+    seconds(0.1, HEALTH_TIMEOUT_MAX),
+    30.0,
+    duration_expected(0.1, HEALTH_TIMEOUT_MAX),
+)
+declare(BUILD_DIR, MAX_UPLOAD_BYTES, MAX_MEMBERS)
+declare(STOP_GRACE)
+declare(CLUSTER_STRICT)
+declare(RUNTIME)
+declare(LOCAL_AS_ROOT)
+declare(HEALTH_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +155,17 @@ class BuildSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
         env = os.environ if environ is None else environ
-        state_dir = Path(
-            env.get("SAGACTL_BUILD_DIR") or Path(platformdirs.user_state_dir("sagactl")) / "build"
-        )
+        state_dir = BUILD_DIR.read(env)
         base_images = dict(DEFAULT_BASE_IMAGES)
         for stack in STACKS:
             value = env.get(f"SAGACTL_BASE_IMAGE_{stack.upper()}")
             if value:
                 base_images[stack] = value
         limits = StagingLimits()
-        if env.get("SAGACTL_MAX_UPLOAD_BYTES"):
-            size = int(env["SAGACTL_MAX_UPLOAD_BYTES"])
+        if env.get(MAX_UPLOAD_BYTES.name, "").strip():
+            size = MAX_UPLOAD_BYTES.read(env)
             limits = replace(limits, max_upload_bytes=size, max_total_bytes=size)
-        if env.get("SAGACTL_MAX_MEMBERS"):
-            limits = replace(limits, max_members=int(env["SAGACTL_MAX_MEMBERS"]))
+        limits = replace(limits, max_members=MAX_MEMBERS.read(env))
         root = env.get("SAGACTL_BUILDAH_ROOT")
         runroot = env.get("SAGACTL_BUILDAH_RUNROOT")
         return cls(
@@ -112,7 +173,7 @@ class BuildSettings:
             limits=limits,
             cluster=ClusterSettings(
                 host=env.get("SAGACTL_CLUSTER_HOST") or "cluster.local",
-                strict=env.get("SAGACTL_CLUSTER_STRICT", "0") in ("1", "true", "yes"),
+                strict=CLUSTER_STRICT.read(env),
             ),
             builder=env.get("SAGACTL_BUILDER") or None,
             base_images=base_images,
@@ -120,15 +181,11 @@ class BuildSettings:
             buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
-            stop_grace=float(env.get("SAGACTL_STOP_GRACE") or 10.0),
-            runtime=env.get("SAGACTL_RUNTIME") or None,
-            local_as_root=_flag(env.get("SAGACTL_LOCAL_AS_ROOT")),
-            health_timeout=float(env.get("SAGACTL_HEALTH_TIMEOUT") or 30.0),
+            stop_grace=STOP_GRACE.read(env),
+            runtime=RUNTIME.read(env),
+            local_as_root=LOCAL_AS_ROOT.read(env),
+            health_timeout=HEALTH_TIMEOUT.read(env),
         )
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "0").strip().lower() in ("1", "true", "yes")
 
 
 _DEFAULT_REGISTRY = StreamRegistry()

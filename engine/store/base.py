@@ -10,7 +10,6 @@ process that lost a run can write nothing more.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -20,8 +19,9 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from ..action import JSON, Transaction
-from ..errors import SagaError
+from ..errors import InputError, SagaError
 from ..events import Event
+from ..settings import NODE
 
 RELEASING: frozenset[str] = frozenset(
     {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
@@ -29,12 +29,12 @@ RELEASING: frozenset[str] = frozenset(
 """Run states whose record releases the claim it was written under: nothing runs on."""
 
 
-NODE_ENV = "SAGACTL_NODE"
+NODE_ENV = NODE.name
 
 
 def this_node() -> str:
     """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
-    return os.environ.get(NODE_ENV) or socket.gethostname()
+    return NODE.read() or socket.gethostname()
 
 
 class StoreError(SagaError):
@@ -64,10 +64,46 @@ class ClaimLost(SagaError):
         self.run_id = run_id
 
 
-class RunExists(SagaError):
-    """A run id given again for a different saga or definition."""
+class RunExists(InputError):
+    """A run id given again for a different request: another saga, definition or inputs.
+
+    A run id makes a request idempotent, so it may only be repeated with the same request;
+    anything else is bad input (the CLI exits 2).
+    """
 
     code = "run_exists"
+
+
+def check_same_request(existing: RunRecord, run: NewRun) -> None:
+    """Raises RunExists, naming the difference, unless `run` repeats `existing`'s request."""
+    if existing.definition_hash != run.definition_hash:
+        raise RunExists(
+            f"run {run.run_id} already exists for {existing.saga}"
+            f" (definition {existing.definition_hash[:12]}), not this definition"
+            f" ({run.saga}, definition {run.definition_hash[:12]})"
+        )
+    if existing.inputs != run.inputs:
+        raise RunExists(
+            f"run {run.run_id} already exists with other inputs: "
+            + "; ".join(_input_differences(existing.inputs, run.inputs))
+        )
+
+
+def _input_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    differences = []
+    for name in sorted(set(before) | set(now)):
+        if name not in now:
+            differences.append(f"{name} was {_short(before[name])}, now not given")
+        elif name not in before:
+            differences.append(f"{name} was not given, now {_short(now[name])}")
+        elif before[name] != now[name]:
+            differences.append(f"{name} was {_short(before[name])}, now {_short(now[name])}")
+    return differences
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ import psycopg
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
+from ..settings import LEASE, LEASE_MAX, LEASE_MIN, SettingError
 from ..states import FINISHED, UNFINISHED, RunState, run_state_of
 from .base import (
     RELEASING,
@@ -40,11 +41,11 @@ from .base import (
     Created,
     NewRun,
     RunBusy,
-    RunExists,
     RunRecord,
     Store,
     StoreError,
     StoreTransaction,
+    check_same_request,
     record_from_row,
     this_node,
 )
@@ -54,7 +55,6 @@ T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
 
 CHANNEL = "sagactl_runs"
-LEASE_ENV = "SAGACTL_LEASE"
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database
 # waits for the first to finish instead of racing it into duplicate CREATE TABLEs.
 MIGRATION_LOCK = 0x5A6A_C711
@@ -67,7 +67,7 @@ _RUN_COLUMNS = (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
 _QMARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|%|\?")
@@ -112,7 +112,9 @@ class PostgresStore(Store):
         self.url = url
         self.reconnect = reconnect
         """Seconds to keep trying to reconnect to a server that went away."""
-        self.lease = lease if lease is not None else float(os.environ.get(LEASE_ENV, "30"))
+        self.lease = LEASE.read() if lease is None else lease
+        if not LEASE_MIN <= self.lease <= LEASE_MAX:
+            raise SettingError(f"lease {self.lease!r}: expected {LEASE.expected}")
         self.heartbeat_interval = self.lease / 3
         self.node = node or this_node()
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
@@ -329,11 +331,7 @@ class PostgresStore(Store):
             )
             if await cursor.fetchone() is None:
                 existing = await _get(conn, run.run_id)
-                if existing.definition_hash != run.definition_hash:
-                    raise RunExists(
-                        f"run {run.run_id} already exists for {existing.saga}"
-                        f" (definition {existing.definition_hash[:12]}), not this definition"
-                    )
+                check_same_request(existing, run)
                 return Created(existing, False, None)
             data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
             await conn.execute(

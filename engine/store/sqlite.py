@@ -31,11 +31,11 @@ from .base import (
     Created,
     NewRun,
     RunBusy,
-    RunExists,
     RunRecord,
     Store,
     StoreError,
     StoreTransaction,
+    check_same_request,
     record_from_row,
     this_node,
 )
@@ -52,7 +52,7 @@ _RUN_COLUMNS = (
 
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
 
 def _dumps(value: Any) -> str:
@@ -190,11 +190,7 @@ class SqliteStore(Store):
             ).fetchone()
             if row is not None:
                 existing = record_from_row(row)
-                if existing.definition_hash != run.definition_hash:
-                    raise RunExists(
-                        f"run {run.run_id} already exists for {existing.saga}"
-                        f" (definition {existing.definition_hash[:12]}), not this definition"
-                    )
+                check_same_request(existing, run)
                 return Created(existing, False, None)
             now = self.now()
             owner = self.owner.token if claim else None

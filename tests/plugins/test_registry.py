@@ -137,8 +137,8 @@ class TestDescribeAction:
         class Bad(Echo):
             output_schema = {"type": "object", "properties": {"n": {"minimum": "zero"}}}
 
-        with pytest.raises(PluginError, match="output_schema that is not a valid JSON Schema at "
-                           "'properties/n/minimum': 'zero' is not of type 'number'"):  # fmt: skip
+        with pytest.raises(PluginError, match="unusable output_schema at 'properties/n/minimum': "
+                           "not a valid JSON Schema: 'zero' is not of type 'number'"):  # fmt: skip
             describe_action(_plugin(Bad))
 
     def test_schema_that_is_not_an_object(self) -> None:
