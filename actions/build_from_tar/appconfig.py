@@ -10,7 +10,7 @@ from typing import Any
 from sagactl.engine import InputError, Location
 from sagactl.plugins.runtimes import env as env_rules
 
-from .schemas import HEALTH_PATH_PATTERN, SERVICE_NAME_PATTERN
+from .schemas import HEALTH_PATH_MAX, HEALTH_PATH_PATTERN, SERVICE_NAME_PATTERN
 
 PLACES = ("app.toml", ".sagactl/app.toml")
 MAX_BYTES = 1 << 20
@@ -198,10 +198,10 @@ def _check(data: dict[str, Any], text: str, name: str) -> dict[str, Any]:
             entry: dict[str, Any] = {"command": command, "port": port}
             if "health" in table:
                 health = c.string(table["health"], f"services.{service}.health", "health")
-                if not _HEALTH_PATH.match(health):
+                if not _HEALTH_PATH.match(health) or len(health) > HEALTH_PATH_MAX:
                     raise c.fail(
                         f"services.{service}.health must be an HTTP path starting with '/', "
-                        "printable ASCII without spaces",
+                        f"printable ASCII without spaces, at most {HEALTH_PATH_MAX} characters",
                         "health",
                     )
                 entry["health"] = health

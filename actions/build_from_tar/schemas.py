@@ -16,7 +16,8 @@ STACK: dict[str, Any] = {"type": "string", "enum": list(STACKS)}
 VERSION: dict[str, Any] = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}-v[1-9][0-9]*$"}
 STREAM_ID: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"}
 
-HEALTH_PATH_PATTERN = "^/[!-~]{0,1023}$"
+HEALTH_PATH_PATTERN = "^/[!-~]*$"
+HEALTH_PATH_MAX = 1024
 """An HTTP path to probe: starts with `/`, printable ASCII without spaces (nothing that
 could end the request line)."""
 
@@ -29,7 +30,7 @@ SERVICE: dict[str, Any] = {
             "description": "null: the image's own command (a Containerfile's CMD).",
         },
         "port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
-        "health": {"type": "string", "pattern": HEALTH_PATH_PATTERN},
+        "health": {"type": "string", "pattern": HEALTH_PATH_PATTERN, "maxLength": HEALTH_PATH_MAX},
     },
     "required": ["command", "port"],
     "additionalProperties": False,
