@@ -9,6 +9,7 @@ the same command started as a host process (local runtime), as a ratio.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import io
 import re
 import statistics
@@ -79,7 +80,7 @@ def _answers(url: str | None) -> bool:
     try:
         with urllib.request.urlopen(url + "/index.html", timeout=1) as answer:
             return answer.status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, or cut off by a stop
         return False
 
 

@@ -7,6 +7,7 @@ orphaned container."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -93,7 +94,7 @@ def _get(url: str) -> bytes | None:
         with urllib.request.urlopen(url, timeout=2) as answer:
             body: bytes = answer.read()
             return body
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, or cut off by a stop
         return None
 
 
