@@ -254,6 +254,15 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     Ratio(
         15,
+        "buildah image: first build over source-only rebuild",
+        ("image_rebuild_source_only", "image_first_build"),
+        lambda r: r["image_first_build"].seconds / r["image_rebuild_source_only"].seconds,
+        "x",
+        ">= 5",
+        lambda v: v >= 5.0,
+    ),
+    Ratio(
+        15,
         "redeploy (runc): longest window with neither version serving",
         ("redeploy",),
         lambda r: float(r["redeploy"].extra["max_gap_seconds"]) * 1e3,

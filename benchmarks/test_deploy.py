@@ -132,10 +132,10 @@ class TestDeploy:
     ) -> None:
         """Redeploys of a busybox-httpd app: the old version serves until the new one is
         healthy and active, with no window in which neither answers."""
-        from sagactl.actions.build_from_tar import records, recordsdb
+        from sagactl.actions.build_from_tar import records
         from sagactl.actions.build_from_tar.entry import build_from_tar_async
         from sagactl.actions.build_from_tar.settings import BuildSettings
-        from sagactl.engine import Dependencies
+        from sagactl.engine import Dependencies, open_store
 
         def deps() -> Dependencies:
             container = Dependencies()
@@ -152,7 +152,7 @@ class TestDeploy:
             )
 
         async def serving_url() -> str:
-            async with recordsdb.transaction(deploy_env["db"]) as tx:
+            async with open_store(deploy_env["db"]) as store, store.transaction() as tx:
                 running = await records.running_sandboxes(tx, "bench-deploy")
             (sandbox,) = running
             assert sandbox.url is not None
@@ -204,7 +204,9 @@ class TestDeploy:
         source = tmp_path / "src"
         source.mkdir()
         (source / "index.html").write_text("hi\n")
-        builder = OciBuilder(BuilderOptions(work_dir=tmp_path / "images"))
+        builder = OciBuilder(
+            BuilderOptions(work_dir=tmp_path / "images", base_images={"static": deploy_env["base"]})
+        )
         built = runner.run(
             builder.build(
                 BuildSpec(
@@ -212,7 +214,6 @@ class TestDeploy:
                     version="b-v1",
                     context_dir=source,
                     stack="static",
-                    base_image=deploy_env["base"],
                 ),
                 lambda line: None,
             )

@@ -11,10 +11,10 @@ from typing import Any
 
 import anyio
 import click
-from sagactl.engine import Dependencies, InputError
+from sagactl.engine import Dependencies, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
 
-from . import records, recordsdb
+from . import records
 from .cli import _Progress
 from .rollback import rollback_async
 from .sandboxes import launch, live_state, new_id, plan, record, stop_all
@@ -27,10 +27,10 @@ def app() -> None:
     """Inspect and run built apps."""
 
 
-async def _shown(name: str, db: str | None) -> dict[str, Any]:
+async def _shown(name: str, db: str | None, paths: bool = False) -> dict[str, Any]:
     """`records.show_app`, each running sandbox's state checked with its runtime."""
-    async with recordsdb.transaction(db) as tx:
-        shown = await records.show_app(tx, name)
+    async with open_store(db) as store, store.transaction() as tx:
+        shown = await records.show_app(tx, name, host_paths=paths)
         running = {s.id: s for s in await records.running_sandboxes(tx, name)}
     deps = Dependencies()
     for version in shown["versions"]:
@@ -43,10 +43,13 @@ async def _shown(name: str, db: str | None) -> dict[str, Any]:
 @app.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
+@click.option(
+    "--paths", is_flag=True, help="Also show host paths (each version's staged source_dir)."
+)
 @DB_OPTION
-def show(name: str, as_json: bool, db: str | None) -> None:
+def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
     """Show APP's active version, its versions (image, digest) and sandboxes."""
-    shown = anyio.run(_shown, name, db)
+    shown = anyio.run(_shown, name, db, paths)
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
@@ -55,6 +58,8 @@ def show(name: str, as_json: bool, db: str | None) -> None:
         marker = "*" if version["version"] == shown["active_version"] else " "
         click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
         click.echo(f"    created {version['created']}")
+        if paths:
+            click.echo(f"    source {version['source_dir']}")
         for sandbox in version["sandboxes"]:
             where = sandbox["url"] or "no port"
             click.echo(
@@ -71,7 +76,7 @@ def start(name: str, service: str | None, db: str | None) -> None:
     """Start the active version's SERVICE (default: every service) and check its health."""
 
     async def run() -> list[records.SandboxRecord]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             shown = await records.show_app(tx, name)
             active = shown["active_version"]
             if active is None:
@@ -86,7 +91,7 @@ def start(name: str, service: str | None, db: str | None) -> None:
         deps = Dependencies()
         started = await launch(deps, planned, lambda svc: new_id(active, svc))
         try:
-            async with recordsdb.transaction(db) as tx:
+            async with open_store(db) as store, store.transaction() as tx:
                 await record(tx, started)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -111,7 +116,7 @@ def stop(name: str, service: str | None, db: str | None) -> None:
     """Stop APP's running sandboxes (only SERVICE's when given): SIGTERM, grace, SIGKILL."""
 
     async def run() -> list[str]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             await records.show_app(tx, name)  # an unknown app is an error
             running = [
                 s
@@ -119,7 +124,7 @@ def stop(name: str, service: str | None, db: str | None) -> None:
                 if service is None or s.service == service
             ]
         stopped = await stop_all(Dependencies(), running)
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             for sandbox_id in stopped:
                 await records.mark_sandbox(tx, sandbox_id, "stopped")
         return stopped

@@ -11,6 +11,7 @@ from sagactl.engine import InputError, Location
 from sagactl.plugins.runtimes import env as env_rules
 
 from .schemas import HEALTH_PATH_MAX, HEALTH_PATH_PATTERN, SERVICE_NAME_PATTERN
+from .uploadfiles import read_capped
 
 PLACES = ("app.toml", ".sagactl/app.toml")
 MAX_BYTES = 1 << 20
@@ -53,8 +54,7 @@ def load(source_dir: Path) -> dict[str, Any]:
     if path is None:
         return empty()
     name = path.relative_to(source_dir).as_posix()
-    raw = path.read_bytes()
-    return parse(raw, name)
+    return parse(read_capped(source_dir, path, MAX_BYTES), name)
 
 
 def parse(raw: bytes, name: str = "app.toml") -> dict[str, Any]:

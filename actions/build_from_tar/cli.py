@@ -100,5 +100,10 @@ def build(
             upload.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-    else:
+    elif result.active_version == result.version:
         click.echo(f"{result.version} is active: {result.image} {result.digest}")
+    else:  # builds finished out of order: the newer version stays active
+        click.echo(
+            f"{result.version} is built but not active: {result.active_version}, a newer "
+            f"build, stays active ({result.image} {result.digest})"
+        )

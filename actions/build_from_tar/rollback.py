@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from sagactl.engine import Dependencies, Engine, Event, InputError, SagaError, SagaRegistry
+from sagactl.engine import (
+    Dependencies,
+    Engine,
+    Event,
+    InputError,
+    SagaError,
+    SagaRegistry,
+    open_store,
+)
 from sagactl.engine.plugins import load_plugins
 
-from . import records, recordsdb
+from . import records
 
 SAGA = "rollback"
 
@@ -21,7 +29,7 @@ class RollbackFailed(SagaError):
 
 async def previous_version(app: str, db: str | os.PathLike[str] | None = None) -> str:
     """The newest recorded version older than the active one."""
-    async with recordsdb.transaction(db) as tx:
+    async with open_store(db) as store, store.transaction() as tx:
         shown = await records.show_app(tx, app)
     active = shown["active_version"]
     if active is None:
@@ -43,7 +51,7 @@ async def rollback_async(
 ) -> str:
     """Makes `version` (default: the one before the active) active; returns it."""
     target = version or await previous_version(app, db)
-    async with recordsdb.transaction(db) as tx:
+    async with open_store(db) as store, store.transaction() as tx:
         await records.show_app(tx, app)  # an unknown app is an error before any run
         found = await records.get_version(tx, target)
     if found is None or found["app"] != app:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,18 @@ def area(tmp_path: Path) -> StagingArea:
 
 
 class Db:
-    """A real database for platform records; `transaction()` as recordsdb gives it."""
+    """A real database for platform records: each `transaction()` opens the run store
+    (which applies the build migrations) and is one `Store.transaction()` on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def transaction(self) -> Any:
-        from sagactl.actions.build_from_tar import recordsdb
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        from sagactl.engine import open_store
 
-        return recordsdb.transaction(self.url)
+        async with open_store(self.url) as store, store.transaction() as tx:
+            yield tx
 
 
 @pytest.fixture
@@ -223,3 +227,47 @@ def _no_leftover_sandboxes(tmp_path: Path) -> Iterator[None]:
     """Whatever a test leaves running is killed after it (tests stay independent)."""
     yield
     stop_leftover_sandboxes(tmp_path)
+
+
+def _storage_driver(root: Path) -> str:
+    """overlay when buildah can use it here (much faster than vfs for big bases), else vfs."""
+    import subprocess
+
+    probe = subprocess.run(
+        [
+            "buildah",
+            "--storage-driver",
+            "overlay",
+            "--root",
+            str(root / "probe"),
+            "--runroot",
+            str(root / "probe-run"),
+            "images",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return "overlay" if probe.returncode == 0 else "vfs"
+
+
+@pytest.fixture(scope="session")
+def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A buildah store where the stack bases (bases.py) are made once per session.
+
+    $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
+    store is the session's own. Tests that build on it need a long timeout the first time."""
+    import shutil
+
+    for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup)")
+    kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("stack-store")
+    root.mkdir(parents=True, exist_ok=True)
+    driver = _storage_driver(root)
+    return {
+        "storage_driver": driver,
+        "storage_root": root / f"{driver}-root",
+        "run_root": root / f"{driver}-run",
+        "work_dir": root / "work",
+    }

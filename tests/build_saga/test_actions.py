@@ -176,11 +176,19 @@ class TestWholeBuildDirect:
         assert first["get_next_version"]["version"] == "python-web-v1"
         assert first["build_image"]["image"].startswith("oci:")
         assert first["parse_services"]["services"]["web"]["command"] == "python3 app.py"
-        assert first["set_active_version"] == {"previous_version": None}
+        assert first["set_active_version"] == {
+            "previous_version": None,
+            "active_version": "python-web-v1",
+            "activated": True,
+        }
         (started,) = first["start_sandboxes"]["sandboxes"]
         assert started["service"] == "web" and started["url"].startswith("http://127.0.0.1:")
         second = await _build(ctx_of, deps, "python-web", data)
-        assert second["set_active_version"] == {"previous_version": "python-web-v1"}
+        assert second["set_active_version"] == {
+            "previous_version": "python-web-v1",
+            "active_version": "python-web-v2",
+            "activated": True,
+        }
         assert second["stop_old_sandboxes"] == {"stopped": [started["id"]]}
         (serving,) = second["start_sandboxes"]["sandboxes"]
         assert serving["url"] != started["url"]

@@ -25,10 +25,11 @@ from tars import tar_of_dir
 
 pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
 
-from sagactl.actions.build_from_tar import BuildFailed, records, recordsdb
+from sagactl.actions.build_from_tar import BuildFailed, records
 from sagactl.actions.build_from_tar.entry import build_from_tar_async
 from sagactl.actions.build_from_tar.rollback import rollback_async
 from sagactl.actions.build_from_tar.settings import BuildSettings
+from sagactl.engine import open_store
 from sagactl.plugins.runtimes.runc import runc_usable
 
 pytestmark = [
@@ -80,7 +81,7 @@ async def _build(app: str, source: Path, deps: Any, db: str) -> Any:
 
 
 async def _show(db: str, app: str) -> dict[str, Any]:
-    async with recordsdb.transaction(db) as tx:
+    async with open_store(db) as store, store.transaction() as tx:
         return await records.show_app(tx, app)
 
 

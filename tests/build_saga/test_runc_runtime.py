@@ -47,11 +47,11 @@ async def image(tmp_path: Path, busybox_oci: str) -> BuiltImage:
     source = tmp_path / "src"
     source.mkdir()
     (source / "index.html").write_text("hello from the image\n")
-    builder = OciBuilder(BuilderOptions(work_dir=tmp_path / "images", base_images={}))
-    await builder.prepare()
-    spec = BuildSpec(
-        app="demo", version="demo-v1", context_dir=source, stack="static", base_image=busybox_oci
+    builder = OciBuilder(
+        BuilderOptions(work_dir=tmp_path / "images", base_images={"static": busybox_oci})
     )
+    await builder.prepare()
+    spec = BuildSpec(app="demo", version="demo-v1", context_dir=source, stack="static")
     return await builder.build(spec, lambda line: None)
 
 
@@ -147,14 +147,15 @@ class TestIsolation:
         source = tmp_path / "own"
         source.mkdir()
         (source / "index.html").write_text("own command\n")
-        builder = OciBuilder(BuilderOptions(work_dir=tmp_path / "own-images", base_images={}))
+        builder = OciBuilder(
+            BuilderOptions(work_dir=tmp_path / "own-images", base_images={"static": busybox_oci})
+        )
         built = await builder.build(
             BuildSpec(
                 app="own",
                 version="own-v1",
                 context_dir=source,
                 stack="static",
-                base_image=busybox_oci,
                 command="exec httpd -f -p 127.0.0.1:$PORT -h /app",
             ),
             lambda line: None,

@@ -8,11 +8,13 @@ from typing import Any
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
+from sagactl.plugins.builders import stacks as stack_plans
 from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
-from .. import backends, procfile, records, stack
+from .. import backends, procfile, stack
 from .. import schemas as s
 from ..settings import settings_of
+from ..values import mapping, maybe_text, text
 
 BUILDER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
 _STEP = re.compile(r"^STEP (\d+)/(\d+)")
@@ -31,7 +33,7 @@ class LaunchBuildkit(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        name = inputs.get("builder") or settings.builder or backends.default_builder()
+        name = maybe_text(inputs.get("builder")) or settings.builder or backends.default_builder()
         builder = _builder(ctx, name)
         try:
             endpoint = await builder.prepare()
@@ -65,7 +67,7 @@ class BuildImage(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        services = procfile.with_stack_default(inputs["services"], str(inputs["stack"]))
+        services = await anyio.to_thread.run_sync(_services, inputs)
         spec = await anyio.to_thread.run_sync(_spec, inputs, services, settings.cluster.host)
         builder = _builder(ctx, str(inputs["builder"]))
 
@@ -85,7 +87,6 @@ class BuildImage(Action):
         if not image:
             return
         async with ctx.transaction() as tx:
-            await records.ensure_schema(tx)
             used = await tx.fetchone("SELECT id FROM versions WHERE image = ?", (image,))
         if used is not None:
             ctx.log.info("image kept: a version uses it", image=image, version=used[0])
@@ -93,9 +94,29 @@ class BuildImage(Action):
         await _builder(ctx, str(inputs["builder"])).remove_image(str(image))
 
 
+def _services(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    """The declared services, else the stack's default web command (a Dockerfile app: its
+    image's CMD, command None); MissingCommand when the stack has no obvious one."""
+    declared = {name: dict(mapping(body)) for name, body in mapping(inputs["services"]).items()}
+    app_stack = str(inputs["stack"])
+    web = declared.get("web")
+    if app_stack == "dockerfile":
+        if web is None:  # its image's own CMD serves on $PORT
+            declared["web"] = {"command": None, "port": procfile.DEFAULT_PORT}
+        return declared
+    if declared and (web is None or web["command"] is not None):
+        return declared
+    # No services, or app.toml's [services.web] gives only a port or a health path.
+    command = stack_plans.default_web(app_stack, Path(text(inputs["source_dir"])))
+    if web is None:
+        return {"web": {"command": command, "port": procfile.DEFAULT_PORT}}
+    web["command"] = command
+    return declared
+
+
 def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:
-    source = Path(inputs["source_dir"])
-    config: dict[str, Any] = dict(inputs["config"])
+    source = Path(text(inputs["source_dir"]))
+    config: dict[str, Any] = dict(mapping(inputs["config"]))
     app_stack = str(inputs["stack"])
     web = services.get("web")
     return BuildSpec(
