@@ -15,6 +15,7 @@ from .. import records
 from .. import schemas as s
 from ..entry import release_upload, upload_source_dir
 from ..sandboxes import Plan, launch, record, stop_all
+from ..values import mapping, maybe_text, text
 
 SANDBOX = s.obj(
     {
@@ -84,8 +85,10 @@ class StartSandboxes(Action):
             version=version,
             image=str(inputs["image"]),
             digest=str(inputs["digest"]),
-            source_dir=inputs.get("source_dir") or upload_source_dir(ctx),
-            services=dict(inputs["services"]),
+            source_dir=maybe_text(inputs.get("source_dir")) or upload_source_dir(ctx),
+            services={
+                name: dict(mapping(body)) for name, body in mapping(inputs["services"]).items()
+            },
         )
         # The same ids on every attempt of this action: a rerun after a crash replaces
         # what the cut-short attempt started instead of leaving it running.
@@ -94,7 +97,7 @@ class StartSandboxes(Action):
             ctx.deps,
             planned,
             lambda service: f"{version}-{service}-{key}",
-            health_timeout=inputs.get("health_timeout"),
+            health_timeout=_seconds(inputs.get("health_timeout")),
         )
         for sandbox in started:
             ctx.progress(None, f"{sandbox.service} healthy at {sandbox.url or 'no port'}")
@@ -108,7 +111,9 @@ class StartSandboxes(Action):
         }
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
-        ids = {str(item["id"]) for item in outputs.get("sandboxes") or []}
+        listed = outputs.get("sandboxes")
+        items = listed if isinstance(listed, list) else []
+        ids = {text(mapping(item)["id"]) for item in items}
         async with ctx.transaction() as tx:
             running = await records.running_sandboxes(tx, str(inputs["app"]))
             mine = [sandbox for sandbox in running if sandbox.id in ids]
@@ -144,6 +149,10 @@ class StopOldSandboxes(Action):
                 await records.mark_sandbox(tx, sandbox_id, "stopped")
         await release_upload(ctx)
         return {"stopped": stopped}
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _replaced(
