@@ -13,7 +13,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, InputError, Inpu
 
 from .. import records
 from .. import schemas as s
-from ..entry import release_upload, upload_source_dir
+from ..entry import upload_source_dir
 from ..sandboxes import Plan, launch, record, stop_all
 from ..values import mapping, maybe_text, text
 
@@ -147,7 +147,6 @@ class StopOldSandboxes(Action):
             stopped = await stop_all(ctx.deps, old)
             for sandbox_id in stopped:
                 await records.mark_sandbox(tx, sandbox_id, "stopped")
-        await release_upload(ctx)
         return {"stopped": stopped}
 
 
