@@ -261,6 +261,36 @@ RATIOS: tuple[Ratio, ...] = (
         ">= 5",
         lambda v: v >= 5.0,
     ),
+    Ratio(
+        15,
+        "redeploy (runc): longest window with neither version serving",
+        ("redeploy",),
+        lambda r: float(r["redeploy"].extra["max_gap_seconds"]) * 1e3,
+        "ms",
+        "none (0)",
+        lambda v: v == 0.0,
+    ),
+    Ratio(
+        15,
+        "redeploy (runc): new version healthy -> old stopped, median",
+        ("redeploy",),
+        lambda r: float(r["redeploy"].extra["healthy_to_old_stopped_median"]) * 1e3,
+        "ms",
+        "reported",
+        None,
+    ),
+    Ratio(
+        15,
+        "sandbox start to healthy (and stop): runc / host process",
+        ("sandbox_runc_start_healthy_stop", "sandbox_local_start_healthy_stop"),
+        lambda r: (
+            r["sandbox_runc_start_healthy_stop"].seconds
+            / r["sandbox_local_start_healthy_stop"].seconds
+        ),
+        "x",
+        "reported",
+        None,
+    ),
     *(
         ratio
         for shape in ("chain", "lattice")

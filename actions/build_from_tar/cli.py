@@ -1,21 +1,19 @@
-"""`sagactl build` and `sagactl app show|start`, registered in `sagactl.commands`."""
+"""`sagactl build`, registered in `sagactl.commands` (the `app` group is in appcli.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, EventKind, InputError, open_store
+from sagactl.engine import Event, EventKind, InputError
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
-from . import records
 from .entry import build_from_tar_async
-from .sandboxes import start_sandboxes
 
 
 class _Progress:
@@ -110,58 +108,3 @@ def build(
             f"{result.version} is built but not active: {result.active_version}, a newer "
             f"build, stays active ({result.image} {result.digest})"
         )
-
-
-@click.group("app")
-def app() -> None:
-    """Inspect and run built apps."""
-
-
-@app.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
-@click.option(
-    "--paths", is_flag=True, help="Also show host paths (each version's staged source_dir)."
-)
-@DB_OPTION
-def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
-    """Show APP's active version, its versions (image, digest) and sandboxes."""
-
-    async def read() -> dict[str, Any]:
-        async with open_store(db) as store, store.transaction() as tx:
-            return await records.show_app(tx, name, host_paths=paths)
-
-    shown = anyio.run(read)
-    if as_json:
-        click.echo(json.dumps(shown, indent=2))
-        return
-    click.echo(f"app {shown['name']}: active version {shown['active_version'] or '(none)'}")
-    for version in shown["versions"]:
-        marker = "*" if version["version"] == shown["active_version"] else " "
-        click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
-        click.echo(f"    created {version['created']}")
-        if paths:
-            click.echo(f"    source {version['source_dir']}")
-        for sandbox in version["sandboxes"]:
-            click.echo(
-                f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "
-                f"pid {sandbox['pid']}"
-            )
-
-
-@app.command("start")
-@click.argument("name")
-@click.argument("service", required=False)
-@DB_OPTION
-def start(name: str, service: str | None, db: str | None) -> None:
-    """Start the active version's SERVICE (default: every service) as sandboxes."""
-
-    async def run() -> list[records.SandboxRecord]:
-        async with open_store(db) as store, store.transaction() as tx:
-            return await start_sandboxes(tx, Dependencies(), name, service)
-
-    started = anyio.run(run)
-    if not started:
-        click.echo(f"{name}: already running", err=True)
-    for sandbox in started:
-        click.echo(f"{sandbox.id} {sandbox.service} pid {sandbox.pid} log {sandbox.log_path}")

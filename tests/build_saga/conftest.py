@@ -158,6 +158,11 @@ def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
         builder="oci",
         base_images={**DEFAULT_BASE_IMAGES, "python": busybox_oci, "static": busybox_oci},
         stop_grace=2.0,
+        # Host processes (python-web needs the host's python3 until stack bases exist);
+        # the runc runtime has tests of its own (test_runc_runtime.py, test_deploy.py).
+        runtime="local",
+        local_as_root=True,
+        health_timeout=20.0,
     )
 
 
@@ -185,7 +190,44 @@ def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
         "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
         "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
         "SAGACTL_STOP_GRACE": "3",
+        "SAGACTL_RUNTIME": "local",
+        "SAGACTL_LOCAL_AS_ROOT": "1",
     }
+
+
+def stop_leftover_sandboxes(root: Path) -> list[str]:
+    """Kills every sandbox a test left under `root` (runc containers in any runtime state
+    dir, local processes by their handle files); returns what it had to kill."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+
+    from sagactl.plugins.runtimes.local import process_start
+
+    killed: list[str] = []
+    for state in root.glob("**/sandboxes/runc"):
+        if shutil.which("runc") is None:
+            break
+        listed = subprocess.run(
+            ["runc", "--root", str(state), "list", "-q"], capture_output=True, text=True
+        )
+        for container in listed.stdout.split():
+            subprocess.run(["runc", "--root", str(state), "delete", "--force", container])
+            killed.append(container)
+    for handle in root.glob("**/sandboxes/local/*.json"):
+        known = json.loads(handle.read_text())
+        if process_start(int(known["pid"])) == str(known["start"]):
+            os.killpg(int(known["pid"]), signal.SIGKILL)
+            killed.append(handle.stem)
+    return killed
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_sandboxes(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test leaves running is killed after it (tests stay independent)."""
+    yield
+    stop_leftover_sandboxes(tmp_path)
 
 
 def _storage_driver(root: Path) -> str:

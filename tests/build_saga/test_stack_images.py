@@ -206,7 +206,7 @@ class TestStackImages:
         assert "<" in _run_in(builder, image.ref, "cat", "/app/index.html")
         assert _run_in(builder, image.ref, "busybox", "httpd", "--help") is not None
         cmd = _config(builder, image.ref)["Cmd"]
-        assert cmd == ["/bin/sh", "-c", "busybox httpd -f -p $PORT -h /app"]
+        assert cmd == ["/bin/sh", "-c", "busybox httpd -f -p $PORT -h ."]
 
     async def test_dockerfile_app_on_defaults(self, builder: BuildahBuilder) -> None:
         """A Dockerfile app builds with the default sandbox (its RUN step ran)."""
