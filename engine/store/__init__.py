@@ -25,6 +25,7 @@ from .base import StoreError as StoreError
 from .base import StoreTransaction as StoreTransaction
 from .migrations import Migration as Migration
 from .migrations import register_migrations as register_migrations
+from .pages import RunSummary as RunSummary
 
 ENV = "SAGACTL_DB"
 
@@ -63,6 +64,7 @@ __all__ = [
     "RunBusy",
     "RunExists",
     "RunRecord",
+    "RunSummary",
     "Store",
     "StoreError",
     "StoreTransaction",

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from ..action import JSON, Transaction
 from ..errors import SagaError
 from ..events import Event
+from .pages import RunSummary
 
 RELEASING: frozenset[str] = frozenset(
     {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
@@ -243,6 +244,24 @@ class Store(ABC):
         saga: str | None = None,
     ) -> list[RunRecord]:
         """Runs oldest first (by creation), optionally only those in `states`."""
+
+    @abstractmethod
+    async def page_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        saga: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
+        the last run of the previous page): one index range per page, however deep.
+        `q` matches a run id prefix, a saga, or an input's value. InputError: bad cursor."""
+
+    @abstractmethod
+    async def census(self) -> list[tuple[str, str, int, float]]:
+        """(saga, state, runs, oldest creation time) for every saga and state present."""
 
     @abstractmethod
     async def read_log(

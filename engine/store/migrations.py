@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from ..errors import PluginError
+from .pages import INDEXES as PAGE_INDEXES
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
@@ -204,6 +205,7 @@ register_migrations(
             "runs, run log, checkpoints, progress",
         ),
         Migration(2, {"sqlite": V2, "postgresql": V2}, "run node affinity, counters"),
+        Migration(3, {"sqlite": PAGE_INDEXES, "postgresql": PAGE_INDEXES}, "pages of runs"),
     ],
 )
 

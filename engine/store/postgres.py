@@ -49,6 +49,7 @@ from .base import (
     this_node,
 )
 from .migrations import registered
+from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
@@ -373,6 +374,32 @@ class PostgresStore(Store):
         async def read(conn: Conn) -> list[RunRecord]:
             cursor = await conn.execute(sql, params)
             return [record_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._read(read)
+
+    async def page_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        saga: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        sql, params = page_sql(
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+        )
+
+        async def read(conn: Conn) -> list[RunSummary]:
+            cursor = await conn.execute(sql, params)
+            return summaries(await cursor.fetchall())
+
+        return await self._read(read)
+
+    async def census(self) -> list[tuple[str, str, int, float]]:
+        async def read(conn: Conn) -> list[tuple[str, str, int, float]]:
+            cursor = await conn.execute(CENSUS_SQL)
+            return [tuple(row) for row in await cursor.fetchall()]
 
         return await self._read(read)
 

@@ -41,6 +41,7 @@ from .base import (
 )
 from .migrations import registered
 from .ownership import OwnerLock
+from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -270,6 +271,23 @@ class SqliteStore(Store):
             return [record_from_row(row) for row in conn.execute(sql, params)]
 
         return await self._read(read)
+
+    async def page_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        saga: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        sql, params = page_sql(
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+        )
+        return await self._read(lambda conn: summaries(conn.execute(sql, params).fetchall()))
+
+    async def census(self) -> list[tuple[str, str, int, float]]:
+        return await self._read(lambda conn: conn.execute(CENSUS_SQL).fetchall())
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
