@@ -1,12 +1,12 @@
 """`POST /api/apps/{app}/builds`: the request body is the tar stream of a build.
 
 The body is never buffered: it is registered in the StreamRegistry as an async byte source
-and receive_tar stages it as it arrives. The answer comes once the upload is staged,
-checked and its app config read (`202 {"run_id"}`; the build goes on), or, with `?wait=1`,
-when the run ends (`200` and the build's result). A bad upload is answered with the CLI's
-one line: 400 a bad tar, 413 over a cap, 422 a bad app.toml or Procfile; its run is
-compensated, so nothing stays staged and no version is made. A client that goes away
-mid-upload leaves a run compensated the same way.
+and receive_tar stages it as it arrives. The answer comes once the upload is staged and
+checked and its app config and Procfile are read (`202 {"run_id"}`; the build goes on),
+or, with `?wait=1`, when the run ends (`200` and the build's result). A bad upload is
+answered with the CLI's one line: 400 a bad tar, 413 over a cap, 422 a bad app.toml or
+Procfile; its run is compensated, so nothing stays staged and no version is made. A
+client that goes away mid-upload leaves a run compensated the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sagactl.actions.build_from_tar.entry import run_id_for
 from sagactl.actions.build_from_tar.settings import settings_of
 from sagactl.engine import Event, FatalError, InputError, RunNotFound
 from sagactl.engine import events as ev
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -32,23 +32,50 @@ from .services import Services, services_of
 log = structlog.get_logger("sagactl.server")
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-CHECKED = "load_config"
-"""Once this action succeeded the upload is staged, checked, and its config is sound."""
 OVER_CAP = re.compile(
     r"upload is larger than the limit|unpacks to more than the limit|has more than \d+ members"
 )
 CONFIG_ACTIONS = frozenset({"load_config", "detect_stack", "parse_services"})
+"""Once these succeeded the upload is staged and checked, and its config is sound."""
 
 
-async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives. A client that goes away is not retried: its stream
-    cannot be read again (FatalError compensates the run at once)."""
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
-    except ClientDisconnect:
-        raise FatalError("the client disconnected before the upload was complete") from None
+class UploadBody:
+    """The request body as it arrives, read straight from the ASGI channel.
+
+    A client that goes away is not retried: its stream cannot be read again (FatalError
+    compensates the run at once).
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self.complete = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise FatalError("the client disconnected before the upload was complete")
+            self.complete = not message.get("more_body", False)
+            body = message.get("body", b"")
+            if body:
+                yield body
+
+    async def drain(self) -> None:
+        """Read and drop what a refused upload still sends (a little of it): closing with
+        unread data makes the kernel reset the connection, and the client would get that
+        instead of our answer. Bigger refused uploads get the reset."""
+        dropped = 0
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while not self.complete and dropped <= DRAIN_BYTES:
+                message = await self._receive()
+                if message["type"] != "http.request":
+                    return
+                self.complete = not message.get("more_body", False)
+                dropped += len(message.get("body", b""))
+
+
+DRAIN_BYTES = 8 << 20
+DRAIN_SECONDS = 5.0
 
 
 def status_of_bad_input(failed_action: str | None, error: str) -> int:
@@ -70,15 +97,20 @@ async def post_build(request: Request) -> Response:
     if length is not None and length.isdigit() and int(length) > cap:
         return problem(413, f"the upload is larger than the limit of {cap} bytes")
 
+    body = UploadBody(request)
     stream_id = services.uploads.new_id()
     run_id = run_id_for(stream_id)
     checked = anyio.Event()
     ended = anyio.Event()
     outcome: dict[str, Any] = {}
 
+    unchecked = set(CONFIG_ACTIONS)
+
     def on_event(event: Event) -> None:
-        if event.kind == ev.ACTION_SUCCEEDED and event.action == CHECKED:
-            checked.set()
+        if event.kind == ev.ACTION_SUCCEEDED and event.action in unchecked:
+            unchecked.discard(event.action)
+            if not unchecked:
+                checked.set()
 
     stop = services.hub.listen(run_id, on_event)
 
@@ -86,12 +118,13 @@ async def post_build(request: Request) -> Response:
         try:
             outcome["result"] = await build_from_tar_async(
                 app,
-                body_chunks(request),
+                body,
                 db=services.store,
                 deps=services.deps,
                 registry=services.uploads,
                 on_progress=services.relay,
                 stream_id=stream_id,
+                faults=services.faults,
             )
         except BuildFailed as exc:
             outcome["result"] = exc.result
@@ -114,6 +147,8 @@ async def post_build(request: Request) -> Response:
         group.start_soon(until, ended)
         if not wait:
             group.start_soon(until, checked)
+    if ended.is_set() and "result" not in outcome:
+        await body.drain()
     return await _answer(services, run_id, outcome, ended.is_set())
 
 

@@ -27,7 +27,7 @@ def saga_named(services: Services, name: str) -> CompiledSaga:
 
 async def list_sagas(request: Request) -> Response:
     services = services_of(request)
-    sagas = []
+    sagas: list[dict[str, Any]] = []
     for name in services.sagas.names():
         try:
             saga = services.sagas.get(name)

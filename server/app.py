@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sagactl.engine import SagaError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,7 +16,7 @@ from starlette.routing import Route
 
 from . import api_builds, api_catalog, api_runs, console, openapi
 from .config import ServerConfig
-from .errors import handle, handle_http
+from .errors import ApiError, handle, handle_http
 from .security import Guard
 from .services import running, services_of
 
@@ -51,6 +52,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             *console.routes,
         ],
         middleware=[Middleware(Guard, token=config.token, max_body=config.max_body)],
-        exception_handlers={HTTPException: handle_http, Exception: handle},
+        # ApiError and SagaError are answered by ExceptionMiddleware; only what is left
+        # (a 500) reaches the `Exception` handler, which Starlette logs and re-raises.
+        exception_handlers={
+            HTTPException: handle_http,
+            ApiError: handle,
+            SagaError: handle,
+            Exception: handle,
+        },
         lifespan=lifespan,
     )

@@ -26,8 +26,8 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
 
 
 RUN = {"$ref": "#/components/schemas/Run"}
-OPERATOR = {"parameters": [RUN_ID]}
-MUTATING = {"security": [{"bearer": []}, {}]}
+OPERATOR: dict[str, Any] = {"parameters": [RUN_ID]}
+MUTATING: dict[str, Any] = {"security": [{"bearer": []}, {}]}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

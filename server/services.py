@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
 import structlog
 from sagactl.actions.build_from_tar import StreamRegistry
-from sagactl.engine import Dependencies, Engine, Event, SagaRegistry, load_plugins
+from sagactl.engine import Dependencies, Engine, Event, EventHandler, SagaRegistry, load_plugins
+from sagactl.engine.faults import FaultPlan
 from sagactl.engine.store import Store, open_store
 from starlette.requests import Request
 
@@ -31,20 +33,19 @@ class Services:
     hub: EventHub
     sagas: SagaRegistry
     metrics: Metrics
+    relay: EventHandler
+    """The `on_event` handler of every engine here: wakes streams, times actions."""
+    faults: FaultPlan
+    """`$SAGACTL_FAULTS`, for rehearsing recovery as with the CLI."""
     tasks: anyio.abc.TaskGroup
     """Runs outlive the request that started them: they run here, until shutdown."""
 
-    def relay(self, event: Event) -> None:
-        """The `on_event` handler of every engine here: wakes streams, times actions."""
-        self.hub.publish(event)
-        self.metrics.observe(event)
-
-    def spawn(self, what: str, call: object) -> None:
+    def spawn(self, what: str, call: Callable[[], Awaitable[Any]]) -> None:
         """Runs `call()` (a coroutine function) in the background, logging its failure."""
 
         async def guarded() -> None:
             try:
-                await call()  # type: ignore[operator]
+                await call()
             except Exception:
                 log.exception("background task failed", task=what)
 
@@ -70,7 +71,8 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
             hub.publish(event)
             metrics.observe(event)
 
-        engine = Engine(store, deps=deps, on_event=relay)
+        faults = FaultPlan.from_env()
+        engine = Engine(store, deps=deps, on_event=relay, faults=faults)
         async with engine:
             services = Services(
                 config=config,
@@ -81,6 +83,8 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 hub=hub,
                 sagas=SagaRegistry(load_plugins().actions),
                 metrics=metrics,
+                relay=relay,
+                faults=faults,
                 tasks=tasks,
             )
             if config.resume_orphans:
