@@ -77,3 +77,26 @@ def test_responses_carry_safe_headers(server: Server) -> None:
     answer = httpx.get(f"{server.url}/api/runs")
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert "script-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_attacker_text_comes_back_escaped(server: Server) -> None:
+    """An action error and an app name holding `<script>` are shown as text, never markup."""
+    from tars import M, make_tar
+
+    hostile = make_tar([M("<script>alert(1)</script>/../x", data=b"x")])
+    with server.client() as client:
+        answer = client.post("/api/apps/evil/builds", content=hostile)
+        assert answer.status_code == 400
+        assert "<script>alert(1)</script>" in answer.json()["error"]  # JSON: text as is
+        run_page = client.get(f"/runs/{answer.json()['run_id']}").text
+        app_page = client.get("/apps/%3Cscript%3Ealert(2)")
+        runs_page = client.get("/", params={"q": "<script>alert(3)</script>"}).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in run_page
+    assert app_page.status_code == 404
+    assert "&lt;script&gt;alert(2)" in app_page.text
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in runs_page
+    for page in (run_page, app_page.text, runs_page):
+        assert "<script>alert" not in page
+        assert page.count("<script") == page.count('<script src="/static/console.js"') + page.count(
+            '<script type="application/json"'
+        )
