@@ -98,7 +98,9 @@ async def run(request: Request) -> Response:
         data={
             "run_id": run_id,
             "state": status.state,
+            "order": [a["name"] for a in actions],
             "actions": {a["name"]: a["state"] for a in actions},
+            "progress": dict(status.progress),
             "events": [event_json(e) for e in events],
             "colours": dict(STATES),
         },

@@ -84,8 +84,8 @@ class RunPage {
     this.id = data.run_id;
     this.state = data.state;
     this.colours = data.colours;
-    this.actions = {};  // name -> {state, attempts, error, outputs}
-    for (const [name, state] of Object.entries(data.actions)) this.actions[name] = { state };
+    this.actions = {};  // name -> {state, attempts, error, outputs}, in topological order
+    for (const name of data.order) this.actions[name] = { state: data.actions[name] };
     this.spans = {};  // name -> [{kind, start, end, failed}]
     this.lastSeq = 0;
     this.first = null;
@@ -98,6 +98,10 @@ class RunPage {
     this.logBody = document.querySelector("#log tbody");
     this.output = document.getElementById("output");
     for (const event of data.events) this.apply(event);
+    for (const name of data.order) {  // the last thing each action said, until live lines come
+      const last = data.progress[name];
+      if (last && last.message) this.say(name, last.message);
+    }
     this.paint();
     this.drawTimeline();
     if (!SETTLED.has(this.state)) this.follow();
