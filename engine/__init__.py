@@ -14,9 +14,9 @@ from .action import ActionInfo as ActionInfo
 from .action import Inputs as Inputs
 from .action import Outputs as Outputs
 from .action import Transaction as Transaction
+from .action_plugins import ActionRegistry as ActionRegistry
 from .api import Engine as Engine
 from .api import RunResult as RunResult
-from .api import run_saga as run_saga
 from .api import run_saga_async as run_saga_async
 from .compiler import compile_definition as compile_definition
 from .compiler import load_saga_file as load_saga_file
@@ -37,10 +37,10 @@ from .events import EventHandler as EventHandler
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
-from .plugins import ActionRegistry as ActionRegistry
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .sync import run_saga as run_saga
 
 __all__ = [
     "JSON",

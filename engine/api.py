@@ -1,7 +1,7 @@
 """The Python API of the runtime: start, resume, cancel, abandon, inspect and prune runs.
 
 `Engine` holds a store and an action provider; everything the CLI does goes through it.
-`run_saga` / `run_saga_async` and friends are one-call shortcuts.
+`run_saga_async` is a one-call shortcut; `sync.py` has the same from synchronous code.
 
     async with Engine(db="sqlite:///tmp/log.db", actions={"demo.hello": Hello()}) as engine:
         result = await engine.run(saga, {"name": "world"})
@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -38,7 +38,6 @@ from .states import FINISHED, UNFINISHED, ActionState, ActionStatus, RunState, R
 from .store import Created, NewRun, RunBusy, RunRecord, Store, open_store
 from .store.base import RELEASING, Claim, ClaimLost
 
-T = TypeVar("T")
 log = structlog.get_logger("sagactl")
 
 RELEASED = frozenset(RunState(s) for s in RELEASING)
@@ -567,69 +566,3 @@ async def run_saga_async(
     """Run a saga to its end with its own engine (see `Engine` for the options)."""
     async with Engine(db, actions=actions, on_event=on_event, faults=faults, deps=deps) as engine:
         return await engine.run(saga, inputs, run_id=run_id)
-
-
-def run_saga(
-    saga: CompiledSaga,
-    inputs: Mapping[str, JSON] | None = None,
-    *,
-    db: str | os.PathLike[str] | Store | None = None,
-    actions: ActionsArg = None,
-    run_id: str | None = None,
-    on_event: EventHandler | Sequence[EventHandler] | None = None,
-    faults: FaultPlan | str | None = None,
-    deps: Dependencies | None = None,
-) -> RunResult:
-    """`run_saga_async` from synchronous code."""
-
-    async def main() -> RunResult:
-        return await run_saga_async(
-            saga,
-            inputs,
-            db=db,
-            actions=actions,
-            run_id=run_id,
-            on_event=on_event,
-            faults=faults,
-            deps=deps,
-        )
-
-    return anyio.run(main)
-
-
-def _sync(fn: Callable[[Engine], Any], db: Any, actions: ActionsArg = None) -> Any:
-    async def main() -> Any:
-        async with Engine(db, actions=actions) as engine:
-            return await fn(engine)
-
-    return anyio.run(main)
-
-
-def resume_run(run_id: str, *, db: Any = None, actions: ActionsArg = None) -> RunResult:
-    result: RunResult = _sync(lambda e: e.resume(run_id), db, actions)
-    return result
-
-
-def resume_all(*, db: Any = None, actions: ActionsArg = None) -> list[RunResult]:
-    results: list[RunResult] = _sync(lambda e: e.resume_all(), db, actions)
-    return results
-
-
-def cancel_run(run_id: str, *, db: Any = None, actions: ActionsArg = None) -> RunResult:
-    result: RunResult = _sync(lambda e: e.cancel(run_id), db, actions)
-    return result
-
-
-def abandon_run(run_id: str, *, db: Any = None) -> RunResult:
-    result: RunResult = _sync(lambda e: e.abandon(run_id), db)
-    return result
-
-
-def get_status(run_id: str, *, db: Any = None) -> RunResult:
-    result: RunResult = _sync(lambda e: e.status(run_id), db)
-    return result
-
-
-def prune(older_than: float, *, db: Any = None, page: int = 500) -> int:
-    deleted: int = _sync(lambda e: e.prune(older_than, page=page), db)
-    return deleted

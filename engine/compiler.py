@@ -22,6 +22,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from . import references
 from .action import ActionCatalog, ActionInfo
+from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
 from .saga_schema import (
@@ -36,28 +37,12 @@ from .saga_schema import (
 )
 from .yaml_loader import JSONPath, YamlDocument, load_yaml
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
     {"required", "additionalProperties", "propertyNames", "dependentRequired", "minProperties"}
 )
 
 _ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
-
-
-def parse_duration(value: str | float) -> float:
-    """Seconds in `10m`, `1h30m`, `500ms`, `1.5s` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value!r} is not a duration")
-        return float(value)
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"'{value}' is not a duration (e.g. 500ms, 10s, 10m, 1h30m)")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:

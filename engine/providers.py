@@ -6,13 +6,14 @@ installed plugins (`plugin_provider`).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from .action import Action
+from .action_plugins import ACTIONS
 from .deps import Dependencies
 from .errors import PluginError
+from .plugins import load_plugins
 
 
 @runtime_checkable
@@ -46,7 +47,7 @@ class MappingProvider:
         except KeyError:
             raise PluginError(
                 f"no action {uses!r} is installed",
-                group="sagactl.actions",
+                group=ACTIONS.name,
                 name=uses,
                 distribution=None,
             ) from None
@@ -58,18 +59,15 @@ class MappingProvider:
 
 class _PluginProvider:
     def __init__(self, deps: Dependencies) -> None:
-        # The plugin registry is its own module, imported only when plugins are asked for.
-        plugins = importlib.import_module(f"{__package__}.plugins")
         self._deps = deps
-        self._registry: Any = plugins.load_plugins(deps)
+        self._actions = load_plugins(deps).actions
 
     def create(self, uses: str) -> Action:
-        action: Action = self._registry.actions.create(uses, self._deps)
-        return action
+        return self._actions.create(uses, self._deps)
 
     def version(self, uses: str) -> str | None:
-        info = self._registry.actions.info(uses)
-        return None if info is None else cast(str | None, info.version)
+        info = self._actions.info(uses)
+        return None if info is None else info.version
 
 
 def plugin_provider(deps: Dependencies | None = None) -> ActionProvider:

@@ -1,7 +1,7 @@
 """SagaRegistry: compiled saga definitions by name, from definition folders and from files.
 
-Folders come from the `sagactl.definitions` entry points (each names a package whose
-folder holds `*.yaml`; sagactl's own `definitions/` registers as `builtin`). A
+Folders come from the `sagactl.definitions` plugins (each names a package, a folder or a
+function giving one, holding `*.yaml`; sagactl's own `definitions/` registers as `builtin`). A
 definition's name is its file name without `.yaml`, and must equal its `metadata.name`.
 Files are compiled on first use and kept.
 """
@@ -10,40 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from importlib import metadata, resources
 from pathlib import Path
 
 from .action import ActionCatalog
 from .compiler import load_saga_file
 from .errors import DefinitionError, Location, PluginError
 from .model import CompiledSaga
+from .plugins import load_plugins
 from .yaml_loader import load_yaml
 
-GROUP = "sagactl.definitions"
 SUFFIXES = (".yaml", ".yml")
 
 
 def definition_folders() -> list[Path]:
-    """The folder of every package named in the `sagactl.definitions` entry-point group.
-
-    Raises PluginError naming the distribution whose entry point names no importable package.
-    """
-    folders: list[Path] = []
-    for entry in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        distribution = entry.dist.name if entry.dist else None
-        try:
-            folder = Path(str(resources.files(entry.module)))
-        except (ImportError, TypeError) as exc:
-            raise PluginError(
-                f"definitions '{entry.name}' of {distribution or 'an unknown distribution'}: "
-                f"cannot import {entry.module}: {exc}",
-                group=GROUP,
-                name=entry.name,
-                distribution=distribution,
-            ) from None
-        if folder not in folders:
-            folders.append(folder)
-    return folders
+    """The folder of every `sagactl.definitions` plugin, resolved by the plugin registry
+    (a package, a path, or a function giving one). Broken ones are left out and reported
+    with the other plugin errors."""
+    return list(load_plugins().definitions.folders())
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -56,7 +39,11 @@ class SagaRegistry:
 
     def __init__(self, catalog: ActionCatalog, folders: Iterable[Path] | None = None) -> None:
         self._catalog = catalog
-        self._folders = list(folders) if folders is not None else definition_folders()
+        self._broken: tuple[PluginError, ...] = ()
+        if folders is None:
+            installed = load_plugins().definitions
+            folders, self._broken = installed.folders(), installed.errors
+        self._folders = list(folders)
         self._files: dict[str, list[Path]] | None = None
         self._compiled: dict[Path, CompiledSaga] = {}
 
@@ -79,7 +66,8 @@ class SagaRegistry:
         paths = self._index().get(name)
         if not paths:
             known = ", ".join(self.names()) or "none"
-            raise DefinitionError(f"no saga named '{name}' (installed: {known})")
+            broken = "".join(f"; {error}" for error in self._broken)
+            raise DefinitionError(f"no saga named '{name}' (installed: {known}){broken}")
         if len(paths) > 1:
             raise DefinitionError(
                 f"saga '{name}' is defined twice: {', '.join(str(p) for p in paths)}"

@@ -1,18 +1,20 @@
 """The image builder and sandbox runtime a build uses, made from the installed plugins.
 
-Looked up in the engine's plugin registry (`sagactl.builders`, `sagactl.runtimes`); their
-factories get a container holding the BuilderOptions or RuntimeOptions of the settings.
+Looked up in the plugin registry under the groups the builders and runtimes packages declare
+(`BUILDERS`, `RUNTIMES`); their factories get a container holding the BuilderOptions or
+RuntimeOptions of the settings.
 """
 
 from __future__ import annotations
 
 import shutil
-from typing import cast
+from typing import Any
 
 from sagactl.engine import Dependencies, InputError
-from sagactl.engine.plugins import Registry, load_plugins
-from sagactl.plugins.builders.base import Builder, BuilderOptions
-from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxRuntime
+from sagactl.engine.plugin_registry import Registry
+from sagactl.engine.plugins import load_plugins
+from sagactl.plugins.builders.base import BUILDERS, Builder, BuilderOptions
+from sagactl.plugins.runtimes.base import RUNTIMES, RuntimeOptions, SandboxRuntime
 
 from .settings import BuildSettings, settings_of
 
@@ -22,7 +24,7 @@ def default_builder() -> str:
     return "buildah" if shutil.which("buildah") else "oci"
 
 
-def _known(registry: Registry, name: str) -> None:
+def _known(registry: Registry[Any], name: str) -> None:
     """An unknown name is the user's mistake (exit 2); a broken plugin is not."""
     if name not in registry and registry.error_for(name) is None:
         installed = ", ".join(registry.names()) or "none"
@@ -30,11 +32,11 @@ def _known(registry: Registry, name: str) -> None:
 
 
 def builder(name: str, settings: BuildSettings) -> Builder:
-    registry = load_plugins().builders
+    registry = load_plugins().registry(BUILDERS)
     _known(registry, name)
     deps = Dependencies()
     deps.provide(BuilderOptions, settings.builder_options())
-    return cast(Builder, registry.create(name, deps))
+    return registry.create(name, deps)
 
 
 def runtime(deps: Dependencies) -> SandboxRuntime:
@@ -43,8 +45,8 @@ def runtime(deps: Dependencies) -> SandboxRuntime:
     if provided is not None:
         return provided
     settings = settings_of(deps)
-    registry = load_plugins().runtimes
+    registry = load_plugins().registry(RUNTIMES)
     _known(registry, settings.runtime)
     options = Dependencies()
     options.provide(RuntimeOptions, settings.runtime_options())
-    return cast(SandboxRuntime, registry.create(settings.runtime, options))
+    return registry.create(settings.runtime, options)

@@ -10,19 +10,12 @@ from typing import Any, BinaryIO
 import anyio
 import click
 from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
 from . import records, recordsdb
 from .entry import build_from_tar_async
 from .sandboxes import start_sandboxes
-
-DB_OPTION = click.option(
-    "--db",
-    envvar="SAGACTL_DB",
-    default=None,
-    metavar="URL",
-    help="Run store: sqlite:///PATH or postgresql://... (default: $SAGACTL_DB or the state dir).",
-)
 
 
 class _Progress:

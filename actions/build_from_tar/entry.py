@@ -46,6 +46,8 @@ class BuildResult:
     run_id: str
     app: str
     state: str
+    stream_id: str
+    """The upload's id in the StreamRegistry (the build's run is `run_id_for(stream_id)`)."""
     version: str | None = None
     image: str | None = None
     digest: str | None = None
@@ -62,6 +64,7 @@ class BuildResult:
             "run_id": self.run_id,
             "app": self.app,
             "state": self.state,
+            "stream_id": self.stream_id,
             "version": self.version,
             "image": self.image,
             "digest": self.digest,
@@ -71,7 +74,7 @@ class BuildResult:
         }
 
     @classmethod
-    def from_run(cls, app: str, run: RunResult) -> BuildResult:
+    def from_run(cls, app: str, stream_id: str, run: RunResult) -> BuildResult:
         def output(action: str, name: str) -> Any:
             status = run.actions.get(action)
             outputs: Mapping[str, Any] = (getattr(status, "outputs", None) or {}) if status else {}
@@ -81,6 +84,7 @@ class BuildResult:
             run_id=run.run_id,
             app=app,
             state=str(run.state),
+            stream_id=stream_id,
             version=output("create_version", "version_id") or output("get_next_version", "version"),
             image=output("build_image", "image"),
             digest=output("build_image", "digest"),
@@ -175,7 +179,7 @@ async def build_from_tar_async(
         outcome = str(run.state)
     finally:
         registry.release(stream_id, outcome)
-    result = BuildResult.from_run(app, run)
+    result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
         return result
     if run.bad_input:

@@ -6,7 +6,8 @@ import click
 
 from ..deps import Dependencies
 from ..errors import PluginError
-from ..plugins import Plugin, call_factory, describe_exception, load_plugins, plugin_error
+from ..plugin_registry import Plugin, call_factory, describe_exception, plugin_error
+from ..plugins import load_plugins
 
 
 def builtin() -> list[click.Command]:
@@ -49,7 +50,7 @@ def add_plugin_commands(group: click.Group) -> None:
         click.echo(f"warning: {problem}", err=True)
 
 
-def _command(plugin: Plugin) -> click.Command:
+def _command(plugin: Plugin[object]) -> click.Command:
     """The click command an entry point names, or the one its function returns."""
     obj = plugin.obj
     if not isinstance(obj, click.Command):

@@ -2,63 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..action import Action, ActionCatalog, ActionInfo
-from ..deps import Dependencies
+from ..action import ActionCatalog
+from ..api import Engine
 from ..errors import DefinitionError, DefinitionErrors
+from ..model import CompiledSaga
+from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
-from .main import EXIT_BAD_INPUT
+from .options import DB_OPTION, EXIT_BAD_INPUT, with_engine
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
 
 def _catalog() -> ActionCatalog:
     """The installed actions: the one place the definition commands get them from."""
-    try:
-        plugins: Any = importlib.import_module("sagactl.engine.plugins")
-    except ModuleNotFoundError:
-        return _EntryPointCatalog()
-    catalog: ActionCatalog = plugins.load_plugins().actions
-    return catalog
-
-
-class _EntryPointCatalog:
-    """Stand-in until `sagactl.engine.plugins` is merged: each `sagactl.actions` entry point's
-    factory, called with an empty container, describes its action. Broken ones are skipped."""
-
-    def __init__(self) -> None:
-        self._infos: dict[str, ActionInfo] = {}
-        for entry in metadata.entry_points(group="sagactl.actions"):
-            try:
-                made = entry.load()(Dependencies())
-            except Exception:  # the plugin registry reports these; here they are only absent
-                continue
-            if isinstance(made, Action):
-                self._infos[entry.name] = ActionInfo(
-                    name=entry.name,
-                    input_schema=made.input_schema,
-                    output_schema=made.output_schema,
-                    compensable=made.compensable(),
-                    description=made.description,
-                    distribution=entry.dist.name if entry.dist else None,
-                    version=entry.dist.version if entry.dist else None,
-                )
-
-    def info(self, name: str) -> ActionInfo | None:
-        return self._infos.get(name)
-
-    def names(self) -> Sequence[str]:
-        return sorted(self._infos)
+    return load_plugins().actions
 
 
 @click.command()
@@ -105,7 +69,7 @@ def schema(output: Path | None) -> None:
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @click.option("--run", "run_id", metavar="RUN", help="Colour each action by its state in RUN.")
-@click.option("--db", envvar="SAGACTL_DB", default=None, metavar="URL", help="Run store (--run).")
+@DB_OPTION
 def graph(
     definition: str | None, fmt: str, output: Path | None, run_id: str | None, db: str | None
 ) -> None:
@@ -118,8 +82,6 @@ def graph(
 
     states: dict[str, str] | None = None
     if run_id is not None:
-        from .runtime import run_graph
-
         saga, states = run_graph(db, run_id)
     elif definition is None:
         raise click.UsageError("give NAME|FILE or --run RUN")
@@ -135,3 +97,15 @@ def graph(
         raise click.UsageError(f"{fmt} is binary: write it to a file with -o FILE")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]]:
+    """RUN's pinned compiled saga (never the file as it is now) and each action's state."""
+
+    async def read(engine: Engine) -> tuple[CompiledSaga, dict[str, str]]:
+        record = await engine.store.get_run(run_id)
+        result = await engine.status(run_id)
+        saga = CompiledSaga.from_dict(record.definition)
+        return saga, {name: str(a.state) for name, a in result.actions.items()}
+
+    return with_engine(db, read)

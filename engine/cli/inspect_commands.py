@@ -14,7 +14,7 @@ from rich.table import Table
 from ..api import Engine, RunResult
 from ..events import Event
 from ..states import FINISHED, RunState
-from .runtime import DB_OPTION, with_engine
+from .options import DB_OPTION, with_engine
 
 STATES = [str(s) for s in RunState]
 _SETTLED = FINISHED | {RunState.STUCK}

@@ -8,15 +8,11 @@ from typing import Any
 import click
 
 from ..errors import InputError, SagaError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-"""The saga did not succeed: compensated, stuck or cancelled."""
-EXIT_BAD_INPUT = 2
+from .options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 
 
 class SagaGroup(click.Group):
-    """Turns our errors into one clear line on stderr and the DESIGN §7 exit codes."""
+    """Turns our errors into one clear line on stderr and the exit codes of `options.py`."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -30,7 +26,7 @@ class SagaGroup(click.Group):
         except click.ClickException:
             raise
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> None:

@@ -11,8 +11,7 @@ import click
 
 from ..action import JSON, ActionInfo
 from ..plugins import COMMANDS, load_plugins
-
-EXIT_PLUGIN_ERRORS = 1
+from .options import EXIT_PLUGIN_ERRORS
 
 
 @click.command()
@@ -30,7 +29,7 @@ def actions(ctx: click.Context, as_json: bool, strict: bool) -> None:
     else:
         click.echo(_plain_table(infos), nl=False)
     # Command plugins' problems were reported when the CLI started.
-    problems = [error for error in plugins.errors if error.group != COMMANDS]
+    problems = [error for error in plugins.errors if error.group != COMMANDS.name]
     for problem in problems:
         click.echo(f"{'error' if strict else 'warning'}: {problem}", err=True)
     if strict and problems:

@@ -16,8 +16,7 @@ from ..model import CompiledSaga
 from ..saga_registry import SagaRegistry
 from .definition_commands import _catalog
 from .live import LiveView
-from .main import EXIT_FAILED, EXIT_OK
-from .runtime import DB_OPTION, with_engine
+from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
 
 
 def parse_inputs(saga: CompiledSaga, pairs: tuple[str, ...]) -> dict[str, JSON]:

@@ -7,14 +7,8 @@ import json
 import anyio
 import click
 
-from ..store import ENV, open_store
-
-DB_OPTION = click.option(
-    "--db",
-    envvar=ENV,
-    default=None,
-    help="Database URL (sqlite:///path or postgresql://...); default $SAGACTL_DB.",
-)
+from ..store import open_store
+from .options import DB_OPTION
 
 
 @click.command()

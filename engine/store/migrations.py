@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import MappingProxyType
 
+import structlog
+
+from ..deps import Dependencies
 from ..errors import PluginError
+from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
+from ..plugins import load_plugins
 from .pages import INDEXES as PAGE_INDEXES
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
+
+log = structlog.get_logger("sagactl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,40 +56,56 @@ class _Registry:
 _registry = _Registry()
 
 
-def register_migrations(namespace: str, migrations: Iterable[Migration]) -> None:
-    """Add (or replace) a namespace's migrations; versions must be 1, 2, 3, ... in order."""
+def check_migrations(namespace: str, migrations: object) -> tuple[Migration, ...]:
+    """The migrations in version order; they must be `Migration`s numbered 1, 2, 3, ..."""
+    if not isinstance(migrations, list | tuple) or not all(
+        isinstance(m, Migration) for m in migrations
+    ):
+        raise TypeError(f"migrations of {namespace!r} must be a list of Migration")
     steps = tuple(sorted(migrations, key=lambda m: m.version))
     expected = list(range(1, len(steps) + 1))
     if [m.version for m in steps] != expected:
         raise ValueError(f"migrations of {namespace!r} must be numbered 1..n without gaps")
-    _registry.by_namespace[namespace] = steps
+    return steps
+
+
+def _migrations(plugin: Plugin[object], deps: Dependencies | None) -> tuple[Migration, ...]:
+    """A `sagactl.migrations` entry point names a list of `Migration` (or a zero-argument
+    callable returning one); the entry point's name is the namespace."""
+    try:
+        steps = plugin.obj() if callable(plugin.obj) else plugin.obj
+        return check_migrations(plugin.name, steps)
+    except Exception as exc:
+        raise plugin_error(
+            plugin, f"failed to give its migrations: {describe_exception(exc)}"
+        ) from exc
+
+
+MIGRATIONS: Group[tuple[Migration, ...]] = Group(ENTRY_POINT_GROUP, "migrations", _migrations)
+"""Declared to the plugin registry in `sagactl.groups` (see pyproject.toml)."""
+
+
+def register_migrations(namespace: str, migrations: Iterable[Migration]) -> None:
+    """Add (or replace) a namespace's migrations; versions must be 1, 2, 3, ... in order."""
+    _registry.by_namespace[namespace] = check_migrations(namespace, list(migrations))
 
 
 def registered() -> Mapping[str, tuple[Migration, ...]]:
-    """Every namespace's migrations, the engine's first, entry points loaded on first call."""
+    """Every namespace's migrations, the engine's first, entry points loaded on first call.
+
+    A `sagactl.migrations` plugin that fails to load is left out, like any broken plugin,
+    and reported with the others (`load_plugins().errors`, `sagactl actions`) and in the log.
+    """
     if not _registry.entry_points_loaded:
         _registry.entry_points_loaded = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                loaded: object = ep.load()
-                steps = loaded() if callable(loaded) else loaded
-                register_migrations(ep.name, _as_migrations(steps))
-            except Exception as exc:
-                raise PluginError(
-                    f"migrations {ep.name!r} failed to load: {exc}",
-                    group=ENTRY_POINT_GROUP,
-                    name=ep.name,
-                    distribution=ep.dist.name if ep.dist else None,
-                ) from exc
+        plugins = load_plugins().registry(MIGRATIONS)
+        for plugin in plugins:
+            _registry.by_namespace[plugin.name] = plugin.obj
+        for error in plugins.errors:
+            log.warning("migrations left out", error=str(error))
     ordered = {CORE: _registry.by_namespace[CORE]}
     ordered.update((k, v) for k, v in sorted(_registry.by_namespace.items()) if k != CORE)
     return MappingProxyType(ordered)
-
-
-def _as_migrations(value: object) -> Sequence[Migration]:
-    if not isinstance(value, list | tuple) or not all(isinstance(m, Migration) for m in value):
-        raise TypeError("expected a list of Migration")
-    return value
 
 
 SQLITE_V1 = """

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from sagactl.engine.plugin_registry import Group, factory_group
+
 OutputCallback = Callable[[str], None]
 """Called with each line the builder prints (without the newline)."""
 
@@ -23,7 +25,7 @@ DEFAULT_BASE_IMAGES: Mapping[str, str] = {
 (app.toml `build.base_image`). Offline, point them at a locally made image (baseimage.py)."""
 
 
-class BuildFailed(Exception):
+class ImageBuildFailed(Exception):
     """The builder ran and the build failed (a RUN step, a bad Containerfile)."""
 
     def __init__(self, message: str, output_tail: str = "") -> None:
@@ -105,6 +107,9 @@ class Builder(Protocol):
 BuilderFactory = Callable[[Any], Builder]
 """What a `sagactl.builders` entry point names: called with the plugin `Dependencies`
 (holding a `BuilderOptions`) or with a `BuilderOptions` directly."""
+
+BUILDERS: Group[BuilderFactory] = factory_group("sagactl.builders", "builder")
+"""The image builders' entry-point group, declared to the plugin registry (`sagactl.groups`)."""
 
 
 def options_from(source: Any) -> BuilderOptions:

@@ -11,7 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
+from .base import (
+    BuilderOptions,
+    BuildSpec,
+    BuiltImage,
+    ImageBuildFailed,
+    OutputCallback,
+    options_from,
+)
 from .baseimage import buildah_args
 from .process import run_quiet, run_streaming
 from .templates import containerfile
@@ -32,13 +39,13 @@ class BuildahBuilder:
 
     async def prepare(self) -> str:
         if shutil.which(self.options.buildah) is None:
-            raise BuildFailed(f"{self.options.buildah} is not installed")
+            raise ImageBuildFailed(f"{self.options.buildah} is not installed")
         for directory in (self.files, self.options.storage_root, self.options.run_root):
             if directory is not None:
                 directory.mkdir(parents=True, exist_ok=True)
         status, output = await run_quiet([*self.command, "version"])
         if status != 0:
-            raise BuildFailed(f"buildah does not work here: {output.strip()}")
+            raise ImageBuildFailed(f"buildah does not work here: {output.strip()}")
         root = self.options.storage_root or "default storage"
         return f"buildah:{self.options.storage_driver}:{root}"
 
@@ -50,7 +57,7 @@ class BuildahBuilder:
             return spec.containerfile
         base = spec.base_image or self.options.base_images.get(spec.stack)
         if not base:
-            raise BuildFailed(f"no base image configured for the {spec.stack} stack")
+            raise ImageBuildFailed(f"no base image configured for the {spec.stack} stack")
         self.files.mkdir(parents=True, exist_ok=True)
         path = self.files / f"{spec.version}.Containerfile"
         path.write_text(containerfile(spec, base))
@@ -87,7 +94,7 @@ class BuildahBuilder:
         )
         digest = output.strip()
         if status != 0 or not digest.startswith("sha256:"):
-            raise BuildFailed(f"buildah built {name} but cannot inspect it: {output.strip()}")
+            raise ImageBuildFailed(f"buildah built {name} but cannot inspect it: {output.strip()}")
         return BuiltImage(name, digest)
 
     async def remove_image(self, ref: str) -> bool:

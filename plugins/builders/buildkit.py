@@ -13,7 +13,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
+from .base import (
+    BuilderOptions,
+    BuildSpec,
+    BuiltImage,
+    ImageBuildFailed,
+    OutputCallback,
+    options_from,
+)
 from .process import run_quiet, run_streaming
 from .templates import containerfile
 
@@ -27,16 +34,16 @@ class BuildkitBuilder:
 
     def _base(self) -> list[str]:
         if not self.options.buildkit_addr:
-            raise BuildFailed("the buildkit builder needs a buildkitd address (buildkit_addr)")
+            raise ImageBuildFailed("the buildkit builder needs a buildkitd address (buildkit_addr)")
         return [self.options.buildctl, "--addr", self.options.buildkit_addr]
 
     async def prepare(self) -> str:
         argv = self._base()
         if shutil.which(self.options.buildctl) is None:
-            raise BuildFailed(f"{self.options.buildctl} is not installed")
+            raise ImageBuildFailed(f"{self.options.buildctl} is not installed")
         status, output = await run_quiet([*argv, "debug", "workers"])
         if status != 0:
-            raise BuildFailed(
+            raise ImageBuildFailed(
                 f"buildkitd at {self.options.buildkit_addr} does not answer: {output.strip()}"
             )
         self.root.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,7 @@ class BuildkitBuilder:
         else:
             base = spec.base_image or self.options.base_images.get(spec.stack)
             if not base:
-                raise BuildFailed(f"no base image configured for the {spec.stack} stack")
+                raise ImageBuildFailed(f"no base image configured for the {spec.stack} stack")
             recipe_dir = self.root / f"{spec.version}.recipe"
             recipe_dir.mkdir(exist_ok=True)
             filename = "Containerfile"
@@ -116,7 +123,7 @@ def _digest(metadata: Path, archive: Path) -> str:
                     return digest
     except (OSError, KeyError, IndexError, ValueError, tarfile.TarError):
         pass
-    raise BuildFailed(f"buildctl wrote no image digest for {archive.name}")
+    raise ImageBuildFailed(f"buildctl wrote no image digest for {archive.name}")
 
 
 def buildkit_factory(deps: Any) -> BuildkitBuilder:

@@ -16,7 +16,14 @@ import anyio.from_thread
 import anyio.to_thread
 
 from . import ocilayout
-from .base import BuilderOptions, BuildFailed, BuildSpec, BuiltImage, OutputCallback, options_from
+from .base import (
+    BuilderOptions,
+    BuildSpec,
+    BuiltImage,
+    ImageBuildFailed,
+    OutputCallback,
+    options_from,
+)
 
 APP_DIR = "/app"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,7 +57,7 @@ class OciBuilder:
 
     async def build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
         if spec.containerfile is not None:
-            raise BuildFailed(
+            raise ImageBuildFailed(
                 f"the oci builder runs no Containerfile ({spec.containerfile.name}): "
                 "build this app with buildah or buildkit"
             )
@@ -69,7 +76,7 @@ class OciBuilder:
             try:
                 base = ocilayout.read_image(*base_at)
             except ocilayout.LayoutError as exc:
-                raise BuildFailed(f"base image {base_ref}: {exc}") from None
+                raise ImageBuildFailed(f"base image {base_ref}: {exc}") from None
             on_output(f"oci: base {base_ref} ({len(base.layers)} layers)")
         elif base_ref:
             on_output(f"oci: base {base_ref} is not a local OCI layout: source layer only")

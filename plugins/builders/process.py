@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import anyio
 from anyio.streams.text import TextReceiveStream
 
-from .base import BuildFailed, OutputCallback
+from .base import ImageBuildFailed, OutputCallback
 
 TAIL_LINES = 20
 
@@ -22,7 +22,7 @@ async def run_streaming(
     what: str = "build",
 ) -> list[str]:
     """Runs `argv` with stdout and stderr merged, each line to `on_output`; returns the last
-    lines. Raises BuildFailed naming the exit status and the output's tail."""
+    lines. Raises ImageBuildFailed naming the exit status and the output's tail."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     process = await anyio.open_process(
         list(argv),
@@ -54,7 +54,7 @@ async def run_streaming(
         await process.aclose()
     if status != 0:
         shown = "\n".join(tail)
-        raise BuildFailed(f"{what} failed (exit status {status}):\n{shown}", shown)
+        raise ImageBuildFailed(f"{what} failed (exit status {status}):\n{shown}", shown)
     return list(tail)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from sagactl.engine.plugin_registry import Group, factory_group
 
 DEFAULT_GRACE = 10.0
 
@@ -47,6 +49,14 @@ class SandboxRuntime(Protocol):
     async def status(self, handle: SandboxHandle) -> str:
         """`running` or `exited`."""
         ...
+
+
+RuntimeFactory = Callable[[Any], SandboxRuntime]
+"""What a `sagactl.runtimes` entry point names: called with the plugin `Dependencies`
+(holding a `RuntimeOptions`) or with a `RuntimeOptions` directly."""
+
+RUNTIMES: Group[RuntimeFactory] = factory_group("sagactl.runtimes", "runtime")
+"""The sandbox runtimes' entry-point group, declared to the plugin registry (`sagactl.groups`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,3 +276,19 @@ class TestBuildahThroughTheSaga:
             subprocess.run([*command, "rm", container], capture_output=True, check=False)
         shown = await _show(db, "docker-app")
         assert shown["versions"][0]["digest"] == result.digest
+
+
+class TestResultCarriesTheStream:
+    async def test_stream_id_is_carried_not_parsed(self, deps: Any, db: str) -> None:
+        """A build's result names its upload (given or made up), and its JSON does too; the
+        run id is derived from it, never the other way round."""
+        from sagactl.actions.build_from_tar.entry import run_id_for
+
+        data = tar_of_dir(EXAMPLES / "static-site")
+        given = await _build("site", data, deps, db, stream_id="upload-0001")
+        assert (given.state, given.stream_id) == ("succeeded", "upload-0001")
+        assert given.run_id == run_id_for("upload-0001")
+        assert given.to_json()["stream_id"] == "upload-0001"
+        made = await _build("site", data, deps, db)
+        assert made.stream_id not in ("", "upload-0001")
+        assert made.run_id == run_id_for(made.stream_id)

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sagactl.plugins.builders.base import BuilderOptions, BuildFailed, BuildSpec
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, ImageBuildFailed
 from sagactl.plugins.builders.baseimage import buildah_args
 from sagactl.plugins.builders.buildah import BuildahBuilder
 
@@ -116,13 +116,13 @@ class TestBuildahBuilder:
         await builder.remove_image(image.ref)
 
     async def test_failing_run_step(self, builder: BuildahBuilder, tmp_path: Path) -> None:
-        """A RUN step that fails raises BuildFailed with the exit status and the output tail."""
+        """A failing RUN step raises ImageBuildFailed with the exit status and the output tail."""
         context = tmp_path / "app"
         context.mkdir()
         (context / "Containerfile").write_text(
             "FROM localhost/sagactl/busybox:latest\nRUN echo about to fail && exit 3\n"
         )
-        with pytest.raises(BuildFailed, match="exit status") as info:
+        with pytest.raises(ImageBuildFailed, match="exit status") as info:
             await builder.build(
                 BuildSpec(
                     app="bad",

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sagactl.plugins.builders.base import BuilderOptions, BuildFailed, BuildSpec
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, ImageBuildFailed
 from sagactl.plugins.builders.buildkit import BuildkitBuilder
 
 pytestmark = pytest.mark.anyio
@@ -105,7 +105,7 @@ class TestBuildkitWiring:
     async def test_no_address(self, tmp_path: Path) -> None:
         """Without a buildkitd address the builder refuses clearly."""
         builder = BuildkitBuilder(BuilderOptions(work_dir=tmp_path))
-        with pytest.raises(BuildFailed, match="needs a buildkitd address"):
+        with pytest.raises(ImageBuildFailed, match="needs a buildkitd address"):
             await builder.prepare()
 
     async def test_unreachable(self, tmp_path: Path, fake_buildctl: Path) -> None:
@@ -116,7 +116,7 @@ class TestBuildkitWiring:
         builder = BuildkitBuilder(
             BuilderOptions(work_dir=tmp_path, buildctl=str(broken), buildkit_addr="tcp://nowhere:1")
         )
-        with pytest.raises(BuildFailed, match="nowhere:1 does not answer: connection refused"):
+        with pytest.raises(ImageBuildFailed, match="nowhere:1 does not answer: connection refused"):
             await builder.prepare()
 
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sagactl.plugins.builders.base import BuilderOptions, BuildFailed, BuildSpec
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, ImageBuildFailed
 from sagactl.plugins.builders.oci import OciBuilder
 
 pytestmark = pytest.mark.anyio
@@ -111,7 +111,7 @@ class TestOciBuilder:
         """An app with its own Containerfile needs RUN steps: the oci builder says so."""
         builder = OciBuilder(BuilderOptions(work_dir=tmp_path))
         context = EXAMPLES / "dockerfile-app"
-        with pytest.raises(BuildFailed, match="build this app with buildah or buildkit"):
+        with pytest.raises(ImageBuildFailed, match="build this app with buildah or buildkit"):
             await builder.build(
                 _spec(context, stack="dockerfile", containerfile=context / "Containerfile"),
                 lambda _: None,
@@ -121,7 +121,7 @@ class TestOciBuilder:
         """A base that is not a layout fails the build, naming the base."""
         (tmp_path / "notalayout").mkdir()
         builder = OciBuilder(BuilderOptions(work_dir=tmp_path))
-        with pytest.raises(BuildFailed, match="base image oci:"):
+        with pytest.raises(ImageBuildFailed, match="base image oci:"):
             await builder.build(
                 _spec(EXAMPLES / "static-site", base_image=f"oci:{tmp_path}/notalayout:latest"),
                 lambda _: None,

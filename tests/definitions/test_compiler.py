@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from sagactl.engine import CompiledSaga, DefinitionErrors, RetryPolicy
-from sagactl.engine.compiler import compile_definition, parse_duration
+from sagactl.engine.compiler import compile_definition
+from sagactl.engine.durations import parse_duration
 
 
 class TestDependencies:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sagactl.engine import DefinitionError, PluginError
+from sagactl.engine.plugins import load_plugins, reset_plugins
 from sagactl.engine.saga_registry import SagaRegistry, definition_folders, looks_like_path
 
 SAGA = (
@@ -91,6 +92,14 @@ class TestSagaRegistry:
 
 
 class TestDefinitionEntryPoints:
+    @pytest.fixture(autouse=True)
+    def _fresh_plugins(self):
+        """Entry points are scanned once per process: rescan for the distributions a test
+        puts on the path, and again once it is gone."""
+        reset_plugins()
+        yield
+        reset_plugins()
+
     def test_builtin_folder(self, catalog) -> None:
         """sagactl's own definitions folder is found through its `builtin` entry point."""
         folders = definition_folders()
@@ -106,14 +115,36 @@ class TestDefinitionEntryPoints:
         assert {"build-from-tar", "nightly"} <= set(registry.names())
         assert registry.get("nightly").source == str(tmp_path / "acme_sagas" / "nightly.yaml")
 
-    def test_broken_distribution(self, tmp_path: Path, monkeypatch) -> None:
-        """An entry point naming a missing package is a PluginError naming the distribution."""
+    def test_broken_distribution(self, tmp_path: Path, monkeypatch, catalog) -> None:
+        """An entry point naming a missing package is left out, like every broken plugin: the
+        other folders still count, and its PluginError names the distribution, both among the
+        plugin errors and where a saga is not found."""
         _distribution(tmp_path, "broken-sagas", "broken_sagas", module_exists=False)
         monkeypatch.syspath_prepend(str(tmp_path))
-        with pytest.raises(PluginError) as caught:
-            definition_folders()
-        assert caught.value.distribution == "broken-sagas"
-        assert "broken-sagas" in str(caught.value) and "broken_sagas" in str(caught.value)
+        assert any((folder / "build-from-tar.yaml").is_file() for folder in definition_folders())
+        (error,) = load_plugins().definitions.errors
+        assert isinstance(error, PluginError)
+        assert error.distribution == "broken-sagas"
+        assert "broken-sagas" in str(error) and "broken_sagas" in str(error)
+        with pytest.raises(DefinitionError) as caught:
+            SagaRegistry(catalog).get("nightly")
+        assert str(error) in str(caught.value)
+
+    def test_function_giving_a_folder(self, tmp_path: Path, monkeypatch, catalog) -> None:
+        """An entry point naming a function that returns a folder resolves to that folder
+        (not to the function's module) for `definition_folders()` and for the registry."""
+        _distribution(tmp_path, "fn-sagas", "fn_sagas", module_exists=True)
+        (tmp_path / "fn_sagas-1.0.dist-info" / "entry_points.txt").write_text(
+            "[sagactl.definitions]\nfn = fn_sagas:folder\n"
+        )
+        (tmp_path / "fn_sagas" / "__init__.py").write_text("def folder():\n    return 'sagas'\n")
+        (tmp_path / "fn_sagas" / "sagas").mkdir()
+        (tmp_path / "fn_sagas" / "sagas" / "weekly.yaml").write_text(SAGA.format(name="weekly"))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        expected = tmp_path / "fn_sagas" / "sagas"
+        assert load_plugins().definitions.get("fn").obj == expected
+        assert expected in definition_folders()
+        assert SagaRegistry(catalog).path("weekly") == expected / "weekly.yaml"
 
 
 def _distribution(root: Path, dist: str, module: str, *, module_exists: bool) -> None:

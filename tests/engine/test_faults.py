@@ -122,7 +122,7 @@ SCRIPT = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from sagas import Journal, Step, make_saga
-    from sagactl.engine.api import run_saga, resume_run
+    from sagactl.engine.sync import resume_run, run_saga
 
     saga = make_saga({{"a": [], "b": ["a"], "c": ["b"]}})
     actions = {{"step": Step(Journal())}}

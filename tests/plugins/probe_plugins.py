@@ -12,6 +12,8 @@ from acme_broken.wrong import Clock
 from acme_saga.notify import HttpClient
 from sagactl.engine import Dependencies, PluginError
 from sagactl.engine.plugins import load_plugins, reset_plugins
+from sagactl.engine.saga_registry import SagaRegistry, definition_folders
+from sagactl.plugins.builders.base import BUILDERS
 
 
 def error(exc: PluginError) -> dict[str, Any]:
@@ -56,7 +58,12 @@ def main() -> None:
             }
             for p in plugins.definitions
         },
-        "builders": list(plugins.builders.names()),
+        "definition_folders": [str(folder) for folder in definition_folders()],
+        "saga_paths": {
+            name: str(SagaRegistry(actions).path(name))
+            for name in ("acme-notify", "acme-page-oncall")
+        },
+        "builders": list(plugins.registry(BUILDERS).names()),
         "commands": list(plugins.commands.names()),
         "cached": load_plugins() is plugins,
         "notify_info": actions.info("acme.notify") is not None,
@@ -78,7 +85,7 @@ def main() -> None:
     report["create_page"] = attempt(lambda: type(actions.create("acme.page", deps)).__qualname__)
 
     def builder() -> Mapping[str, Any]:
-        made = plugins.builders.create("acme-builder", deps)
+        made: Any = plugins.registry(BUILDERS).create("acme-builder", deps)
         return {"builder": made["builder"], "same_deps": made["deps"] is deps}
 
     report["builder"] = attempt(builder)

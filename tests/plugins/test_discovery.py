@@ -112,6 +112,18 @@ class TestLoadPlugins:
         assert acme["files"] == ["acme-notify.yaml"]
         assert found["definitions"]["builtin"]["distribution"] == "sagactl"
 
+    def test_function_giving_a_folder_resolves_the_same_everywhere(
+        self, found: dict[str, Any]
+    ) -> None:
+        """An entry point naming a function that returns a folder is that folder for the
+        registry, for `definition_folders()` (the CLI, build_from_tar) and for SagaRegistry."""
+        folder = found["definitions"]["acme-more"]["folder"]
+        assert folder.endswith("acme_saga/more_definitions")
+        assert found["definitions"]["acme-more"]["files"] == ["acme-page-oncall.yaml"]
+        assert folder in found["definition_folders"]
+        assert found["definitions"]["acme"]["folder"] in found["definition_folders"]
+        assert found["saga_paths"]["acme-page-oncall"] == f"{folder}/acme-page-oncall.yaml"
+
     def test_loaded_once_per_process_until_reset(self, found: dict[str, Any]) -> None:
         """load_plugins() returns the cached result; reset_plugins() forgets it."""
         assert found["cached"] is True

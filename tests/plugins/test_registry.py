@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs, PluginError
-from sagactl.engine.plugins import (
-    ACTIONS,
-    DEFINITIONS,
-    ActionRegistry,
-    Plugin,
-    Registry,
-    call_factory,
-    describe_action,
-    load_plugins,
-    reset_plugins,
-)
+from sagactl.engine.action_plugins import ACTIONS, ActionRegistry, describe_action
+from sagactl.engine.plugin_registry import Plugin, Registry, call_factory, factory_group
+from sagactl.engine.plugins import DEFINITIONS, load_plugins, reset_plugins
+from sagactl.engine.store.migrations import MIGRATIONS
 
 
 class Echo(Action):
@@ -49,7 +47,7 @@ class WithDeps(Echo):
         self.deps = deps
 
 
-def _plugin(obj: Any, name: str = "t.echo", group: str = ACTIONS) -> Plugin:
+def _plugin(obj: Any, name: str = "t.echo", group: str = ACTIONS.name) -> Plugin[Any]:
     return Plugin(group, name, "tests:obj", "test-dist", "9.9", obj)
 
 
@@ -172,7 +170,7 @@ class TestCallFactory:
 class TestRegistry:
     def _registry(self) -> ActionRegistry:
         broken = PluginError(
-            "action 't.gone' broke", group=ACTIONS, name="t.gone", distribution="d"
+            "action 't.gone' broke", group=ACTIONS.name, name="t.gone", distribution="d"
         )
         plugins = {"t.echo": _plugin(Echo), "t.plain": _plugin(Undocumented, "t.plain")}
         infos = {name: describe_action(plugin) for name, plugin in plugins.items()}
@@ -209,10 +207,12 @@ class TestRegistry:
             registry.create("t.odd", Dependencies())
 
     def test_unknown_kind_named_in_message(self) -> None:
-        """An unknown builder name says 'builder' and lists the installed ones."""
-        registry = Registry("sagactl.builders", {"oci": _plugin(dict, "oci")}, [])
+        """An unknown name says what the group's plugins are called and lists the installed
+        ones."""
+        widgets = factory_group("tests.widgets", "widget")
+        registry = Registry(widgets, {"oci": _plugin(dict, "oci", widgets.name)}, [])
         with pytest.raises(
-            PluginError, match=r"no builder named 'x' is installed \(installed: oci\)"
+            PluginError, match=r"no widget named 'x' is installed \(installed: oci\)"
         ):
             registry.create("x", Dependencies())
 
@@ -228,4 +228,90 @@ class TestDefinitionFolders:
 
     def test_definitions_group_constant(self) -> None:
         """The group names are the documented ones."""
-        assert DEFINITIONS == "sagactl.definitions"
+        assert DEFINITIONS.name == "sagactl.definitions"
+
+
+MIGRATING_MODULE = """
+from sagactl.engine.store import Migration
+
+SQL = "CREATE TABLE acme_things (id TEXT PRIMARY KEY)"
+steps = [Migration(1, {"sqlite": SQL, "postgresql": SQL})]
+gappy = [Migration(2, {"sqlite": SQL, "postgresql": SQL})]
+not_a_list = "CREATE TABLE nope (id TEXT)"
+
+
+def made():
+    raise RuntimeError("no migrations today")
+"""
+
+OPEN_STORE = """
+import json, sys
+import anyio
+from sagactl.engine.plugins import load_plugins
+from sagactl.engine.store import open_store
+
+
+async def main():
+    async with open_store(sys.argv[1]) as store:
+        return await store.migrations_applied()
+
+applied = anyio.run(main)
+print(json.dumps({"applied": applied, "errors": [str(e) for e in load_plugins().errors]}))
+"""
+
+
+class TestMigrationPlugins:
+    """`sagactl.migrations` entry points go through the registry like every other group:
+    a broken one is left out with one error naming its distribution."""
+
+    @pytest.fixture
+    def installed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+        info = tmp_path / "acme_tables-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-tables\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(
+            "[sagactl.migrations]\n"
+            "acme = acme_tables:steps\n"
+            "gappy = acme_tables:gappy\n"
+            "text = acme_tables:not_a_list\n"
+            "raising = acme_tables:made\n"
+            "missing = acme_tables:nothing_here\n"
+        )
+        (tmp_path / "acme_tables.py").write_text(MIGRATING_MODULE)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        reset_plugins()
+        yield tmp_path
+        reset_plugins()
+
+    def test_broken_ones_are_collected_not_raised(self, installed: Path) -> None:
+        """The good namespace loads; each broken one is one error naming the distribution."""
+        registry = load_plugins().registry(MIGRATIONS)
+        assert "acme" in registry.names()
+        assert [m.version for m in registry.get("acme").obj] == [1]
+        errors = {e.name: str(e) for e in registry.errors}
+        assert sorted(errors) == ["gappy", "missing", "raising", "text"]
+        for name, message in errors.items():
+            assert message.startswith(f"migrations '{name}' from acme-tables 1.0 "), message
+        assert "numbered 1..n without gaps" in errors["gappy"]
+        assert "must be a list of Migration" in errors["text"]
+        assert "RuntimeError: no migrations today" in errors["raising"]
+        assert "failed to load (acme_tables:nothing_here)" in errors["missing"]
+        assert set(errors) <= {e.name for e in load_plugins().errors}
+
+    def test_a_store_opens_with_the_good_ones(self, installed: Path) -> None:
+        """Opening a store applies the good plugin's tables and leaves the broken ones out."""
+        done = subprocess.run(
+            [sys.executable, "-c", OPEN_STORE, f"sqlite://{installed / 'runs.db'}"],
+            env={**os.environ, "PYTHONPATH": str(installed)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        *logged, last = done.stdout.splitlines()  # structlog's default logger prints here
+        report = json.loads(last)
+        assert report["applied"]["acme"] == 1
+        assert len([line for line in logged if "migrations left out" in line]) == 4
+        assert "gappy" not in report["applied"]
+        assert len([e for e in report["errors"] if "acme-tables" in e]) == 4

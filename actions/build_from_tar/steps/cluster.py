@@ -22,5 +22,5 @@ class ResolveClusterIp(Action):
         return {"ip": resolved.ip, "host": resolved.host}
 
 
-def resolve_cluster_ip_factory(deps: Dependencies) -> Action:
+def resolve_cluster_ip_factory(deps: Dependencies) -> ResolveClusterIp:
     return ResolveClusterIp()

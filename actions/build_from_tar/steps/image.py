@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
-from sagactl.plugins.builders.base import Builder, BuildFailed, BuildSpec
+from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
 from .. import backends, procfile, records, stack
 from .. import schemas as s
@@ -35,7 +35,7 @@ class LaunchBuildkit(Action):
         builder = _builder(ctx, name)
         try:
             endpoint = await builder.prepare()
-        except BuildFailed as exc:
+        except ImageBuildFailed as exc:
             raise FatalError(f"image builder {name!r} is not usable: {exc}") from None
         return {"builder": name, "endpoint": endpoint}
 
@@ -76,7 +76,7 @@ class BuildImage(Action):
 
         try:
             built = await builder.build(spec, on_output)
-        except BuildFailed as exc:
+        except ImageBuildFailed as exc:
             raise FatalError(f"building {spec.version} failed: {exc}") from None
         return {"image": built.ref, "digest": built.digest, "services": services}
 
@@ -116,9 +116,9 @@ def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str
     )
 
 
-def launch_buildkit_factory(deps: Dependencies) -> Action:
+def launch_buildkit_factory(deps: Dependencies) -> LaunchBuildkit:
     return LaunchBuildkit()
 
 
-def build_image_factory(deps: Dependencies) -> Action:
+def build_image_factory(deps: Dependencies) -> BuildImage:
     return BuildImage()

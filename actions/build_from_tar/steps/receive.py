@@ -87,5 +87,5 @@ class ReceiveTar(Action):
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, ignore_errors=True))
 
 
-def receive_tar_factory(deps: Dependencies) -> Action:
+def receive_tar_factory(deps: Dependencies) -> ReceiveTar:
     return ReceiveTar()

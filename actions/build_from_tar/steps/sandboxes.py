@@ -37,5 +37,5 @@ class StopOldSandboxes(Action):
         return {"stopped": stopped}
 
 
-def stop_old_sandboxes_factory(deps: Dependencies) -> Action:
+def stop_old_sandboxes_factory(deps: Dependencies) -> StopOldSandboxes:
     return StopOldSandboxes()

@@ -50,13 +50,13 @@ class ParseServices(Action):
         return {"services": services}
 
 
-def load_config_factory(deps: Dependencies) -> Action:
+def load_config_factory(deps: Dependencies) -> LoadConfig:
     return LoadConfig()
 
 
-def detect_stack_factory(deps: Dependencies) -> Action:
+def detect_stack_factory(deps: Dependencies) -> DetectStack:
     return DetectStack()
 
 
-def parse_services_factory(deps: Dependencies) -> Action:
+def parse_services_factory(deps: Dependencies) -> ParseServices:
     return ParseServices()

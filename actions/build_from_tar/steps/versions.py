@@ -101,13 +101,13 @@ class SetActiveVersion(Action):
             )
 
 
-def get_next_version_factory(deps: Dependencies) -> Action:
+def get_next_version_factory(deps: Dependencies) -> GetNextVersion:
     return GetNextVersion()
 
 
-def create_version_factory(deps: Dependencies) -> Action:
+def create_version_factory(deps: Dependencies) -> CreateVersion:
     return CreateVersion()
 
 
-def set_active_version_factory(deps: Dependencies) -> Action:
+def set_active_version_factory(deps: Dependencies) -> SetActiveVersion:
     return SetActiveVersion()

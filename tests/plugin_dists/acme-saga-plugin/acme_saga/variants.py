@@ -1,5 +1,5 @@
 """The other ways an action can be registered: a class, a factory with `action_class`, a plain
-factory; and a builder factory."""
+factory; a function giving a definitions folder; and a builder factory."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ class Ping(Action):
 def ping_factory(deps: Dependencies) -> Action:  # only the base class: sagactl must call it
     FACTORY_CALLS.append("acme.ping")
     return Ping()
+
+
+def more_definitions() -> str:
+    """A definitions folder given by a function, relative to this module."""
+    return "more_definitions"
 
 
 def builder_factory(deps: Dependencies) -> dict[str, Any]:
