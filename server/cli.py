@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import click
+from sagactl.engine.cli.options import DB_OPTION
 
 from .config import TOKEN_ENV, ServerConfig
-
-DB_OPTION = click.option(
-    "--db",
-    envvar="SAGACTL_DB",
-    default=None,
-    metavar="URL",
-    help="Run store: sqlite:///PATH or postgresql://... (default: $SAGACTL_DB or the state dir).",
-)
 
 
 @click.command("serve")
