@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import structlog
 from sagactl.actions.build_from_tar import BuildFailed, BuildResult, build_from_tar_async
-from sagactl.actions.build_from_tar.entry import run_id_for
+from sagactl.actions.build_from_tar.entry import SAGA, run_id_for
 from sagactl.actions.build_from_tar.settings import settings_of
 from sagactl.engine import Event, FatalError, InputError, RunNotFound
 from sagactl.engine import events as ev
@@ -125,6 +125,7 @@ async def post_build(request: Request) -> Response:
                 on_progress=services.relay,
                 stream_id=stream_id,
                 faults=services.faults,
+                saga=services.sagas.get(SAGA),  # compiled once, not per upload
             )
         except BuildFailed as exc:
             outcome["result"] = exc.result

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from .config import ServerConfig
 from .hub import EventHub
 from .metrics import Metrics
+from .tails import Tails
 
 log = structlog.get_logger("sagactl.server")
 
@@ -33,6 +34,8 @@ class Services:
     hub: EventHub
     sagas: SagaRegistry
     metrics: Metrics
+    tails: Tails
+    """Shared copies of the logs that SSE streams follow."""
     relay: EventHandler
     """The `on_event` handler of every engine here: wakes streams, times actions."""
     faults: FaultPlan
@@ -83,6 +86,7 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 hub=hub,
                 sagas=SagaRegistry(load_plugins().actions),
                 metrics=metrics,
+                tails=Tails(store, hub, config.poll),
                 relay=relay,
                 faults=faults,
                 tasks=tasks,

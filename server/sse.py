@@ -19,15 +19,12 @@ from typing import Any
 import anyio
 from sagactl.engine import Event
 from sagactl.engine import events as ev
-from sagactl.engine.states import FINISHED, RunState
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .errors import ApiError
 from .services import Services
 
-SETTLED = FINISHED | {RunState.STUCK}
-"""Where a stream ends: nothing more happens to the run without an operator."""
 KEEPALIVE = 15.0
 MAX_PENDING_PROGRESS = 64
 
@@ -59,42 +56,44 @@ def start_after(request: Request) -> int:
 
 async def follow(services: Services, run_id: str, after: int) -> AsyncIterator[str]:
     """The frames of `run_id` after `after`, until the run settles."""
-    hub, store = services.hub, services.store
     progress: collections.deque[Event] = collections.deque(maxlen=MAX_PENDING_PROGRESS)
 
     def on_event(event: Event) -> None:
         if event.kind == ev.ACTION_PROGRESS and not event.seq:
             progress.append(event)
 
-    stop = hub.listen(run_id, on_event)
+    stop = services.hub.listen(run_id, on_event)
     try:
-        idle = 0.0
-        while True:
-            waker = hub.waker(run_id)
-            settled = RunState((await store.get_run(run_id)).state) in SETTLED
-            for event in await store.read_log(run_id, after_seq=after):
-                after = event.seq
-                yield frame(event)
-            while progress:
-                yield frame(progress.popleft())
-            if settled:
-                yield "event: end\ndata: {}\n\n"
-                return
-            with anyio.move_on_after(services.config.poll):
-                await waker.wait()
-                idle = 0.0
-            idle += services.config.poll
-            if idle >= KEEPALIVE:
-                idle = 0.0
-                yield ": keepalive\n\n"
+        with services.tails.follow(run_id) as tail:
+            await services.tails.refresh(tail)
+            quiet = 0.0
+            while True:
+                changed = tail.changed()
+                for event in tail.after(after):
+                    after = event.seq
+                    yield frame(event)
+                while progress:
+                    yield frame(progress.popleft())
+                if tail.settled:
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                woken = False
+                with anyio.move_on_after(services.config.poll):
+                    await changed.wait()
+                    woken = True
+                quiet = 0.0 if woken else quiet + services.config.poll
+                if quiet >= KEEPALIVE:
+                    quiet = 0.0
+                    yield ": keepalive\n\n"
+                await services.tails.refresh(tail, poll=not woken)
     finally:
         stop()
-        hub.forget(run_id)
 
 
 async def stream_events(request: Request, services: Services, run_id: str) -> Response:
     after = start_after(request)
-    await services.store.get_run(run_id)  # 404 before the stream starts
+    if not services.tails.known(run_id):
+        await services.store.get_run(run_id)  # 404 before the stream starts
     return StreamingResponse(
         follow(services, run_id, after),
         media_type="text/event-stream",

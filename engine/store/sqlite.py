@@ -79,6 +79,8 @@ class SqliteStore(Store):
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
+        self._one_writer: anyio.Semaphore | None = None
+        self._read_turns: anyio.CapacityLimiter | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,7 +143,12 @@ class SqliteStore(Store):
                     raise StoreError("the store is closed")
                 return fn(self._reader)
 
-        return await anyio.to_thread.run_sync(run)
+        # Reads take turns on one connection: they queue here, not each in a worker
+        # thread of the shared pool blocked on the lock (hundreds of SSE readers would
+        # hold every thread, and the actions' own work would wait behind them).
+        if self._read_turns is None:
+            self._read_turns = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(run, limiter=self._read_turns)
 
     # -- migrations --------------------------------------------------------------------
 
@@ -375,8 +382,19 @@ class SqliteStore(Store):
                 raise
             return conn
 
-        conn = await anyio.to_thread.run_sync(begin)
-        return SqliteTransaction(self, conn, claim)
+        # SQLite has one writer at a time. Waiting for it in a worker thread (the busy
+        # timeout) would hold one of the pool's threads per waiting action: with enough
+        # actions waiting, the one holding the lock finds no thread to commit with, and
+        # every one of them times out. Waiting here costs no thread.
+        if self._one_writer is None:
+            self._one_writer = anyio.Semaphore(1)
+        await self._one_writer.acquire()
+        try:
+            conn = await anyio.to_thread.run_sync(begin)
+        except BaseException:
+            self._one_writer.release()
+            raise
+        return SqliteTransaction(self, conn, claim, self._one_writer.release)
 
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
         text, now = _dumps(data), self.now()
@@ -467,11 +485,19 @@ class SqliteTransaction(StoreTransaction):
 
     dialect = "sqlite"
 
-    def __init__(self, store: SqliteStore, conn: sqlite3.Connection, claim: Claim) -> None:
+    def __init__(
+        self,
+        store: SqliteStore,
+        conn: sqlite3.Connection,
+        claim: Claim,
+        done: Callable[[], None],
+    ) -> None:
         self._store = store
         self._conn: sqlite3.Connection | None = conn
         self._claim = claim
         self._lock = threading.Lock()
+        self._done = done
+        """Lets the next `begin` in: called once, when this transaction ends."""
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
         def run() -> T:
@@ -539,6 +565,7 @@ class SqliteTransaction(StoreTransaction):
             conn.close()
         else:
             self._store._idle.append(conn)
+        self._done()
 
 
 # -- row helpers -----------------------------------------------------------------------
