@@ -252,6 +252,72 @@ RATIOS: tuple[Ratio, ...] = (
         "reported",
         None,
     ),
+    Ratio(
+        11,
+        "1 GiB upload over HTTP: throughput / curl to a file sink",
+        ("serve_upload", "sink_upload"),
+        lambda r: r["sink_upload"].per_unit / r["serve_upload"].per_unit,
+        "x",
+        ">= 0.8",
+        lambda v: v >= 0.8,
+    ),
+    Ratio(
+        11,
+        "upload over HTTP: MB/s",
+        ("serve_upload",),
+        lambda r: 1.0 / r["serve_upload"].per_unit / 1e6,
+        "MB/s",
+        "",
+        None,
+    ),
+    Ratio(
+        11,
+        "upload over HTTP: peak RSS of serve",
+        ("serve_upload",),
+        lambda r: float(r["serve_upload"].extra["peak_rss_mb"]),
+        "MB",
+        "flat",
+        None,
+    ),
+    *(
+        Ratio(
+            11,
+            f"GET /api/runs at 100,000 runs (pages, filters): {q}",
+            ("runs_page",),
+            lambda r, q=q: float(r["runs_page"].extra[f"{q}_ms"]),
+            "ms",
+            "< 50" if q == "p99" else "",
+            (lambda v: v < 50.0) if q == "p99" else None,
+        )
+        for q in ("p50", "p99")
+    ),
+    Ratio(
+        11,
+        "GET /api/runs?q=APP (1 run in 1,000 matches): p99",
+        ("runs_page",),
+        lambda r: float(r["runs_page"].extra["search_p99_ms"]),
+        "ms",
+        "",
+        None,
+    ),
+    Ratio(
+        11,
+        "GET /healthz alongside (HTTP floor): p99",
+        ("runs_page",),
+        lambda r: float(r["runs_page"].extra["healthz_p99_ms"]),
+        "ms",
+        "",
+        None,
+    ),
+    Ratio(
+        11,
+        "event latency, commit to SSE client: p99",
+        ("sse_latency",),
+        lambda r: float(r["sse_latency"].extra["p99_ms"]),
+        "ms",
+        "< 100",
+        lambda v: v < 100.0,
+    ),
 )
 
 
