@@ -318,6 +318,31 @@ RATIOS: tuple[Ratio, ...] = (
         "< 100",
         lambda v: v < 100.0,
     ),
+    *(
+        ratio
+        for shape in ("chain", "lattice")
+        for fmt in ("text", "dot")
+        for ratio in (
+            Ratio(
+                10,
+                f"graph --format {fmt}, 10,000-action {shape}: drawing",
+                (f"graph_{shape}_{fmt}",),
+                lambda r, k=f"graph_{shape}_{fmt}": r[k].seconds,
+                "s",
+                "< 2",
+                lambda v: v < 2.0,
+            ),
+            Ratio(
+                10,
+                f"graph --format {fmt}, 10,000-action {shape}: drawing / validate",
+                (f"graph_{shape}_{fmt}", f"validate_{shape}_{fmt}"),
+                lambda r, k=f"{shape}_{fmt}": r[f"graph_{k}"].seconds / r[f"validate_{k}"].seconds,
+                "x",
+                "reported",
+                None,
+            ),
+        )
+    ),
 )
 
 

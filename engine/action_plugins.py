@@ -13,12 +13,10 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from .action import JSON, Action, ActionInfo
 from .deps import Dependencies
 from .errors import PluginError
+from .json_schema import schema_problems
 from .plugin_registry import (
     Group,
     Plugin,
@@ -103,14 +101,10 @@ def describe_action(plugin: Plugin[Any], deps: Dependencies | None = None) -> Ac
         schema = getattr(cls, attribute)
         if not isinstance(schema, Mapping):
             raise plugin_error(plugin, f"has an {attribute} that is not a JSON object")
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            at = "/".join(str(part) for part in exc.path)
+        for path, problem in schema_problems(schema):
+            at = "/".join(str(part) for part in path)
             where = f" at '{at}'" if at else ""
-            raise plugin_error(
-                plugin, f"has an {attribute} that is not a valid JSON Schema{where}: {exc.message}"
-            ) from None
+            raise plugin_error(plugin, f"has an unusable {attribute}{where}: {problem}")
         schemas[attribute] = schema
     return ActionInfo(
         name=plugin.name,

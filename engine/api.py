@@ -31,6 +31,8 @@ from .deps import Dependencies
 from .errors import InputError
 from .events import Event, EventHandler
 from .faults import FaultPlan
+from .json_schema import validator
+from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider, as_provider
 from .scheduler import Execution, Options
@@ -147,9 +149,11 @@ def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JS
             value = plain["default"]
         else:
             raise InputError(f"saga {saga.name} needs input {name!r}")
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(plain).iter_errors(value)
-        )
+        try:
+            check_json(value, f"input {name}")
+        except NotJson as exc:
+            raise InputError(str(exc)) from None
+        error = jsonschema.exceptions.best_match(validator(plain).iter_errors(value))
         if error is not None:
             raise InputError(f"input {name}: {error.message}")
         checked[name] = value

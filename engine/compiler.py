@@ -17,13 +17,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import networkx as nx
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from . import references
 from .action import ActionCatalog, ActionInfo
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .json_schema import schema_problems, validator
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
 from .saga_schema import (
     Locator,
@@ -77,7 +78,7 @@ class _Compiler:
         self.where = where
         self.source = source
         self.errors: list[DefinitionError] = []
-        self.validators: dict[str, Draft202012Validator | None] = {}
+        self.validators: dict[str, Validator | None] = {}
 
     def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
         prefix = dotted(path[:-1] if key else path)
@@ -120,11 +121,8 @@ class _Compiler:
     def check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
         for name, schema in inputs.items():
             if isinstance(schema, Mapping):
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError as exc:
-                    path = ("inputs", name, *exc.absolute_path)
-                    self.fail(path, f"not a valid JSON Schema: {exc.message}")
+                for path, problem in schema_problems(schema):
+                    self.fail(("inputs", name, *path), problem)
 
     def action(
         self,
@@ -296,14 +294,10 @@ class _Compiler:
                     f"{type_words(sorted(given))}",
                 )
 
-    def validator(self, info: ActionInfo) -> Draft202012Validator | None:
+    def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
-            try:
-                Draft202012Validator.check_schema(info.input_schema)
-            except SchemaError:
-                self.validators[info.name] = None
-            else:
-                self.validators[info.name] = Draft202012Validator(info.input_schema)
+            usable = not any(schema_problems(info.input_schema))
+            self.validators[info.name] = validator(info.input_schema) if usable else None
         return self.validators[info.name]
 
     def duration(self, value: Any, path: JSONPath) -> float | None:

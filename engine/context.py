@@ -11,6 +11,7 @@ import structlog
 
 from .action import JSON, Transaction
 from .deps import Dependencies
+from .json_values import check_json
 from .store.base import Claim, Store, StoreTransaction
 
 ProgressSink = Callable[[str, float | None, str, int | None], None]
@@ -82,6 +83,7 @@ class RunContext:
         self._on_progress(self._action, fraction, message, bytes)
 
     async def checkpoint(self, data: JSON) -> None:
+        check_json(data, f"checkpoint of {self._action}")  # NotJson: a plugin bug, loudly
         if self._tx is not None:
             # The transaction holds the write lock until completion: a checkpoint now would
             # wait for it forever (on SQLite). Checkpoint before opening the transaction.

@@ -131,7 +131,9 @@ class CompiledSaga:
         self._graph = nx.freeze(graph)
         self._order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(graph))
         self._hash = hashlib.sha256(
-            json.dumps(self._hashed(), sort_keys=True, separators=(",", ":")).encode()
+            json.dumps(
+                self._hashed(), sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode()
         ).hexdigest()
 
     # -- structure ---------------------------------------------------------------------

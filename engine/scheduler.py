@@ -16,7 +16,6 @@ only once their commit is durable.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ import jsonschema
 import structlog
 
 from . import events as ev
+from . import json_schema
 from .action import JSON, Action, Outputs
 from .clock import Clock, SystemClock
 from .context import RunContext
@@ -35,7 +35,9 @@ from .deps import Dependencies
 from .errors import FatalError, InputError, RetryableError
 from .events import Event, EventHandler
 from .faults import FaultPlan, inject
+from .json_values import NotJson, check_json
 from .model import CompiledSaga
+from .ordering import nearest_after
 from .quickschema import surely_valid
 from .references import Scope, resolve
 from .states import ActionState, ActionStatus, RunState, RunStatus
@@ -121,6 +123,7 @@ class Execution:
         self._flushing = False
         self._phase = "idle"
         self._comp_waiting: dict[str, set[str]] = {}
+        self._comp_unblocks: dict[str, list[str]] = {}  # action -> those waiting for it
         self._comp_failures: list[tuple[str, BaseException]] = []
         self._comp_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
         self._opened: list[str] | None = None
@@ -449,8 +452,8 @@ class Execution:
         outputs = dict(outputs)
         self._validate(action, "output", outputs, name)
         try:
-            json.dumps(outputs)
-        except (TypeError, ValueError) as exc:
+            check_json(outputs, "outputs")
+        except NotJson as exc:
             raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
         if faults:
             await inject(faults.at(name, "after"), self.options.clock, self.options.exit)
@@ -542,9 +545,11 @@ class Execution:
             if self.status.actions[a].state in (A.SUCCEEDED, A.COMPENSATING)
             and self._compensable(a)
         ]
-        target_set = set(targets)
-        for name in targets:
-            self._comp_waiting[name] = {d for d in self._descendants(name) if d in target_set}
+        # Each target waits only for the nearest targets after it: they wait for the rest.
+        for name, nearest in nearest_after(self.saga, targets).items():
+            self._comp_waiting[name] = set(nearest)
+            for later in nearest:
+                self._comp_unblocks.setdefault(later, []).append(name)
         ready = [a for a in reversed(targets) if not self._comp_waiting[a]]
         for name in ready:
             records.append(self._comp_started(name))
@@ -556,16 +561,6 @@ class Execution:
                     group.start_soon(self._compensate, name)
             self._group = None
             await self._after_compensation()
-
-    def _descendants(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(self.saga.dependents(name))
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(self.saga.dependents(current))
-        return seen
 
     def _comp_started(self, name: str) -> Event:
         attempt = self.status.actions[name].compensation_attempts + 1
@@ -614,13 +609,13 @@ class Execution:
             tx = ctx.take_transaction()
             records = [self._record(ev.ACTION_COMPENSATED, name)]
             unblocked: list[str] = []
-            for other in sorted(self._comp_waiting, key=self._index.__getitem__, reverse=True):
+            waiters = self._comp_unblocks.get(name, [])
+            for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
                 waiting = self._comp_waiting[other]
-                if name in waiting:
-                    waiting.discard(name)
-                    if not waiting:
-                        unblocked.append(other)
-                        records.append(self._comp_started(other))
+                waiting.discard(name)
+                if not waiting:
+                    unblocked.append(other)
+                    records.append(self._comp_started(other))
             await self._commit(records, tx)
             assert self._group is not None
             for other in unblocked:
@@ -697,8 +692,7 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     referenced so its id stays its own)."""
     found = _VALIDATORS.get(id(schema))
     if found is None or found[0] is not schema:
-        cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-        found = _VALIDATORS[id(schema)] = (schema, cls(schema))
+        found = _VALIDATORS[id(schema)] = (schema, json_schema.validator(schema))
     return found[1]
 
 

@@ -9,13 +9,15 @@ Plain scalars are resolved as in YAML 1.2's core schema, never 1.1's: only
 `true`/`false`, `null`/`~`, decimal integers and decimal floats are not strings, so
 `no`, `on`, `1:20`, `0x1F` or `2024-01-01` stay the strings they look like. A plain
 integer with a leading zero (`010`: octal 8 in YAML 1.1, 10 in 1.2) is refused as
-ambiguous, and `.inf`/`.nan` are refused as not JSON. Each scalar records its source text
+ambiguous, and `.inf`/`.nan`, floats that overflow (`1e999`) and integers beyond 64 bits
+are refused as not JSON. Each scalar records its source text
 and whether it was quoted, so later steps can explain a type error ("`yes` is a string
 here: write true").
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +29,7 @@ import yaml
 import yaml.events as ev
 
 from .errors import DefinitionError, Location
+from .json_values import integer_text_problem
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
@@ -298,6 +301,9 @@ def _resolve(text: str, location: Location) -> str | int | float | bool | None:
     if text in _FALSES:
         return False
     if _INT.fullmatch(text):
+        problem = integer_text_problem(text)
+        if problem:
+            raise DefinitionError(f"{_clip(text)}: {problem}", location)
         return int(text)
     if _LEADING_ZERO.fullmatch(text):
         digits = text.lstrip("+-")
@@ -308,12 +314,23 @@ def _resolve(text: str, location: Location) -> str | int | float | bool | None:
             location,
         )
     if _FLOAT.fullmatch(text):
-        return float(text)
+        value = float(text)
+        if not math.isfinite(value):
+            raise DefinitionError(
+                f"'{_clip(text)}' is beyond the range of a JSON number (a double): "
+                f'quote it ("{_clip(text)}") for a string',
+                location,
+            )
+        return value
     if _NOT_JSON.fullmatch(text):
         raise DefinitionError(
             f"'{text}' is not a JSON number: quote it (\"{text}\") for a string", location
         )
     return text
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _bad_key(key: YamlNode) -> str:

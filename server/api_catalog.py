@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sagactl.actions.build_from_tar import records, recordsdb
+from sagactl.actions.build_from_tar import records
 from sagactl.engine import CompiledSaga, InputError
 from sagactl.engine.render import render
 from sagactl.engine.store import Store
@@ -76,14 +76,14 @@ async def run_states(
 
 
 async def list_apps(request: Request) -> Response:
-    async with recordsdb.transaction(services_of(request).store.url) as tx:
+    async with services_of(request).store.transaction() as tx:
         apps: list[dict[str, Any]] = await records.list_apps(tx)
     return JSONResponse({"apps": apps})
 
 
 async def show_app(request: Request) -> Response:
     app = request.path_params["app"]
-    async with recordsdb.transaction(services_of(request).store.url) as tx:
+    async with services_of(request).store.transaction() as tx:
         try:
             shown = await records.show_app(tx, app)
         except InputError:

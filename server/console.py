@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio.to_thread
 import jinja2
-from sagactl.actions.build_from_tar import records, recordsdb
+from sagactl.actions.build_from_tar import records
 from sagactl.engine import CompiledSaga, InputError, RunNotFound
 from sagactl.engine.render import STATES, render
 from starlette.requests import Request
@@ -108,14 +108,14 @@ async def run(request: Request) -> Response:
 
 
 async def apps(request: Request) -> Response:
-    async with recordsdb.transaction(services_of(request).store.url) as tx:
+    async with services_of(request).store.transaction() as tx:
         found = await records.list_apps(tx)
     return page("apps.html", apps=found)
 
 
 async def app(request: Request) -> Response:
     name = request.path_params["app"]
-    async with recordsdb.transaction(services_of(request).store.url) as tx:
+    async with services_of(request).store.transaction() as tx:
         try:
             shown = await records.show_app(tx, name)
         except InputError:

@@ -9,11 +9,11 @@ from typing import Any, BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine import Dependencies, Event, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
-from . import records, recordsdb
+from . import records
 from .entry import build_from_tar_async
 from .remote import build_remote, result_line
 from .sandboxes import start_sandboxes
@@ -144,7 +144,7 @@ def show(name: str, as_json: bool, db: str | None) -> None:
     """Show APP's active version, its versions (image, digest) and sandboxes."""
 
     async def read() -> dict[str, Any]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             return await records.show_app(tx, name)
 
     shown = anyio.run(read)
@@ -171,7 +171,7 @@ def start(name: str, service: str | None, db: str | None) -> None:
     """Start the active version's SERVICE (default: every service) as sandboxes."""
 
     async def run() -> list[records.SandboxRecord]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             return await start_sandboxes(tx, Dependencies(), name, service)
 
     started = anyio.run(run)

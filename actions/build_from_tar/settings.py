@@ -25,6 +25,15 @@ from pathlib import Path
 
 import platformdirs
 from sagactl.engine import Dependencies
+from sagactl.engine.settings import (
+    Setting,
+    declare,
+    directory,
+    duration_expected,
+    flag,
+    integer,
+    seconds,
+)
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
@@ -32,6 +41,38 @@ from .cluster import ClusterSettings
 from .schemas import STACKS
 from .streams import StreamRegistry
 from .tarcheck import StagingLimits
+
+# Every variable above that is parsed is declared here, so the CLI checks it at start-up.
+BUILD_DIR = Setting(
+    "SAGACTL_BUILD_DIR",
+    directory,
+    Path(platformdirs.user_state_dir("sagactl")) / "build",
+    "a directory that exists or can be created",
+)
+MAX_UPLOAD_BYTES = Setting(
+    "SAGACTL_MAX_UPLOAD_BYTES",
+    integer(1, 2**62),
+    StagingLimits().max_upload_bytes,
+    "a number of bytes from 1 to 2**62",
+)
+MAX_MEMBERS = Setting(
+    "SAGACTL_MAX_MEMBERS",
+    integer(1, 10_000_000),
+    StagingLimits().max_members,
+    "a count from 1 to 10,000,000",
+)
+STOP_GRACE_MAX = 3600.0
+STOP_GRACE = Setting(
+    "SAGACTL_STOP_GRACE",
+    seconds(0.0, STOP_GRACE_MAX),
+    10.0,
+    duration_expected(0.0, STOP_GRACE_MAX),
+)
+CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
+declare(BUILD_DIR)
+declare(MAX_UPLOAD_BYTES, MAX_MEMBERS)
+declare(STOP_GRACE)
+declare(CLUSTER_STRICT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +116,17 @@ class BuildSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
         env = os.environ if environ is None else environ
-        state_dir = Path(
-            env.get("SAGACTL_BUILD_DIR") or Path(platformdirs.user_state_dir("sagactl")) / "build"
-        )
+        state_dir = BUILD_DIR.read(env)
         base_images = dict(DEFAULT_BASE_IMAGES)
         for stack in STACKS:
             value = env.get(f"SAGACTL_BASE_IMAGE_{stack.upper()}")
             if value:
                 base_images[stack] = value
         limits = StagingLimits()
-        if env.get("SAGACTL_MAX_UPLOAD_BYTES"):
-            size = int(env["SAGACTL_MAX_UPLOAD_BYTES"])
+        if env.get(MAX_UPLOAD_BYTES.name, "").strip():
+            size = MAX_UPLOAD_BYTES.read(env)
             limits = replace(limits, max_upload_bytes=size, max_total_bytes=size)
-        if env.get("SAGACTL_MAX_MEMBERS"):
-            limits = replace(limits, max_members=int(env["SAGACTL_MAX_MEMBERS"]))
+        limits = replace(limits, max_members=MAX_MEMBERS.read(env))
         root = env.get("SAGACTL_BUILDAH_ROOT")
         runroot = env.get("SAGACTL_BUILDAH_RUNROOT")
         return cls(
@@ -96,7 +134,7 @@ class BuildSettings:
             limits=limits,
             cluster=ClusterSettings(
                 host=env.get("SAGACTL_CLUSTER_HOST") or "cluster.local",
-                strict=env.get("SAGACTL_CLUSTER_STRICT", "0") in ("1", "true", "yes"),
+                strict=CLUSTER_STRICT.read(env),
             ),
             builder=env.get("SAGACTL_BUILDER") or None,
             base_images=base_images,
@@ -104,7 +142,7 @@ class BuildSettings:
             buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
-            stop_grace=float(env.get("SAGACTL_STOP_GRACE") or 10.0),
+            stop_grace=STOP_GRACE.read(env),
         )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
 
-ENV = "SAGACTL_LOG_LEVEL"
+from ..settings import LOG_LEVEL
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -18,14 +18,13 @@ _LEVELS = {
 }
 
 
-def level_for(verbose: int, env: str | None = None) -> int:
+def level_for(verbose: int) -> int:
     """`-v` info, `-vv` debug; else `$SAGACTL_LOG_LEVEL`; else warning."""
     if verbose >= 2:
         return logging.DEBUG
     if verbose == 1:
         return logging.INFO
-    name = (env if env is not None else os.environ.get(ENV, "")).strip().lower()
-    return _LEVELS.get(name, logging.WARNING)
+    return _LEVELS[LOG_LEVEL.read()]
 
 
 def configure(verbose: int = 0) -> None:

@@ -45,8 +45,10 @@ def _fail(message: str, code: int) -> None:
 )
 def cli(verbose: int) -> None:
     """Run sagas declared in YAML, with a durable log that survives crashes."""
+    from ..settings import check_declared
     from .logging import configure
 
+    check_declared()  # every setting, before any command creates anything
     configure(verbose)
 
 

@@ -6,11 +6,9 @@ everywhere and no command module imports the root group.
 
 from __future__ import annotations
 
-import re
-
 import click
 
-from ..durations import EXAMPLES, parse_duration
+from ..durations import EXAMPLES, parse_text_duration
 from ..errors import InputError
 from ..faults import CRASH_EXIT_CODE
 from ..store import ENV
@@ -51,13 +49,9 @@ DB_OPTION = click.option(
 def seconds_of(text: str, option: str) -> float:
     """A duration given on the command line, in seconds: `500ms`, `10s`, `10m`, `1h30m`,
     `7d`, or a number of seconds. `InputError` (exit 2) naming the option otherwise."""
-    stripped = text.strip()
     try:
-        return parse_duration(float(stripped) if _SECONDS.match(stripped) else stripped)
+        return parse_text_duration(text)
     except ValueError:
         raise InputError(
             f"{option} {text!r}: expected a duration (e.g. {EXAMPLES}, or seconds)"
         ) from None
-
-
-_SECONDS = re.compile(r"^[0-9]+(\.[0-9]+)?$")

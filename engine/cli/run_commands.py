@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 
@@ -12,6 +11,7 @@ from ..action import JSON
 from ..api import Engine, RunResult, check_inputs, new_run_id
 from ..errors import InputError
 from ..faults import FaultPlan
+from ..json_values import NotJson, parse_json
 from ..model import CompiledSaga
 from ..saga_registry import SagaRegistry
 from .definition_commands import _catalog
@@ -30,16 +30,20 @@ def parse_inputs(saga: CompiledSaga, pairs: tuple[str, ...]) -> dict[str, JSON]:
         if key not in saga.inputs:
             known = ", ".join(sorted(saga.inputs)) or "none"
             raise InputError(f"--input {key}: saga {saga.name} has no such input (it has: {known})")
-        inputs[key] = _value(saga.inputs[key], text)
+        inputs[key] = _value(key, saga.inputs[key], text)
     return inputs
 
 
-def _value(schema: Mapping[str, JSON], text: str) -> JSON:
+def _value(key: str, schema: Mapping[str, JSON], text: str) -> JSON:
+    """Text that parses as JSON is that value, unless it cannot be stored (NaN, 1e999,
+    nesting too deep): those are refused. Other text is the string itself."""
     kind = schema.get("type")
     if kind == "string":
         return text
     try:
-        value: JSON = json.loads(text)
+        value: JSON = parse_json(text)
+    except NotJson as exc:
+        raise InputError(f"--input {key}: {exc}") from None
     except ValueError:
         return text
     return value

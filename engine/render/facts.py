@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-import networkx as nx
-
 from ..model import ActionSpec, CompiledSaga
+from ..ordering import depth_after, nearest_after
 
 STATES: Mapping[str, str] = MappingProxyType(
     {
@@ -47,8 +46,8 @@ def fill(state: str) -> str:
 def rolls_forward(saga: CompiledSaga) -> tuple[str, ...]:
     """The pivots and every action after one: once a pivot succeeded, nothing is undone."""
     after: set[str] = set()
-    for action in saga:
-        if saga.actions[action].pivot or saga.ancestors(action) & set(saga.pivots()):
+    for action in saga:  # topological order: every dependency is decided first
+        if saga.actions[action].pivot or not after.isdisjoint(saga.dependencies(action)):
             after.add(action)
     return tuple(sorted(after))
 
@@ -61,25 +60,20 @@ def undoable(saga: CompiledSaga) -> tuple[str, ...]:
     )
 
 
-def _order_graph(saga: CompiledSaga) -> nx.DiGraph[str]:
-    """Undoable actions, an edge a -> b when a runs before b (directly or through others),
-    reduced to the edges that matter."""
-    nodes = undoable(saga)
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    for later in nodes:
-        for earlier in saga.ancestors(later) & set(nodes):
-            graph.add_edge(earlier, later)
-    reduced: nx.DiGraph[str] = nx.transitive_reduction(graph)
-    return reduced
+def compensation_stages(saga: CompiledSaga) -> tuple[tuple[str, ...], ...]:
+    """Undoable actions in the order they are compensated; each stage's run together.
+
+    An action's stage is the longest chain of undoable actions that ran after it (those
+    are undone first).
+    """
+    stages: dict[int, list[str]] = {}
+    for action, depth in depth_after(saga, undoable(saga)).items():
+        stages.setdefault(depth, []).append(action)
+    return tuple(tuple(sorted(stages[depth])) for depth in sorted(stages))
 
 
 def compensation_edges(saga: CompiledSaga) -> tuple[tuple[str, str], ...]:
-    """(b, a) pairs, sorted: b is compensated before a, because a ran before b."""
-    return tuple(sorted((later, earlier) for earlier, later in _order_graph(saga).edges()))
-
-
-def compensation_stages(saga: CompiledSaga) -> tuple[tuple[str, ...], ...]:
-    """Undoable actions in the order they are compensated; each stage's run together."""
-    reverse = _order_graph(saga).reverse(copy=True)
-    return tuple(tuple(sorted(stage)) for stage in nx.topological_generations(reverse))
+    """(b, a) pairs, sorted: b is compensated before a, because a ran before b (only the
+    nearest such pairs)."""
+    nearest = nearest_after(saga, undoable(saga))
+    return tuple(sorted((later, earlier) for earlier in nearest for later in nearest[earlier]))

@@ -10,18 +10,21 @@ process that lost a run can write nothing more.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
 
+import anyio
+
 from ..action import JSON, Transaction
-from ..errors import SagaError
+from ..errors import InputError, SagaError
 from ..events import Event
+from ..settings import NODE
 from .pages import RunSummary
 
 RELEASING: frozenset[str] = frozenset(
@@ -30,18 +33,26 @@ RELEASING: frozenset[str] = frozenset(
 """Run states whose record releases the claim it was written under: nothing runs on."""
 
 
-NODE_ENV = "SAGACTL_NODE"
+NODE_ENV = NODE.name
 
 
 def this_node() -> str:
     """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
-    return os.environ.get(NODE_ENV) or socket.gethostname()
+    return NODE.read() or socket.gethostname()
 
 
 class StoreError(SagaError):
     """The store failed (I/O error, a database that cannot be opened or migrated)."""
 
     code = "store_error"
+
+
+class StoreUnusable(StoreError, InputError):
+    """The database cannot serve as a store: no file named, a file that cannot be written,
+    a corrupt or foreign database, a server that refuses the connection. One line naming
+    the database; the CLI exits 2."""
+
+    code = "store_unusable"
 
 
 class RunBusy(SagaError):
@@ -65,10 +76,46 @@ class ClaimLost(SagaError):
         self.run_id = run_id
 
 
-class RunExists(SagaError):
-    """A run id given again for a different saga or definition."""
+class RunExists(InputError):
+    """A run id given again for a different request: another saga, definition or inputs.
+
+    A run id makes a request idempotent, so it may only be repeated with the same request;
+    anything else is bad input (the CLI exits 2).
+    """
 
     code = "run_exists"
+
+
+def check_same_request(existing: RunRecord, run: NewRun) -> None:
+    """Raises RunExists, naming the difference, unless `run` repeats `existing`'s request."""
+    if existing.definition_hash != run.definition_hash:
+        raise RunExists(
+            f"run {run.run_id} already exists for {existing.saga}"
+            f" (definition {existing.definition_hash[:12]}), not this definition"
+            f" ({run.saga}, definition {run.definition_hash[:12]})"
+        )
+    if existing.inputs != run.inputs:
+        raise RunExists(
+            f"run {run.run_id} already exists with other inputs: "
+            + "; ".join(_input_differences(existing.inputs, run.inputs))
+        )
+
+
+def _input_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    differences = []
+    for name in sorted(set(before) | set(now)):
+        if name not in now:
+            differences.append(f"{name} was {_short(before[name])}, now not given")
+        elif name not in before:
+            differences.append(f"{name} was not given, now {_short(now[name])}")
+        elif before[name] != now[name]:
+            differences.append(f"{name} was {_short(before[name])}, now {_short(now[name])}")
+    return differences
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,30 +169,6 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
-
-
-def record_from_row(row: Sequence[Any]) -> RunRecord:
-    """A RunRecord from a `runs` row in the backends' shared column order; the 17th column,
-    `lease_expires`, exists only where claims are leases."""
-    return RunRecord(
-        run_id=row[0],
-        saga=row[1],
-        state=row[2],
-        definition_hash=row[3],
-        definition=json.loads(row[4]),
-        inputs=json.loads(row[5]),
-        plugin_versions=json.loads(row[6]),
-        created=row[7],
-        updated=row[8],
-        started=row[9],
-        finished=row[10],
-        error=row[11],
-        error_code=row[12],
-        owner=row[13],
-        cancel_requested=bool(row[14]),
-        node=row[15],
-        lease_expires=row[16] if len(row) > 16 else None,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +337,32 @@ class Store(ABC):
     async def begin(self, claim: Claim) -> StoreTransaction:
         """Open a write transaction for an action's own writes (`ctx.transaction()`)."""
 
+    # -- outside a run -----------------------------------------------------------------
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One transaction outside any run, for the records a package keeps beside the log
+        (`sagactl app show`): committed when the block ends, rolled back when it raises.
+
+        The same connection settings and `?` placeholders as `ctx.transaction()`; the
+        tables are there, since opening the store applied every registered migration.
+        """
+        return self._outside_run()
+
+    @asynccontextmanager
+    async def _outside_run(self) -> AsyncIterator[Transaction]:
+        tx = await self._begin_unclaimed()
+        try:
+            yield tx
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await tx.rollback()
+            raise
+        await tx.commit(())
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        """A transaction under no claim: its `commit` takes no records."""
+        raise NotImplementedError(f"{type(self).__name__} has no transactions outside a run")
+
     @abstractmethod
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
         """Durably replace the action's checkpoint."""
@@ -361,17 +410,3 @@ class Store(ABC):
     @staticmethod
     def now() -> float:
         return time.time()
-
-
-Row = tuple[Any, ...]
-
-STATS_SQL = (
-    "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL),"
-    " (SELECT count(*) FROM runs WHERE state = 'succeeded'),"
-    " (SELECT count(*) FROM runs WHERE state = 'compensated'),"
-    " (SELECT count(*) FROM runs WHERE state = 'stuck'),"
-    " (SELECT count(*) FROM run_log WHERE kind = 'run_resumed'),"
-    " (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'taken_over')"
-)
-"""One row of the `stats` counters, the same SQL on every dialect."""
-STATS_NAMES = ("started", "succeeded", "compensated", "stuck", "recovered", "taken_over")

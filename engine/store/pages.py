@@ -81,7 +81,8 @@ def page_sql(
         params.extend([created, created, run_id])
     lease = "NULL" if dialect == "sqlite" else "extract(epoch FROM lease_expires)::float8"
     sql = (
-        f"SELECT run_id, saga, state, created, started, finished, owner, node, {lease}"
+        "SELECT run_id, saga, state, created, started, finished, owner, node,"
+        f" {lease} AS lease_expires"
         " FROM runs"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY created DESC, run_id DESC LIMIT {mark}"
@@ -90,12 +91,26 @@ def page_sql(
     return sql, params
 
 
-def summaries(rows: Sequence[Sequence[Any]]) -> list[RunSummary]:
-    return [RunSummary(*row) for row in rows]
+def summaries(rows: Sequence[Any]) -> list[RunSummary]:
+    """Rows read by column name (`sqlite3.Row`, psycopg's `dict_row`)."""
+    return [RunSummary(*(row[name] for name in _FIELDS)) for row in rows]
 
+
+_FIELDS = (
+    "run_id",
+    "saga",
+    "state",
+    "created",
+    "started",
+    "finished",
+    "owner",
+    "node",
+    "lease_expires",
+)
 
 CENSUS_SQL = (
-    "SELECT saga, state, count(*), min(created) FROM runs GROUP BY saga, state ORDER BY saga, state"
+    "SELECT saga, state, count(*) AS runs, min(created) AS oldest FROM runs"
+    " GROUP BY saga, state ORDER BY saga, state"
 )
 """Runs by saga and state, with the oldest one's creation time (for metrics)."""
 

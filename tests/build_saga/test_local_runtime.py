@@ -83,7 +83,7 @@ class TestLocalRuntime:
         """A process ignoring SIGTERM (and its children) is SIGKILLed after the grace period."""
         marker = tmp_path / "ready"
         handle = await runtime.start(
-            _spec(tmp_path, f"trap '' TERM; touch {marker}; sleep 60 & wait")
+            _spec(tmp_path, f"trap '' TERM; sleep 60 & touch {marker}; wait")
         )
         with anyio.fail_after(5):
             while not marker.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import anyio
@@ -91,6 +92,14 @@ class TestCreateRun:
         await store.create_run(new_run())
         with pytest.raises(RunExists):
             await store.create_run(new_run(digest="other"))
+
+    async def test_same_run_id_with_other_inputs_is_refused(self, store: Store) -> None:
+        """A run id reused with other inputs raises RunExists naming them (issue 10)."""
+        await store.create_run(new_run())
+        other = dataclasses.replace(new_run(), inputs={"app": "y", "extra": 1})
+        with pytest.raises(RunExists, match='app was "x", now "y"; extra was not given, now 1'):
+            await store.create_run(other)
+        assert len(await store.read_log("r1")) == 1
 
     async def test_unclaimed_creation_leaves_an_orphan(self, store: Store) -> None:
         """A run created without a claim (detached) is there for any worker to take."""

@@ -10,9 +10,10 @@ import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
 from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
-from .. import backends, procfile, records, stack
+from .. import backends, procfile, stack
 from .. import schemas as s
 from ..settings import settings_of
+from ..values import mapping, maybe_text, text
 
 BUILDER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
 _STEP = re.compile(r"^STEP (\d+)/(\d+)")
@@ -31,7 +32,7 @@ class LaunchBuildkit(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        name = inputs.get("builder") or settings.builder or backends.default_builder()
+        name = maybe_text(inputs.get("builder")) or settings.builder or backends.default_builder()
         builder = _builder(ctx, name)
         try:
             endpoint = await builder.prepare()
@@ -65,7 +66,7 @@ class BuildImage(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        services = procfile.with_stack_default(inputs["services"], str(inputs["stack"]))
+        services = procfile.with_stack_default(mapping(inputs["services"]), str(inputs["stack"]))
         spec = await anyio.to_thread.run_sync(_spec, inputs, services, settings.cluster.host)
         builder = _builder(ctx, str(inputs["builder"]))
 
@@ -85,7 +86,6 @@ class BuildImage(Action):
         if not image:
             return
         async with ctx.transaction() as tx:
-            await records.ensure_schema(tx)
             used = await tx.fetchone("SELECT id FROM versions WHERE image = ?", (image,))
         if used is not None:
             ctx.log.info("image kept: a version uses it", image=image, version=used[0])
@@ -94,8 +94,8 @@ class BuildImage(Action):
 
 
 def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:
-    source = Path(inputs["source_dir"])
-    config: dict[str, Any] = dict(inputs["config"])
+    source = Path(text(inputs["source_dir"]))
+    config: dict[str, Any] = dict(mapping(inputs["config"]))
     app_stack = str(inputs["stack"])
     web = services.get("web")
     return BuildSpec(

@@ -7,6 +7,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 from .. import records
 from .. import schemas as s
 from ..entry import upload_source_dir
+from ..values import integer, mapping, maybe_text
 
 ARTIFACT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
@@ -59,12 +60,12 @@ class CreateVersion(Action):
                 tx,
                 app=str(inputs["app"]),
                 version=str(inputs["version"]),
-                number=int(inputs["number"]),
+                number=integer(inputs["number"]),
                 artifact_id=str(inputs["artifact_id"]),
                 image=str(inputs["image"]),
                 digest=str(inputs["digest"]),
-                services=dict(inputs["services"]),
-                source_dir=inputs.get("source_dir") or upload_source_dir(ctx),
+                services=dict(mapping(inputs["services"])),
+                source_dir=maybe_text(inputs.get("source_dir")) or upload_source_dir(ctx),
                 run_id=ctx.run_id,
             )
         return {"version_id": str(inputs["version"])}
@@ -97,7 +98,10 @@ class SetActiveVersion(Action):
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         async with ctx.transaction() as tx:
             await records.restore_active(
-                tx, str(inputs["app"]), str(inputs["version"]), outputs.get("previous_version")
+                tx,
+                str(inputs["app"]),
+                str(inputs["version"]),
+                maybe_text(outputs.get("previous_version")),
             )
 
 
