@@ -42,7 +42,7 @@ def test_a_bad_upload_exits_2_with_the_servers_line(server: Server, tmp_path: Pa
     source.write_bytes(b"junk" * 1000)
     done = build(server, "remote", str(source))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "error: not a tar archive (invalid header)"
+    assert done.stderr.strip().splitlines()[-1].startswith("error: not a tar archive")
 
 
 def test_the_token_is_sent(make_server: Callable[..., Server], tmp_path: Path) -> None:
