@@ -28,6 +28,7 @@ from .serving import (
 )
 from .staging import SIZE_ENV, make_tar, tar_size
 
+pytestmark = pytest.mark.timeout(3600)  # a GiB three times over, twice
 RUNS = 100_000
 REQUESTS = 300
 BUILDS = 10
