@@ -318,6 +318,15 @@ RATIOS: tuple[Ratio, ...] = (
         "< 100",
         lambda v: v < 100.0,
     ),
+    Ratio(
+        15,
+        "buildah image: first build over source-only rebuild",
+        ("image_rebuild_source_only", "image_first_build"),
+        lambda r: r["image_first_build"].seconds / r["image_rebuild_source_only"].seconds,
+        "x",
+        ">= 5",
+        lambda v: v >= 5.0,
+    ),
     *(
         ratio
         for shape in ("chain", "lattice")

@@ -114,8 +114,13 @@ def build(
             upload.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-    else:
+    elif result.active_version == result.version:
         click.echo(f"{result.version} is active: {result.image} {result.digest}")
+    else:  # builds finished out of order: the newer version stays active
+        click.echo(
+            f"{result.version} is built but not active: {result.active_version}, a newer "
+            f"build, stays active ({result.image} {result.digest})"
+        )
 
 
 def _build_on(
@@ -139,13 +144,16 @@ def app() -> None:
 @app.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
+@click.option(
+    "--paths", is_flag=True, help="Also show host paths (each version's staged source_dir)."
+)
 @DB_OPTION
-def show(name: str, as_json: bool, db: str | None) -> None:
+def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
     """Show APP's active version, its versions (image, digest) and sandboxes."""
 
     async def read() -> dict[str, Any]:
         async with open_store(db) as store, store.transaction() as tx:
-            return await records.show_app(tx, name)
+            return await records.show_app(tx, name, host_paths=paths)
 
     shown = anyio.run(read)
     if as_json:
@@ -156,6 +164,8 @@ def show(name: str, as_json: bool, db: str | None) -> None:
         marker = "*" if version["version"] == shown["active_version"] else " "
         click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
         click.echo(f"    created {version['created']}")
+        if paths:
+            click.echo(f"    source {version['source_dir']}")
         for sandbox in version["sandboxes"]:
             click.echo(
                 f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "

@@ -23,6 +23,7 @@ from sagactl.engine import (
 from sagactl.engine.plugins import load_plugins
 from sagactl.engine.store import Store
 
+from . import records
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -52,6 +53,9 @@ class BuildResult:
     image: str | None = None
     digest: str | None = None
     previous_version: str | None = None
+    active_version: str | None = None
+    """The app's active version when the build returned: `version`, or a newer one when
+    builds finished out of order (this one is then built but not active)."""
     error: str | None = None
     failed_action: str | None = None
 
@@ -69,6 +73,8 @@ class BuildResult:
             "image": self.image,
             "digest": self.digest,
             "previous_version": self.previous_version,
+            "active_version": self.active_version,
+            "activated": self.ok and self.active_version == self.version,
             "error": self.error,
             "failed_action": self.failed_action,
         }
@@ -176,12 +182,18 @@ async def build_from_tar_async(
                 {"app": app, "stream_id": stream_id},
                 run_id=run_id_for(stream_id),
             )
+            active = None
+            if run.ok:
+                # What is active now, not at the pivot (on the engine's store: `db` may
+                # be a store that is already open).
+                async with engine.store.transaction() as tx:
+                    active = await records.active_version(tx, app)
         outcome = str(run.state)
     finally:
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        return result
+        return replace(result, active_version=active)
     if run.bad_input:
         raise InputError(run.error or "bad input")
     raise BuildFailed(result)

@@ -124,6 +124,12 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
     return previous, True
 
 
+async def active_version(tx: Transaction, app: str) -> str | None:
+    """The app's active version now (None for an unknown app or none active)."""
+    row = await tx.fetchone("SELECT active_version FROM apps WHERE name = ?", (app,))
+    return None if row is None else maybe_text(row[0])
+
+
 async def restore_active(tx: Transaction, app: str, version: str, previous: str | None) -> bool:
     """Undo `activate`: back to `previous`, only if `version` is still the active one."""
     changed = await tx.execute(
@@ -230,8 +236,11 @@ async def mark_sandbox(tx: Transaction, sandbox_id: str, state: str) -> None:
     )
 
 
-async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
-    """`sagactl app show`: name, active version, versions (newest first) with sandboxes."""
+async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> dict[str, Any]:
+    """`sagactl app show`: name, active version, versions (newest first) with sandboxes.
+
+    The staged source's host path (`source_dir`) is shown only with `host_paths`: to the
+    operator on the host (`app show --paths`), never to an uploader (the HTTP API)."""
     row = await tx.fetchone("SELECT name, active_version FROM apps WHERE name = ?", (app,))
     if row is None:
         raise InputError(f"no app named {app!r}")
@@ -258,7 +267,7 @@ async def show_app(tx: Transaction, app: str) -> dict[str, Any]:
                 "image": v[3],
                 "digest": v[4],
                 "services": json.loads(text(v[5])),
-                "source_dir": v[6],
+                **({"source_dir": v[6]} if host_paths else {}),
                 "created": v[7],
                 "sandboxes": by_version.get(text(v[0]), []),
             }

@@ -8,7 +8,10 @@ actions read the environment:
 | SAGACTL_BUILD_DIR | staging, sources, images, logs | `<user state dir>/sagactl/build` |
 | SAGACTL_BUILDER | image builder | buildah when installed, else oci |
 | SAGACTL_BUILDKIT_ADDR | buildkitd address for the buildkit builder | none |
-| SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | plugins' defaults |
+| SAGACTL_BASE_IMAGE_<STACK> | base image of a stack (e.g. `..._PYTHON`) | made here (bases.py) |
+| SAGACTL_ALLOWED_BASE_IMAGES | further bases an app.toml may name (space separated) | none |
+| SAGACTL_BUILD_NETWORK | RUN steps' network: `outbound` (never the host) or `none` | outbound |
+| SAGACTL_CA_BUNDLE | CA bundle mounted read-only into RUN steps (`none`: none) | the host's |
 | SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | vfs, buildah's own |
 | SAGACTL_CLUSTER_HOST | cluster host name | cluster.local |
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
@@ -27,14 +30,16 @@ import platformdirs
 from sagactl.engine import Dependencies
 from sagactl.engine.settings import (
     Setting,
+    choice,
     declare,
     directory,
     duration_expected,
     flag,
     integer,
     seconds,
+    text,
 )
-from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, BuilderOptions
+from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, DEFAULT_CA_BUNDLE, BuilderOptions
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
 from .cluster import ClusterSettings
@@ -69,6 +74,28 @@ STOP_GRACE = Setting(
     duration_expected(0.0, STOP_GRACE_MAX),
 )
 CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
+BUILD_NETWORK = Setting(
+    "SAGACTL_BUILD_NETWORK", choice(("outbound", "none")), "outbound", "outbound or none"
+)
+
+
+def _bundle(value: str) -> Path | None:
+    return None if value.lower() == "none" else Path(text(value))
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(text(value).split())
+
+
+CA_BUNDLE: Setting[Path | None] = Setting(
+    "SAGACTL_CA_BUNDLE", _bundle, DEFAULT_CA_BUNDLE, "a CA bundle file, or none"
+)
+ALLOWED_BASE_IMAGES = Setting(
+    "SAGACTL_ALLOWED_BASE_IMAGES", _names, frozenset[str](), "image references, space separated"
+)
+declare(BUILD_NETWORK)
+declare(CA_BUNDLE)
+declare(ALLOWED_BASE_IMAGES)
 declare(BUILD_DIR)
 declare(MAX_UPLOAD_BYTES, MAX_MEMBERS)
 declare(STOP_GRACE)
@@ -83,6 +110,9 @@ class BuildSettings:
     builder: str | None = None
     """Default image builder; None: buildah when installed, else oci."""
     base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    allowed_base_images: frozenset[str] = frozenset()
+    build_network: str = "outbound"
+    ca_bundle: Path | None = DEFAULT_CA_BUNDLE
     buildkit_addr: str | None = None
     buildah_driver: str = "vfs"
     buildah_root: Path | None = None
@@ -104,6 +134,9 @@ class BuildSettings:
         return BuilderOptions(
             work_dir=self.state_dir / "images",
             base_images=dict(self.base_images),
+            allowed_base_images=self.allowed_base_images,
+            network=self.build_network,
+            ca_bundle=self.ca_bundle,
             storage_driver=self.buildah_driver,
             storage_root=self.buildah_root,
             run_root=self.buildah_runroot,
@@ -138,6 +171,9 @@ class BuildSettings:
             ),
             builder=env.get("SAGACTL_BUILDER") or None,
             base_images=base_images,
+            allowed_base_images=ALLOWED_BASE_IMAGES.read(env),
+            build_network=BUILD_NETWORK.read(env),
+            ca_bundle=CA_BUNDLE.read(env),
             buildkit_addr=env.get("SAGACTL_BUILDKIT_ADDR") or None,
             buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
             buildah_root=Path(root) if root else None,

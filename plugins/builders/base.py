@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,20 +10,18 @@ from typing import Any, Protocol, runtime_checkable
 
 from sagactl.engine.plugin_registry import Group, factory_group
 
+from .references import InvalidReference, choose_base
+
+_BUILD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}")
+
 OutputCallback = Callable[[str], None]
 """Called with each line the builder prints (without the newline)."""
 
-DEFAULT_BASE_IMAGES: Mapping[str, str] = {
-    "python": "docker.io/library/python:3.12-slim",
-    "node": "docker.io/library/node:22-slim",
-    "bun": "docker.io/oven/bun:1",
-    "go": "docker.io/library/golang:1.22",
-    "ruby": "docker.io/library/ruby:3.3-slim",
-    "rust": "docker.io/library/rust:1-slim",
-    "static": "localhost/sagactl/busybox:latest",
-}
-"""Stack -> base image of the generated Containerfile; override per builder or per app
-(app.toml `build.base_image`). Offline, point them at a locally made image (baseimage.py)."""
+DEFAULT_BASE_IMAGES: Mapping[str, str] = {}
+"""Stack -> base image of the generated Containerfile, set by the operator
+(`SAGACTL_BASE_IMAGE_<STACK>`). A stack without one builds on the base made here from
+Debian packages (bases.py)."""
+DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class ImageBuildFailed(Exception):
@@ -40,12 +39,22 @@ class BuilderOptions:
     work_dir: Path
     """Where builders keep their state (the oci builder's image layouts)."""
     base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    allowed_base_images: frozenset[str] = frozenset()
+    """Further base images an app may name in app.toml (besides registry references)."""
     storage_driver: str = "vfs"
     """buildah: vfs works everywhere, without a daemon or overlay mounts."""
     storage_root: Path | None = None
     """buildah `--root` (None: buildah's own configuration)."""
     run_root: Path | None = None
-    isolation: str = "chroot"
+    isolation: str = "oci"
+    """buildah: `oci` runs each RUN step in its own namespaces under `runtime`."""
+    runtime: str = "runc"
+    network: str = "outbound"
+    """RUN steps' network: `outbound` (registries, never the host; buildnet.py) or `none`."""
+    ca_bundle: Path | None = DEFAULT_CA_BUNDLE
+    """Mounted read-only into RUN steps as the trusted CAs (None or missing: the base's own)."""
+    debian_suite: str = "bookworm"
+    debian_mirror: str = "http://deb.debian.org/debian"
     buildkit_addr: str | None = None
     """buildkit: the buildkitd address (e.g. `tcp://buildkitd:1234`)."""
     buildctl: str = "buildctl"
@@ -71,6 +80,12 @@ class BuildSpec:
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
     """Host name -> IP, visible to RUN steps (e.g. cluster.local)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Both name files and images (`<work_dir>/oci/<version>`, `localhost/sagactl/APP:V`).
+        for what, value in (("app", self.app), ("version", self.version)):
+            if not isinstance(value, str) or not _BUILD_NAME.fullmatch(value):
+                raise InvalidReference(f"{what} {value!r:.80} must match {_BUILD_NAME.pattern}")
 
     @property
     def tag(self) -> str:
@@ -110,6 +125,20 @@ BuilderFactory = Callable[[Any], Builder]
 
 BUILDERS: Group[BuilderFactory] = factory_group("sagactl.builders", "builder")
 """The image builders' entry-point group, declared to the plugin registry (`sagactl.groups`)."""
+
+
+def operator_base(ref: str | None, options: BuilderOptions) -> bool:
+    """True when the operator configured `ref` (so it may name a local layout)."""
+    return ref is not None and (
+        ref in options.base_images.values() or ref in options.allowed_base_images
+    )
+
+
+def base_image_for(spec: BuildSpec, options: BuilderOptions) -> str | None:
+    """The configured base of `spec`: the app's choice when allowed (InvalidReference when
+    not), else the operator's for its stack; None: the base made here for the stack."""
+    allowed = {*options.base_images.values(), *options.allowed_base_images}
+    return choose_base(spec.base_image, options.base_images.get(spec.stack), allowed)
 
 
 def options_from(source: Any) -> BuilderOptions:

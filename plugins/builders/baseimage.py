@@ -60,6 +60,12 @@ def _fill(tar: tarfile.TarFile, busybox: str) -> None:
     text("etc/group", "root:x:0:\nnogroup:x:65534:\n")
 
 
+def make_rootfs_tar(dest: Path, *, busybox: str = BUSYBOX) -> None:
+    """Writes the busybox root filesystem as a plain tar at `dest`."""
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        _fill(tar, busybox)
+
+
 def make_oci_base(dest: Path, *, busybox: str = BUSYBOX, tag: str = TAG) -> str:
     """Writes a busybox OCI layout at `dest` (replacing it); returns its `oci:DIR:TAG` ref."""
     shutil.rmtree(dest, ignore_errors=True)

@@ -1,27 +1,38 @@
-"""The `buildah` builder: real Containerfile builds (RUN steps) with chroot isolation, no daemon.
+"""The `buildah` builder: real Containerfile builds whose RUN steps run sandboxed under runc.
 
-Images land in buildah's own storage (driver and roots configurable; vfs by default, which
-needs no overlay mounts), named `localhost/sagactl/APP:VERSION`, so `buildah images` (with
-the same storage options) lists them. Apps without a Containerfile get the stack's template.
+Every RUN step runs with `--isolation oci --runtime runc`: its own PID, mount, IPC, UTS and
+network namespaces, no capabilities, and a network that reaches the registries but not the
+host (buildnet.py), with the operator's CA bundle mounted read-only. Images land in
+buildah's own storage (vfs by default), named `localhost/sagactl/APP:VERSION`; apps without
+a Containerfile get the stack's template on the stack's base (bases.py) unless the
+operator configured one. Layers are cached (`--layers`), so a build whose manifests did not
+change reuses its dependency install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+
+from . import bases, buildnet, stacks
 from .base import (
     BuilderOptions,
     BuildSpec,
     BuiltImage,
     ImageBuildFailed,
     OutputCallback,
+    base_image_for,
     options_from,
 )
 from .baseimage import buildah_args
 from .process import run_quiet, run_streaming
-from .templates import containerfile
+from .references import check_digest
+from .templates import containerfile, ignore_file
 
 
 class BuildahBuilder:
@@ -38,8 +49,12 @@ class BuildahBuilder:
         return f"localhost/sagactl/{spec.app}:{spec.version}"
 
     async def prepare(self) -> str:
-        if shutil.which(self.options.buildah) is None:
-            raise ImageBuildFailed(f"{self.options.buildah} is not installed")
+        for tool in (self.options.buildah, self.options.runtime):
+            if shutil.which(tool) is None:
+                raise ImageBuildFailed(f"{tool} is not installed (scripts/setup installs it)")
+        if self.options.network == "outbound" and buildnet.missing_tools():
+            missing = ", ".join(buildnet.missing_tools())
+            raise ImageBuildFailed(f"the outbound build network needs {missing} (scripts/setup)")
         for directory in (self.files, self.options.storage_root, self.options.run_root):
             if directory is not None:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -52,50 +67,88 @@ class BuildahBuilder:
     async def teardown(self) -> None:
         """buildah runs no daemon: nothing to stop."""
 
-    def _containerfile(self, spec: BuildSpec) -> Path:
+    async def base_image(self, spec: BuildSpec, on_output: OutputCallback) -> str:
+        """The configured base (the app's, if allowed), else the stack's made base."""
+        chosen = base_image_for(spec, self.options)
+        if chosen is not None:
+            return chosen
+        return await bases.ensure(spec.stack, self.options, self.command, on_output)
+
+    async def _recipe(self, spec: BuildSpec, on_output: OutputCallback) -> tuple[Path, list[str]]:
+        """The Containerfile and the extra build arguments of `spec`."""
+        # buildah takes --label values literally (unlike --env, which expands `$`).
+        labels = [f"--label={key}={value}" for key, value in spec.labels.items()]
         if spec.containerfile is not None:
-            return spec.containerfile
-        base = spec.base_image or self.options.base_images.get(spec.stack)
-        if not base:
-            raise ImageBuildFailed(f"no base image configured for the {spec.stack} stack")
+            return spec.containerfile, labels
+        plan = await anyio.to_thread.run_sync(stacks.plan, spec.stack, spec.context_dir)
+        text = containerfile(spec, await self.base_image(spec, on_output), plan)
         self.files.mkdir(parents=True, exist_ok=True)
-        path = self.files / f"{spec.version}.Containerfile"
-        path.write_text(containerfile(spec, base))
-        return path
+        recipe = self.files / f"{spec.version}.Containerfile"
+        ignore = self.files / f"{spec.version}.containerignore"
+        recipe.write_text(text)
+        ignore.write_text(ignore_file(plan))
+        return recipe, [*labels, "--ignorefile", str(ignore)]
+
+    @contextlib.asynccontextmanager
+    async def _network(self) -> AsyncIterator[list[str]]:
+        """buildah's network arguments for one build's RUN steps."""
+        if self.options.network == "outbound":
+            async with buildnet.outbound_network() as network:
+                # slirp's own resolver: works even when the host's is on its loopback.
+                yield ["--network", network, "--dns", buildnet.SLIRP_DNS]
+        elif self.options.network == "none":
+            yield ["--network", "none"]
+        else:
+            raise ImageBuildFailed(
+                f"unknown build network {self.options.network!r} (outbound, none)"
+            )
+
+    def _sandbox_args(self) -> list[str]:
+        args = [
+            "--isolation",
+            self.options.isolation,
+            "--runtime",
+            self.options.runtime,
+            "--cap-drop",
+            "ALL",
+        ]
+        bundle = self.options.ca_bundle
+        if bundle is not None and bundle.is_file():
+            args += ["--volume", f"{bundle.resolve()}:{stacks.CA_PATH}:ro"]
+        return args
 
     async def build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
         name = self.image_name(spec)
-        recipe = self._containerfile(spec)
+        recipe, extra = await self._recipe(spec, on_output)
         argv = [
             *self.command,
             "build",
-            "--isolation",
-            self.options.isolation,
+            *self._sandbox_args(),
+            "--layers",
+            "--pull=missing",
             "--file",
             str(recipe),
             "--tag",
             name,
+            *extra,
         ]
         for host, ip in spec.extra_hosts.items():
             argv += ["--add-host", f"{host}:{ip}"]
-        for key, value in spec.labels.items():
-            argv += ["--label", f"{key}={value}"]
-        if spec.containerfile is not None:
-            for key, value in spec.env.items():
-                argv += ["--env", f"{key}={value}"]
-        argv.append(str(spec.context_dir))
         try:
-            await run_streaming(argv, on_output, what=f"buildah build of {spec.version}")
+            async with self._network() as network:
+                argv += [*network, str(spec.context_dir)]
+                await run_streaming(argv, on_output, what=f"buildah build of {spec.version}")
         finally:
             if spec.containerfile is None:
                 recipe.unlink(missing_ok=True)
+                recipe.with_suffix(".containerignore").unlink(missing_ok=True)
         status, output = await run_quiet(
             [*self.command, "inspect", "--type", "image", "--format", "{{.FromImageDigest}}", name]
         )
         digest = output.strip()
         if status != 0 or not digest.startswith("sha256:"):
-            raise ImageBuildFailed(f"buildah built {name} but cannot inspect it: {output.strip()}")
-        return BuiltImage(name, digest)
+            raise ImageBuildFailed(f"buildah built {name} but cannot inspect it: {digest[-300:]}")
+        return BuiltImage(name, check_digest(digest))
 
     async def remove_image(self, ref: str) -> bool:
         status, _ = await run_quiet([*self.command, "rmi", ref])

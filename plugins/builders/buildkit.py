@@ -13,12 +13,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from . import stacks
 from .base import (
     BuilderOptions,
     BuildSpec,
     BuiltImage,
     ImageBuildFailed,
     OutputCallback,
+    base_image_for,
     options_from,
 )
 from .process import run_quiet, run_streaming
@@ -59,13 +61,14 @@ class BuildkitBuilder:
             recipe_dir = spec.containerfile.parent
             filename = spec.containerfile.name
         else:
-            base = spec.base_image or self.options.base_images.get(spec.stack)
+            base = base_image_for(spec, self.options)
             if not base:
                 raise ImageBuildFailed(f"no base image configured for the {spec.stack} stack")
             recipe_dir = self.root / f"{spec.version}.recipe"
             recipe_dir.mkdir(exist_ok=True)
             filename = "Containerfile"
-            (recipe_dir / filename).write_text(containerfile(spec, base))
+            plan = stacks.plan(spec.stack, spec.context_dir)
+            (recipe_dir / filename).write_text(containerfile(spec, base, plan))
         output = self.root / f"{spec.version}.oci.tar"
         metadata = self.root / f"{spec.version}.metadata.json"
         argv += [

@@ -15,13 +15,15 @@ from typing import Any
 import anyio.from_thread
 import anyio.to_thread
 
-from . import ocilayout
+from . import ocilayout, safefs
 from .base import (
     BuilderOptions,
     BuildSpec,
     BuiltImage,
     ImageBuildFailed,
     OutputCallback,
+    base_image_for,
+    operator_base,
     options_from,
 )
 
@@ -69,8 +71,10 @@ class OciBuilder:
         return await anyio.to_thread.run_sync(self._build, spec, from_thread)
 
     def _build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
-        base_ref = spec.base_image or self.options.base_images.get(spec.stack)
-        base_at = local_base(base_ref)
+        base_ref = base_image_for(spec, self.options)
+        # Only an operator's base may be a local layout: base_image_for refuses host paths
+        # and transports from the upload, so what is left here is theirs or a registry ref.
+        base_at = local_base(base_ref) if operator_base(base_ref, self.options) else None
         base: ocilayout.Image | None = None
         if base_at is not None:
             try:
@@ -80,8 +84,10 @@ class OciBuilder:
             on_output(f"oci: base {base_ref} ({len(base.layers)} layers)")
         elif base_ref:
             on_output(f"oci: base {base_ref} is not a local OCI layout: source layer only")
-        target = self.root / spec.version
-        partial = self.root / f".{spec.version}.partial"
+        else:
+            on_output(f"oci: no base image configured for {spec.stack}: source layer only")
+        target = safefs.inside(self.root, self.root / spec.version)
+        partial = safefs.inside(self.root, self.root / f".{spec.version}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         try:
             writer = ocilayout.LayoutWriter(partial)
@@ -139,7 +145,11 @@ class OciBuilder:
 
     async def remove_image(self, ref: str) -> bool:
         path, _ = ocilayout.parse_ref(ref)
-        if not path.is_relative_to(self.root) or not path.exists():
+        try:
+            path = safefs.inside(self.root, path)
+        except safefs.OutsideRoot:
+            return False
+        if path == self.root.resolve() or not path.is_dir() or path.is_symlink():
             return False
         await anyio.to_thread.run_sync(shutil.rmtree, path)
         return True

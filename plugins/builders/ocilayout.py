@@ -19,12 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import safefs
+from .references import InvalidReference, check_digest
+
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 REF_NAME = "org.opencontainers.image.ref.name"
+MAX_METADATA = 4 << 20
+"""index.json, manifests and configs are small; a bigger one is not a layout we made."""
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
 
@@ -67,15 +72,27 @@ class Image:
     layers: tuple[Descriptor, ...]
     manifest_digest: str
 
-    def blob(self, digest: str) -> Path:
-        return blob_path(self.layout, digest)
+    def open_blob(self, digest: str) -> int:
+        """A descriptor of the blob, opened without following any symlink in the layout."""
+        try:
+            return safefs.open_beneath(self.layout, blob_name(digest))
+        except safefs.OutsideRoot as exc:
+            raise LayoutError(str(exc)) from None
+
+
+def blob_name(digest: str) -> str:
+    """`blobs/ALGORITHM/HEX`, once the digest is checked to be `algorithm:hex`."""
+    try:
+        algorithm, _, hexdigest = check_digest(digest).partition(":")
+    except InvalidReference as exc:
+        raise LayoutError(str(exc)) from None
+    if algorithm != "sha256":
+        raise LayoutError(f"unsupported digest algorithm {algorithm!r} (only sha256)")
+    return f"blobs/sha256/{hexdigest}"
 
 
 def blob_path(layout: Path, digest: str) -> Path:
-    algorithm, _, hexdigest = digest.partition(":")
-    if algorithm != "sha256" or len(hexdigest) != 64:
-        raise LayoutError(f"unsupported digest {digest!r}")
-    return layout / "blobs" / "sha256" / hexdigest
+    return layout / blob_name(digest)
 
 
 def go_arch() -> str:
@@ -136,14 +153,22 @@ class LayoutWriter:
             json.dumps(value, sort_keys=True, separators=(",", ":")).encode(), media_type
         )
 
-    def copy_blob(self, source: Path, descriptor: Descriptor) -> None:
+    def copy_blob(self, source: Image, descriptor: Descriptor) -> None:
+        """Links (else copies) a blob of `source` into this layout; the blob was opened
+        beneath its layout, so a symlink planted there cannot name a host file."""
         target = blob_path(self.root, descriptor.digest)
         if target.exists():
             return
+        fd = source.open_blob(descriptor.digest)
         try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
+            try:
+                # The /proc magic link names the opened inode, not a path that could change.
+                os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+            except OSError:
+                with open(target, "wb") as out, os.fdopen(os.dup(fd), "rb") as src:
+                    shutil.copyfileobj(src, out)
+        finally:
+            os.close(fd)
 
     def write_layer(self, fill: Callable[[tarfile.TarFile], None]) -> tuple[Descriptor, str]:
         """A gzip layer from whatever `fill` adds to the tar; (descriptor, diff id)."""
@@ -199,7 +224,8 @@ def add_tree(tar: tarfile.TarFile, source: Path, prefix: str) -> int:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         if info.isreg():
-            with path.open("rb") as file:
+            # O_NOFOLLOW: a file swapped for a symlink after the listing is not followed.
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
                 tar.addfile(info, file)
         else:
             tar.addfile(info)
@@ -214,20 +240,32 @@ def now_rfc3339() -> str:
 def read_image(layout: Path, tag: str | None = None) -> Image:
     """The image tagged `tag` in `layout` (the only one when `tag` is None)."""
     try:
-        index = json.loads((layout / "index.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise LayoutError(f"{layout} is not an OCI image layout ({exc})") from None
-    manifests = [Descriptor.from_json(m) for m in index.get("manifests", [])]
-    if tag is not None:
-        manifests = [m for m in manifests if m.annotations.get(REF_NAME) == tag]
-    if len(manifests) != 1:
-        wanted = f"tag {tag!r}" if tag else "exactly one image"
-        raise LayoutError(f"{layout} does not hold {wanted}")
-    manifest_desc = manifests[0]
-    manifest = json.loads(blob_path(layout, manifest_desc.digest).read_text())
-    config = json.loads(blob_path(layout, manifest["config"]["digest"]).read_text())
-    layers = tuple(Descriptor.from_json(layer) for layer in manifest.get("layers", []))
+        index = _read_json(layout, "index.json")
+        manifests = [Descriptor.from_json(m) for m in index.get("manifests", [])]
+        if tag is not None:
+            manifests = [m for m in manifests if m.annotations.get(REF_NAME) == tag]
+        if len(manifests) != 1:
+            wanted = f"tag {tag!r}" if tag else "exactly one image"
+            raise LayoutError(f"{layout} does not hold {wanted}")
+        manifest_desc = manifests[0]
+        manifest = _read_json(layout, blob_name(manifest_desc.digest))
+        config = _read_json(layout, blob_name(manifest["config"]["digest"]))
+        layers = tuple(Descriptor.from_json(layer) for layer in manifest.get("layers", []))
+        for layer in layers:
+            blob_name(layer.digest)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise LayoutError(f"{layout} is not a valid OCI image layout ({exc!r:.200})") from None
     return Image(layout, manifest, config, layers, manifest_desc.digest)
+
+
+def _read_json(layout: Path, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(safefs.read_beneath(layout, name, MAX_METADATA))
+    except (OSError, ValueError) as exc:
+        raise LayoutError(f"{layout} is not an OCI image layout ({name}: {exc})") from None
+    if not isinstance(value, dict):
+        raise LayoutError(f"{layout}: {name} is not a JSON object")
+    return value
 
 
 def write_image(
@@ -249,7 +287,7 @@ def write_image(
     base_history: list[dict[str, Any]] = []
     if base is not None:
         for layer in base.layers:
-            writer.copy_blob(base.blob(layer.digest), layer)
+            writer.copy_blob(base, layer)
             all_layers.append(layer)
         diff_ids.extend(base.config.get("rootfs", {}).get("diff_ids", []))
         base_history = list(base.config.get("history", []))

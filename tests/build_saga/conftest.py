@@ -185,3 +185,47 @@ def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
         "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
         "SAGACTL_STOP_GRACE": "3",
     }
+
+
+def _storage_driver(root: Path) -> str:
+    """overlay when buildah can use it here (much faster than vfs for big bases), else vfs."""
+    import subprocess
+
+    probe = subprocess.run(
+        [
+            "buildah",
+            "--storage-driver",
+            "overlay",
+            "--root",
+            str(root / "probe"),
+            "--runroot",
+            str(root / "probe-run"),
+            "images",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return "overlay" if probe.returncode == 0 else "vfs"
+
+
+@pytest.fixture(scope="session")
+def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A buildah store where the stack bases (bases.py) are made once per session.
+
+    $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
+    store is the session's own. Tests that build on it need a long timeout the first time."""
+    import shutil
+
+    for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup)")
+    kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("stack-store")
+    root.mkdir(parents=True, exist_ok=True)
+    driver = _storage_driver(root)
+    return {
+        "storage_driver": driver,
+        "storage_root": root / f"{driver}-root",
+        "run_root": root / f"{driver}-run",
+        "work_dir": root / "work",
+    }

@@ -85,7 +85,7 @@ class TestOciBuilder:
             _spec(EXAMPLES / "static-site", stack="static", command="busybox httpd -f -p 8080"),
             lines.append,
         )
-        assert "not a local OCI layout" in lines[0]
+        assert "source layer only" in lines[0]
         config = _skopeo(image.ref, "--config")["config"]
         assert config["Entrypoint"] == ["busybox", "httpd", "-f", "-p", "8080"]  # type: ignore[index]
         path = image.ref.removeprefix("oci:").rsplit(":", 1)[0]
@@ -118,12 +118,10 @@ class TestOciBuilder:
             )
 
     async def test_broken_base(self, tmp_path: Path) -> None:
-        """A base that is not a layout fails the build, naming the base."""
+        """An operator's base that is not a layout fails the build, naming the base."""
         (tmp_path / "notalayout").mkdir()
-        builder = OciBuilder(BuilderOptions(work_dir=tmp_path))
+        base = f"oci:{tmp_path}/notalayout:latest"
+        builder = OciBuilder(BuilderOptions(work_dir=tmp_path, base_images={"static": base}))
         with pytest.raises(ImageBuildFailed, match="base image oci:"):
-            await builder.build(
-                _spec(EXAMPLES / "static-site", base_image=f"oci:{tmp_path}/notalayout:latest"),
-                lambda _: None,
-            )
+            await builder.build(_spec(EXAMPLES / "static-site", stack="static"), lambda _: None)
         assert not any((tmp_path / "oci").glob(".*partial"))

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
+from sagactl.plugins.builders import stacks as stack_plans
 from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
 from .. import backends, procfile, stack
@@ -66,7 +67,7 @@ class BuildImage(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        services = procfile.with_stack_default(mapping(inputs["services"]), str(inputs["stack"]))
+        services = await anyio.to_thread.run_sync(_services, inputs)
         spec = await anyio.to_thread.run_sync(_spec, inputs, services, settings.cluster.host)
         builder = _builder(ctx, str(inputs["builder"]))
 
@@ -91,6 +92,17 @@ class BuildImage(Action):
             ctx.log.info("image kept: a version uses it", image=image, version=used[0])
             return
         await _builder(ctx, str(inputs["builder"])).remove_image(str(image))
+
+
+def _services(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    """The declared services, else the stack's default web command (a Dockerfile app: none,
+    its image's CMD runs); MissingCommand when the stack has no obvious one."""
+    declared = {name: dict(mapping(body)) for name, body in mapping(inputs["services"]).items()}
+    app_stack = str(inputs["stack"])
+    if declared or app_stack == "dockerfile":
+        return declared
+    command = stack_plans.default_web(app_stack, Path(text(inputs["source_dir"])))
+    return {"web": {"command": command, "port": procfile.DEFAULT_PORT}}
 
 
 def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:

@@ -78,22 +78,32 @@ class CreateVersion(Action):
 class SetActiveVersion(Action):
     """Makes the version the app's active one (the pivot); compensation restores the previous.
 
-    Activation only moves forward: when a newer version of the app is already active (builds
-    finishing out of order), it stays, and `previous_version` names it.
+    Activation only moves forward: the active version is the highest number, that is the
+    last build submitted (numbers are allocated at submission). When a newer version is
+    already active (builds finishing out of order), it stays: this build still succeeds
+    (its version is built and recorded, and can be activated by a rollback), with
+    `activated` false and `active_version` naming the newer one.
     """
 
     description = "Activate the version"
     input_schema = s.obj({"app": s.APP, "version": s.VERSION})
-    output_schema = s.obj({"previous_version": {"anyOf": [s.VERSION, {"type": "null"}]}})
+    output_schema = s.obj(
+        {
+            "previous_version": {"anyOf": [s.VERSION, {"type": "null"}]},
+            "active_version": s.VERSION,
+            "activated": {"type": "boolean"},
+        },
+        ["previous_version"],
+    )
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        version = str(inputs["version"])
         async with ctx.transaction() as tx:
-            previous, changed = await records.activate(
-                tx, str(inputs["app"]), str(inputs["version"])
-            )
+            previous, changed = await records.activate(tx, str(inputs["app"]), version)
         if not changed:
             ctx.log.info("a newer version is already active", active=previous)
-        return {"previous_version": previous}
+        active = version if changed or previous is None else previous
+        return {"previous_version": previous, "active_version": active, "activated": changed}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         async with ctx.transaction() as tx:

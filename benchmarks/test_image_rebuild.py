@@ -1,0 +1,101 @@
+"""Issue 15: the rebuild of an app after a source-only change against its first build.
+
+Both run the real buildah builder on the python base made here (made once, before the
+rounds). A round's baseline is a first build: its requirements.txt carries a fresh comment,
+so the install layer cannot come from the cache and pip really installs from PyPI. The
+measured build then changes only app.py, and must reuse that install layer (target: at
+least 5x faster). $SAGACTL_TEST_BASE_STORE keeps the buildah store (and the base) across
+sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sagactl.plugins.builders import bases
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec
+from sagactl.plugins.builders.buildah import BuildahBuilder
+
+from .pairing import paired
+
+REQUIREMENTS = "flask==3.0.3\ngunicorn==23.0.0\n"
+APP = "from flask import Flask\n\napp = Flask(__name__)\n"
+
+
+@pytest.fixture
+def builder(tmp_path_factory: pytest.TempPathFactory) -> BuildahBuilder:
+    for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup)")
+    kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("bench-store")
+    driver = os.environ.get("SAGACTL_BUILDAH_DRIVER", "overlay")
+    return BuildahBuilder(
+        BuilderOptions(
+            work_dir=root / "work",
+            storage_driver=driver,
+            storage_root=root / f"{driver}-root",
+            run_root=root / f"{driver}-run",
+        )
+    )
+
+
+class TestImageRebuild:
+    @pytest.mark.timeout(3600)
+    def test_source_only_rebuild_vs_first_build(
+        self, benchmark: Any, builder: BuildahBuilder, tmp_path: Path, runner: asyncio.Runner
+    ) -> None:
+        """A Flask app served by gunicorn, both from PyPI: first build (install) vs rebuild."""
+        runner.run(builder.prepare())
+        runner.run(bases.ensure("python", builder.options, builder.command, lambda _: None))
+        context = tmp_path / "app"
+        context.mkdir()
+        number = [0]
+
+        def build() -> list[str]:
+            number[0] += 1
+            lines: list[str] = []
+            spec = BuildSpec(
+                app="bench",
+                version=f"bench-v{number[0]}",
+                context_dir=context,
+                stack="python",
+                command="gunicorn --bind 0.0.0.0:$PORT app:app",
+                port=8080,
+            )
+            runner.run(builder.build(spec, lines.append))
+            return lines
+
+        def first_build() -> None:
+            token = secrets.token_hex(8)
+            (context / "requirements.txt").write_text(f"# {token}\n{REQUIREMENTS}")
+            (context / "app.py").write_text(APP)
+            lines = build()
+            assert any(line.startswith("Successfully installed") for line in lines)
+
+        def change_source() -> tuple[()]:
+            (context / "app.py").write_text(APP + f"# {secrets.token_hex(8)}\n")
+            return ()
+
+        def rebuild() -> list[str]:
+            return build()
+
+        lines = paired(
+            benchmark,
+            rebuild,
+            first_build,
+            key="image_rebuild_source_only",
+            units=1,
+            baseline_key="image_first_build",
+            baseline_units=1,
+            rounds=3,
+            prepare=change_source,
+        )
+        assert not any(line.startswith("Successfully installed") for line in lines)
+        benchmark.extra_info.update(storage_driver=builder.options.storage_driver)

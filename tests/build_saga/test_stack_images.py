@@ -1,0 +1,350 @@
+"""Issue 15, items 1-2: real images on the bases made here, with their dependencies installed.
+
+Each stack's base is made once per session (conftest `stack_store`); every build installs
+from the app's manifest inside the sandbox, with the host's CA bundle, from the real
+registries, and the test runs the image under runc to see the dependency import.
+"""
+# ruff: noqa: ASYNC221  (tests run real buildah and read real files)
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sagactl.plugins.builders import bases
+from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, BuiltImage, ImageBuildFailed
+from sagactl.plugins.builders.buildah import BuildahBuilder
+from sagactl.plugins.builders.stacks import MissingCommand, default_web
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.buildah,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),  # the first test of a session makes the bases
+]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def made_bases(stack_store: dict[str, Any]) -> dict[str, str]:
+    """The bases these tests build on, made at once (their downloads overlap), once."""
+    builder = BuildahBuilder(BuilderOptions(**stack_store))
+    made: dict[str, str] = {}
+
+    async def make(stack: str) -> None:
+        made[stack] = await bases.ensure(stack, builder.options, builder.command, lambda _: None)
+
+    async def make_all() -> None:
+        await builder.prepare()
+        async with anyio.create_task_group() as group:
+            for stack in ("python", "node", "go", "static"):
+                group.start_soon(make, stack)
+
+    anyio.run(make_all)
+    return made
+
+
+@pytest.fixture
+def builder(stack_store: dict[str, Any], made_bases: dict[str, str]) -> BuildahBuilder:
+    return BuildahBuilder(BuilderOptions(**stack_store))
+
+
+def _app(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+async def _build(
+    builder: BuildahBuilder, context: Path, stack: str, version: str, lines: list[str]
+) -> BuiltImage:
+    spec = BuildSpec(
+        app=version.rsplit("-v", 1)[0],
+        version=version,
+        context_dir=context,
+        stack=stack,
+        command=default_web(stack, context),
+        port=8080,
+        labels={"org.opencontainers.image.version": version},
+    )
+    return await builder.build(spec, lines.append)
+
+
+def _run_in(builder: BuildahBuilder, image: str, *command: str) -> str:
+    """Runs `command` in a container of `image` under runc, without network."""
+    made = subprocess.run(
+        [*builder.command, "from", "--quiet", image], capture_output=True, text=True, check=True
+    )
+    container = made.stdout.strip()
+    try:
+        done = subprocess.run(
+            [
+                *builder.command,
+                "run",
+                "--isolation",
+                "oci",
+                "--runtime",
+                "runc",
+                "--network",
+                "none",
+                container,
+                "--",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    finally:
+        subprocess.run([*builder.command, "rm", container], capture_output=True, check=False)
+
+
+def _config(builder: BuildahBuilder, image: str) -> dict[str, Any]:
+    shown = subprocess.run(
+        [*builder.command, "inspect", "--type", "image", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config: dict[str, Any] = json.loads(shown.stdout)["OCIv1"]["config"]
+    return config
+
+
+PYTHON_APP = {
+    "requirements.txt": "gunicorn==23.0.0\n",
+    "app.py": "def app(environ, start_response):\n"
+    "    start_response('200 OK', [])\n    return [b'ok']\n",
+}
+
+
+class TestStackImages:
+    async def test_python_installs_from_pypi_and_rebuilds_from_cache(
+        self, builder: BuildahBuilder, tmp_path: Path
+    ) -> None:
+        """requirements.txt is installed with pip from PyPI (the CA bundle mounted); the
+        default command is gunicorn on app:app; a source-only rebuild reuses the install
+        layer and makes no new base."""
+        await builder.prepare()
+        context = _app(tmp_path / "py", PYTHON_APP)
+        lines: list[str] = []
+        image = await _build(builder, context, "python", "pyapp-v1", lines)
+        version = _run_in(
+            builder, image.ref, "python3", "-c", "import gunicorn; print(gunicorn.__version__)"
+        )
+        assert version.strip() == "23.0.0"
+        config = _config(builder, image.ref)
+        assert config["Cmd"] == ["/bin/sh", "-c", "gunicorn --bind 0.0.0.0:$PORT app:app"]
+        assert config["WorkingDir"] == "/app"
+        assert config["Labels"]["org.opencontainers.image.version"] == "pyapp-v1"
+
+        base = bases.image_name("python", builder.options)
+        base_id = _image_id(builder, base)
+        (context / "app.py").write_text(PYTHON_APP["app.py"] + "# changed\n")
+        again: list[str] = []
+        await _build(builder, context, "python", "pyapp-v2", again)
+        install = next(i for i, line in enumerate(again) if "pip" in line and "RUN" in line)
+        assert again[install + 1].startswith("--> Using cache"), again
+        assert not any("making" in line for line in again)
+        assert _image_id(builder, base) == base_id
+
+    async def test_node_installs_from_npm(self, builder: BuildahBuilder, tmp_path: Path) -> None:
+        """package.json's dependency is installed with npm from the registry; npm start;
+        with a lockfile, `npm ci` installs exactly what it pins."""
+        package = {
+            "name": "nodeapp",
+            "version": "1.0.0",
+            "scripts": {"start": "node server.js"},
+            "dependencies": {"ms": "2.1.3"},
+        }
+        context = _app(
+            tmp_path / "node",
+            {"package.json": json.dumps(package), "server.js": "require('ms');\n"},
+        )
+        image = await _build(builder, context, "node", "nodeapp-v1", [])
+        said = _run_in(builder, image.ref, "node", "-e", "console.log(require('ms')(60000))")
+        assert said.strip() == "1m"
+        assert _config(builder, image.ref)["Cmd"] == ["/bin/sh", "-c", "npm start"]
+
+        (context / "package-lock.json").write_text(json.dumps(_lock(package)))
+        lines: list[str] = []
+        image = await _build(builder, context, "node", "nodeapp-v2", lines)
+        assert any('"npm", "ci"' in line for line in lines if line.startswith("STEP"))
+        said = _run_in(builder, image.ref, "node", "-e", "console.log(require('ms')(2000))")
+        assert said.strip() == "2s"
+
+    async def test_go_compiles(self, builder: BuildahBuilder, tmp_path: Path) -> None:
+        """go.mod + main.go are compiled to /usr/local/bin/app, the default command."""
+        context = _app(
+            tmp_path / "go",
+            {
+                "go.mod": "module example.com/hello\n\ngo 1.19\n",
+                "main.go": 'package main\n\nimport "fmt"\n\n'
+                'func main() { fmt.Println("hi from go") }\n',
+            },
+        )
+        image = await _build(builder, context, "go", "goapp-v1", [])
+        assert _run_in(builder, image.ref, "app").strip() == "hi from go"
+        assert _config(builder, image.ref)["Cmd"] == ["/bin/sh", "-c", "app"]
+
+    async def test_static_site(self, builder: BuildahBuilder) -> None:
+        """A static site is served by busybox httpd from /app."""
+        image = await _build(builder, EXAMPLES / "static-site", "static", "site-v1", [])
+        assert "<" in _run_in(builder, image.ref, "cat", "/app/index.html")
+        assert _run_in(builder, image.ref, "busybox", "httpd", "--help") is not None
+        cmd = _config(builder, image.ref)["Cmd"]
+        assert cmd == ["/bin/sh", "-c", "busybox httpd -f -p $PORT -h /app"]
+
+    async def test_dockerfile_app_on_defaults(self, builder: BuildahBuilder) -> None:
+        """A Dockerfile app builds with the default sandbox (its RUN step ran)."""
+        context = EXAMPLES / "dockerfile-app"
+        subprocess.run(
+            [
+                *builder.command,
+                "tag",
+                bases.image_name("static", builder.options),
+                "localhost/sagactl/busybox:latest",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        spec = BuildSpec(
+            app="dockerfile-app",
+            version="dockerfile-app-v1",
+            context_dir=context,
+            stack="dockerfile",
+            containerfile=context / "Containerfile",
+        )
+        image = await builder.build(spec, lambda _: None)
+        assert _run_in(builder, image.ref, "cat", "/app/BUILD_INFO").startswith("built at ")
+
+    async def test_failing_install_fails_with_the_tools_lines(
+        self, builder: BuildahBuilder, tmp_path: Path
+    ) -> None:
+        """A dependency that does not exist fails the build with pip's own words."""
+        context = _app(
+            tmp_path / "bad",
+            {**PYTHON_APP, "requirements.txt": "gunicorn==23.0.0\nsagactl-no-such-package-x==1\n"},
+        )
+        with pytest.raises(ImageBuildFailed) as info:
+            await _build(builder, context, "python", "badapp-v1", [])
+        assert "No matching distribution found for sagactl-no-such-package-x" in str(info.value)
+
+    async def test_bun_has_no_base_here(self, builder: BuildahBuilder, tmp_path: Path) -> None:
+        """bun: a clear error saying how to provide a base."""
+        context = _app(tmp_path / "bun", {"package.json": "{}", "bun.lockb": ""})
+        with pytest.raises(ImageBuildFailed, match="SAGACTL_BASE_IMAGE_BUN"):
+            await _build(builder, context, "bun", "bunapp-v1", [])
+
+
+def _lock(package: dict[str, Any]) -> dict[str, Any]:
+    """package-lock.json (v3) pinning ms 2.1.3 by its registry integrity."""
+    return {
+        "name": package["name"],
+        "version": package["version"],
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {
+            "": {
+                "name": package["name"],
+                "version": package["version"],
+                "dependencies": package["dependencies"],
+            },
+            "node_modules/ms": {
+                "version": "2.1.3",
+                "resolved": "https://registry.npmjs.org/ms/-/ms-2.1.3.tgz",
+                "integrity": "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/"
+                "XXP6tz7R9xAOtHnSO/tXtF3WRTlA==",
+            },
+        },
+    }
+
+
+def _image_id(builder: BuildahBuilder, name: str) -> str:
+    shown = subprocess.run(
+        [*builder.command, "inspect", "--type", "image", "--format", "{{.FromImageID}}", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return shown.stdout.strip()
+
+
+class TestDefaultWeb:
+    def test_python_without_a_server_asks_for_a_procfile(self, tmp_path: Path) -> None:
+        """No gunicorn/uvicorn: a clear error, never a file server over the source."""
+        context = _app(tmp_path / "p", {"requirements.txt": "flask\n", "app.py": "app = 1\n"})
+        with pytest.raises(MissingCommand, match="Procfile"):
+            default_web("python", context)
+
+    def test_uvicorn_on_main(self, tmp_path: Path) -> None:
+        context = _app(
+            tmp_path / "p",
+            {
+                "pyproject.toml": '[project]\nname = "x"\ndependencies = ["uvicorn>=0.30"]\n',
+                "main.py": "async def app(scope, receive, send):\n    pass\n",
+            },
+        )
+        assert default_web("python", context) == "uvicorn main:app --host 0.0.0.0 --port $PORT"
+
+    def test_rust_binary_name_from_cargo(self, tmp_path: Path) -> None:
+        context = _app(
+            tmp_path / "r",
+            {"Cargo.toml": '[package]\nname = "shop"\n\n[[bin]]\nname = "shop-web"\n'},
+        )
+        assert default_web("rust", context) == "./target/release/shop-web"
+        bad = _app(tmp_path / "b", {"Cargo.toml": '[package]\nname = "x; rm -rf /"\n'})
+        with pytest.raises(Exception, match="binary name"):
+            default_web("rust", bad)
+
+    def test_node_without_start(self, tmp_path: Path) -> None:
+        context = _app(tmp_path / "n", {"package.json": '{"name": "x"}'})
+        with pytest.raises(MissingCommand, match="start"):
+            default_web("node", context)
+
+
+class TestImagesCommand:
+    def _run(self, store: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "SAGACTL_BUILDAH_DRIVER": store["storage_driver"],
+            "SAGACTL_BUILDAH_ROOT": str(store["storage_root"]),
+            "SAGACTL_BUILDAH_RUNROOT": str(store["run_root"]),
+            "SAGACTL_BUILD_DIR": str(store["work_dir"]),
+        }
+        sagactl = Path(sys.executable).parent / "sagactl"
+        return subprocess.run(
+            [str(sagactl), "images", *args], capture_output=True, text=True, env=env
+        )
+
+    def test_prepare_then_list(self, stack_store: dict[str, Any]) -> None:
+        """`images prepare static` makes (or finds) the base; `images list --json` shows
+        its recipe hash and the Debian package it came from."""
+        prepared = self._run(stack_store, "prepare", "static")
+        assert prepared.returncode == 0, prepared.stderr
+        assert prepared.stdout.startswith("static\tlocalhost/sagactl/base-static:")
+        listed = self._run(stack_store, "list", "--json")
+        static = next(row for row in json.loads(listed.stdout) if row["stack"] == "static")
+        options = BuilderOptions(work_dir=stack_store["work_dir"])
+        assert static["made"] is True
+        assert static["recipe"] == bases.recipe_hash("static", options)
+        assert any(p.startswith("busybox-static=") for p in static["packages"])
+
+    def test_unknown_stack_is_refused(self, stack_store: dict[str, Any]) -> None:
+        done = self._run(stack_store, "prepare", "cobol")
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: no base is made here for cobol")
+        assert "Traceback" not in done.stderr
