@@ -268,7 +268,6 @@ class Store(ABC):
     ) -> list[RunRecord]:
         """Runs oldest first (by creation), optionally only those in `states`."""
 
-    @abstractmethod
     async def page_runs(
         self,
         *,
@@ -281,10 +280,11 @@ class Store(ABC):
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
         `q` matches a run id prefix, a saga, or an input's value. InputError: bad cursor."""
+        raise NotImplementedError(f"{type(self).__name__} cannot page runs")
 
-    @abstractmethod
     async def census(self) -> list[tuple[str, str, int, float]]:
         """(saga, state, runs, oldest creation time) for every saga and state present."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no census")
 
     @abstractmethod
     async def read_log(
