@@ -21,7 +21,7 @@ from sagactl.actions.build_from_tar import BuildFailed, BuildResult, build_from_
 from sagactl.actions.build_from_tar.entry import SAGA, run_id_for
 from sagactl.actions.build_from_tar.settings import settings_of
 from sagactl.engine import Event, FatalError, InputError, RunNotFound
-from sagactl.engine import events as ev
+from sagactl.engine.events import EventKind
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -113,7 +113,7 @@ async def post_build(request: Request) -> Response:
     unchecked = set(CONFIG_ACTIONS)
 
     def on_event(event: Event) -> None:
-        if event.kind == ev.ACTION_SUCCEEDED and event.action in unchecked:
+        if event.kind == EventKind.ACTION_SUCCEEDED and event.action in unchecked:
             unchecked.discard(event.action)
             if not unchecked:
                 checked.set()

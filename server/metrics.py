@@ -7,11 +7,11 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from sagactl.engine import Event
-from sagactl.engine import events as ev
+from sagactl.engine.events import EventKind
 from sagactl.engine.states import UNFINISHED
 from sagactl.engine.store import Store
 
-_ENDS = {ev.ACTION_SUCCEEDED: "succeeded", ev.ACTION_FAILED: "failed"}
+_ENDS = {EventKind.ACTION_SUCCEEDED: "succeeded", EventKind.ACTION_FAILED: "failed"}
 _UNFINISHED = {str(s) for s in UNFINISHED}
 
 
@@ -45,7 +45,7 @@ class Metrics:
         if event.action is None:
             return
         key = (event.run_id, event.action)
-        if event.kind == ev.ACTION_STARTED:
+        if event.kind == EventKind.ACTION_STARTED:
             self._started[key] = event.at
         elif event.kind in _ENDS:
             began = self._started.pop(key, None)

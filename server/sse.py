@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 from sagactl.engine import Event
-from sagactl.engine import events as ev
+from sagactl.engine.events import EventKind
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -59,7 +59,7 @@ async def follow(services: Services, run_id: str, after: int) -> AsyncIterator[s
     progress: collections.deque[Event] = collections.deque(maxlen=MAX_PENDING_PROGRESS)
 
     def on_event(event: Event) -> None:
-        if event.kind == ev.ACTION_PROGRESS and not event.seq:
+        if event.kind == EventKind.ACTION_PROGRESS and not event.seq:
             progress.append(event)
 
     stop = services.hub.listen(run_id, on_event)

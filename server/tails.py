@@ -49,8 +49,12 @@ class Tail:
         return self._changed
 
     def poke(self, event: Event) -> None:
+        """A hub listener: a logged record makes the tail stale; anything wakes streams."""
         if event.seq:
             self.stale = True
+        self.wake()
+
+    def wake(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -104,4 +108,4 @@ class Tails:
                 if event.action is None and "state" in event.data:
                     tail.state = str(event.data["state"])
             if new:
-                tail.poke(Event(tail.run_id, "", seq=0))
+                tail.wake()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -208,8 +209,20 @@ def _storage_driver(root: Path) -> str:
     return "overlay" if probe.returncode == 0 else "vfs"
 
 
+def _release_mounts(root: Path) -> None:
+    """Unmounts what buildah left mounted under `root` (overlay `merged` dirs of working
+    containers), deepest first, so the session's tmp_path can be removed."""
+    import subprocess
+
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="session")
-def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A buildah store where the stack bases (bases.py) are made once per session.
 
     $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
@@ -223,9 +236,28 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = Path(kept) if kept else tmp_path_factory.mktemp("stack-store")
     root.mkdir(parents=True, exist_ok=True)
     driver = _storage_driver(root)
-    return {
+    store = {
         "storage_driver": driver,
         "storage_root": root / f"{driver}-root",
         "run_root": root / f"{driver}-run",
         "work_dir": root / "work",
     }
+    try:
+        yield store
+    finally:
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                driver,
+                "--root",
+                str(store["storage_root"]),
+                "--runroot",
+                str(store["run_root"]),
+                "rm",
+                "--all",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        _release_mounts(root)

@@ -225,7 +225,7 @@ class TestCancelAbandon:
         done = cli("cancel", run_id)
         assert (done.returncode, done.stdout) == (0, f"{run_id} cancelled\n")
         again = cli("cancel", run_id)
-        assert again.returncode == 2 and "already cancelled" in again.stderr
+        assert again.returncode == 2 and "has already finished (cancelled)" in again.stderr
 
     def test_cancel_a_live_run(self, cli: Cli) -> None:
         """cancel on a run another process drives: that process compensates and exits 1."""
