@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sagactl.engine import events as ev
 from sagactl.engine.errors import InputError
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import NewRun, Store
 
 pytestmark = pytest.mark.anyio
@@ -30,7 +29,7 @@ async def fill(store: Store) -> list[str]:
         if i == 3:
             assert created.claim is not None
             await store.append(
-                created.claim, [Event("", ev.RUN_FINISHED, None, {"state": "succeeded"})]
+                created.claim, [Event("", EventKind.RUN_FINISHED, None, {"state": "succeeded"})]
             )
         elif created.claim is not None:
             await store.release(created.claim)

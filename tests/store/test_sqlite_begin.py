@@ -11,8 +11,7 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
-from sagactl.engine import events as ev
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import Claim, NewRun
 from sagactl.engine.store.sqlite import SqliteStore
 
@@ -41,7 +40,7 @@ async def test_more_transactions_than_threads(tmp_path: Path) -> None:
             await tx.execute("CREATE TABLE IF NOT EXISTS t (run TEXT)")
             await tx.execute("INSERT INTO t VALUES (?)", (claim.run_id,))
             await anyio.lowlevel.checkpoint()  # let the others pile up
-            await tx.commit([Event("", ev.ACTION_STARTED, "a", {"attempt": 1})])
+            await tx.commit([Event("", EventKind.ACTION_STARTED, "a", {"attempt": 1})])
             committed.append(claim.run_id)
 
         with anyio.fail_after(30):
