@@ -14,6 +14,7 @@ from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
 from .entry import build_from_tar_async
+from .remote import build_remote, result_line
 
 
 class _Progress:
@@ -72,6 +73,12 @@ def _open_upload(tar: str) -> BinaryIO:
     metavar="SPEC",
     help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
 )
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Upload to a `sagactl serve` at URL and follow its run (instead of building here).",
+)
+@click.option("--token", envvar="SAGACTL_TOKEN", metavar="TOKEN", help="The server's bearer token.")
 @DB_OPTION
 def build(
     app: str,
@@ -80,11 +87,16 @@ def build(
     as_json: bool,
     quiet: bool,
     faults: tuple[str, ...],
+    server: str | None,
+    token: str | None,
     db: str | None,
 ) -> None:
     """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
     plan = FaultPlan.from_env(faults)
     upload = _open_upload(tar)
+    if server is not None:
+        _build_on(server, app, upload, token=token, as_json=as_json, quiet=quiet)
+        return
     try:
         result = anyio.run(
             lambda: build_from_tar_async(
@@ -108,3 +120,16 @@ def build(
             f"{result.version} is built but not active: {result.active_version}, a newer "
             f"build, stays active ({result.image} {result.digest})"
         )
+
+
+def _build_on(
+    server: str, app: str, upload: BinaryIO, *, token: str | None, as_json: bool, quiet: bool
+) -> None:
+    try:
+        run = build_remote(
+            server, app, upload, token=token, on_progress=_Progress(quiet or as_json)
+        )
+    finally:
+        if upload is not sys.stdin.buffer:
+            upload.close()
+    click.echo(json.dumps(run, indent=2) if as_json else result_line(run))

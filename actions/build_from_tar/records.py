@@ -327,3 +327,12 @@ async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
         "services": json.loads(text(row[5])),
         "source_dir": row[6],
     }
+
+
+async def list_apps(tx: Transaction) -> list[dict[str, Any]]:
+    """Every app, by name: its active version and how many versions it has."""
+    rows = await tx.fetchall(
+        "SELECT a.name, a.active_version, count(v.id) FROM apps a"
+        " LEFT JOIN versions v ON v.app = a.name GROUP BY a.name, a.active_version ORDER BY a.name"
+    )
+    return [{"name": r[0], "active_version": r[1], "versions": r[2]} for r in rows]
