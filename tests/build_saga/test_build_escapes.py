@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sagactl.plugins.builders import buildnet, ocilayout
+from sagactl.plugins.builders import buildnet, ocilayout, uploaded
 from sagactl.plugins.builders.base import (
     BuilderOptions,
     BuildSpec,
@@ -32,6 +32,7 @@ from sagactl.plugins.builders.references import InvalidReference, check_digest, 
 from sagactl.plugins.builders.safefs import OutsideRoot, open_beneath
 from sagactl.plugins.builders.stacks import InstallPlan
 from sagactl.plugins.builders.templates import containerfile
+from sagactl.plugins.builders.uploaded import RefusedContainerfile
 
 HOSTILE_BASES = [
     "/var/lib/sagactl/build/sources/abc",
@@ -354,3 +355,49 @@ class TestShowHidesHostPaths:
             operator = await records.show_app(tx, "shop", host_paths=True)
         assert "secret-stream" not in json.dumps(shown)
         assert operator["versions"][0]["source_dir"].endswith("secret-stream")
+
+
+class TestUploadedContainerfile:
+    """What buildah itself does on the host for a Containerfile: FROM, --from, ADD URLs."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "FROM oci:/var/lib/sagactl/build/sources/x/layout:latest\n",
+            "FROM busybox\nCOPY --from=oci:/tmp/layout:1 /etc/shadow /x\n",
+            "FROM dir:/etc\n",
+            "FROM localhost:5000/evil/img\n",
+            "FROM 127.0.0.1:2024/x\n",
+            "ARG B=oci:/tmp/l:1\nFROM $B\n",
+            "FROM busybox\nADD http://127.0.0.1:5432/ /x\n",
+            'FROM busybox\nADD ["https://example.com/a", "/a"]\n',
+            "FROM busybox\nADD \\\n  http://127.0.0.1:2024/ /x\n",
+            "FROM busybox\nRUN --mount=type=bind,from=oci:/tmp/l:1,target=/m true\n",
+            "FROM busybox\nONBUILD RUN id\n",
+        ],
+    )
+    def test_refused(self, text: str) -> None:
+        with pytest.raises(RefusedContainerfile, match=r"Containerfile:\d+"):
+            uploaded.check(text, ())
+
+    def test_accepted(self) -> None:
+        """Stages, scratch, registry references and the operator's bases pass."""
+        uploaded.check(
+            "# escape=\\\nFROM docker.io/library/golang:1.22 AS build\nRUN go build\n"
+            "FROM scratch\nCOPY --from=build /app /app\n"
+            "FROM oci:/srv/bases/py:1\nCOPY --from=0 /x /x\nADD local.tar /opt/\n",
+            {"oci:/srv/bases/py:1"},
+        )
+
+    @pytest.mark.anyio
+    async def test_buildah_refuses_before_running(
+        self, tmp_path: Path, buildah_storage: dict[str, Path]
+    ) -> None:
+        """The builder checks the upload's Containerfile before buildah opens anything."""
+        context = tmp_path / "ctx"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM oci:{tmp_path}/layout:latest\n")
+        builder = BuildahBuilder(BuilderOptions(work_dir=tmp_path / "w", **buildah_storage))  # type: ignore[arg-type]
+        spec = _spec(context, stack="dockerfile", containerfile=context / "Containerfile")
+        with pytest.raises(RefusedContainerfile, match="Containerfile:1"):
+            await builder.build(spec, lambda _: None)
