@@ -17,12 +17,10 @@ from pathlib import Path
 from sagactl.engine import InputError
 
 from . import safefs
-from .references import choose_base, is_registry_reference
+from .references import InvalidReference, choose_base
 
 MAX_BYTES = 1 << 20
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z]+)\s*=\s*(.*?)\s*$")
-_LOOPBACK = re.compile(r"^(localhost:\d+|127\.[0-9.]+(:\d+)?|0\.0\.0\.0(:\d+)?|\[?::1\]?(:\d+)?)/")
-_IP_DOMAIN = re.compile(r"^[0-9.]+(:\d+)?/")
 
 
 class RefusedContainerfile(InputError):
@@ -77,15 +75,13 @@ def check_image(ref: str, stages: set[str], allowed: Iterable[str], where: str) 
         return
     if "$" in ref:
         raise RefusedContainerfile(f"{where}: image {ref!r:.120} must be written out (no $)")
-    allowed = set(allowed)
-    if ref not in allowed and (
-        not is_registry_reference(ref) or _LOOPBACK.match(ref) or _IP_DOMAIN.match(ref)
-    ):
+    try:
+        choose_base(ref, None, allowed)
+    except InvalidReference:
         raise RefusedContainerfile(
             f"{where}: image {ref!r:.120} is neither an earlier stage, a configured base, nor "
             "a registry reference off this host"
-        )
-    choose_base(ref, None, allowed)
+        ) from None
 
 
 def check_file(context: Path, containerfile: Path, allowed: Iterable[str]) -> None:

@@ -46,6 +46,10 @@ HOSTILE_BASES = [
     "../../etc",
     "Busybox",
     "",
+    "localhost:5432/x",
+    "127.0.0.1/x:1",
+    "[::1]:5000/x",
+    "192.0.2.2:2024/x",
 ]
 
 
@@ -74,7 +78,7 @@ class TestBaseImageChoice:
         [
             "busybox",
             "docker.io/library/python:3.12-slim",
-            "localhost:5000/a/b_c:1.0",
+            "registry.example:5000/a/b_c:1.0",
             f"quay.io/x/y@sha256:{'a' * 64}",
         ],
     )
