@@ -40,6 +40,9 @@ from .model import RetryPolicy as RetryPolicy
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .store import Store as Store
+from .store import StoreError as StoreError
+from .store import open_store as open_store
 from .sync import run_saga as run_saga
 
 __all__ = [
@@ -73,10 +76,13 @@ __all__ = [
     "RunResult",
     "SagaError",
     "SagaRegistry",
+    "Store",
+    "StoreError",
     "Transaction",
     "compile_definition",
     "load_plugins",
     "load_saga_file",
+    "open_store",
     "run_saga",
     "run_saga_async",
 ]

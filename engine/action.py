@@ -10,8 +10,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from .deps import Dependencies
 
-JSON = Any
-"""A JSON-compatible value (dict, list, str, int, float, bool, None)."""
+JSON = Mapping[str, "JSON"] | Sequence["JSON"] | str | int | float | bool | None
+"""A JSON-compatible value: an object, an array, a string, a number, a boolean or null.
+Read-only containers, so that a `list[str]` or a frozen mapping is a JSON value too."""
 
 Inputs = Mapping[str, JSON]
 Outputs = dict[str, JSON]
@@ -126,7 +127,7 @@ class ActionInfo:
     running it."""
 
     name: str
-    """Entry-point name, the `uses:` of a definition (e.g. `build.receive_tar`)."""
+    """Entry-point name, the `uses:` of a definition (e.g. `acme.notify`)."""
     input_schema: Mapping[str, JSON]
     output_schema: Mapping[str, JSON]
     compensable: bool

@@ -492,7 +492,7 @@ class Engine:
         record = await self.store.get_run(run_id)
         state = RunState(record.state)
         if state in FINISHED:
-            raise InputError(f"run {run_id} is already {state}")
+            raise InputError(f"run {run_id} has already finished ({state}): nothing to cancel")
         if state is RunState.STUCK:
             raise InputError(f"run {run_id} is stuck: resume or abandon it")
         await self.store.request_cancel(run_id)
@@ -510,7 +510,9 @@ class Engine:
         """Give up on an unfinished run (typically `stuck`): nothing more will run."""
         record = await self.store.get_run(run_id)
         if RunState(record.state) in FINISHED:
-            raise InputError(f"run {run_id} is already {record.state}")
+            raise InputError(
+                f"run {run_id} has already finished ({record.state}): nothing to abandon"
+            )
         claim = await self.store.claim(run_id)
         try:
             saga = CompiledSaga.from_dict(record.definition)

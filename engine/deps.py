@@ -15,8 +15,8 @@ class MissingDependency(LookupError):
 class Dependencies:
     """Instances keyed by type; a provider is a ready instance or a lazy zero-argument factory.
 
-    Lazy providers are called once, on first `get`, so a plugin that needs no builder never
-    starts one.
+    Lazy providers are called once, on first `get`, so a plugin that does not need an
+    expensive service never starts it.
     """
 
     def __init__(self) -> None:

@@ -25,3 +25,15 @@ def parse_duration(value: str | float) -> float:
     if not parts or "".join(n + u for n, u in parts) != value:
         raise ValueError(f"'{value}' is not a duration (e.g. {EXAMPLES})")
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_text_duration(text: str) -> float:
+    """A duration typed by a person (an option, an environment variable): `parse_duration`'s
+    units, or a plain number of seconds (`90`, `0.5`). Surrounding blanks are ignored."""
+    stripped = text.strip()
+    if _SECONDS.fullmatch(stripped):
+        return float(stripped)
+    return parse_duration(stripped)

@@ -77,6 +77,8 @@ def _group(plugin: Plugin[object], deps: Dependencies | None) -> Group[object]:
         raise plugin_error(plugin, f"names a {type(plugin.obj).__name__}, not a Group")
     if plugin.obj.name != plugin.name:
         raise plugin_error(plugin, f"names the group {plugin.obj.name!r}, not {plugin.name!r}")
+    if any(group.name == plugin.name for group in ENGINE_GROUPS):
+        raise plugin_error(plugin, "declares a group of the engine's own")
     return cast(Group[object], plugin.obj)
 
 

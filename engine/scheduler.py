@@ -351,7 +351,8 @@ class Execution:
                     and (self._stop is None or self._forward_only())
                 ):
                     delay = spec.retry.delay(session_attempt, self.options.random())
-                    log.warning("action failed, retrying", error=_error_text(exc), delay=delay)
+                    # info: the failure is an event (live view, results); a warning would repeat it
+                    log.info("action failed, retrying", error=_error_text(exc), delay=delay)
                     attempt = self.status.actions[name].attempts
                     failed = self._failed(name, exc, final=False)
                     retry = self._record(ev.ACTION_RETRYING, name, attempt=attempt + 1, delay=delay)
@@ -406,7 +407,7 @@ class Execution:
         )
 
     async def _final_failure(self, name: str, exc: Exception) -> None:
-        log.warning("action failed", error=_error_text(exc))
+        log.info("action failed", error=_error_text(exc))
         self._running.discard(name)
         if self._forward_only():
             # Nothing is compensated after a pivot: the others go on as far as they can.

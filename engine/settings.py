@@ -11,14 +11,13 @@ package declares its own in the same way.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from .durations import EXAMPLES, parse_duration
+from .durations import EXAMPLES, parse_text_duration
 from .errors import InputError
 
 T = TypeVar("T")
@@ -96,14 +95,9 @@ def seconds(low: float, high: float) -> Callable[[str], float]:
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = parse_text_duration(text)
         except ValueError:
-            try:
-                value = parse_duration(text)
-            except ValueError:
-                raise ValueError("not a duration") from None
-        if not math.isfinite(value):
-            raise ValueError("not a finite duration")
+            raise ValueError("not a duration") from None
         if not low <= value <= high:
             raise ValueError("out of range")
         return value

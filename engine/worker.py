@@ -221,10 +221,16 @@ async def run_worker(
                     log.info("stopping: finishing or handing back the runs in hand")
                     worker.stop()
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(on_signals)
-        stats = await worker.run()
-        group.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(on_signals)
+            stats = await worker.run()
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as failed:
+        # The worker's own error (a store that cannot open), not wrapped: one error line.
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
     with contextlib.suppress(Exception):
         log.info(
             "worker stopped",

@@ -169,7 +169,8 @@ def load_yaml_text(
             raise DefinitionError(f"nested deeper than {max_depth} levels", location) from None
         raise DefinitionError(f"invalid YAML: {problem}", location) from None
     except yaml.YAMLError as exc:
-        raise DefinitionError(f"invalid YAML: {exc}", Location(file)) from None
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DefinitionError(f"invalid YAML: {first_line}", Location(file)) from None
     finally:
         parser.dispose()
     return YamlDocument(file, root)

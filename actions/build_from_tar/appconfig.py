@@ -10,6 +10,7 @@ from typing import Any
 from sagactl.engine import InputError, Location
 
 from .schemas import SERVICE_NAME_PATTERN
+from .uploadfiles import read_capped
 
 PLACES = ("app.toml", ".sagactl/app.toml")
 MAX_BYTES = 1 << 20
@@ -51,8 +52,7 @@ def load(source_dir: Path) -> dict[str, Any]:
     if path is None:
         return empty()
     name = path.relative_to(source_dir).as_posix()
-    raw = path.read_bytes()
-    return parse(raw, name)
+    return parse(read_capped(source_dir, path, MAX_BYTES), name)
 
 
 def parse(raw: bytes, name: str = "app.toml") -> dict[str, Any]:

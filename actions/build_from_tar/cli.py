@@ -9,11 +9,11 @@ from typing import Any, BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError
+from sagactl.engine import Dependencies, Event, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
-from . import records, recordsdb
+from . import records
 from .entry import build_from_tar_async
 from .sandboxes import start_sandboxes
 
@@ -102,8 +102,13 @@ def build(
             upload.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-    else:
+    elif result.active_version == result.version:
         click.echo(f"{result.version} is active: {result.image} {result.digest}")
+    else:  # builds finished out of order: the newer version stays active
+        click.echo(
+            f"{result.version} is built but not active: {result.active_version}, a newer "
+            f"build, stays active ({result.image} {result.digest})"
+        )
 
 
 @click.group("app")
@@ -122,7 +127,7 @@ def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
     """Show APP's active version, its versions (image, digest) and sandboxes."""
 
     async def read() -> dict[str, Any]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             return await records.show_app(tx, name, host_paths=paths)
 
     shown = anyio.run(read)
@@ -151,7 +156,7 @@ def start(name: str, service: str | None, db: str | None) -> None:
     """Start the active version's SERVICE (default: every service) as sandboxes."""
 
     async def run() -> list[records.SandboxRecord]:
-        async with recordsdb.transaction(db) as tx:
+        async with open_store(db) as store, store.transaction() as tx:
             return await start_sandboxes(tx, Dependencies(), name, service)
 
     started = anyio.run(run)

@@ -22,6 +22,7 @@ from sagactl.engine import (
 )
 from sagactl.engine.plugins import load_plugins
 
+from . import records, recordsdb
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -51,6 +52,9 @@ class BuildResult:
     image: str | None = None
     digest: str | None = None
     previous_version: str | None = None
+    active_version: str | None = None
+    """The app's active version when the build returned: `version`, or a newer one when
+    builds finished out of order (this one is then built but not active)."""
     error: str | None = None
     failed_action: str | None = None
 
@@ -68,6 +72,8 @@ class BuildResult:
             "image": self.image,
             "digest": self.digest,
             "previous_version": self.previous_version,
+            "active_version": self.active_version,
+            "activated": self.ok and self.active_version == self.version,
             "error": self.error,
             "failed_action": self.failed_action,
         }
@@ -180,7 +186,9 @@ async def build_from_tar_async(
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        return result
+        async with recordsdb.transaction(db) as tx:  # what is active now, not at the pivot
+            active = await records.active_version(tx, app)
+        return replace(result, active_version=active)
     if run.bad_input:
         raise InputError(run.error or "bad input")
     raise BuildFailed(result)

@@ -18,6 +18,7 @@ from typing import Any
 from sagactl.engine import InputError, Location
 
 from .schemas import SERVICE_NAME_PATTERN
+from .uploadfiles import read_capped
 
 NAME = re.compile(SERVICE_NAME_PATTERN)
 MAX_BYTES = 256 << 10
@@ -88,7 +89,7 @@ def load(source_dir: Path) -> dict[str, dict[str, Any]] | None:
     path = source_dir / "Procfile"
     if not path.is_file():
         return None
-    return parse(path.read_bytes())
+    return parse(read_capped(source_dir, path, MAX_BYTES))
 
 
 def declared(source_dir: Path, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -2,77 +2,26 @@
 
 Portable SQL for SQLite and PostgreSQL with `?` placeholders. Writes happen inside an
 action's `ctx.transaction()`, so they commit with the action's completion record: a crash
-never leaves them half done or done twice.
+never leaves them half done or done twice; outside a run (`sagactl app`), inside the
+store's `transaction()`. The tables are the store migrations of `migrations.py`.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sagactl.engine import InputError, Transaction
+from sagactl.engine import JSON, InputError, Transaction
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS apps (
-        name TEXT PRIMARY KEY,
-        active_version TEXT,
-        next_number INTEGER NOT NULL DEFAULT 1,
-        created TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS versions (
-        id TEXT PRIMARY KEY,
-        app TEXT NOT NULL REFERENCES apps (name),
-        number INTEGER NOT NULL,
-        artifact_id TEXT NOT NULL,
-        image TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        services TEXT NOT NULL,
-        source_dir TEXT,
-        run_id TEXT,
-        created TEXT NOT NULL,
-        UNIQUE (app, number)
-    )""",
-    """CREATE TABLE IF NOT EXISTS sandboxes (
-        id TEXT PRIMARY KEY,
-        app TEXT NOT NULL REFERENCES apps (name),
-        version TEXT NOT NULL REFERENCES versions (id),
-        service TEXT NOT NULL,
-        runtime TEXT NOT NULL,
-        state TEXT NOT NULL,
-        pid INTEGER,
-        process_start TEXT,
-        command TEXT NOT NULL,
-        log_path TEXT,
-        created TEXT NOT NULL,
-        stopped TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS sandboxes_app ON sandboxes (app, state)",
-)
+from .values import integer, maybe_integer, maybe_text, text
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-async def ensure_schema(tx: Transaction) -> None:
-    """Creates the tables once per database (on PostgreSQL under an advisory lock, so many
-    workers may start at once on an empty database)."""
-    if tx.dialect == "postgresql":
-        row = await tx.fetchone("SELECT to_regclass('sandboxes') IS NOT NULL")
-        if row and row[0]:
-            return
-        await tx.execute("SELECT pg_advisory_xact_lock(7277356108517291)")
-    else:
-        row = await tx.fetchone(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sandboxes'"
-        )
-        if row and row[0]:
-            return
-    for statement in SCHEMA:
-        await tx.execute(statement)
 
 
 def _lock(tx: Transaction) -> str:
@@ -97,7 +46,6 @@ class Allocated:
 
 async def allocate_version(tx: Transaction, app: str) -> Allocated:
     """The app's next version number, taken atomically (concurrent builds never collide)."""
-    await ensure_schema(tx)
     await tx.execute(
         "INSERT INTO apps (name, next_number, created) VALUES (?, 1, ?) "
         "ON CONFLICT (name) DO NOTHING",
@@ -105,7 +53,7 @@ async def allocate_version(tx: Transaction, app: str) -> Allocated:
     )
     row = await tx.fetchone(f"SELECT next_number FROM apps WHERE name = ?{_lock(tx)}", (app,))
     assert row is not None
-    number = int(row[0])
+    number = integer(row[0])
     await tx.execute("UPDATE apps SET next_number = ? WHERE name = ?", (number + 1, app))
     return Allocated(version_name(app, number), number, uuid.uuid4().hex)
 
@@ -123,7 +71,6 @@ async def create_version(
     source_dir: str | None = None,
     run_id: str | None = None,
 ) -> None:
-    await ensure_schema(tx)
     await tx.execute(
         "INSERT INTO apps (name, next_number, created) VALUES (?, ?, ?) "
         "ON CONFLICT (name) DO NOTHING",
@@ -149,7 +96,6 @@ async def create_version(
 
 async def delete_version(tx: Transaction, version: str) -> bool:
     """Removes a version that is neither active nor running a sandbox; True if removed."""
-    await ensure_schema(tx)
     changed = await tx.execute(
         "DELETE FROM versions WHERE id = ? "
         "AND NOT EXISTS (SELECT 1 FROM apps WHERE active_version = ?) "
@@ -165,23 +111,27 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
     Builds of one app may finish out of order: activation only moves forward, so the final
     active version is the newest that was built.
     """
-    await ensure_schema(tx)
     row = await tx.fetchone(f"SELECT active_version FROM apps WHERE name = ?{_lock(tx)}", (app,))
     if row is None:
         raise InputError(f"no app named {app!r}")
     exists = await tx.fetchone("SELECT 1 FROM versions WHERE id = ? AND app = ?", (version, app))
     if exists is None:
         raise InputError(f"app {app!r} has no version {version!r}")
-    previous: str | None = row[0]
+    previous = maybe_text(row[0])
     if previous is not None and version_number(previous) >= version_number(version):
         return previous, False
     await tx.execute("UPDATE apps SET active_version = ? WHERE name = ?", (version, app))
     return previous, True
 
 
+async def active_version(tx: Transaction, app: str) -> str | None:
+    """The app's active version now (None for an unknown app or none active)."""
+    row = await tx.fetchone("SELECT active_version FROM apps WHERE name = ?", (app,))
+    return None if row is None else maybe_text(row[0])
+
+
 async def restore_active(tx: Transaction, app: str, version: str, previous: str | None) -> bool:
     """Undo `activate`: back to `previous`, only if `version` is still the active one."""
-    await ensure_schema(tx)
     changed = await tx.execute(
         "UPDATE apps SET active_version = ? WHERE name = ? AND active_version = ?",
         (previous, app, version),
@@ -203,6 +153,25 @@ class SandboxRecord:
     log_path: str | None
     created: str
     stopped: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[JSON]) -> SandboxRecord:
+        """A `sandboxes` row, its columns in the order of the fields."""
+        id_, app, version, service, runtime, state, pid, start, command, log, made, stop = row
+        return cls(
+            text(id_),
+            text(app),
+            text(version),
+            text(service),
+            text(runtime),
+            text(state),
+            maybe_integer(pid),
+            maybe_text(start),
+            text(command),
+            maybe_text(log),
+            text(made),
+            maybe_text(stop),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,7 +195,6 @@ _SANDBOX_COLUMNS = (
 
 
 async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
-    await ensure_schema(tx)
     await tx.execute(
         f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -250,20 +218,18 @@ async def running_sandboxes(
     tx: Transaction, app: str, *, older_than: int | None = None
 ) -> list[SandboxRecord]:
     """The app's sandboxes marked running; with `older_than`, only those of lower versions."""
-    await ensure_schema(tx)
     rows = await tx.fetchall(
         f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? AND state = 'running' "
         "ORDER BY created, id",
         (app,),
     )
-    records = [SandboxRecord(*row) for row in rows]
+    records = [SandboxRecord.from_row(row) for row in rows]
     if older_than is not None:
         records = [r for r in records if version_number(r.version) < older_than]
     return records
 
 
 async def mark_sandbox(tx: Transaction, sandbox_id: str, state: str) -> None:
-    await ensure_schema(tx)
     await tx.execute(
         "UPDATE sandboxes SET state = ?, stopped = ? WHERE id = ?",
         (state, now() if state != "running" else None, sandbox_id),
@@ -275,7 +241,6 @@ async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> di
 
     The staged source's host path (`source_dir`) is shown only with `host_paths`: to the
     operator on the host (`app show --paths`), never to an uploader (the HTTP API)."""
-    await ensure_schema(tx)
     row = await tx.fetchone("SELECT name, active_version FROM apps WHERE name = ?", (app,))
     if row is None:
         raise InputError(f"no app named {app!r}")
@@ -289,7 +254,7 @@ async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> di
     )
     by_version: dict[str, list[dict[str, Any]]] = {}
     for sandbox in sandboxes:
-        record = SandboxRecord(*sandbox)
+        record = SandboxRecord.from_row(sandbox)
         by_version.setdefault(record.version, []).append(record.to_dict())
     return {
         "name": row[0],
@@ -301,10 +266,10 @@ async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> di
                 "artifact_id": v[2],
                 "image": v[3],
                 "digest": v[4],
-                "services": json.loads(v[5]),
+                "services": json.loads(text(v[5])),
                 **({"source_dir": v[6]} if host_paths else {}),
                 "created": v[7],
-                "sandboxes": by_version.get(v[0], []),
+                "sandboxes": by_version.get(text(v[0]), []),
             }
             for v in versions
         ],
@@ -312,7 +277,6 @@ async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> di
 
 
 async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
-    await ensure_schema(tx)
     row = await tx.fetchone(
         "SELECT id, app, number, image, digest, services, source_dir FROM versions WHERE id = ?",
         (version,),
@@ -325,6 +289,6 @@ async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
         "number": row[2],
         "image": row[3],
         "digest": row[4],
-        "services": json.loads(row[5]),
+        "services": json.loads(text(row[5])),
         "source_dir": row[6],
     }

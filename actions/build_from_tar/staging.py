@@ -20,7 +20,6 @@ import shutil
 import stat
 import threading
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,20 +31,12 @@ import anyio.from_thread
 import anyio.to_thread
 from sagactl.engine import InputError
 
-from .tarcheck import BLOCK, Kind, Member, StagingLimits, TarParser
+from .pipeline import CHUNK, Pipeline
+from .tarcheck import BLOCK, Kind, Member, StagingLimits
 
-CHUNK = 1 << 20
-"""Bytes read, written, hashed and inflated at a time: memory stays flat whatever the size."""
 PROGRESS_EVERY = 8 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
-_GZIP = b"\x1f\x8b"
-_OTHER_FORMATS = {
-    b"BZh": "bzip2",
-    b"\xfd7zXZ\x00": "xz",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"PK\x03\x04": "zip",
-}
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 ProgressCallback = Callable[[int], None]
@@ -63,124 +54,6 @@ class StagedUpload:
     """`gzip` or `none`."""
     members: int
     uncompressed: int
-
-
-class _Inflater:
-    """Passes a plain tar through, or inflates gzip (several members allowed), capping output."""
-
-    def __init__(self, limits: StagingLimits, sink: Callable[[memoryview], None]) -> None:
-        self._limits = limits
-        self._sink = sink
-        self._head = bytearray()
-        self.compression: str | None = None
-        self._zlib: Any = None
-        self._between = bytearray()
-        self.total = 0
-
-    def feed(self, data: memoryview) -> None:
-        if self.compression is None:
-            self._head += data
-            if len(self._head) < 6:
-                return
-            data = memoryview(bytes(self._head))
-            self._decide()
-        if self.compression == "none":
-            self._emit(data)
-        else:
-            self._inflate(data)
-
-    def _decide(self) -> None:
-        head = bytes(self._head)
-        for magic, name in _OTHER_FORMATS.items():
-            if head.startswith(magic):
-                raise InputError(
-                    f"the upload is {name} data: only tar and gzip-compressed tar are accepted"
-                )
-        self.compression = "gzip" if head.startswith(_GZIP) else "none"
-        self._head.clear()
-
-    def _emit(self, data: memoryview | bytes) -> None:
-        self.total += len(data)
-        if self.total > self._limits.max_total_bytes:
-            raise InputError(
-                f"the archive unpacks to more than the limit of {self._limits.max_total_bytes} "
-                "uncompressed bytes"
-            )
-        self._sink(memoryview(data))
-
-    def _inflate(self, data: memoryview) -> None:
-        pending: bytes | memoryview = data
-        while pending:
-            if self._zlib is None:
-                self._between += pending
-                pending = b""
-                if len(self._between) < 2:
-                    return
-                if not self._between.startswith(_GZIP):
-                    if any(self._between):
-                        raise InputError("trailing data after the gzip stream")
-                    self._between.clear()  # zero padding after the last member
-                    return
-                self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-                pending = bytes(self._between)
-                self._between.clear()
-            try:
-                out = self._zlib.decompress(pending, CHUNK)
-                self._emit(out)
-                while self._zlib.unconsumed_tail:
-                    out = self._zlib.decompress(self._zlib.unconsumed_tail, CHUNK)
-                    self._emit(out)
-            except zlib.error as exc:
-                raise InputError(f"corrupt gzip data ({exc})") from None
-            if self._zlib.eof:
-                pending = self._zlib.unused_data
-                self._zlib = None
-            else:
-                pending = b""
-
-    def close(self) -> None:
-        if self.compression is None:
-            if not self._head:
-                raise InputError("the upload is empty")
-            data = memoryview(bytes(self._head))
-            self._decide()
-            self.feed(data)
-        if self.compression == "gzip" and (self._zlib is not None or self._between):
-            if self._zlib is not None:
-                try:
-                    self._emit(self._zlib.flush())
-                except zlib.error as exc:
-                    raise InputError(f"corrupt gzip data ({exc})") from None
-            raise InputError("truncated: the gzip stream ends before its end")
-
-
-class _Pipeline:
-    """Counts, caps and hashes raw bytes, then inflates and parses them."""
-
-    def __init__(
-        self,
-        limits: StagingLimits,
-        on_member: Callable[[Member], None] | None = None,
-        on_data: Callable[[memoryview], None] | None = None,
-    ) -> None:
-        self.limits = limits
-        self.size = 0
-        self.hash = hashlib.sha256()
-        self.parser = TarParser(limits, on_member, on_data)
-        self.inflater = _Inflater(limits, self.parser.feed)
-
-    def feed(self, data: memoryview) -> None:
-        self.size += len(data)
-        if self.size > self.limits.max_upload_bytes:
-            raise InputError(
-                f"the upload is larger than the limit of {self.limits.max_upload_bytes} bytes"
-            )
-        self.hash.update(data)
-        self.inflater.feed(data)
-
-    def close(self) -> None:
-        self.inflater.close()
-        self.parser.close()
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -238,7 +111,7 @@ class _Stager:
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()  # left by a process that crashed mid-upload
         self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.pipeline = _Pipeline(limits)
+        self.pipeline = Pipeline(limits)
         self.writer: _Writer | None = _Writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
@@ -389,7 +262,8 @@ class StagingArea:
         path = self.path_for(stream_id)
         removed = False
         for candidate in (path, path.with_name(f".{path.name}.partial")):
-            with contextlib.suppress(FileNotFoundError):
+            # NotADirectoryError: the staging directory could never be made, so holds nothing
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 candidate.unlink()
                 removed = True
         return removed
@@ -508,6 +382,11 @@ class _Extractor:
             self.fd = -1
 
 
+def unpacking_dir(dest: Path) -> Path:
+    """Where `extract` unpacks before renaming to `dest`: the longest root a member meets."""
+    return dest.with_name(f".{dest.name}.partial")
+
+
 def extract(
     staged: Path, dest: Path, *, limits: StagingLimits | None = None, sha256: str | None = None
 ) -> int:
@@ -516,13 +395,13 @@ def extract(
     Unpacks into a sibling `.partial` directory and renames it into place, so `dest` is
     either whole or absent. With `sha256`, refuses a staged file that changed since.
     """
-    limits = limits or StagingLimits()
-    partial = dest.with_name(f".{dest.name}.partial")
+    partial = unpacking_dir(dest)
+    limits = (limits or StagingLimits()).under(partial)
     shutil.rmtree(partial, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(0o700)
     extractor = _Extractor(partial)
-    pipeline = _Pipeline(limits, extractor.member, extractor.data)
+    pipeline = Pipeline(limits, extractor.member, extractor.data)
     try:
         with staged.open("rb") as file:
             while chunk := file.read(CHUNK):

@@ -24,6 +24,8 @@ class _Entry:
     reader: Any | None
     staged: Path | None = None
     claimed: bool = False
+    failure: str | None = None
+    """Why the attempt that claimed the reader failed, for the attempts after it."""
     hooks: list[CleanupHook] = field(default_factory=list)
 
 
@@ -59,9 +61,17 @@ class StreamRegistry:
             if entry is None or entry.reader is None:
                 raise StreamGone(f"stream {stream_id} has no live reader in this process")
             if entry.claimed:
-                raise StreamGone(f"stream {stream_id} was already read by an earlier attempt")
+                why = f", which failed: {entry.failure}" if entry.failure else ""
+                raise StreamGone(f"stream {stream_id} was already read by an earlier attempt{why}")
             entry.claimed = True
             return entry.reader
+
+    def failed(self, stream_id: str, cause: str) -> None:
+        """Records why the attempt holding the reader failed (a later claim reports it)."""
+        with self._lock:
+            entry = self._entries.get(stream_id)
+            if entry is not None:
+                entry.failure = cause
 
     def set_staged(self, stream_id: str, path: Path) -> None:
         """Records where the stream was staged (ignored for a stream not registered here:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .options import DB_OPTION, seconds_of, with_engine
+from .options import DB_OPTION, count, seconds_of, with_engine
 
 
 @click.command()
 @click.option("--older-than", "age", default="7d", show_default=True, metavar="AGE")
-@click.option("--page-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--page-size", type=count(1, 100_000), default=500, show_default=True)
 @DB_OPTION
 def prune(age: str, page_size: int, db: str | None) -> None:
     """Delete finished runs (and their logs) that finished more than AGE ago, in pages.

@@ -15,7 +15,7 @@ from ..model import CompiledSaga
 from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
-from .options import DB_OPTION, EXIT_BAD_INPUT, with_engine
+from .options import DB_OPTION, EXIT_BAD_INPUT, OUTPUT_OPTION, with_engine, write_output
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
@@ -49,7 +49,7 @@ def validate(definitions: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@OUTPUT_OPTION
 def schema(output: Path | None) -> None:
     """Print the saga JSON Schema with the installed actions' inputs folded in.
 
@@ -59,7 +59,7 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text.encode())
 
 
 @click.command()
@@ -67,7 +67,7 @@ def schema(output: Path | None) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="text", show_default=True
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@OUTPUT_OPTION
 @click.option("--run", "run_id", metavar="RUN", help="Colour each action by its state in RUN.")
 @DB_OPTION
 def graph(
@@ -91,7 +91,7 @@ def graph(
     drawing = render(saga, fmt, states=states)
     data = drawing.encode() if isinstance(drawing, str) else drawing
     if output is not None:
-        output.write_bytes(data)
+        write_output(output, data)
         return
     if isinstance(drawing, bytes) and sys.stdout.isatty():
         raise click.UsageError(f"{fmt} is binary: write it to a file with -o FILE")

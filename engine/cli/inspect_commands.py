@@ -14,7 +14,7 @@ from rich.table import Table
 from ..api import Engine, RunResult
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, with_engine
+from .options import DB_OPTION, count, with_engine
 
 STATES = [str(s) for s in RunState]
 _SETTLED = FINISHED | {RunState.STUCK}
@@ -52,7 +52,7 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
 
 @click.command("list")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES), help="Only these.")
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--limit", type=count(), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, oldest first.")
 @DB_OPTION
 def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:

@@ -14,6 +14,19 @@ from .options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 class SagaGroup(click.Group):
     """Turns our errors into one clear line on stderr and the exit codes of `options.py`."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # a bad option of the root group itself
+            _usage(exc)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -23,10 +36,23 @@ class SagaGroup(click.Group):
             _fail(str(exc), EXIT_FAILED)
         except click.exceptions.Exit:
             raise
+        except click.UsageError as exc:
+            _usage(exc)
         except click.ClickException:
             raise
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
+
+
+LOGS_ONLY = frozenset({"worker"})
+"""Commands whose stderr holds nothing but log records (JSON lines when not a terminal)."""
+
+
+def _usage(exc: click.UsageError) -> None:
+    """A bad argument: one `error:` line, as every other bad input (click would print the
+    usage block too)."""
+    where = exc.ctx.command_path if exc.ctx is not None else "sagactl"
+    _fail(f"{exc.format_message()} (see '{where} --help')", exc.exit_code)
 
 
 def _fail(message: str, code: int) -> None:
@@ -43,13 +69,14 @@ def _fail(message: str, code: int) -> None:
     count=True,
     help="Log more on stderr (-v info, -vv debug; $SAGACTL_LOG_LEVEL).",
 )
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """Run sagas declared in YAML, with a durable log that survives crashes."""
     from ..settings import check_declared
     from .logging import configure
 
     check_declared()  # every setting, before any command creates anything
-    configure(verbose)
+    configure(verbose, logs_only=ctx.invoked_subcommand in LOGS_ONLY)
 
 
 def _register_commands() -> None:

@@ -6,11 +6,13 @@ everywhere and no command module imports the root group.
 
 from __future__ import annotations
 
-import re
+import math
+from pathlib import Path
+from typing import Any
 
 import click
 
-from ..durations import EXAMPLES, parse_duration
+from ..durations import EXAMPLES, parse_text_duration
 from ..errors import InputError
 from ..faults import CRASH_EXIT_CODE
 from ..store import ENV
@@ -24,8 +26,12 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PLUGIN_ERRORS",
+    "OUTPUT_OPTION",
+    "FiniteFloat",
+    "count",
     "seconds_of",
     "with_engine",
+    "write_output",
 ]
 
 EXIT_OK = 0
@@ -51,13 +57,38 @@ DB_OPTION = click.option(
 def seconds_of(text: str, option: str) -> float:
     """A duration given on the command line, in seconds: `500ms`, `10s`, `10m`, `1h30m`,
     `7d`, or a number of seconds. `InputError` (exit 2) naming the option otherwise."""
-    stripped = text.strip()
     try:
-        return parse_duration(float(stripped) if _SECONDS.match(stripped) else stripped)
+        return parse_text_duration(text)
     except ValueError:
         raise InputError(
             f"{option} {text!r}: expected a duration (e.g. {EXAMPLES}, or seconds)"
         ) from None
 
 
-_SECONDS = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+def count(low: int = 1, high: int = 1_000_000_000) -> click.IntRange:
+    """A whole number in [low, high]: a bounded range, so no value overflows a database
+    integer or a buffer further in."""
+    return click.IntRange(low, high)
+
+
+class FiniteFloat(click.FloatRange):
+    """A number in [low, high]; NaN and infinity are refused (click's range lets NaN in)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+OUTPUT_OPTION = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here."
+)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Writes `-o FILE`; a file that cannot be written is the caller's mistake (exit 2)."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"-o {path}: {exc.strerror or exc}") from None

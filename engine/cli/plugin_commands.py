@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -77,7 +77,8 @@ def fields(schema: Mapping[str, JSON]) -> str:
     properties = schema.get("properties")
     if not isinstance(properties, Mapping) or not properties:
         return "-"
-    required = schema.get("required") or ()
+    listed = schema.get("required")
+    required = listed if isinstance(listed, Sequence) and not isinstance(listed, str) else ()
     parts = []
     for name, sub in properties.items():
         kind = sub.get("type", "any") if isinstance(sub, Mapping) else "any"

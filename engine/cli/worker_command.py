@@ -8,28 +8,28 @@ import anyio
 import click
 
 from ..store import open_store
-from .options import DB_OPTION
+from .options import DB_OPTION, FiniteFloat, count
 
 
 @click.command()
 @click.option(
     "--concurrency",
     "-c",
-    type=click.IntRange(min=1),
+    type=count(1, 10_000),
     default=4,
     show_default=True,
     help="Runs driven at once by this worker.",
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=0.05),
+    type=FiniteFloat(min=0.05, max=3600),
     default=5.0,
     show_default=True,
     help="Seconds between polls for expired leases (new runs arrive by NOTIFY).",
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=86400),
     default=30.0,
     show_default=True,
     help="Seconds SIGTERM lets runs in hand finish before handing them back.",

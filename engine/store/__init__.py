@@ -23,6 +23,7 @@ from .base import RunRecord as RunRecord
 from .base import Store as Store
 from .base import StoreError as StoreError
 from .base import StoreTransaction as StoreTransaction
+from .base import StoreUnusable as StoreUnusable
 from .migrations import Migration as Migration
 from .migrations import register_migrations as register_migrations
 
@@ -66,6 +67,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreTransaction",
+    "StoreUnusable",
     "default_url",
     "open_store",
     "register_migrations",

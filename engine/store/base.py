@@ -13,10 +13,13 @@ import json
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
+
+import anyio
 
 from ..action import JSON, Transaction
 from ..errors import InputError, SagaError
@@ -41,6 +44,14 @@ class StoreError(SagaError):
     """The store failed (I/O error, a database that cannot be opened or migrated)."""
 
     code = "store_error"
+
+
+class StoreUnusable(StoreError, InputError):
+    """The database cannot serve as a store: no file named, a file that cannot be written,
+    a corrupt or foreign database, a server that refuses the connection. One line naming
+    the database; the CLI exits 2."""
+
+    code = "store_unusable"
 
 
 class RunBusy(SagaError):
@@ -157,30 +168,6 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
-
-
-def record_from_row(row: Sequence[Any]) -> RunRecord:
-    """A RunRecord from a `runs` row in the backends' shared column order; the 17th column,
-    `lease_expires`, exists only where claims are leases."""
-    return RunRecord(
-        run_id=row[0],
-        saga=row[1],
-        state=row[2],
-        definition_hash=row[3],
-        definition=json.loads(row[4]),
-        inputs=json.loads(row[5]),
-        plugin_versions=json.loads(row[6]),
-        created=row[7],
-        updated=row[8],
-        started=row[9],
-        finished=row[10],
-        error=row[11],
-        error_code=row[12],
-        owner=row[13],
-        cancel_requested=bool(row[14]),
-        node=row[15],
-        lease_expires=row[16] if len(row) > 16 else None,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +318,32 @@ class Store(ABC):
     async def begin(self, claim: Claim) -> StoreTransaction:
         """Open a write transaction for an action's own writes (`ctx.transaction()`)."""
 
+    # -- outside a run -----------------------------------------------------------------
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One transaction outside any run, for the records a package keeps beside the log
+        (`sagactl app show`): committed when the block ends, rolled back when it raises.
+
+        The same connection settings and `?` placeholders as `ctx.transaction()`; the
+        tables are there, since opening the store applied every registered migration.
+        """
+        return self._outside_run()
+
+    @asynccontextmanager
+    async def _outside_run(self) -> AsyncIterator[Transaction]:
+        tx = await self._begin_unclaimed()
+        try:
+            yield tx
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await tx.rollback()
+            raise
+        await tx.commit(())
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        """A transaction under no claim: its `commit` takes no records."""
+        raise NotImplementedError(f"{type(self).__name__} has no transactions outside a run")
+
     @abstractmethod
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
         """Durably replace the action's checkpoint."""
@@ -378,17 +391,3 @@ class Store(ABC):
     @staticmethod
     def now() -> float:
         return time.time()
-
-
-Row = tuple[Any, ...]
-
-STATS_SQL = (
-    "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL),"
-    " (SELECT count(*) FROM runs WHERE state = 'succeeded'),"
-    " (SELECT count(*) FROM runs WHERE state = 'compensated'),"
-    " (SELECT count(*) FROM runs WHERE state = 'stuck'),"
-    " (SELECT count(*) FROM run_log WHERE kind = 'run_resumed'),"
-    " (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'taken_over')"
-)
-"""One row of the `stats` counters, the same SQL on every dialect."""
-STATS_NAMES = ("started", "succeeded", "compensated", "stuck", "recovered", "taken_over")

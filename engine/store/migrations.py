@@ -1,7 +1,7 @@
 """Versioned schema migrations by namespace: the engine's own and those other packages register.
 
-Platform records (apps, versions, sandboxes) live in the same database as the log. A package
-adds its tables with `register_migrations("build", [Migration(1, {"sqlite": ..., ...})])` at
+Other packages' records live in the same database as the log. A package adds its tables
+with `register_migrations("acme", [Migration(1, {"sqlite": ..., ...})])` at
 import time, or through an entry point in the group `sagactl.migrations` naming such a list
 (or a zero-argument callable returning one). Each store applies, in one transaction per
 migration, every version above the highest recorded in its `schema_migrations` table.
@@ -19,6 +19,7 @@ from ..deps import Dependencies
 from ..errors import PluginError
 from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
 from ..plugins import load_plugins
+from . import schema
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
@@ -107,125 +108,11 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
     return MappingProxyType(ordered)
 
 
-SQLITE_V1 = """
-CREATE TABLE runs (
-    run_id           TEXT PRIMARY KEY,
-    saga             TEXT NOT NULL,
-    state            TEXT NOT NULL,
-    definition_hash  TEXT NOT NULL,
-    definition       TEXT NOT NULL,
-    inputs           TEXT NOT NULL,
-    plugin_versions  TEXT NOT NULL,
-    created          REAL NOT NULL,
-    updated          REAL NOT NULL,
-    started          REAL,
-    finished         REAL,
-    error            TEXT,
-    error_code       TEXT,
-    owner            TEXT,
-    fence            INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    last_seq         INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX runs_by_state ON runs (state, created);
-CREATE INDEX runs_by_created ON runs (created);
-CREATE INDEX runs_by_finished ON runs (finished) WHERE finished IS NOT NULL;
-
-CREATE TABLE run_log (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    seq     INTEGER NOT NULL,
-    at      REAL NOT NULL,
-    kind    TEXT NOT NULL,
-    action  TEXT,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-
-CREATE TABLE action_checkpoints (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    action  TEXT NOT NULL,
-    at      REAL NOT NULL,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, action)
-) WITHOUT ROWID;
-
-CREATE TABLE action_progress (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    action  TEXT NOT NULL,
-    at      REAL NOT NULL,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, action)
-) WITHOUT ROWID;
-"""
-
-POSTGRESQL_V1 = """
-CREATE TABLE runs (
-    run_id           TEXT PRIMARY KEY,
-    saga             TEXT NOT NULL,
-    state            TEXT NOT NULL,
-    definition_hash  TEXT NOT NULL,
-    definition       TEXT NOT NULL,
-    inputs           TEXT NOT NULL,
-    plugin_versions  TEXT NOT NULL,
-    created          DOUBLE PRECISION NOT NULL,
-    updated          DOUBLE PRECISION NOT NULL,
-    started          DOUBLE PRECISION,
-    finished         DOUBLE PRECISION,
-    error            TEXT,
-    error_code       TEXT,
-    owner            TEXT,
-    fence            BIGINT NOT NULL DEFAULT 0,
-    cancel_requested BOOLEAN NOT NULL DEFAULT false,
-    last_seq         BIGINT NOT NULL DEFAULT 0,
-    lease_expires    TIMESTAMPTZ
-);
-CREATE INDEX runs_by_state ON runs (state, created);
-CREATE INDEX runs_by_created ON runs (created);
-CREATE INDEX runs_by_finished ON runs (finished) WHERE finished IS NOT NULL;
-
-CREATE TABLE run_log (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    seq     BIGINT NOT NULL,
-    at      DOUBLE PRECISION NOT NULL,
-    kind    TEXT NOT NULL,
-    action  TEXT,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-
-CREATE TABLE action_checkpoints (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    action  TEXT NOT NULL,
-    at      DOUBLE PRECISION NOT NULL,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, action)
-);
-
-CREATE TABLE action_progress (
-    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    action  TEXT NOT NULL,
-    at      DOUBLE PRECISION NOT NULL,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, action)
-);
-"""
-
-# v2: node affinity (a run pinned to the machine holding its inputs) and the counters
-# behind `sagactl stats` that cannot be derived from the runs table (takeovers).
-V2 = """
-ALTER TABLE runs ADD COLUMN node TEXT;
-CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL DEFAULT 0);
-"""
-
 register_migrations(
     CORE,
     [
-        Migration(
-            1,
-            {"sqlite": SQLITE_V1, "postgresql": POSTGRESQL_V1},
-            "runs, run log, checkpoints, progress",
-        ),
-        Migration(2, {"sqlite": V2, "postgresql": V2}, "run node affinity, counters"),
+        Migration(1, schema.scripts(schema.V1), "runs, run log, checkpoints, progress"),
+        Migration(2, schema.scripts(schema.V2), "run node affinity, counters"),
     ],
 )
 

@@ -2,18 +2,17 @@
 
 WAL, `synchronous=FULL` (a commit is on disk before it is acknowledged), `BEGIN
 IMMEDIATE`, a busy timeout and foreign keys on. No SQLite call runs on the event loop:
-writes go through the group-commit thread (`writer.py`), reads and action transactions
-through worker threads. A run's owner is a live store on this host (`ownership.py`).
+writes go through the group-commit thread (`writer.py`), reads and transactions through
+worker threads. A run's owner is a live store on this host (`ownership.py`), found by the
+database file's real path (`sqlite_file.py`). The SQL is the stores' shared SQL (`sql.py`).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,57 +20,41 @@ import anyio.to_thread
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
-from ..states import FINISHED, RunState, run_state_of
 from .base import (
-    RELEASING,
-    STATS_NAMES,
-    STATS_SQL,
     Claim,
     ClaimLost,
     Created,
     NewRun,
     RunBusy,
     RunRecord,
-    Store,
     StoreError,
     StoreTransaction,
-    check_same_request,
-    record_from_row,
+    StoreUnusable,
     this_node,
 )
-from .migrations import registered
 from .ownership import OwnerLock
+from .sql import Appending, Row, created_before, creation, dumps, record_from_row
+from .sql_store import Params, SqlStore, pending
+from .sqlite_file import check_database_file, database_path, is_unusable, reason, unusable
+from .sqlite_transaction import SQL, SqliteTransaction, write_append
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
 
-_RUN_COLUMNS = (
-    "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested, node"
-)
+IDLE_CONNECTIONS = 4
+"""Transaction connections kept open for the next transaction."""
 
 
-# One encoder for every record: `json.dumps` with options builds a new encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
-
-
-def _dumps(value: Any) -> str:
-    return _ENCODE(value)
-
-
-def path_of(url: str) -> Path:
-    """`sqlite:///abs/path.db`, `sqlite://rel.db` or a bare path -> the file's path."""
-    return Path(url[len("sqlite://") :] if url.startswith("sqlite://") else url)
-
-
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """A `Store` in one SQLite file."""
 
     dialect: ClassVar[str] = "sqlite"
+    sql = SQL
+    no_limit = -1
 
     def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
         self.url = url
-        self.path = path_of(url)
+        self.path = database_path(url)
         self.busy_timeout = busy_timeout
         self.owner = OwnerLock(self.path.with_name(self.path.name + ".owners"))
         self._writer = GroupCommitWriter(self._connect)
@@ -82,9 +65,12 @@ class SqliteStore(Store):
     # -- lifecycle ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """A connection with the store's settings; every connection of the store (writer,
+        reader, transactions) comes from here."""
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
+        conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
@@ -99,14 +85,21 @@ class SqliteStore(Store):
         await self.upgrade()
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.owner.acquire()
+        check_database_file(self.path)
+        try:
+            self.owner.acquire()
+        except OSError as exc:
+            where = self.owner.directory
+            raise StoreUnusable(f"{where}: cannot take the owner lock: {reason(exc)}") from None
         try:
             self._writer.start()
             self._reader = self._connect()
-        except BaseException:
+        except BaseException as exc:
             self._writer.stop()
             self.owner.release()
+            if isinstance(exc, sqlite3.Error | StoreError) and not isinstance(exc, StoreUnusable):
+                cause = exc.__cause__ or exc
+                raise StoreUnusable(f"{self.path}: cannot open the database: {cause}") from None
             raise
 
     async def close(self) -> None:
@@ -131,7 +124,12 @@ class SqliteStore(Store):
     # -- plumbing ----------------------------------------------------------------------
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.submit(fn)
+        try:
+            return await self._writer.submit(fn)
+        except sqlite3.DatabaseError as exc:
+            if is_unusable(exc):
+                raise unusable(self.path, exc) from None
+            raise
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
@@ -140,7 +138,22 @@ class SqliteStore(Store):
                     raise StoreError("the store is closed")
                 return fn(self._reader)
 
-        return await anyio.to_thread.run_sync(run)
+        try:
+            return await anyio.to_thread.run_sync(run)
+        except sqlite3.DatabaseError as exc:
+            if is_unusable(exc):
+                raise unusable(self.path, exc) from None
+            raise
+
+    def _not_found(self, run_id: str) -> RunNotFound:
+        return RunNotFound(f"no run {run_id!r} in {self.path}")
+
+    async def _query(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return rows
+
+    async def _write_count(self, sql: str, params: Params = ()) -> int:
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
     # -- migrations --------------------------------------------------------------------
 
@@ -148,33 +161,15 @@ class SqliteStore(Store):
         return await self._write(self._upgrade)
 
     def _upgrade(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (namespace TEXT NOT NULL,"
-            " version INTEGER NOT NULL, applied REAL NOT NULL, PRIMARY KEY (namespace, version))"
-        )
-        current = dict(
-            conn.execute("SELECT namespace, max(version) FROM schema_migrations GROUP BY 1")
-        )
-        applied: list[tuple[str, int]] = []
-        for namespace, steps in registered().items():
-            for step in steps:
-                if step.version <= current.get(namespace, 0):
-                    continue
-                for statement in split_statements(step.script(self.dialect, namespace)):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    (namespace, step.version, self.now()),
-                )
-                applied.append((namespace, step.version))
-        return applied
-
-    async def migrations_applied(self) -> dict[str, int]:
-        def read(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute("SELECT namespace, max(version) FROM schema_migrations GROUP BY 1")
-            return {str(ns): int(v) for ns, v in rows}
-
-        return await self._read(read)
+        conn.execute(SQL.migrations_table)
+        applied = {row["namespace"]: row["version"] for row in conn.execute(SQL.migrations_applied)}
+        done: list[tuple[str, int]] = []
+        for namespace, step in pending(applied):
+            for statement in split_statements(step.script(self.dialect, namespace)):
+                conn.execute(statement)
+            conn.execute(SQL.record_migration, (namespace, step.version, self.now()))
+            done.append((namespace, step.version))
+        return done
 
     # -- runs --------------------------------------------------------------------------
 
@@ -183,111 +178,20 @@ class SqliteStore(Store):
     ) -> Created:
         if records and not claim:
             raise ValueError("records need the claim of the run they start")
+        now = self.now()
+        new = creation(run, self.owner.token if claim else None, now)
 
         def create(conn: sqlite3.Connection) -> Created:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
-            ).fetchone()
-            if row is not None:
-                existing = record_from_row(row)
-                check_same_request(existing, run)
-                return Created(existing, False, None)
-            now = self.now()
-            owner = self.owner.token if claim else None
-            conn.execute(
-                "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-                " plugin_versions, created, updated, owner, fence, last_seq, node)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                (
-                    run.run_id,
-                    run.saga,
-                    RunState.QUEUED.value,
-                    run.definition_hash,
-                    _dumps(run.definition),
-                    _dumps(run.inputs),
-                    _dumps(run.plugin_versions),
-                    now,
-                    now,
-                    owner,
-                    1 if claim else 0,
-                    run.node,
-                ),
-            )
-            data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
-            conn.execute(
-                "INSERT INTO run_log VALUES (?, 1, ?, 'run_created', NULL, ?)",
-                (run.run_id, now, _dumps(data)),
-            )
-            taken = Claim(run.run_id, owner, 1) if owner else None
-            written = [Event(run.run_id, "run_created", None, data, now, 1)]
-            if records and taken is not None:
-                written += _append(conn, taken, records, None, now)
-            record = record_from_row(
-                conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
-                ).fetchone()
-            )
-            return Created(record, True, taken, written)
+            if conn.execute(SQL.insert_run, new.params).fetchone() is None:
+                return created_before(_get(conn, run.run_id), run)
+            conn.execute(SQL.insert_log, new.log_row)
+            written = [new.record]
+            if records and new.claim is not None:
+                appending = Appending(new.claim, records, None, now)
+                written += appending.numbered(write_append(conn, appending))
+            return Created(_get(conn, run.run_id), True, new.claim, written)
 
         return await self._write(create)
-
-    async def get_run(self, run_id: str) -> RunRecord:
-        def read(conn: sqlite3.Connection) -> RunRecord:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-            found = row.fetchone()
-            if found is None:
-                raise RunNotFound(f"no run {run_id!r} in {self.path}")
-            return record_from_row(found)
-
-        return await self._read(read)
-
-    async def list_runs(
-        self,
-        *,
-        states: Collection[str] | None = None,
-        limit: int = 1000,
-        saga: str | None = None,
-    ) -> list[RunRecord]:
-        where: list[str] = []
-        params: list[str | int] = []
-        if states is not None:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            params.extend(states)
-        if saga is not None:
-            where.append("saga = ?")
-            params.append(saga)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created, run_id LIMIT ?"
-        params.append(limit)
-
-        def read(conn: sqlite3.Connection) -> list[RunRecord]:
-            return [record_from_row(row) for row in conn.execute(sql, params)]
-
-        return await self._read(read)
-
-    async def read_log(
-        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
-    ) -> list[Event]:
-        def read(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                "SELECT seq, at, kind, action, data FROM run_log"
-                " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (run_id, after_seq, -1 if limit is None else limit),
-            )
-            return [
-                Event(run_id, kind, action, json.loads(data), at, seq)
-                for seq, at, kind, action, data in rows
-            ]
-
-        return await self._read(read)
-
-    async def checkpoints(self, run_id: str) -> dict[str, JSON]:
-        return await self._read(_by_action("action_checkpoints", run_id))
-
-    async def progress(self, run_id: str) -> dict[str, JSON]:
-        return await self._read(_by_action("action_progress", run_id))
 
     # -- ownership ---------------------------------------------------------------------
 
@@ -295,38 +199,31 @@ class SqliteStore(Store):
         token = self.owner.token
 
         def take(conn: sqlite3.Connection) -> Claim:
-            row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = conn.execute(SQL.owner_of, (run_id,)).fetchone()
             if row is None:
-                raise RunNotFound(f"no run {run_id!r} in {self.path}")
-            owner = row[0]
+                raise self._not_found(run_id)
+            owner = row["owner"]
             if owner is not None and self.owner.alive(owner):
                 raise RunBusy(run_id, None if owner == token else owner)
-            fence = conn.execute(
+            taken = conn.execute(
                 "UPDATE runs SET owner = ?, fence = fence + 1 WHERE run_id = ? RETURNING fence",
                 (token, run_id),
-            ).fetchone()[0]
-            return Claim(run_id, token, int(fence))
+            ).fetchone()
+            return Claim(run_id, token, int(taken["fence"]))
 
         return await self._write(take)
 
     async def release(self, claim: Claim) -> None:
-        def release(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ? AND fence = ?",
-                (claim.run_id, claim.owner, claim.fence),
-            )
-
-        await self._write(release)
+        params = {"run": claim.run_id, "owner": claim.owner, "fence": claim.fence}
+        await self._write(lambda conn: conn.execute(SQL.release, params).fetchall())
 
     async def orphans(self, states: Collection[str]) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                f"SELECT run_id, owner FROM runs WHERE state IN ({','.join('?' * len(states))})"
-                " ORDER BY created, run_id",
-                tuple(states),
-            ).fetchall()
+            rows = conn.execute(SQL.unheld(len(states)), tuple(states)).fetchall()
             return [
-                run_id for run_id, owner in rows if owner is None or not self.owner.alive(owner)
+                row["run_id"]
+                for row in rows
+                if row["owner"] is None or not self.owner.alive(row["owner"])
             ]
 
         return await self._read(read)
@@ -340,10 +237,19 @@ class SqliteStore(Store):
         *,
         progress: Mapping[str, JSON] | None = None,
     ) -> list[Event]:
-        prepared = _Prepared(claim, records, progress, self.now())
-        return prepared.numbered(await self._write(prepared.write))
+        appending = Appending(claim, records, progress, self.now())
+        return appending.numbered(await self._write(lambda c: write_append(c, appending)))
 
     async def begin(self, claim: Claim) -> StoreTransaction:
+        return await self._begin(claim)
+
+    async def _begin_unclaimed(self) -> StoreTransaction:
+        return await self._begin(None)
+
+    async def _begin(self, claim: Claim | None) -> StoreTransaction:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+
         def begin() -> sqlite3.Connection:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
@@ -354,17 +260,21 @@ class SqliteStore(Store):
             return conn
 
         conn = await anyio.to_thread.run_sync(begin)
-        return SqliteTransaction(self, conn, claim)
+        return SqliteTransaction(conn, claim, self._give_back)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Keep a finished transaction's connection for the next one (a few at most)."""
+        if conn.in_transaction or len(self._idle) >= IDLE_CONNECTIONS or self._reader is None:
+            conn.close()
+        else:
+            self._idle.append(conn)
 
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
-        text, now = _dumps(data), self.now()
+        row = (claim.run_id, action, self.now(), dumps(data))
 
         def save(conn: sqlite3.Connection) -> None:
             _check_claim(conn, claim)
-            conn.execute(
-                "INSERT OR REPLACE INTO action_checkpoints VALUES (?, ?, ?, ?)",
-                (claim.run_id, action, now, text),
-            )
+            conn.execute(SQL.save_checkpoint, row)
 
         await self._write(save)
 
@@ -373,265 +283,25 @@ class SqliteStore(Store):
 
         def pin(conn: sqlite3.Connection) -> None:
             _check_claim(conn, claim)
-            conn.execute("UPDATE runs SET node = ? WHERE run_id = ?", (pinned, claim.run_id))
+            conn.execute(SQL.pin_node, (pinned, claim.run_id))
 
         await self._write(pin)
-
-    async def stats(self) -> dict[str, int]:
-        def read(conn: sqlite3.Connection) -> dict[str, int]:
-            row = conn.execute(STATS_SQL).fetchone()
-            return {name: int(value) for name, value in zip(STATS_NAMES, row, strict=True)}
-
-        return await self._read(read)
-
-    # -- operator requests -------------------------------------------------------------
-
-    async def request_cancel(self, run_id: str) -> None:
-        def flag(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,)
-            )
-            if cursor.rowcount == 0:
-                raise RunNotFound(f"no run {run_id!r} in {self.path}")
-
-        await self._write(flag)
-
-    async def cancel_requested(self, run_id: str) -> bool:
-        def read(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,))
-            found = row.fetchone()
-            return bool(found and found[0])
-
-        return await self._read(read)
-
-    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
-        ids = list(run_ids)
-
-        def read(conn: sqlite3.Connection) -> set[str]:
-            found: set[str] = set()
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = conn.execute(
-                    "SELECT run_id FROM runs WHERE cancel_requested = 1"
-                    f" AND run_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                found.update(row[0] for row in rows)
-            return found
-
-        return await self._read(read)
-
-    # -- retention ---------------------------------------------------------------------
-
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        def delete_page(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs"
-                " WHERE finished IS NOT NULL AND finished < ? ORDER BY finished LIMIT ?)",
-                (finished_before, page),
-            ).rowcount
-
-        total = 0
-        while True:
-            deleted = await self._write(delete_page)
-            total += deleted
-            if deleted < page:
-                return total
-
-
-class SqliteTransaction(StoreTransaction):
-    """An action's writes on their own connection, in `BEGIN IMMEDIATE` until the engine
-    commits them with the completion record (or rolls them back)."""
-
-    dialect = "sqlite"
-
-    def __init__(self, store: SqliteStore, conn: sqlite3.Connection, claim: Claim) -> None:
-        self._store = store
-        self._conn: sqlite3.Connection | None = conn
-        self._claim = claim
-        self._lock = threading.Lock()
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
-        def run() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise StoreError("the transaction is already finished")
-                return fn(self._conn)
-
-        return run
-
-    async def execute(self, sql: str, params: Sequence[JSON] = ()) -> int:
-        return await anyio.to_thread.run_sync(
-            self._call(lambda c: c.execute(sql, tuple(params)).rowcount)
-        )
-
-    async def fetchone(self, sql: str, params: Sequence[JSON] = ()) -> tuple[JSON, ...] | None:
-        row = await anyio.to_thread.run_sync(
-            self._call(lambda c: c.execute(sql, tuple(params)).fetchone())
-        )
-        return None if row is None else tuple(row)
-
-    async def fetchall(self, sql: str, params: Sequence[JSON] = ()) -> list[tuple[JSON, ...]]:
-        rows = await anyio.to_thread.run_sync(
-            self._call(lambda c: c.execute(sql, tuple(params)).fetchall())
-        )
-        return [tuple(row) for row in rows]
-
-    async def commit(
-        self, records: Sequence[Event], *, progress: Mapping[str, JSON] | None = None
-    ) -> list[Event]:
-        now = self._store.now()
-
-        def commit(conn: sqlite3.Connection) -> list[Event]:
-            try:
-                numbered = _append(conn, self._claim, records, progress, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return numbered
-
-        try:
-            return await anyio.to_thread.run_sync(self._call(commit))
-        finally:
-            self._finish()
-
-    async def rollback(self) -> None:
-        def rollback(conn: sqlite3.Connection) -> None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-
-        if self._conn is not None:
-            try:
-                await anyio.to_thread.run_sync(self._call(rollback))
-            finally:
-                self._finish()
-
-    def _finish(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.in_transaction or len(self._store._idle) >= 4:
-            conn.close()
-        else:
-            self._store._idle.append(conn)
 
 
 # -- row helpers -----------------------------------------------------------------------
 
 
-def _check_claim(conn: sqlite3.Connection, claim: Claim) -> None:
-    row = conn.execute(
-        "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND fence = ?",
-        (claim.run_id, claim.owner, claim.fence),
-    ).fetchone()
+def _get(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+    row = conn.execute(SQL.get_run, (run_id,)).fetchone()
     if row is None:
+        raise RunNotFound(f"no run {run_id!r}")
+    return record_from_row(row)
+
+
+def _check_claim(conn: sqlite3.Connection, claim: Claim) -> None:
+    params = {"run": claim.run_id, "owner": claim.owner, "fence": claim.fence}
+    if conn.execute(SQL.check_claim, params).fetchone() is None:
         raise ClaimLost(claim.run_id)
-
-
-def _append(
-    conn: sqlite3.Connection,
-    claim: Claim,
-    records: Sequence[Event],
-    progress: Mapping[str, JSON] | None,
-    now: float,
-) -> list[Event]:
-    """Number and insert `records`, moving the run row on, if `claim` is current."""
-    prepared = _Prepared(claim, records, progress, now)
-    return prepared.numbered(prepared.write(conn))
-
-
-class _Prepared:
-    """An append's SQL parameters, built before the writer thread runs it: the thread is
-    the bottleneck with many sagas in flight, so it only executes (JSON is encoded here)."""
-
-    __slots__ = ("claim", "log_rows", "now", "progress_rows", "records", "run_params")
-
-    def __init__(
-        self,
-        claim: Claim,
-        records: Sequence[Event],
-        progress: Mapping[str, JSON] | None,
-        now: float,
-    ) -> None:
-        self.claim, self.records, self.now = claim, records, now
-        state: RunState | None = None
-        error = code = None
-        for record in records:
-            moved = run_state_of(record)
-            if moved is not None:
-                state, error, code = moved, record.data.get("error"), record.data.get("code")
-        self.run_params = (
-            len(records),
-            now,
-            state,
-            state,
-            error,
-            state,
-            code,
-            now if state is RunState.RUNNING else None,
-            state,
-            now if state in FINISHED else None,
-            state in RELEASING,
-            claim.run_id,
-            claim.owner,
-            claim.fence,
-        )
-        # Rows without their seq (known only in the writer): (run_id, at, kind, action, data).
-        self.log_rows = [
-            (claim.run_id, r.at or now, r.kind, r.action, _dumps(dict(r.data))) for r in records
-        ]
-        self.progress_rows = (
-            [(claim.run_id, action, now, _dumps(data)) for action, data in progress.items()]
-            if progress
-            else None
-        )
-
-    def write(self, conn: sqlite3.Connection) -> int:
-        """Run it (on the writer's connection); returns the first record's seq."""
-        row = conn.execute(_APPEND_SQL, self.run_params).fetchone()
-        if row is None:
-            raise ClaimLost(self.claim.run_id)
-        first = int(row[0]) - len(self.log_rows) + 1
-        conn.executemany(
-            "INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)",
-            [(r[0], first + i, r[1], r[2], r[3], r[4]) for i, r in enumerate(self.log_rows)],
-        )
-        if self.progress_rows:
-            conn.executemany(
-                "INSERT OR REPLACE INTO action_progress VALUES (?, ?, ?, ?)", self.progress_rows
-            )
-        return first
-
-    def numbered(self, first: int) -> list[Event]:
-        """The records as written, with their seq."""
-        run_id, now = self.claim.run_id, self.now
-        return [
-            Event(run_id, r.kind, r.action, r.data, r.at or now, first + i)
-            for i, r in enumerate(self.records)
-        ]
-
-
-_APPEND_SQL = (
-    "UPDATE runs SET last_seq = last_seq + ?, updated = ?,"
-    " state = coalesce(?, state),"
-    " error = CASE WHEN ? IS NULL THEN error ELSE ? END,"
-    " error_code = CASE WHEN ? IS NULL THEN error_code ELSE ? END,"
-    " started = coalesce(started, ?),"
-    " finished = CASE WHEN ? IS NULL THEN finished ELSE ? END,"
-    " owner = CASE WHEN ? THEN NULL ELSE owner END"
-    " WHERE run_id = ? AND owner = ? AND fence = ? RETURNING last_seq"
-)
-
-
-def _by_action(table: str, run_id: str) -> Callable[[sqlite3.Connection], dict[str, JSON]]:
-    def read(conn: sqlite3.Connection) -> dict[str, JSON]:
-        rows = conn.execute(f"SELECT action, data FROM {table} WHERE run_id = ?", (run_id,))
-        return {action: json.loads(data) for action, data in rows}
-
-    return read
 
 
 def split_statements(script: str) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,18 @@ def area(tmp_path: Path) -> StagingArea:
 
 
 class Db:
-    """A real database for platform records; `transaction()` as recordsdb gives it."""
+    """A real database for platform records: each `transaction()` opens the run store
+    (which applies the build migrations) and is one `Store.transaction()` on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def transaction(self) -> Any:
-        from sagactl.actions.build_from_tar import recordsdb
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        from sagactl.engine import open_store
 
-        return recordsdb.transaction(self.url)
+        async with open_store(self.url) as store, store.transaction() as tx:
+            yield tx
 
 
 @pytest.fixture

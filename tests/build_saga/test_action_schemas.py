@@ -31,7 +31,7 @@ OUTPUTS = {
     "build.build_image": {"image", "digest", "services"},
     "build.parse_services": {"services"},
     "build.create_version": {"version_id"},
-    "build.set_active_version": {"previous_version"},
+    "build.set_active_version": {"previous_version", "active_version", "activated"},
     "build.stop_old_sandboxes": {"stopped"},
 }
 

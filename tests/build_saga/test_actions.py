@@ -165,12 +165,20 @@ class TestWholeBuildDirect:
         assert first["get_next_version"]["version"] == "python-web-v1"
         assert first["build_image"]["image"].startswith("oci:")
         assert first["parse_services"]["services"]["web"]["command"] == "python3 app.py"
-        assert first["set_active_version"] == {"previous_version": None}
+        assert first["set_active_version"] == {
+            "previous_version": None,
+            "active_version": "python-web-v1",
+            "activated": True,
+        }
         async with sqlite_db.transaction() as tx:
             started = await start_sandboxes(tx, deps, "python-web", "web")
         assert [s.version for s in started] == ["python-web-v1"]
         second = await _build(ctx_of, deps, "python-web", data)
-        assert second["set_active_version"] == {"previous_version": "python-web-v1"}
+        assert second["set_active_version"] == {
+            "previous_version": "python-web-v1",
+            "active_version": "python-web-v2",
+            "activated": True,
+        }
         assert second["stop_old_sandboxes"] == {"stopped": [started[0].id]}
         async with sqlite_db.transaction() as tx:
             shown = await records.show_app(tx, "python-web")

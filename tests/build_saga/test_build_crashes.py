@@ -18,8 +18,8 @@ from tars import M, make_tar, tar_of_dir
 
 pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
 
-from sagactl.actions.build_from_tar import BuildSettings, records, recordsdb
-from sagactl.engine import Dependencies
+from sagactl.actions.build_from_tar import BuildSettings, records
+from sagactl.engine import Dependencies, open_store
 from sagactl.engine.api import Engine
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -51,7 +51,7 @@ async def _resume_all(env: dict[str, str]) -> list[Any]:
 
 
 async def _versions(env: dict[str, str], app: str) -> tuple[str | None, list[str]]:
-    async with recordsdb.transaction(env["SAGACTL_DB"]) as tx:
+    async with open_store(env["SAGACTL_DB"]) as store, store.transaction() as tx:
         try:
             shown = await records.show_app(tx, app)
         except Exception:

@@ -18,10 +18,10 @@ from tars import M, make_tar, tar_of_dir
 
 pytest.importorskip("sagactl.engine.api", reason="the engine runtime has not landed yet")
 
-from sagactl.actions.build_from_tar import BuildFailed, records, recordsdb
+from sagactl.actions.build_from_tar import BuildFailed, records
 from sagactl.actions.build_from_tar.entry import build_from_tar_async
 from sagactl.actions.build_from_tar.streams import StreamRegistry
-from sagactl.engine import InputError
+from sagactl.engine import InputError, open_store
 
 pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -76,7 +76,7 @@ async def _build(app: str, data: bytes, deps: Any, db: str, **options: Any) -> A
 
 
 async def _show(db: str, app: str) -> dict[str, Any]:
-    async with recordsdb.transaction(db) as tx:
+    async with open_store(db) as store, store.transaction() as tx:
         return await records.show_app(tx, app)
 
 

@@ -175,3 +175,40 @@ class TestAppCommands:
     def test_start_without_active_version(self, cli_env: dict[str, str]) -> None:
         """app start of an unknown app exits 2."""
         assert _run(cli_env, "app", "start", "ghost").returncode == 2
+
+
+class TestOutputStyle:
+    """Issue 10 item 17: stderr of `sagactl build` is for people, in one style."""
+
+    def test_refused_upload_is_one_error_line(
+        self, cli_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A hostile tar: the live view's lines and one `error:` line, no JSON line."""
+        path = tmp_path / "evil.tar"
+        path.write_bytes(make_tar([M("../evil", data=b"x")]))
+        done = _run(cli_env, "build", "evil", str(path))
+        assert done.returncode == 2
+        lines = done.stderr.splitlines()
+        assert [line for line in lines if line.startswith("error:")] == [
+            "error: member '../evil': '..' in path (escapes the archive)"
+        ]
+        assert not [line for line in lines if line.startswith("{")], lines
+        quiet = _run(cli_env, "build", "evil", str(path), "-q")
+        assert quiet.stderr.splitlines() == lines[-1:]
+
+    def test_cluster_fallback_warning_is_worded_for_people(
+        self, cli_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A cluster host that does not resolve: one `warning:` line amid the live view."""
+        path = tmp_path / "site.tar"
+        path.write_bytes(tar_of_dir(EXAMPLES / "static-site"))
+        env = {**cli_env, "SAGACTL_CLUSTER_HOST": "cluster.invalid"}
+        done = _run(env, "build", "site", str(path))
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        [warning] = [line for line in lines if line.startswith("warning:")]
+        assert warning.startswith(
+            "warning: [resolve_cluster_ip] cluster host does not resolve: single-machine mode"
+        )
+        assert "fallback: 127.0.0.1" in warning
+        assert not [line for line in lines if line.startswith("{")], lines

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sagactl.engine.store.migrations", reason="the engine store has not landed")
 
-from sagactl.actions.build_from_tar import records, recordsdb
+from sagactl.actions.build_from_tar import records
 from sagactl.engine.store import open_store
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +25,7 @@ class TestMigrations:
         url = f"sqlite://{tmp_path / 'store.db'}"
         async with open_store(url) as store:
             assert (await store.migrations_applied()).get("build") == 1
-        async with recordsdb.transaction(url) as tx:
+        async with open_store(url) as store, store.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT count(*) FROM sqlite_master WHERE name IN ('apps', 'versions', 'sandboxes')"
             )

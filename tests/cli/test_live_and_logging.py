@@ -69,15 +69,15 @@ class TestLiveView:
 
 
 class TestLogging:
-    def test_verbose_logs_json_lines_with_run_and_action(self, cli: Cli) -> None:
-        """-v logs each transition as a JSON line on stderr, with run_id and action."""
+    """One style per stream: stderr of a command people run carries people's lines only."""
+
+    def test_verbose_logs_lines_for_people_with_the_action(self, cli: Cli) -> None:
+        """-v logs each transition as a `info: [action] event` line, never JSON."""
         done = cli("-v", "run", "-q", _saga(cli))
-        records = [json.loads(line) for line in done.stderr.splitlines()]
-        assert {r["level"] for r in records} == {"info"}
-        assert {"event": "action_started", "action": "second"}.items() <= next(
-            r for r in records if r["event"] == "action_started" and r["action"] == "second"
-        ).items()
-        assert {r["run_id"] for r in records} == {done.stdout.strip()}
+        lines = done.stderr.splitlines()
+        assert lines and all(line.startswith("info: ") for line in lines), lines
+        assert "info: [second] action_started" in [line.split(" (")[0] for line in lines]
+        assert not [line for line in lines if _is_json(line)]
 
     def test_level_from_the_environment(self, cli: Cli) -> None:
         """SAGACTL_LOG_LEVEL=info does what -v does; the default logs nothing on success."""
@@ -86,12 +86,28 @@ class TestLogging:
             [SAGACTL, "run", "-q", _saga(cli)], env=env, capture_output=True, text=True, check=False
         )
         assert done.returncode == 0
-        assert json.loads(done.stderr.splitlines()[0])["event"] == "run_started"
+        assert done.stderr.splitlines()[0].startswith("info: run_started")
+        assert cli("run", "-q", _saga(cli)).stderr == ""
 
-    def test_warnings_by_default(self, cli: Cli) -> None:
-        """A failing action's warning is logged by default, as JSON naming the action."""
+    def test_a_failed_action_is_reported_once(self, cli: Cli) -> None:
+        """A failing action is the `error:` line alone (its warning would repeat it)."""
         path = cli.saga("bad", {"x": {"fail": True}})
         done = cli("run", "-q", str(path))
         assert done.returncode == 1
-        warning = json.loads(done.stderr.splitlines()[0])
-        assert (warning["level"], warning["action"]) == ("warning", "x")
+        [line] = done.stderr.splitlines()
+        assert line.startswith("error: run ") and "x failed on purpose" in line
+
+    def test_live_view_and_warnings_share_one_style(self, cli: Cli) -> None:
+        """With the live view on a pipe, no line of stderr is JSON."""
+        path = cli.saga("bad", {"x": {"fail": True}, "y": {}})
+        done = cli("-v", "run", str(path))
+        assert done.returncode == 1
+        assert done.stderr and not [line for line in done.stderr.splitlines() if _is_json(line)]
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True

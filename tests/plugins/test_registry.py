@@ -315,3 +315,75 @@ class TestMigrationPlugins:
         assert len([line for line in logged if "migrations left out" in line]) == 4
         assert "gappy" not in report["applied"]
         assert len([e for e in report["errors"] if "acme-tables" in e]) == 4
+
+
+WIDGETS_MODULE = """
+from collections.abc import Callable
+
+from sagactl.engine.plugin_registry import Group, factory_group
+
+WIDGETS: Group[Callable[..., dict[str, str]]] = factory_group("acme.widgets", "widget")
+MISNAMED = factory_group("acme.other", "other")
+NOT_A_GROUP = 42
+OURS = factory_group("sagactl.actions", "action")
+
+
+def gear(deps):
+    return {"widget": "gear"}
+
+
+NOT_A_FACTORY = "sprocket"
+"""
+
+
+class TestDeclaredGroups:
+    """A package declares a group of its own in `sagactl.groups`; its plugins are then
+    loaded, typed and reported like the engine's."""
+
+    @pytest.fixture
+    def installed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+        info = tmp_path / "acme_widgets-2.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-widgets\nVersion: 2.0\n")
+        (info / "entry_points.txt").write_text(
+            "[sagactl.groups]\n"
+            "acme.widgets = acme_widgets:WIDGETS\n"
+            "acme.misnamed = acme_widgets:MISNAMED\n"
+            "acme.number = acme_widgets:NOT_A_GROUP\n"
+            "sagactl.actions = acme_widgets:OURS\n"
+            "[acme.widgets]\n"
+            "gear = acme_widgets:gear\n"
+            "sprocket = acme_widgets:NOT_A_FACTORY\n"
+        )
+        (tmp_path / "acme_widgets.py").write_text(WIDGETS_MODULE)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        reset_plugins()
+        yield tmp_path
+        reset_plugins()
+
+    def test_declared_group_loads_and_creates(self, installed: Path) -> None:
+        """The group's registry makes its plugins; the bad one is an error of its kind."""
+        from acme_widgets import WIDGETS  # type: ignore[import-not-found]
+
+        widgets = load_plugins().registry(WIDGETS)
+        assert widgets.names() == ("gear",)
+        assert widgets.create("gear", Dependencies()) == {"widget": "gear"}
+        (error,) = widgets.errors
+        assert str(error) == "widget 'sprocket' from acme-widgets 2.0 names a str, not a factory"
+
+    def test_errors_of_declared_groups_are_everyones_errors(self, installed: Path) -> None:
+        """`load_plugins().errors` walks the declared groups too, and names each bad
+        declaration once; the engine's own groups cannot be redeclared."""
+        plugins = load_plugins()
+        assert "acme.widgets" in [group.name for group in plugins.groups()]
+        assert [g.name for g in plugins.groups()].count("sagactl.actions") == 1
+        by_name = {(e.group, e.name): str(e) for e in plugins.errors}
+        assert "names a str, not a factory" in by_name[("acme.widgets", "sprocket")]
+        assert (
+            "names the group 'acme.other', not 'acme.misnamed'"
+            in by_name[("sagactl.groups", "acme.misnamed")]
+        )
+        assert "names a int, not a Group" in by_name[("sagactl.groups", "acme.number")]
+        assert (
+            "declares a group of the engine's own" in by_name[("sagactl.groups", "sagactl.actions")]
+        )

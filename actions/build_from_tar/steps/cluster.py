@@ -7,6 +7,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 from .. import schemas as s
 from ..cluster import resolve
 from ..settings import settings_of
+from ..values import maybe_text
 
 
 class ResolveClusterIp(Action):
@@ -18,7 +19,7 @@ class ResolveClusterIp(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        resolved = await resolve(settings.cluster, inputs.get("host"), logger=ctx.log)
+        resolved = await resolve(settings.cluster, maybe_text(inputs.get("host")), logger=ctx.log)
         return {"ip": resolved.ip, "host": resolved.host}
 
 

@@ -11,9 +11,10 @@ from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inpu
 from sagactl.plugins.builders import stacks as stack_plans
 from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 
-from .. import backends, procfile, records, stack
+from .. import backends, procfile, stack
 from .. import schemas as s
 from ..settings import settings_of
+from ..values import mapping, maybe_text, text
 
 BUILDER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
 _STEP = re.compile(r"^STEP (\d+)/(\d+)")
@@ -32,7 +33,7 @@ class LaunchBuildkit(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        name = inputs.get("builder") or settings.builder or backends.default_builder()
+        name = maybe_text(inputs.get("builder")) or settings.builder or backends.default_builder()
         builder = _builder(ctx, name)
         try:
             endpoint = await builder.prepare()
@@ -86,7 +87,6 @@ class BuildImage(Action):
         if not image:
             return
         async with ctx.transaction() as tx:
-            await records.ensure_schema(tx)
             used = await tx.fetchone("SELECT id FROM versions WHERE image = ?", (image,))
         if used is not None:
             ctx.log.info("image kept: a version uses it", image=image, version=used[0])
@@ -97,17 +97,17 @@ class BuildImage(Action):
 def _services(inputs: Inputs) -> dict[str, dict[str, Any]]:
     """The declared services, else the stack's default web command (a Dockerfile app: none,
     its image's CMD runs); MissingCommand when the stack has no obvious one."""
-    declared = {name: dict(body) for name, body in inputs["services"].items()}
+    declared = {name: dict(mapping(body)) for name, body in mapping(inputs["services"]).items()}
     app_stack = str(inputs["stack"])
     if declared or app_stack == "dockerfile":
         return declared
-    command = stack_plans.default_web(app_stack, Path(inputs["source_dir"]))
+    command = stack_plans.default_web(app_stack, Path(text(inputs["source_dir"])))
     return {"web": {"command": command, "port": procfile.DEFAULT_PORT}}
 
 
 def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:
-    source = Path(inputs["source_dir"])
-    config: dict[str, Any] = dict(inputs["config"])
+    source = Path(text(inputs["source_dir"]))
+    config: dict[str, Any] = dict(mapping(inputs["config"]))
     app_stack = str(inputs["stack"])
     web = services.get("web")
     return BuildSpec(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import anyio.to_thread
 from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inputs, Outputs
 
+from .. import appconfig, procfile
 from .. import schemas as s
 from ..settings import registry_of, settings_of
-from ..staging import StagingArea, extract
+from ..staging import StagingArea, extract, unpacking_dir
 from ..streams import StreamGone
+from ..values import maybe_text
+
+READ_WHOLE_LATER = (
+    ("Procfile", procfile.MAX_BYTES),
+    *((place, appconfig.MAX_BYTES) for place in appconfig.PLACES),
+)
+"""Files later steps read whole: refused from their tar header when over their cap."""
 
 
 class ReceiveTar(Action):
@@ -36,13 +45,24 @@ class ReceiveTar(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         settings = settings_of(ctx.deps)
-        area = StagingArea(settings.staging_dir, settings.limits)
         stream_id = str(inputs["stream_id"])
+        source_dir = settings.sources_dir / stream_id
+        # Whole paths must fit under the directory they are unpacked in: checked while the
+        # upload streams in, so unpacking never meets ENAMETOOLONG.
+        limits = replace(
+            settings.limits.under(unpacking_dir(source_dir)), file_caps=READ_WHOLE_LATER
+        )
+        area = StagingArea(settings.staging_dir, limits)
         registry = registry_of(ctx.deps)
         # The upload arrives on this machine and is staged on its disk: only a worker here
         # may ever run (or recover) this build (README, "Builds across machines").
         await ctx.pin_to_node()
-        await anyio.to_thread.run_sync(area.sweep, settings.staged_ttl)
+        try:
+            await anyio.to_thread.run_sync(_prepare, area, settings.staged_ttl)
+        except OSError as exc:
+            raise FatalError(
+                f"staging directory {area.directory} is unusable: {cause_of(exc)}"
+            ) from None
         checkpoint = ctx.last_checkpoint
         if isinstance(checkpoint, dict) and checkpoint.get("staged"):
             sha256, size = str(checkpoint["sha256"]), int(checkpoint["size"])
@@ -67,14 +87,26 @@ class ReceiveTar(Action):
             def on_progress(received: int) -> None:
                 ctx.progress(None, "receiving upload", bytes=received)
 
-            staged = await area.stage(stream_id, reader, on_progress)
+            try:
+                staged = await area.stage(stream_id, reader, on_progress)
+            except OSError as exc:
+                # The reader is consumed: a retry could not read it again, so say why now.
+                registry.failed(stream_id, cause_of(exc))
+                raise FatalError(
+                    f"upload {stream_id} could not be staged in {area.directory}: {cause_of(exc)}"
+                ) from None
             path, sha256, size = staged.path, staged.sha256, staged.size
             await ctx.checkpoint({"staged": True, "sha256": sha256, "size": size})
         registry.set_staged(stream_id, path)
-        source_dir = settings.sources_dir / stream_id
-        await anyio.to_thread.run_sync(
-            lambda: extract(path, source_dir, limits=settings.limits, sha256=sha256)
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: extract(path, source_dir, limits=limits, sha256=sha256)
+            )
+        except OSError as exc:
+            raise FatalError(
+                f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
+                f"{cause_of(exc)}"
+            ) from None
         ctx.progress(1.0, "upload staged and unpacked", bytes=size)
         return {"path": str(path), "sha256": sha256, "size": size, "source_dir": str(source_dir)}
 
@@ -83,8 +115,18 @@ class ReceiveTar(Action):
         stream_id = str(inputs["stream_id"])
         area = StagingArea(settings.staging_dir, settings.limits)
         await anyio.to_thread.run_sync(area.remove, stream_id)
-        source_dir = Path(outputs.get("source_dir") or settings.sources_dir / stream_id)
+        source_dir = Path(maybe_text(outputs.get("source_dir")) or settings.sources_dir / stream_id)
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, ignore_errors=True))
+
+
+def _prepare(area: StagingArea, staged_ttl: float) -> None:
+    area.directory.mkdir(parents=True, exist_ok=True)
+    area.sweep(staged_ttl)
+
+
+def cause_of(exc: OSError) -> str:
+    """The system's words for a disk or directory error (`No space left on device`)."""
+    return exc.strerror or type(exc).__name__
 
 
 def receive_tar_factory(deps: Dependencies) -> ReceiveTar:

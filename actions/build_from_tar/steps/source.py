@@ -9,6 +9,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
 from .. import appconfig, procfile, stack
 from .. import schemas as s
+from ..values import mapping, text
 
 
 class LoadConfig(Action):
@@ -19,7 +20,7 @@ class LoadConfig(Action):
     output_schema = s.obj({"config": s.CONFIG})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        source = Path(inputs["source_dir"])
+        source = Path(text(inputs["source_dir"]))
         return {"config": await anyio.to_thread.run_sync(appconfig.load, source)}
 
 
@@ -31,8 +32,8 @@ class DetectStack(Action):
     output_schema = s.obj({"stack": s.STACK})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        source = Path(inputs["source_dir"])
-        found = await anyio.to_thread.run_sync(stack.detect, source, inputs["config"])
+        source = Path(text(inputs["source_dir"]))
+        found = await anyio.to_thread.run_sync(stack.detect, source, mapping(inputs["config"]))
         return {"stack": found}
 
 
@@ -45,8 +46,10 @@ class ParseServices(Action):
     output_schema = s.obj({"services": s.SERVICES})
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        source = Path(inputs["source_dir"])
-        services = await anyio.to_thread.run_sync(procfile.declared, source, inputs["config"])
+        source = Path(text(inputs["source_dir"]))
+        services = await anyio.to_thread.run_sync(
+            procfile.declared, source, mapping(inputs["config"])
+        )
         return {"services": services}
 
 

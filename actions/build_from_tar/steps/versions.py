@@ -7,6 +7,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 from .. import records
 from .. import schemas as s
 from ..entry import upload_source_dir
+from ..values import integer, mapping, maybe_text
 
 ARTIFACT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
@@ -59,12 +60,12 @@ class CreateVersion(Action):
                 tx,
                 app=str(inputs["app"]),
                 version=str(inputs["version"]),
-                number=int(inputs["number"]),
+                number=integer(inputs["number"]),
                 artifact_id=str(inputs["artifact_id"]),
                 image=str(inputs["image"]),
                 digest=str(inputs["digest"]),
-                services=dict(inputs["services"]),
-                source_dir=inputs.get("source_dir") or upload_source_dir(ctx),
+                services=dict(mapping(inputs["services"])),
+                source_dir=maybe_text(inputs.get("source_dir")) or upload_source_dir(ctx),
                 run_id=ctx.run_id,
             )
         return {"version_id": str(inputs["version"])}
@@ -77,27 +78,40 @@ class CreateVersion(Action):
 class SetActiveVersion(Action):
     """Makes the version the app's active one (the pivot); compensation restores the previous.
 
-    Activation only moves forward: when a newer version of the app is already active (builds
-    finishing out of order), it stays, and `previous_version` names it.
+    Activation only moves forward: the active version is the highest number, that is the
+    last build submitted (numbers are allocated at submission). When a newer version is
+    already active (builds finishing out of order), it stays: this build still succeeds
+    (its version is built and recorded, and can be activated by a rollback), with
+    `activated` false and `active_version` naming the newer one.
     """
 
     description = "Activate the version"
     input_schema = s.obj({"app": s.APP, "version": s.VERSION})
-    output_schema = s.obj({"previous_version": {"anyOf": [s.VERSION, {"type": "null"}]}})
+    output_schema = s.obj(
+        {
+            "previous_version": {"anyOf": [s.VERSION, {"type": "null"}]},
+            "active_version": s.VERSION,
+            "activated": {"type": "boolean"},
+        },
+        ["previous_version"],
+    )
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
+        version = str(inputs["version"])
         async with ctx.transaction() as tx:
-            previous, changed = await records.activate(
-                tx, str(inputs["app"]), str(inputs["version"])
-            )
+            previous, changed = await records.activate(tx, str(inputs["app"]), version)
         if not changed:
             ctx.log.info("a newer version is already active", active=previous)
-        return {"previous_version": previous}
+        active = version if changed or previous is None else previous
+        return {"previous_version": previous, "active_version": active, "activated": changed}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         async with ctx.transaction() as tx:
             await records.restore_active(
-                tx, str(inputs["app"]), str(inputs["version"]), outputs.get("previous_version")
+                tx,
+                str(inputs["app"]),
+                str(inputs["version"]),
+                maybe_text(outputs.get("previous_version")),
             )
 
 

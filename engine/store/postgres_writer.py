@@ -1,0 +1,146 @@
+"""Group commit on PostgreSQL, and the connections of the PostgreSQL store.
+
+Concurrent writes share commits: the first writer to find no commit in flight leads, runs
+every queued write in a SAVEPOINT of one transaction, commits once, and wakes the others.
+A connection lost before COMMIT was sent rolled everything back on the server, so the batch
+runs again on a new connection; lost during COMMIT, the outcome is unknown, so the writers
+get `StoreError` (their runs recover from the log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from .base import StoreError
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+Params = tuple[Any, ...] | list[Any] | dict[str, Any]
+
+
+async def connect(url: str, *, autocommit: bool = False, retry_for: float = 0.0) -> Conn:
+    """A new connection; while the server is away (restarting), retried with backoff for up
+    to `retry_for` seconds before giving up with `StoreError`."""
+    deadline = time.monotonic() + retry_for
+    delay = 0.05
+    while True:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                url, autocommit=autocommit, connect_timeout=10
+            )
+        except psycopg.OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                raise StoreError(f"cannot connect to {redact(url)}: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {redact(url)}: {exc}") from exc
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def rows(conn: Conn, sql: str, params: Params = ()) -> list[DictRow]:
+    """The rows of one statement, read by column name."""
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(sql, params)
+        return await cursor.fetchall()
+
+
+async def row(conn: Conn, sql: str, params: Params = ()) -> DictRow | None:
+    """The first row of one statement (None: no row), read by column name."""
+    found = await rows(conn, sql, params)
+    return found[0] if found else None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def drop(conn: Conn) -> None:
+    """Drop a connection without waiting (its socket closes; the server rolls back)."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
+
+
+@dataclass(slots=True)
+class _Request:
+    fn: Callable[[Conn], Awaitable[Any]]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """The PostgreSQL store's writes, batched into shared commits on one connection."""
+
+    def __init__(self, reconnect: Callable[[], Awaitable[Conn]]) -> None:
+        self._reconnect = reconnect
+        self.connection: Conn | None = None
+        self.open = False
+        self._pending: list[_Request] = []
+        self._leading = False
+        self.commits = 0
+        """Write transactions committed (for tests and benchmarks)."""
+
+    async def submit(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `fn(conn)` in the next group commit; returns once that commit is durable."""
+        if not self.open:
+            raise StoreError("the store is closed")
+        request = _Request(fn)
+        self._pending.append(request)
+        if not self._leading:
+            self._leading = True
+            try:
+                with anyio.CancelScope(shield=True):
+                    while self._pending:
+                        batch, self._pending = self._pending, []
+                        await self._commit(batch)
+                        for done in batch:
+                            done.done.set()
+            finally:
+                self._leading = False
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+        result: T = request.result
+        return result
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        for attempt in range(2):
+            committing = False
+            try:
+                conn = await self._writable()
+                async with conn.transaction():
+                    for request in batch:
+                        request.result, request.error = None, None
+                        try:
+                            async with conn.transaction():  # a SAVEPOINT per request
+                                request.result = await request.fn(conn)
+                        except psycopg.OperationalError:
+                            raise
+                        except Exception as exc:
+                            request.error = exc
+                    committing = True
+                self.commits += 1
+                return
+            except (psycopg.Error, StoreError) as exc:
+                if attempt == 0 and not committing and isinstance(exc, psycopg.OperationalError):
+                    continue
+                for request in batch:
+                    request.result = None
+                    request.error = StoreError(f"commit failed: {exc}")
+                return
+
+    async def _writable(self) -> Conn:
+        conn = self.connection
+        if conn is None or conn.closed or conn.broken:
+            conn = self.connection = await self._reconnect()  # the server restarted
+        return conn

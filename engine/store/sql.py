@@ -1,0 +1,341 @@
+"""The SQL both stores run, written once, and the conversions between rows and records.
+
+Statements are written with SQLite's placeholders: `?` by position, `:name` by name (a
+value a statement needs twice is named, never passed twice). `Statements(POSTGRESQL)`
+holds the same text translated for psycopg. The words the dialects spell differently are
+the fields of a `Dialect`; SQL that only one backend runs (PostgreSQL's leases) stays in
+that backend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+from ..action import JSON
+from ..events import Event
+from ..states import FINISHED, RunState, run_state_of
+from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
+from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
+
+# One encoder for every record: `json.dumps` with options builds a new encoder per call.
+# Only finite JSON enters the store: NaN and infinities are refused, never written.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+
+def dumps(value: Any) -> str:
+    """JSON as the log stores it: compact, keys sorted."""
+    return _ENCODE(value)
+
+
+class Row(Protocol):
+    """A row read by column name (`sqlite3.Row`, psycopg's `dict_row`)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def record_from_row(row: Row) -> RunRecord:
+    """A RunRecord from a row of `Statements.select_runs`."""
+    return RunRecord(
+        run_id=row["run_id"],
+        saga=row["saga"],
+        state=row["state"],
+        definition_hash=row["definition_hash"],
+        definition=json.loads(row["definition"]),
+        inputs=json.loads(row["inputs"]),
+        plugin_versions=json.loads(row["plugin_versions"]),
+        created=row["created"],
+        updated=row["updated"],
+        started=row["started"],
+        finished=row["finished"],
+        error=row["error"],
+        error_code=row["error_code"],
+        owner=row["owner"],
+        cancel_requested=bool(row["cancel_requested"]),
+        node=row["node"],
+        lease_expires=row["lease_expires"],
+    )
+
+
+_PLACEHOLDER = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|%|\?|(?<![:\w]):([A-Za-z_]\w*)"
+)
+
+
+def translate(sql: str) -> str:
+    """SQLite placeholders -> psycopg's: `?` -> `%s`, `:name` -> `%(name)s`, a literal `%`
+    -> `%%`; quoted strings, identifiers, comments and `::type` casts are left alone."""
+
+    def sub(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        if match.group(1):
+            return f"%({match.group(1)})s"
+        return token
+
+    return _PLACEHOLDER.sub(sub, sql)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the stores' shared SQL says differently on each database."""
+
+    name: str
+    lease_expires: str
+    """The `lease_expires` column as Unix time (SQLite: no leases, NULL)."""
+    release: str
+    """The assignments that release a claim."""
+    unheld: str
+    """The condition of a run no live owner holds, as far as SQL can tell (SQLite asks
+    the owner locks afterwards)."""
+    lock: str
+    """Suffix of a read whose row the transaction then writes."""
+
+
+DIALECTS = {
+    SQLITE: Dialect(SQLITE, "NULL", "owner = NULL", "TRUE", ""),
+    POSTGRESQL: Dialect(
+        POSTGRESQL,
+        "extract(epoch FROM lease_expires)::float8",
+        "owner = NULL, lease_expires = NULL",
+        "owner IS NULL OR lease_expires < now()",
+        " FOR UPDATE",
+    ),
+}
+
+_RUN_COLUMNS = (
+    "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node"
+)
+_CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
+
+
+class Statements:
+    """Every shared statement, ready for one dialect's driver."""
+
+    def __init__(self, dialect_name: str) -> None:
+        d = self.dialect = DIALECTS[dialect_name]
+        self._ready: Callable[[str], str] = translate if d.name == POSTGRESQL else str
+        ready = self._ready
+        self.select_runs = ready(
+            f"SELECT {_RUN_COLUMNS}, {d.lease_expires} AS lease_expires FROM runs"
+        )
+        self.get_run = self.select_runs + ready(" WHERE run_id = ?")
+        self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
+        self.insert_run = ready(
+            "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
+            " plugin_versions, created, updated, owner, fence, last_seq, node) VALUES"
+            " (:run_id, :saga, :state, :definition_hash, :definition, :inputs,"
+            " :plugin_versions, :now, :now, :owner, :fence, 1, :node)"
+            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+        )
+        self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
+        self.read_log = ready(
+            "SELECT seq, at, kind, action, data FROM run_log"
+            " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        )
+        """Parameters: run id, after seq, limit (no limit: -1 on SQLite, None on PostgreSQL)."""
+        self.checkpoints = ready("SELECT action, data FROM action_checkpoints WHERE run_id = ?")
+        self.progress = ready("SELECT action, data FROM action_progress WHERE run_id = ?")
+        self.save_checkpoint, self.save_progress = (
+            ready(
+                f"INSERT INTO {table} (run_id, action, at, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, action) DO UPDATE SET at = excluded.at, data = excluded.data"
+            )
+            for table in ("action_checkpoints", "action_progress")
+        )
+        self.check_claim = ready(f"SELECT 1 FROM runs WHERE {_CLAIMED}{d.lock}")
+        self.release = ready(f"UPDATE runs SET {d.release} WHERE {_CLAIMED} RETURNING state")
+        self.pin_node = ready("UPDATE runs SET node = ? WHERE run_id = ?")
+        self.request_cancel = ready("UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?")
+        self.prune_page = ready(
+            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs"
+            " WHERE finished IS NOT NULL AND finished < ? ORDER BY finished LIMIT ?)"
+        )
+        self.stats = ready(
+            "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL) AS started,"
+            " (SELECT count(*) FROM runs WHERE state = 'succeeded') AS succeeded,"
+            " (SELECT count(*) FROM runs WHERE state = 'compensated') AS compensated,"
+            " (SELECT count(*) FROM runs WHERE state = 'stuck') AS stuck,"
+            " (SELECT count(*) FROM run_log WHERE kind = 'run_resumed') AS recovered,"
+            " (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'taken_over')"
+            " AS taken_over"
+        )
+        self.stats_names: tuple[str, ...] = (
+            "started",
+            "succeeded",
+            "compensated",
+            "stuck",
+            "recovered",
+            "taken_over",
+        )
+        self.migrations_table = script(MIGRATIONS_TABLE, d.name)
+        self.migrations_applied = ready(
+            "SELECT namespace, max(version) AS version FROM schema_migrations GROUP BY namespace"
+        )
+        self.record_migration = ready("INSERT INTO schema_migrations VALUES (?, ?, ?)")
+
+    def list_runs(self, states: int | None, saga: bool) -> str:
+        """Runs oldest first, filtered by `states` states (their number) and a saga."""
+        where = [f"state IN ({_marks(states)})"] if states is not None else []
+        where += ["saga = ?"] if saga else []
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.select_runs + self._ready(f"{clause} ORDER BY created, run_id LIMIT ?")
+
+    def unheld(self, states: int) -> str:
+        """Runs in `states` states (their number) nobody holds, as SQL can tell."""
+        return self._ready(
+            f"SELECT run_id, owner FROM runs WHERE state IN ({_marks(states)})"
+            f" AND ({self.dialect.unheld}) ORDER BY created, run_id"
+        )
+
+    def cancel_requests(self, ids: int) -> str:
+        """Which of `ids` run ids (their number) were flagged for cancellation."""
+        return self._ready(
+            f"SELECT run_id FROM runs WHERE cancel_requested = TRUE AND run_id IN ({_marks(ids)})"
+        )
+
+    def append(self, moves: bool, releases: bool) -> str:
+        """The run row's update for an append: claim checked, `last_seq` moved on."""
+        return _append_sql(self.dialect.name, moves, releases)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count) if count else "NULL"
+
+
+@cache
+def _append_sql(dialect_name: str, moves: bool, releases: bool) -> str:
+    sets = ["last_seq = last_seq + :n", "updated = :now"]
+    if moves:
+        sets += [
+            "state = :state",
+            "error = :error",
+            "error_code = :code",
+            "started = coalesce(started, :started)",
+            "finished = :finished",
+        ]
+    if releases:
+        sets.append(DIALECTS[dialect_name].release)
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING last_seq"
+    return translate(sql) if dialect_name == POSTGRESQL else sql
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """A new run's row and first record, as `create_run` writes them."""
+
+    params: Mapping[str, Any]
+    log_row: tuple[Any, ...]
+    record: Event
+    claim: Claim | None
+
+
+def creation(run: NewRun, owner: str | None, now: float) -> Creation:
+    params = {
+        "run_id": run.run_id,
+        "saga": run.saga,
+        "state": RunState.QUEUED.value,
+        "definition_hash": run.definition_hash,
+        "definition": dumps(run.definition),
+        "inputs": dumps(run.inputs),
+        "plugin_versions": dumps(run.plugin_versions),
+        "now": now,
+        "owner": owner,
+        "fence": 0 if owner is None else 1,
+        "node": run.node,
+    }
+    data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
+    return Creation(
+        params,
+        (run.run_id, 1, now, "run_created", None, dumps(data)),
+        Event(run.run_id, "run_created", None, data, now, 1),
+        None if owner is None else Claim(run.run_id, owner, 1),
+    )
+
+
+def created_before(existing: RunRecord, run: NewRun) -> Created:
+    """`create_run` of an id that exists: the run as it is, if it is the same request."""
+    check_same_request(existing, run)
+    return Created(existing, False, None)
+
+
+class Appending:
+    """One append's statements and parameters, prepared before a writer runs them: the
+    SQLite writer thread is the bottleneck with many sagas in flight, so it only executes
+    (JSON is encoded here)."""
+
+    __slots__ = ("claim", "log_rows", "now", "params", "progress_rows", "records", "releases")
+
+    def __init__(
+        self,
+        claim: Claim,
+        records: Sequence[Event],
+        progress: Mapping[str, JSON] | None,
+        now: float,
+    ) -> None:
+        self.claim, self.records, self.now = claim, records, now
+        state: RunState | None = None
+        error = code = None
+        for record in records:
+            moved = run_state_of(record)
+            if moved is not None:
+                state, error, code = moved, record.data.get("error"), record.data.get("code")
+        self.releases = state in RELEASING
+        self.params: dict[str, Any] = {
+            "n": len(records),
+            "now": now,
+            "run": claim.run_id,
+            "owner": claim.owner,
+            "fence": claim.fence,
+        }
+        if state is not None:
+            self.params.update(
+                state=state.value,
+                error=None if error is None else str(error),
+                code=None if code is None else str(code),
+                started=now if state is RunState.RUNNING else None,
+                finished=now if state in FINISHED else None,
+            )
+        # Rows without their seq (known only once the run row moved): (run, at, kind, ...).
+        self.log_rows = [
+            (claim.run_id, r.at or now, r.kind, r.action, dumps(dict(r.data))) for r in records
+        ]
+        self.progress_rows = (
+            [(claim.run_id, action, now, dumps(data)) for action, data in progress.items()]
+            if progress
+            else []
+        )
+
+    def sql(self, statements: Statements) -> str:
+        return statements.append("state" in self.params, self.releases)
+
+    def numbered_rows(self, last_seq: int) -> list[tuple[Any, ...]]:
+        """The log rows with their seq, given the run's `last_seq` after the update."""
+        first = last_seq - len(self.log_rows) + 1
+        return [(r[0], first + i, *r[1:]) for i, r in enumerate(self.log_rows)]
+
+    def numbered(self, last_seq: int) -> list[Event]:
+        """The records as written, with their seq."""
+        first, run_id, now = last_seq - len(self.records) + 1, self.claim.run_id, self.now
+        return [
+            Event(run_id, r.kind, r.action, r.data, r.at or now, first + i)
+            for i, r in enumerate(self.records)
+        ]
+
+
+def by_action(rows: Iterable[Row]) -> dict[str, JSON]:
+    """Action -> decoded data, from `(action, data)` rows."""
+    return {row["action"]: json.loads(row["data"]) for row in rows}
+
+
+def event_of(run_id: str, row: Row) -> Event:
+    """A log record from a `read_log` row."""
+    return Event(run_id, row["kind"], row["action"], json.loads(row["data"]), row["at"], row["seq"])

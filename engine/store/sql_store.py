@@ -1,0 +1,119 @@
+"""What the SQLite and PostgreSQL stores do the same way, written once: every read, and the
+writes that are one statement, through the shared SQL of `sql.py`.
+
+A backend supplies how a statement runs (`_query` for reads, `_write_count` for one-statement
+writes, each on its own connection and thread or task discipline) and everything that
+differs: claims, appends, transactions, migrations.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..action import JSON
+from ..errors import RunNotFound
+from ..events import Event
+from .base import RunRecord, Store
+from .migrations import Migration, registered
+from .sql import Row, Statements, by_action, event_of, record_from_row
+
+Params = Sequence[Any] | dict[str, Any]
+
+CHUNK = 500
+"""Run ids per `IN (...)` list."""
+
+
+def pending(applied: Mapping[str, int]) -> list[tuple[str, Migration]]:
+    """The registered migrations above the versions `applied`, in the order they apply."""
+    return [
+        (namespace, step)
+        for namespace, steps in registered().items()
+        for step in steps
+        if step.version > applied.get(namespace, 0)
+    ]
+
+
+class SqlStore(Store):
+    """A `Store` on one of the SQL databases of `sql.DIALECTS`."""
+
+    sql: ClassVar[Statements]
+    no_limit: ClassVar[int | None]
+    """The `LIMIT` parameter that means no limit."""
+
+    @abstractmethod
+    async def _query(self, sql: str, params: Params = ()) -> list[Row]:
+        """The rows of one read, by column name."""
+
+    @abstractmethod
+    async def _write_count(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in the next commit; the number of rows it changed."""
+
+    @abstractmethod
+    def _not_found(self, run_id: str) -> RunNotFound:
+        """`RunNotFound` naming this database."""
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        found = await self._query(self.sql.get_run, (run_id,))
+        if not found:
+            raise self._not_found(run_id)
+        return record_from_row(found[0])
+
+    async def list_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        limit: int = 1000,
+        saga: str | None = None,
+    ) -> list[RunRecord]:
+        sql = self.sql.list_runs(None if states is None else len(states), saga is not None)
+        params = [*(states or ()), *([saga] if saga is not None else []), limit]
+        return [record_from_row(row) for row in await self._query(sql, params)]
+
+    async def read_log(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        params = (run_id, after_seq, self.no_limit if limit is None else limit)
+        return [event_of(run_id, row) for row in await self._query(self.sql.read_log, params)]
+
+    async def checkpoints(self, run_id: str) -> dict[str, JSON]:
+        return by_action(await self._query(self.sql.checkpoints, (run_id,)))
+
+    async def progress(self, run_id: str) -> dict[str, JSON]:
+        return by_action(await self._query(self.sql.progress, (run_id,)))
+
+    async def migrations_applied(self) -> dict[str, int]:
+        rows = await self._query(self.sql.migrations_applied)
+        return {str(row["namespace"]): int(row["version"]) for row in rows}
+
+    async def stats(self) -> dict[str, int]:
+        (row,) = await self._query(self.sql.stats)
+        return {name: int(row[name]) for name in self.sql.stats_names}
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        return bool(await self.cancel_requests([run_id]))
+
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        ids, found = list(run_ids), set[str]()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = await self._query(self.sql.cancel_requests(len(chunk)), chunk)
+            found.update(row["run_id"] for row in rows)
+        return found
+
+    # -- one-statement writes ----------------------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> None:
+        if await self._write_count(self.sql.request_cancel, (run_id,)) == 0:
+            raise self._not_found(run_id)
+
+    async def prune(self, *, finished_before: float, page: int = 500) -> int:
+        total = 0
+        while True:
+            deleted = await self._write_count(self.sql.prune_page, (finished_before, page))
+            total += deleted
+            if deleted < page:
+                return total
