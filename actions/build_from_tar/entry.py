@@ -19,10 +19,11 @@ from sagactl.engine import (
     RunResult,
     SagaError,
     SagaRegistry,
+    open_store,
 )
 from sagactl.engine.plugins import load_plugins
 
-from . import records, recordsdb
+from . import records
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -186,7 +187,8 @@ async def build_from_tar_async(
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        async with recordsdb.transaction(db) as tx:  # what is active now, not at the pivot
+        # What is active now, not at the pivot.
+        async with open_store(db) as store, store.transaction() as tx:
             active = await records.active_version(tx, app)
         return replace(result, active_version=active)
     if run.bad_input:

@@ -34,6 +34,7 @@ from sagactl.plugins.builders.stacks import InstallPlan
 from sagactl.plugins.builders.templates import containerfile
 from sagactl.plugins.builders.uploaded import RefusedContainerfile
 
+NAMESPACES = ("pid", "mnt", "ipc", "uts", "net")
 HOSTILE_BASES = [
     "/var/lib/sagactl/build/sources/abc",
     "oci:/tmp/crafted:latest",
@@ -279,6 +280,7 @@ class TestRunStepSandbox:
         (context / "Containerfile").write_text(
             "FROM localhost/sagactl/busybox:latest\n"
             f"RUN echo pid1=$(cat /proc/1/comm) $$; grep CapEff /proc/self/status; "
+            f"for n in {' '.join(NAMESPACES)}; do echo ns-$n=$(readlink /proc/self/ns/$n); done; "
             f"(chroot / true && echo CHROOT-OK || echo chroot-denied); "
             f"touch /tmp/{marker} /{marker}; {probes}\n"
         )
@@ -296,6 +298,9 @@ class TestRunStepSandbox:
         for target in targets:
             assert f"refused-{target}" in said
         assert "pid1=sh 1" in said, said
+        for kind in NAMESPACES:  # each namespace differs from the host's
+            assert f"ns-{kind}={os.readlink(f'/proc/self/ns/{kind}')}" not in said
+            assert any(line.startswith(f"ns-{kind}={kind}:[") for line in said), said
         assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/{marker}")
         assert not [n for n in os.listdir(buildnet.NETNS_DIR) if f"-{os.getpid()}-" in n]
 
