@@ -130,6 +130,7 @@ class BuildahBuilder:
             "build",
             *self._sandbox_args(),
             "--layers",
+            "--force-rm",  # a failed step's container (and its mount) goes too
             "--pull=missing",
             "--file",
             str(recipe),

@@ -209,12 +209,14 @@ def _storage_driver(root: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A buildah store where the stack bases (bases.py) are made once per session.
 
     $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
-    store is the session's own. Tests that build on it need a long timeout the first time."""
+    store is the session's own, and its containers and mounts are removed at the end (an
+    overlay mount left in a pytest temp dir breaks every later session's cleanup)."""
     import shutil
+    import subprocess
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
         if shutil.which(tool) is None:
@@ -223,9 +225,18 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = Path(kept) if kept else tmp_path_factory.mktemp("stack-store")
     root.mkdir(parents=True, exist_ok=True)
     driver = _storage_driver(root)
-    return {
+    store = {
         "storage_driver": driver,
         "storage_root": root / f"{driver}-root",
         "run_root": root / f"{driver}-run",
         "work_dir": root / "work",
     }
+    yield store
+    buildah = ["buildah", "--storage-driver", driver, "--root", str(store["storage_root"]),
+               "--runroot", str(store["run_root"])]  # fmt: skip
+    subprocess.run([*buildah, "rm", "--all"], capture_output=True, check=False)
+    if not kept:
+        subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True, check=False)
+    for base in (root, root / "probe"):
+        mounted = base / f"{driver}-root" / driver if base == root else base / driver
+        subprocess.run(["umount", "-R", "-l", str(mounted)], capture_output=True, check=False)
