@@ -34,12 +34,16 @@ from .errors import RunNotFound as RunNotFound
 from .errors import SagaError as SagaError
 from .events import Event as Event
 from .events import EventHandler as EventHandler
+from .events import EventKind as EventKind
 from .model import ActionSpec as ActionSpec
 from .model import CompiledSaga as CompiledSaga
 from .model import RetryPolicy as RetryPolicy
 from .plugins import Plugins as Plugins
 from .plugins import load_plugins as load_plugins
 from .saga_registry import SagaRegistry as SagaRegistry
+from .states import ActionState as ActionState
+from .states import RunState as RunState
+from .store import RunExists as RunExists
 from .store import Store as Store
 from .store import StoreError as StoreError
 from .store import open_store as open_store
@@ -54,6 +58,7 @@ __all__ = [
     "ActionInfo",
     "ActionRegistry",
     "ActionSpec",
+    "ActionState",
     "Cancelled",
     "CompiledSaga",
     "DefinitionError",
@@ -62,6 +67,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventHandler",
+    "EventKind",
     "FatalError",
     "InputError",
     "Inputs",
@@ -72,8 +78,10 @@ __all__ = [
     "Plugins",
     "RetryPolicy",
     "RetryableError",
+    "RunExists",
     "RunNotFound",
     "RunResult",
+    "RunState",
     "SagaError",
     "SagaRegistry",
     "Store",

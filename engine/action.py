@@ -116,9 +116,26 @@ class Action(ABC):
         """Undo `execute`. The default marks the action irreversible."""
         raise NotImplementedError
 
+    async def finalize(self, ctx: ActionContext, inputs: Inputs) -> None:
+        """Clean up once the run is over, whatever its outcome. Optional.
+
+        Called once per run, for an action that started, when the run reaches a final
+        state (succeeded, compensated, cancelled), after its compensations and before the
+        run's final record. Recorded in the log, so a crash neither skips nor repeats a
+        finished one (one interrupted half way runs again: keep it idempotent). A failure
+        is logged and recorded, never retried, and changes nothing in the run's outcome.
+        Not called for a run that is stuck (it is not over) or abandoned by an operator.
+        """
+        raise NotImplementedError
+
     @classmethod
     def compensable(cls) -> bool:
         return cls.compensate is not Action.compensate
+
+    @classmethod
+    def finalizes(cls) -> bool:
+        """Whether the action has a `finalize` hook."""
+        return cls.finalize is not Action.finalize
 
 
 @dataclass(frozen=True, slots=True)

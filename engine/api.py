@@ -15,157 +15,34 @@ import math
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
-import jsonschema
 import structlog
 
-from . import events as ev
 from .action import JSON, Action
 from .clock import Clock, SystemClock
 from .deps import Dependencies
 from .errors import InputError
-from .events import Event, EventHandler
+from .events import Event, EventHandler, EventKind, RunFinished
 from .faults import FaultPlan
-from .json_schema import validator
-from .json_values import NotJson, check_json
 from .model import CompiledSaga
+from .new_run import check_inputs as check_inputs
+from .new_run import new_run_id as new_run_id
+from .new_run import pin_new_run
 from .providers import ActionProvider, as_provider
-from .scheduler import Execution, Options
-from .states import FINISHED, UNFINISHED, ActionState, ActionStatus, RunState, RunStatus, fold
-from .store import Created, NewRun, RunBusy, RunRecord, Store, open_store
-from .store.base import RELEASING, Claim, ClaimLost
+from .results import RunResult as RunResult
+from .results import result_of
+from .scheduler import Execution, Options, open_run
+from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
+from .store import RunBusy, RunRecord, Store, open_store
+from .store.base import Claim, ClaimLost
 
 log = structlog.get_logger("sagactl")
 
-RELEASED = frozenset(RunState(s) for s in RELEASING)
-
 ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecordLike:
-    """What an execution needs of a run row before the row exists."""
-
-    run_id: str
-    inputs: Mapping[str, JSON]
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """A run as it stands: its state, its error, and every action's state."""
-
-    run_id: str
-    saga: str
-    state: str
-    actions: Mapping[str, ActionStatus]
-    error: str | None = None
-    code: str | None = None
-    failed_action: str | None = None
-    bad_input: bool = False
-    """The run failed on bad input (an `InputError`): the CLI exits 2."""
-    started: float | None = None
-    finished: float | None = None
-    progress: Mapping[str, JSON] = field(default_factory=dict)
-    owner: str | None = None
-    """The worker holding the run (None: nobody)."""
-    lease_expires: float | None = None
-    """When the owner's lease runs out (unix time, database clock); None without leases."""
-    node: str | None = None
-    """The node the run is pinned to, if any."""
-
-    @property
-    def ok(self) -> bool:
-        return self.state == RunState.SUCCEEDED
-
-    @property
-    def exit_code(self) -> int:
-        """0 succeeded, 2 bad input, 1 any other outcome (DESIGN §7)."""
-        if self.ok:
-            return 0
-        return 2 if self.bad_input else 1
-
-    def to_json(self) -> dict[str, Any]:
-        """The `status --json` object of DESIGN §7."""
-        return {
-            "run_id": self.run_id,
-            "saga": self.saga,
-            "state": self.state,
-            "error": self.error,
-            "started": self.started,
-            "finished": self.finished,
-            "owner": self.owner,
-            "lease_expires": self.lease_expires,
-            "node": self.node,
-            "actions": {name: s.to_json() for name, s in self.actions.items()},
-        }
-
-
-def _result(
-    record: RunRecord, status: RunStatus, progress: Mapping[str, JSON] | None = None
-) -> RunResult:
-    return RunResult(
-        run_id=record.run_id,
-        saga=record.saga,
-        state=str(status.state or RunState(record.state)),
-        actions=status.actions,
-        error=status.error,
-        code=status.code,
-        failed_action=status.failed_action,
-        bad_input=status.bad_input,
-        started=status.started,
-        finished=status.finished,
-        progress=progress or {},
-        owner=record.owner,
-        lease_expires=record.lease_expires,
-        node=record.node,
-    )
-
-
-_ids = random.Random(os.urandom(16))
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
-
-
-def new_run_id() -> str:
-    """16 hex digits, random (not secret: run ids only need to be unique)."""
-    return f"{_ids.getrandbits(64):016x}"
-
-
-def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JSON]:
-    """The saga's inputs checked against their schemas, defaults filled in; `InputError`."""
-    unknown = sorted(set(inputs) - set(saga.inputs))
-    if unknown:
-        raise InputError(f"saga {saga.name} has no input {unknown[0]!r}")
-    checked: dict[str, JSON] = {}
-    for name, schema in saga.inputs.items():
-        plain = _plain(schema)
-        if name in inputs:
-            value = inputs[name]
-        elif "default" in plain:
-            value = plain["default"]
-        else:
-            raise InputError(f"saga {saga.name} needs input {name!r}")
-        try:
-            check_json(value, f"input {name}")
-        except NotJson as exc:
-            raise InputError(str(exc)) from None
-        error = jsonschema.exceptions.best_match(validator(plain).iter_errors(value))
-        if error is not None:
-            raise InputError(f"input {name}: {error.message}")
-        checked[name] = value
-    return checked
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _unwrap(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -305,7 +182,8 @@ class Engine:
     ) -> str:
         """Create the run `queued` (for a worker or a later `resume`); returns its id.
         With `node`, only a worker on that node claims it (its inputs live there)."""
-        created = await self._create(saga, inputs, run_id, claim=False, node=node)
+        new = pin_new_run(saga, inputs, self.provider, run_id=run_id, node=node)
+        created = await self.store.create_run(new, claim=False)
         return created.run.run_id
 
     async def run(
@@ -320,48 +198,14 @@ class Engine:
         unknown = self.faults.unknown_actions(saga.actions)
         if unknown:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
-        new = self._new_run(saga, inputs, run_id)
-        created_event = Event(new.run_id, ev.RUN_CREATED, None, {"state": "queued"}, seq=1)
-        execution = self._execution(
-            saga,
-            RunRecordLike(new.run_id, new.inputs),
-            Claim(new.run_id, "", 0),  # replaced by the real claim once created
-            [created_event],
-            {},
+        new = pin_new_run(saga, inputs, self.provider, run_id=run_id)
+        opened = await open_run(
+            self.store, new, saga=saga, actions=self._actions(saga), options=self.options
         )
-        created = await self.store.create_run(new, claim=True, records=execution.opening())
-        if created.claim is None:
-            return await self.resume(created.run.run_id)  # the run existed: idempotent
+        if opened is None:
+            return await self.resume(new.run_id)  # the run existed: idempotent
         self._sagas.setdefault(saga.canonical_hash, saga)
-        execution.claim = created.claim
-        execution.emit_all(created.records[1:])
-        return await self._drive(created.run, execution)
-
-    def _new_run(
-        self, saga: CompiledSaga, inputs: Mapping[str, JSON] | None, run_id: str | None
-    ) -> NewRun:
-        checked = check_inputs(saga, inputs or {})
-        uses = sorted({spec.uses for spec in saga.actions.values()})
-        return NewRun(
-            run_id=run_id or new_run_id(),
-            saga=saga.name,
-            definition_hash=saga.canonical_hash,
-            definition=saga.to_dict(),
-            inputs=checked,
-            plugin_versions={name: self.provider.version(name) for name in uses},
-        )
-
-    async def _create(
-        self,
-        saga: CompiledSaga,
-        inputs: Mapping[str, JSON] | None,
-        run_id: str | None,
-        *,
-        claim: bool,
-        node: str | None = None,
-    ) -> Created:
-        new = dataclasses.replace(self._new_run(saga, inputs, run_id), node=node)
-        return await self.store.create_run(new, claim=claim)
+        return await self._drive(*opened)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its pin: at once if its owner died; `RunBusy` if one lives."""
@@ -401,41 +245,26 @@ class Engine:
             saga = self._sagas[record.definition_hash] = CompiledSaga.from_dict(record.definition)
         return saga
 
-    def _execution(
-        self,
-        saga: CompiledSaga,
-        record: RunRecordLike | RunRecord,
-        claim: Claim,
-        records: Sequence[Event],
-        checkpoints: Mapping[str, JSON],
-        *,
-        cancel: bool = False,
-    ) -> Execution:
-        actions = {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
-        return Execution(
-            store=self.store,
-            claim=claim,
-            saga=saga,
-            inputs=record.inputs,
-            actions=actions,
-            status=fold(record.run_id, saga.topological_order(), records),
-            checkpoints=checkpoints,
-            options=self.options,
-            cancel_requested=cancel,
-        )
+    def _actions(self, saga: CompiledSaga) -> dict[str, Action]:
+        """`uses` -> the action, for every action of `saga`."""
+        return {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
 
     async def _execute(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> RunResult:
         """Drive a run that exists, from its pin and its log, under `claim`."""
         try:
             saga = self._pinned(record)
             self._warn_version_drift(record)
-            execution = self._execution(
-                saga,
-                record,
-                claim,
-                await self.store.read_log(record.run_id),
-                await self.store.checkpoints(record.run_id),
-                cancel=cancel or record.cancel_requested,
+            log_records = await self.store.read_log(record.run_id)
+            execution = Execution(
+                store=self.store,
+                claim=claim,
+                saga=saga,
+                inputs=record.inputs,
+                actions=self._actions(saga),
+                status=fold(record.run_id, saga.topological_order(), log_records),
+                checkpoints=await self.store.checkpoints(record.run_id),
+                options=self.options,
+                cancel_requested=cancel or record.cancel_requested,
             )
         except BaseException:
             await self._release(claim)
@@ -459,10 +288,10 @@ class Engine:
             raise
         finally:
             self._live.pop(record.run_id, None)
-        if execution.status.state not in RELEASED:
+        if execution.status.state not in RELEASING:
             await self._release(claim)
         # The claim is given up by now: nobody holds the run any more.
-        return _result(
+        return result_of(
             dataclasses.replace(record, owner=None, lease_expires=None), execution.status
         )
 
@@ -520,8 +349,9 @@ class Engine:
             records = []
             for name, action in status.actions.items():
                 if action.state is ActionState.PENDING:
-                    records.append(Event(run_id, ev.ACTION_SKIPPED, name))
-            records.append(Event(run_id, ev.RUN_FINISHED, None, {"state": "abandoned"}))
+                    records.append(Event(run_id, EventKind.ACTION_SKIPPED, name))
+            abandoned = RunFinished(state=RunState.ABANDONED)
+            records.append(Event(run_id, EventKind.RUN_FINISHED, None, abandoned))
             for r in records:
                 status.apply(r)  # checks every move against the state machine
             await self.store.append(claim, records)
@@ -543,7 +373,7 @@ class Engine:
         record = await self.store.get_run(run_id)
         saga = self._pinned(record)
         status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
-        return _result(record, status, await self.store.progress(run_id))
+        return result_of(record, status, await self.store.progress(run_id))
 
     async def list_runs(
         self, *, states: Sequence[str] | None = None, limit: int = 1000
@@ -553,9 +383,6 @@ class Engine:
     async def log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         await self.store.get_run(run_id)  # RunNotFound for an unknown id
         return await self.store.read_log(run_id, after_seq=after_seq)
-
-
-# -- one-call shortcuts ----------------------------------------------------------------
 
 
 async def run_saga_async(

@@ -1,28 +1,150 @@
-"""Events a run emits to subscribers (CLI live view, structlog, API callbacks)."""
+"""Events a run emits to subscribers (CLI live view, structlog, API callbacks) and logs.
+
+Every record of a run's log is an `Event`; its `kind` says what happened and its `data`
+is the payload that kind's TypedDict below describes. Payloads are plain dicts (they are
+stored as JSON, and `logs --json` prints them as they are). Run-level kinds have
+`action=None`; a run-level record whose data has a `state` moves the run to that state
+(see `sagactl.engine.states`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
 
-# Event kinds. Run-level kinds have `action=None`; a run-level record whose data has a
-# `state` moves the run to that state (see `sagactl.engine.states`).
-RUN_CREATED = "run_created"  # data: state (queued), saga, definition_hash
-RUN_STARTED = "run_started"  # data: state (running)
-RUN_RESUMED = "run_resumed"  # data: state, owner
-RUN_COMPENSATING = "run_compensating"  # data: state, reason (failure|cancel), error, code
-RUN_STUCK = "run_stuck"  # data: state (stuck), error, code, failed_action
-RUN_FINISHED = "run_finished"  # data: state, error, code, bad_input
-ACTION_STARTED = "action_started"  # data: attempt
-ACTION_PROGRESS = "action_progress"  # data: fraction, message, bytes
-ACTION_SUCCEEDED = "action_succeeded"  # data: outputs
-ACTION_FAILED = "action_failed"  # data: error, attempt, final (bool)
-ACTION_RETRYING = "action_retrying"  # data: attempt, delay
-COMPENSATION_STARTED = "compensation_started"  # data: attempt
-ACTION_COMPENSATED = "action_compensated"
-COMPENSATION_FAILED = "compensation_failed"  # data: error, final
-ACTION_SKIPPED = "action_skipped"  # never ran: the run ended first
+
+class EventKind(StrEnum):
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"
+    RUN_COMPENSATING = "run_compensating"
+    RUN_STUCK = "run_stuck"
+    RUN_FINISHED = "run_finished"
+    ACTION_STARTED = "action_started"
+    ACTION_PROGRESS = "action_progress"
+    """Emitted to subscribers only: the store keeps the last one per action, not a record."""
+    ACTION_SUCCEEDED = "action_succeeded"
+    ACTION_FAILED = "action_failed"
+    ACTION_RETRYING = "action_retrying"
+    COMPENSATION_STARTED = "compensation_started"
+    ACTION_COMPENSATED = "action_compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+    ACTION_SKIPPED = "action_skipped"
+    """The action never ran: the run ended first."""
+    ACTION_FINALIZED = "action_finalized"
+    """The action's `finalize` hook ran once the run's outcome was settled."""
+
+
+# -- payloads, one per kind (a kind without one has an empty payload) ------------------
+# `state` is a `RunState` value; `reason` a `StopReason` value (both str enums).
+
+
+class RunCreated(TypedDict):
+    state: str
+    saga: str
+    definition_hash: str
+
+
+class RunStarted(TypedDict):
+    state: str
+
+
+class RunResumed(TypedDict):
+    state: str
+    owner: str
+
+
+class RunFailure(TypedDict):
+    """What ended a run that did not succeed (part of the payloads below)."""
+
+    error: str | None
+    code: str | None
+    failed_action: str | None
+    bad_input: bool
+
+
+class RunCompensating(RunFailure):
+    state: str
+    reason: str
+
+
+class RunStuck(TypedDict):
+    state: str
+    error: str
+    code: NotRequired[str]
+    failed_action: NotRequired[str | None]
+    bad_input: NotRequired[bool]
+
+
+class RunFinished(TypedDict):
+    state: str
+    error: NotRequired[str | None]
+    code: NotRequired[str | None]
+    failed_action: NotRequired[str | None]
+    bad_input: NotRequired[bool]
+
+
+class ActionStarted(TypedDict):
+    attempt: int
+
+
+class ActionProgress(TypedDict):
+    fraction: float | None
+    message: str
+    bytes: int | None
+
+
+class ActionSucceeded(TypedDict):
+    outputs: dict[str, Any]
+
+
+class ActionFailed(TypedDict):
+    error: str
+    code: str
+    final: bool
+    attempt: NotRequired[int]
+    bad_input: NotRequired[bool]
+
+
+class ActionRetrying(TypedDict):
+    attempt: int
+    delay: float
+
+
+class CompensationStarted(TypedDict):
+    attempt: int
+
+
+class CompensationFailed(TypedDict):
+    error: str
+    code: str
+    attempt: int
+    final: bool
+
+
+class ActionFinalized(TypedDict):
+    error: NotRequired[str]
+    """Set when the hook failed: it is not run again (the run's outcome stands)."""
+
+
+Payload = (
+    RunCreated
+    | RunStarted
+    | RunResumed
+    | RunCompensating
+    | RunStuck
+    | RunFinished
+    | ActionStarted
+    | ActionProgress
+    | ActionSucceeded
+    | ActionFailed
+    | ActionRetrying
+    | CompensationStarted
+    | CompensationFailed
+    | ActionFinalized
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +152,16 @@ class Event:
     """Something that happened in a run; `seq` is its position in the run's log (0 if none)."""
 
     run_id: str
-    kind: str
+    kind: EventKind
     action: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     at: float = 0.0
     """Unix time."""
     seq: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.kind) is not EventKind:  # read back from a store: a plain string
+            object.__setattr__(self, "kind", EventKind(self.kind))
 
 
 EventHandler = Callable[[Event], None]

@@ -18,6 +18,7 @@ from typing import Literal, NoReturn
 
 from .clock import Clock
 from .errors import InputError, SagaError
+from .settings import Setting, declare
 
 ENV = "SAGACTL_FAULTS"
 CRASH_EXIT_CODE = 75
@@ -72,8 +73,7 @@ class FaultPlan:
     @classmethod
     def from_env(cls, extra: Iterable[str] = ()) -> FaultPlan:
         """`$SAGACTL_FAULTS` plus `--fault` values."""
-        env = os.environ.get(ENV, "")
-        return cls.parse([env, *extra])
+        return cls(FAULTS.read().faults + cls.parse(list(extra)).faults)
 
     def at(self, action: str, when: When) -> list[Fault]:
         return [f for f in self.faults if f.action == action and f.when == when]
@@ -117,3 +117,14 @@ async def inject(
             raise InjectedFault(f"injected error at {fault.action} ({fault.when})")
         else:
             exit(CRASH_EXIT_CODE)
+
+
+def _plan(text: str) -> FaultPlan:
+    try:
+        return FaultPlan.parse(text)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+FAULTS = Setting(ENV, _plan, FaultPlan(), "faults as `--fault` takes them")
+declare(FAULTS)

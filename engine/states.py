@@ -3,7 +3,9 @@
 Every state a run or an action can be in, and every move between them, is stated here
 and nowhere else. The scheduler checks each move with `check_run` / `check_action`
 before logging it, and `fold` rebuilds the states from a run's records, so recovery,
-`status` and the live view all read the same truth.
+`status` and the live view all read the same truth. The run's state also says what
+drives it next (`sagactl.engine.scheduler.execution`): `running` is the forward phase,
+`compensating` the compensation phase, and every other state has nothing left to run.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from . import events as ev
 from .errors import SagaError
-from .events import Event
+from .events import Event, EventKind
 
 
 class RunState(StrEnum):
@@ -39,7 +40,16 @@ class ActionState(StrEnum):
     SKIPPED = "skipped"
 
 
-R, A = RunState, ActionState
+class StopReason(StrEnum):
+    """Why a run stops going forward and compensates."""
+
+    FAILURE = "failure"
+    """An action failed for good."""
+    CANCEL = "cancel"
+    """An operator cancelled the run."""
+
+
+R, A, K = RunState, ActionState, EventKind
 
 RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
     {
@@ -80,6 +90,8 @@ FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDON
 """Runs that will never change again."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
+RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
+"""Runs whose record releases the claim it was written under: nothing runs on by itself."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -104,14 +116,14 @@ def check_action(name: str, old: ActionState, new: ActionState) -> None:
         raise InvalidTransition(f"action {name} cannot go from {old} to {new}")
 
 
-ACTION_KIND_STATE: Mapping[str, ActionState] = {
-    ev.ACTION_STARTED: A.RUNNING,
-    ev.ACTION_SUCCEEDED: A.SUCCEEDED,
-    ev.ACTION_FAILED: A.FAILED,
-    ev.COMPENSATION_STARTED: A.COMPENSATING,
-    ev.COMPENSATION_FAILED: A.COMPENSATING,
-    ev.ACTION_COMPENSATED: A.COMPENSATED,
-    ev.ACTION_SKIPPED: A.SKIPPED,
+ACTION_KIND_STATE: Mapping[EventKind, ActionState] = {
+    K.ACTION_STARTED: A.RUNNING,
+    K.ACTION_SUCCEEDED: A.SUCCEEDED,
+    K.ACTION_FAILED: A.FAILED,
+    K.COMPENSATION_STARTED: A.COMPENSATING,
+    K.COMPENSATION_FAILED: A.COMPENSATING,
+    K.ACTION_COMPENSATED: A.COMPENSATED,
+    K.ACTION_SKIPPED: A.SKIPPED,
 }
 """Which state each action-level record moves its action to (other kinds move nothing)."""
 
@@ -136,6 +148,8 @@ class ActionStatus:
     outputs: dict[str, Any] | None = None
     final_failure: bool = False
     """The last failure used up the attempts (the action will not be retried by itself)."""
+    finalized: bool = False
+    """Its `finalize` hook ran (recorded: it never runs twice)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -155,8 +169,8 @@ class RunStatus:
     actions: dict[str, ActionStatus] = field(default_factory=dict)
     error: str | None = None
     code: str | None = None
-    reason: str | None = None
-    """Why the run compensates: `failure` or `cancel`."""
+    reason: StopReason | None = None
+    """Why the run compensates."""
     failed_action: str | None = None
     bad_input: bool = False
     """The failure that ended the run was bad input (an `InputError`)."""
@@ -179,9 +193,9 @@ class RunStatus:
             self.finished = record.at if new in FINISHED else None
             if "bad_input" in data:
                 self.bad_input = bool(data["bad_input"])
-            if record.kind == ev.RUN_COMPENSATING:
-                self.reason = data.get("reason")
-            if new in (R.RUNNING, R.COMPENSATING) and record.kind == ev.RUN_RESUMED:
+            if record.kind is K.RUN_COMPENSATING:
+                self.reason = StopReason(data["reason"]) if data.get("reason") else None
+            if new in (R.RUNNING, R.COMPENSATING) and record.kind is K.RUN_RESUMED:
                 self.error = self.code = None
             if "error" in data or new in (R.STUCK, R.COMPENSATING):
                 self.error = data.get("error", self.error)
@@ -190,28 +204,35 @@ class RunStatus:
             return
         target = ACTION_KIND_STATE.get(record.kind)
         if target is None:
+            if record.kind is K.ACTION_FINALIZED:
+                status = self.actions.setdefault(record.action, ActionStatus())
+                if status.finalized or not status.attempts:
+                    raise InvalidTransition(
+                        f"action {record.action} cannot be finalized: never started, or already"
+                    )
+                status.finalized = True
             return
         status = self.actions.setdefault(record.action, ActionStatus())
         check_action(record.action, status.state, target)
         status.state = target
-        if record.kind == ev.ACTION_STARTED:
+        if record.kind is K.ACTION_STARTED:
             status.attempts = int(data.get("attempt", status.attempts + 1))
             status.error = status.code = None
             status.final_failure = False
-        elif record.kind == ev.ACTION_SUCCEEDED:
+        elif record.kind is K.ACTION_SUCCEEDED:
             status.outputs = dict(data.get("outputs") or {})
-        elif record.kind == ev.ACTION_FAILED:
+        elif record.kind is K.ACTION_FAILED:
             status.error, status.code = data.get("error"), data.get("code")
             status.final_failure = bool(data.get("final", True))
-        elif record.kind == ev.COMPENSATION_STARTED:
+        elif record.kind is K.COMPENSATION_STARTED:
             status.compensation_attempts = int(
                 data.get("attempt", status.compensation_attempts + 1)
             )
             status.error = status.code = None
-        elif record.kind == ev.COMPENSATION_FAILED:
+        elif record.kind is K.COMPENSATION_FAILED:
             status.error, status.code = data.get("error"), data.get("code")
             status.final_failure = bool(data.get("final", True))
-        elif record.kind == ev.ACTION_COMPENSATED:
+        elif record.kind is K.ACTION_COMPENSATED:
             status.error = status.code = None
 
     def in_state(self, *states: ActionState) -> list[str]:

@@ -167,7 +167,8 @@ class Worker:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.store.release(claim)  # NOTIFY: another worker takes it now
         except ClaimLost:
-            self.stats.lost += 1
+            if claim.run_id not in self._lost_runs:  # else the heartbeat counted it already
+                self.stats.lost += 1
             log.warning("run lost to another worker", run_id=claim.run_id)
         except Exception:
             # E.g. an action this worker does not have installed: leave the run to other

@@ -31,6 +31,11 @@ def _known(registry: Registry[Any], name: str) -> None:
         raise InputError(f"no {registry.kind} named {name!r} (installed: {installed})")
 
 
+def check_builder(name: str) -> None:
+    """InputError unless a builder `name` is installed: checked before a build starts."""
+    _known(load_plugins().registry(BUILDERS), name)
+
+
 def builder(name: str, settings: BuildSettings) -> Builder:
     registry = load_plugins().registry(BUILDERS)
     _known(registry, name)

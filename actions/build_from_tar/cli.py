@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, InputError, open_store
+from sagactl.engine import Dependencies, Event, EventKind, InputError, open_store
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
@@ -29,7 +29,8 @@ class _Progress:
         if self.quiet:
             return
         data = event.data
-        if event.kind == "action_progress":
+        kind = event.kind
+        if kind is EventKind.ACTION_PROGRESS:
             received = data.get("bytes")
             message = data.get("message") or ""
             if event.action == "receive_tar" and received is not None:
@@ -39,11 +40,11 @@ class _Progress:
                 message = f"{message} ({received / (1 << 20):.1f} MiB)"
             if message:
                 click.echo(f"[{event.action}] {message}", err=True)
-        elif event.kind == "action_succeeded":
+        elif kind is EventKind.ACTION_SUCCEEDED:
             click.echo(f"[{event.action}] done", err=True)
-        elif event.kind in ("action_failed", "compensation_failed"):
+        elif kind in (EventKind.ACTION_FAILED, EventKind.COMPENSATION_FAILED):
             click.echo(f"[{event.action}] failed: {data.get('error')}", err=True)
-        elif event.kind == "action_compensated":
+        elif kind is EventKind.ACTION_COMPENSATED:
             click.echo(f"[{event.action}] undone", err=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -17,13 +16,14 @@ from sagactl.engine import (
     Event,
     InputError,
     RunResult,
+    RunState,
     SagaError,
     SagaRegistry,
-    open_store,
 )
 from sagactl.engine.plugins import load_plugins
 
 from . import records
+from .backends import check_builder
 from .settings import BuildSettings, default_registry, settings_of
 from .staging import StagingArea
 from .streams import StreamRegistry
@@ -46,7 +46,7 @@ class BuildFailed(SagaError):
 class BuildResult:
     run_id: str
     app: str
-    state: str
+    state: RunState
     stream_id: str
     """The upload's id in the StreamRegistry (the build's run is `run_id_for(stream_id)`)."""
     version: str | None = None
@@ -61,13 +61,13 @@ class BuildResult:
 
     @property
     def ok(self) -> bool:
-        return self.state == "succeeded"
+        return self.state is RunState.SUCCEEDED
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "app": self.app,
-            "state": self.state,
+            "state": self.state.value,
             "stream_id": self.stream_id,
             "version": self.version,
             "image": self.image,
@@ -89,7 +89,7 @@ class BuildResult:
         return cls(
             run_id=run.run_id,
             app=app,
-            state=str(run.state),
+            state=run.state,
             stream_id=stream_id,
             version=output("create_version", "version_id") or output("get_next_version", "version"),
             image=output("build_image", "image"),
@@ -115,17 +115,6 @@ def upload_source_dir(ctx: ActionContext) -> str | None:
         return None
     path = settings_of(ctx.deps).sources_dir / ctx.run_id.removeprefix(RUN_PREFIX)
     return str(path) if path.is_dir() else None
-
-
-async def release_upload(ctx: ActionContext) -> None:
-    """The saga's last action is done with the upload: remove its staged file, even when
-    the run was resumed by a process that never saw the stream (no cleanup hook there)."""
-    if not ctx.run_id.startswith(RUN_PREFIX):
-        return
-    settings = settings_of(ctx.deps)
-    area = StagingArea(settings.staging_dir, settings.limits)
-    with contextlib.suppress(InputError):  # a run id that is not a stream id: nothing staged
-        await anyio.to_thread.run_sync(area.remove, ctx.run_id.removeprefix(RUN_PREFIX))
 
 
 def load_saga() -> CompiledSaga:
@@ -164,6 +153,8 @@ async def build_from_tar_async(
     if builder:
         settings = replace(settings, builder=builder)
         deps.provide(BuildSettings, settings)
+    if settings.builder:  # a name nobody installed is refused before anything starts
+        check_builder(settings.builder)
     deps.provide(StreamRegistry, registry)
     stream_id = registry.register(stream, stream_id=stream_id)
     area = StagingArea(settings.staging_dir, settings.limits)
@@ -182,14 +173,13 @@ async def build_from_tar_async(
                 {"app": app, "stream_id": stream_id},
                 run_id=run_id_for(stream_id),
             )
+            async with engine.store.transaction() as tx:  # what is active now, not at the pivot
+                active = await records.active_version(tx, app)
         outcome = str(run.state)
     finally:
         registry.release(stream_id, outcome)
     result = BuildResult.from_run(app, stream_id, run)
     if result.ok:
-        # What is active now, not at the pivot.
-        async with open_store(db) as store, store.transaction() as tx:
-            active = await records.active_version(tx, app)
         return replace(result, active_version=active)
     if run.bad_input:
         raise InputError(run.error or "bad input")

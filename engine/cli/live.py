@@ -17,31 +17,26 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from .. import events as ev
-from ..events import Event
+from ..events import Event, EventKind
+from ..states import ACTION_KIND_STATE, ActionState, RunState
 
-# Which action state each event kind moves an action into (progress moves nothing).
-_STATE_OF = {
-    ev.ACTION_STARTED: "running",
-    ev.ACTION_SUCCEEDED: "succeeded",
-    ev.ACTION_FAILED: "failed",
-    ev.ACTION_RETRYING: "retrying",
-    ev.COMPENSATION_STARTED: "compensating",
-    ev.ACTION_COMPENSATED: "compensated",
-    ev.COMPENSATION_FAILED: "compensation failed",
-    ev.ACTION_SKIPPED: "skipped",
-}
+K = EventKind
 log = structlog.get_logger("sagactl.cli")
 
+# What each action-level kind shows: the state it moves the action into (the state
+# machine's), and two moments worth their own word.
+_SHOWN: dict[EventKind, str] = {kind: str(state) for kind, state in ACTION_KIND_STATE.items()}
+_SHOWN |= {K.ACTION_RETRYING: "retrying", K.COMPENSATION_FAILED: "compensation failed"}
+
 _STYLE = {
-    "running": "cyan",
-    "succeeded": "green",
-    "failed": "red",
+    ActionState.RUNNING: "cyan",
+    ActionState.SUCCEEDED: "green",
+    ActionState.FAILED: "red",
     "retrying": "yellow",
-    "compensating": "magenta",
-    "compensated": "blue",
+    ActionState.COMPENSATING: "magenta",
+    ActionState.COMPENSATED: "blue",
     "compensation failed": "red",
-    "skipped": "dim",
+    ActionState.SKIPPED: "dim",
 }
 
 
@@ -52,11 +47,11 @@ def describe(event: Event) -> str:
     if event.action is None:
         state = str(data.get("state", event.kind))
     else:
-        state = _STATE_OF.get(event.kind, event.kind)
+        state = _SHOWN.get(event.kind, event.kind)
     details = []
-    if "attempt" in data and event.kind in (ev.ACTION_STARTED, ev.COMPENSATION_STARTED):
+    if "attempt" in data and event.kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
         details.append(f"attempt {data['attempt']}")
-    if data.get("delay") is not None and event.kind == ev.ACTION_RETRYING:
+    if data.get("delay") is not None and event.kind is K.ACTION_RETRYING:
         details.append(f"in {float(data['delay']):.2f}s")
     if data.get("error"):
         details.append(str(data["error"]))
@@ -113,20 +108,22 @@ class LiveView:
         return self._tasks[name]
 
     def __call__(self, event: Event) -> None:
-        if event.kind != ev.ACTION_PROGRESS:  # -v: every transition as a structured line
+        if event.kind is not K.ACTION_PROGRESS:  # -v: every transition as a structured line
             log.info(event.kind, run_id=event.run_id, action=event.action, seq=event.seq)
         if self._quiet:
             return
         if self._progress is None:
-            if event.kind != ev.ACTION_PROGRESS:
+            if event.kind is not K.ACTION_PROGRESS:
                 print(describe(event), file=self._stream, flush=True)
             return
         if event.action is None:
-            if event.data.get("state") in ("compensating", "stuck"):
+            if event.data.get("state") in (RunState.COMPENSATING, RunState.STUCK):
                 self._progress.console.print(describe(event))
             return
+        if event.kind is K.ACTION_FINALIZED:
+            return  # the action's state stays as it was
         task = self._task(event.action)
-        if event.kind == ev.ACTION_PROGRESS:
+        if event.kind is K.ACTION_PROGRESS:
             fraction = event.data.get("fraction")
             self._progress.update(
                 task,
@@ -134,12 +131,12 @@ class LiveView:
                 message=str(event.data.get("message") or ""),
             )
             return
-        state = _STATE_OF.get(event.kind, event.kind)
+        state = _SHOWN.get(event.kind, event.kind)
         style = _STYLE.get(state, "")
-        if event.kind in (ev.ACTION_STARTED, ev.COMPENSATION_STARTED):
+        if event.kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
             self._started.setdefault(event.action, time.monotonic())
             self._progress.reset(task, start=True, total=1.0, completed=0)
-        done = event.kind in (ev.ACTION_SUCCEEDED, ev.ACTION_COMPENSATED)
+        done = event.kind in (K.ACTION_SUCCEEDED, K.ACTION_COMPENSATED)
         self._progress.update(
             task,
             state=f"[{style}]{state}" if style else state,
@@ -148,7 +145,7 @@ class LiveView:
         )
         if (
             done
-            or event.kind in (ev.ACTION_SKIPPED, ev.COMPENSATION_FAILED)
-            or (event.kind == ev.ACTION_FAILED and event.data.get("final"))
+            or event.kind in (K.ACTION_SKIPPED, K.COMPENSATION_FAILED)
+            or (event.kind is K.ACTION_FAILED and event.data.get("final"))
         ):
             self._progress.stop_task(task)

@@ -14,6 +14,7 @@ from ..faults import FaultPlan
 from ..json_values import NotJson, parse_json
 from ..model import CompiledSaga
 from ..saga_registry import SagaRegistry
+from ..states import RunState
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
@@ -140,7 +141,8 @@ def cancel(run_id: str, db: str | None) -> None:
     """Cancel RUN: its completed actions are compensated (by its owner if one lives)."""
     result = with_engine(db, lambda e: e.cancel(run_id))
     click.echo(f"{result.run_id} {result.state}")
-    sys.exit(EXIT_OK if result.state in ("cancelled", "running", "compensating") else EXIT_FAILED)
+    settled = result.state in (RunState.CANCELLED, RunState.RUNNING, RunState.COMPENSATING)
+    sys.exit(EXIT_OK if settled else EXIT_FAILED)
 
 
 @click.command()

@@ -7,19 +7,21 @@ from types import MappingProxyType
 
 from ..model import ActionSpec, CompiledSaga
 from ..ordering import depth_after, nearest_after
+from ..states import ActionState
 
+A = ActionState
 STATES: Mapping[str, str] = MappingProxyType(
     {
-        "pending": "#f2f2f2",
-        "running": "#cfe2ff",
-        "succeeded": "#d1e7dd",
-        "failed": "#f8d7da",
-        "compensating": "#ffe5b4",
-        "compensated": "#e2d9f3",
-        "skipped": "#ffffff",
+        A.PENDING: "#f2f2f2",
+        A.RUNNING: "#cfe2ff",
+        A.SUCCEEDED: "#d1e7dd",
+        A.FAILED: "#f8d7da",
+        A.COMPENSATING: "#ffe5b4",
+        A.COMPENSATED: "#e2d9f3",
+        A.SKIPPED: "#ffffff",
     }
 )
-"""Action states (DESIGN §7) and the fill colour each is drawn with."""
+"""Every action state and the fill colour it is drawn with."""
 
 UNKNOWN_STATE_COLOUR = "#ffffff"
 PIVOT_COLOUR = "#fff3cd"
@@ -36,7 +38,7 @@ def state_of(states: Mapping[str, str] | None, action: str) -> str | None:
     """The action's state when states are drawn; an action without one is pending."""
     if states is None:
         return None
-    return states.get(action, "pending")
+    return states.get(action, A.PENDING)
 
 
 def fill(state: str) -> str:

@@ -25,12 +25,8 @@ from ..action import JSON, Transaction
 from ..errors import InputError, SagaError
 from ..events import Event
 from ..settings import NODE
-
-RELEASING: frozenset[str] = frozenset(
-    {"succeeded", "compensated", "abandoned", "cancelled", "stuck"}
-)
-"""Run states whose record releases the claim it was written under: nothing runs on."""
-
+from ..states import RELEASING as RELEASING
+from ..states import RunState
 
 NODE_ENV = NODE.name
 
@@ -139,7 +135,7 @@ class NewRun:
     inputs: Mapping[str, JSON]
     plugin_versions: Mapping[str, str | None] = field(default_factory=dict)
     """`uses` name -> the distribution version the run started with."""
-    state: str = "queued"
+    state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
 
@@ -150,7 +146,7 @@ class RunRecord:
 
     run_id: str
     saga: str
-    state: str
+    state: RunState
     definition_hash: str
     definition: Mapping[str, JSON]
     inputs: Mapping[str, JSON]

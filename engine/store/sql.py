@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from ..action import JSON
-from ..events import Event
+from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
 from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
@@ -43,7 +43,7 @@ def record_from_row(row: Row) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"],
         saga=row["saga"],
-        state=row["state"],
+        state=RunState(row["state"]),
         definition_hash=row["definition_hash"],
         definition=json.loads(row["definition"]),
         inputs=json.loads(row["inputs"]),
@@ -255,8 +255,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(
         params,
-        (run.run_id, 1, now, "run_created", None, dumps(data)),
-        Event(run.run_id, "run_created", None, data, now, 1),
+        (run.run_id, 1, now, EventKind.RUN_CREATED.value, None, dumps(data)),
+        Event(run.run_id, EventKind.RUN_CREATED, None, data, now, 1),
         None if owner is None else Claim(run.run_id, owner, 1),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -80,7 +81,6 @@ def buildah_storage(
 ) -> Iterator[dict[str, Path]]:
     """A private buildah store (vfs) holding localhost/sagactl/busybox:latest."""
     import shutil
-    import subprocess
 
     if shutil.which("buildah") is None:
         pytest.skip("buildah is not installed")
@@ -189,7 +189,6 @@ def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
 
 def _storage_driver(root: Path) -> str:
     """overlay when buildah can use it here (much faster than vfs for big bases), else vfs."""
-    import subprocess
 
     probe = subprocess.run(
         [
@@ -208,6 +207,17 @@ def _storage_driver(root: Path) -> str:
     return "overlay" if probe.returncode == 0 else "vfs"
 
 
+def _release_mounts(root: Path) -> None:
+    """Unmounts what buildah left mounted under `root` (overlay `merged` dirs of working
+    containers), deepest first, so the session's tmp_path can be removed."""
+
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="session")
 def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A buildah store where the stack bases (bases.py) are made once per session.
@@ -216,7 +226,6 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     store is the session's own, and its containers and mounts are removed at the end (an
     overlay mount left in a pytest temp dir breaks every later session's cleanup)."""
     import shutil
-    import subprocess
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
         if shutil.which(tool) is None:
@@ -231,12 +240,22 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "run_root": root / f"{driver}-run",
         "work_dir": root / "work",
     }
-    yield store
-    buildah = ["buildah", "--storage-driver", driver, "--root", str(store["storage_root"]),
-               "--runroot", str(store["run_root"])]  # fmt: skip
-    subprocess.run([*buildah, "rm", "--all"], capture_output=True, check=False)
-    if not kept:
-        subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True, check=False)
-    for base in (root, root / "probe"):
-        mounted = base / f"{driver}-root" / driver if base == root else base / driver
-        subprocess.run(["umount", "-R", "-l", str(mounted)], capture_output=True, check=False)
+    try:
+        yield store
+    finally:
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                driver,
+                "--root",
+                str(store["storage_root"]),
+                "--runroot",
+                str(store["run_root"]),
+                "rm",
+                "--all",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        _release_mounts(root)

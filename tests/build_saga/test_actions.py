@@ -112,6 +112,20 @@ class TestReceiveTar:
         assert not Path(out["path"]).exists()
         assert not Path(out["source_dir"]).exists()
 
+    async def test_finalize_removes_the_staged_file_and_keeps_the_source(
+        self, sqlite_db: Any, deps: Any
+    ) -> None:
+        """Once the run is over the staged tar goes; versions still run from the source dir.
+        A second call (a finalize rerun after a crash) finds nothing to do and succeeds."""
+        stream_id = deps.get(StreamRegistry).register(io.BytesIO(make_tar([M("index.html")])))
+        ctx = _ctx(sqlite_db, deps)
+        out = await ReceiveTar().execute(ctx, {"stream_id": stream_id})
+        assert ReceiveTar.finalizes()
+        await ReceiveTar().finalize(ctx, {"stream_id": stream_id})
+        assert not Path(out["path"]).exists()
+        assert (Path(out["source_dir"]) / "index.html").is_file()
+        await ReceiveTar().finalize(ctx, {"stream_id": stream_id})
+
     async def test_recovers_from_the_staged_file(self, sqlite_db: Any, deps: Any) -> None:
         """A rerun after a crash, reader gone, succeeds from the staged file (same outputs)."""
         stream_id = deps.get(StreamRegistry).register(io.BytesIO(make_tar([M("index.html")])))

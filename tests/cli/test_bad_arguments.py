@@ -9,12 +9,13 @@ SETTINGS, or a command to COMMANDS.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from .conftest import Cli
+from .conftest import SAGACTL, Cli
 
 LONG = "r" * 5000
 NESTED = "[" * 30_000 + "]" * 30_000
@@ -83,6 +84,10 @@ ARGUMENTS = [
     Bad(("db", "bogus"), "No such command 'bogus'"),
     Bad(("--bogus", "list"), "No such option '--bogus'"),
     Bad(("build", "myapp", "{tmp}/missing.tar"), "no such file"),
+    Bad(("build", "myapp", "{tmp}/app.tar", "--builder", "nope"), "no builder named 'nope'"),
+    Bad(
+        ("build", "myapp", "{tmp}/app.tar"), "no builder named 'nope'", {"SAGACTL_BUILDER": "nope"}
+    ),
 ]
 
 SETTINGS = {
@@ -93,6 +98,7 @@ SETTINGS = {
     "SAGACTL_BUILD_DIR": ["/dev/null/x", "/proc/version/build"],
     "SAGACTL_LOG_LEVEL": ["loud"],
     "SAGACTL_CLUSTER_STRICT": ["maybe"],
+    "SAGACTL_FAULTS": ["bogus", "a:delay=nan"],
 }
 
 COMMANDS = [
@@ -142,10 +148,15 @@ def files(cli: Cli) -> dict[str, str]:
     return {"saga": str(saga), "tmp": str(cli.tmp)}
 
 
-def _check(cli: Cli, files: dict[str, str], bad: Bad, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in bad.env.items():
-        monkeypatch.setenv(name, value)
-    done = cli(*(arg.format(**files) for arg in bad.args))
+def _check(cli: Cli, files: dict[str, str], bad: Bad) -> None:
+    done = subprocess.run(
+        [SAGACTL, *(arg.format(**files) for arg in bad.args)],
+        env={**cli.env, **bad.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
@@ -165,16 +176,12 @@ def _runs(db: Path) -> int:
 
 
 @pytest.mark.parametrize("bad", ARGUMENTS, ids=str)
-def test_bad_argument(
-    cli: Cli, files: dict[str, str], bad: Bad, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_argument(cli: Cli, files: dict[str, str], bad: Bad) -> None:
     """A bad argument: one `error:` line naming it, exit 2, no traceback, no run."""
-    _check(cli, files, bad, monkeypatch)
+    _check(cli, files, bad)
 
 
 @pytest.mark.parametrize("bad", _setting_cases(), ids=str)
-def test_bad_setting(
-    cli: Cli, files: dict[str, str], bad: Bad, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_setting(cli: Cli, files: dict[str, str], bad: Bad) -> None:
     """A bad setting stops every command at start-up: one line naming the variable."""
-    _check(cli, files, bad, monkeypatch)
+    _check(cli, files, bad)

@@ -10,9 +10,8 @@ import anyio
 import pytest
 import structlog
 from sagactl.engine import Action, ActionContext, Engine, run_saga
-from sagactl.engine import events as ev
 from sagactl.engine.errors import InputError, RunNotFound
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import open_store
 
 from .sagas import Journal, Step, make_saga
@@ -77,7 +76,7 @@ class TestProgressAndLogs:
             result = await engine.run(make_saga({"a": []}), run_id="p")
             commits = engine.store.commits - commits_before  # type: ignore[attr-defined]
             status = await engine.status("p")
-        progress = [e for e in events if e.kind == ev.ACTION_PROGRESS]
+        progress = [e for e in events if e.kind == EventKind.ACTION_PROGRESS]
         assert len(progress) == 100 and progress[-1].data["fraction"] == 1.0
         assert progress[-1].action == "a" and progress[-1].data["bytes"] == 1000
         assert result.ok and commits <= 2
@@ -98,11 +97,11 @@ class TestProgressAndLogs:
             queued = await engine.start(make_saga({"a": []}))
             records = await engine.log("one")
             assert [r.kind for r in records] == [
-                ev.RUN_CREATED,
-                ev.RUN_STARTED,
-                ev.ACTION_STARTED,
-                ev.ACTION_SUCCEEDED,
-                ev.RUN_FINISHED,
+                EventKind.RUN_CREATED,
+                EventKind.RUN_STARTED,
+                EventKind.ACTION_STARTED,
+                EventKind.ACTION_SUCCEEDED,
+                EventKind.RUN_FINISHED,
             ]
             assert [r.run_id for r in await engine.list_runs(states=["queued"])] == [queued]
             with pytest.raises(RunNotFound):

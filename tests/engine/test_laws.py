@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sagactl.engine import events as ev
 from sagactl.engine.api import Engine, RunResult
 from sagactl.engine.errors import RunNotFound
+from sagactl.engine.events import EventKind
 from sagactl.engine.model import CompiledSaga
 from sagactl.engine.store import open_store
 
@@ -166,8 +166,8 @@ class TestCrashLaw:
                 log = await inner.read_log(run_id)
                 await inner.close()
             assert crashing.crashed
-            done = {r.action or "" for r in log if r.kind == ev.ACTION_SUCCEEDED}
-            undone = {r.action or "" for r in log if r.kind == ev.ACTION_COMPENSATED}
+            done = {r.action or "" for r in log if r.kind == EventKind.ACTION_SUCCEEDED}
+            undone = {r.action or "" for r in log if r.kind == EventKind.ACTION_COMPENSATED}
             again = Journal()
             async with Engine(db, actions={"step": step(again)}, max_parallel=1) as engine:
                 try:

@@ -11,6 +11,7 @@ import pytest
 from sagactl.engine import Action, ActionContext
 from sagactl.engine.api import Engine, RunResult
 from sagactl.engine.errors import RunNotFound
+from sagactl.engine.new_run import pin_new_run
 from sagactl.engine.store import Migration, RunBusy, RunExists, open_store, register_migrations
 
 from .crashing import CrashingStore, SimulatedCrash
@@ -98,7 +99,8 @@ class TestResume:
         """resume of a run held by a live engine raises RunBusy; resume_all skips it."""
         async with Engine(db, actions={"step": Step(Journal())}) as owner:
             store = owner.store
-            created = await owner._create(make_saga(CHAIN), None, "r", claim=True)
+            new = pin_new_run(make_saga(CHAIN), None, owner.provider, run_id="r")
+            created = await store.create_run(new, claim=True)
             assert created.claim is not None
             async with Engine(db, actions={"step": Step(Journal())}) as other:
                 with pytest.raises(RunBusy):

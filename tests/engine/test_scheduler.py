@@ -7,10 +7,16 @@ from typing import Any
 
 import anyio
 import pytest
-from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
-from sagactl.engine import events as ev
+from sagactl.engine import (
+    Action,
+    ActionContext,
+    ActionSpec,
+    CompiledSaga,
+    FatalError,
+    RetryPolicy,
+)
 from sagactl.engine.api import Engine, RunResult
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 
 from .sagas import FakeClock, Journal, Script, Step, make_saga
 
@@ -96,7 +102,12 @@ class TestForward:
         """Subscribers get every logged record, numbered, in log order, ending run_finished."""
         result, _, events = await run(db, make_saga({"a": []}))
         kinds = [e.kind for e in events]
-        assert kinds == [ev.RUN_STARTED, ev.ACTION_STARTED, ev.ACTION_SUCCEEDED, ev.RUN_FINISHED]
+        assert kinds == [
+            EventKind.RUN_STARTED,
+            EventKind.ACTION_STARTED,
+            EventKind.ACTION_SUCCEEDED,
+            EventKind.RUN_FINISHED,
+        ]
         assert [e.seq for e in events] == [2, 3, 4, 5]
         assert result.exit_code == 0
 
@@ -199,6 +210,46 @@ class TestCompensation:
             "d": "failed",
         }
 
+    async def test_progress_while_compensating_is_saved_and_the_run_ends(self, db: str) -> None:
+        """A compensation reporting progress gets its reports saved by the flusher (no
+        commit comes while it works) and the run still ends: the flusher runs beside the
+        phases, never inside one."""
+
+        class SlowUndo(Action):
+            async def execute(
+                self, ctx: ActionContext, inputs: Mapping[str, Any]
+            ) -> dict[str, Any]:
+                return {}
+
+            async def compensate(
+                self, ctx: ActionContext, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+            ) -> None:
+                ctx.progress(0.5, "undoing")
+                await anyio.sleep(0.3)  # long enough for the flusher to write on its own
+
+        class Boom(Action):
+            async def execute(
+                self, ctx: ActionContext, inputs: Mapping[str, Any]
+            ) -> dict[str, Any]:
+                raise FatalError("boom")
+
+        saga = CompiledSaga(
+            name="undo",
+            version=1,
+            actions={
+                "a": ActionSpec("a", "undo"),
+                "b": ActionSpec("b", "boom", depends_on=frozenset({"a"})),
+            },
+        )
+        actions = {"undo": SlowUndo(), "boom": Boom()}
+        async with Engine(db, actions=actions) as engine:
+            engine.options.progress_interval = 0.05
+            with anyio.fail_after(10):
+                result = await engine.run(saga, run_id="u")
+            status = await engine.status("u")
+        assert result.state == "compensated"
+        assert status.progress["a"] == {"fraction": 0.5, "message": "undoing", "bytes": None}
+
 
 class TestPivot:
     async def test_failure_after_pivot_retries_forward_then_sticks(self, db: str) -> None:
@@ -266,7 +317,7 @@ class TestTimeoutAndRetry:
         assert clock.sleeps == [0.75, 1.5]
         assert [(n, attempt) for n, attempt, _ in step.contexts] == [("a", 1), ("a", 2), ("a", 3)]
         assert {key for _, _, key in step.contexts} == {"r/a"}
-        retrying = [e.data["delay"] for e in events if e.kind == ev.ACTION_RETRYING]
+        retrying = [e.data["delay"] for e in events if e.kind == EventKind.ACTION_RETRYING]
         assert retrying == [0.75, 1.5]
 
     async def test_retries_run_out(self, db: str) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sagactl.engine import events as ev
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.states import (
     ACTION_TRANSITIONS,
     FINISHED,
@@ -85,19 +84,21 @@ class TestFold:
             "r",
             ["a", "b", "c"],
             [
-                rec(ev.RUN_CREATED, state="queued"),
-                rec(ev.RUN_STARTED, state="running"),
-                rec(ev.ACTION_STARTED, "a", attempt=1),
-                rec(ev.ACTION_FAILED, "a", error="flaky", final=False),
-                rec(ev.ACTION_STARTED, "a", attempt=2),
-                rec(ev.ACTION_SUCCEEDED, "a", outputs={"x": 1}),
-                rec(ev.ACTION_STARTED, "b", attempt=1),
-                rec(ev.ACTION_FAILED, "b", error="boom", code="fatal"),
-                rec(ev.RUN_COMPENSATING, state="compensating", reason="failure", error="boom"),
-                rec(ev.COMPENSATION_STARTED, "a", attempt=1),
-                rec(ev.ACTION_COMPENSATED, "a"),
-                rec(ev.ACTION_SKIPPED, "c"),
-                rec(ev.RUN_FINISHED, state="compensated", error="boom"),
+                rec(EventKind.RUN_CREATED, state="queued"),
+                rec(EventKind.RUN_STARTED, state="running"),
+                rec(EventKind.ACTION_STARTED, "a", attempt=1),
+                rec(EventKind.ACTION_FAILED, "a", error="flaky", final=False),
+                rec(EventKind.ACTION_STARTED, "a", attempt=2),
+                rec(EventKind.ACTION_SUCCEEDED, "a", outputs={"x": 1}),
+                rec(EventKind.ACTION_STARTED, "b", attempt=1),
+                rec(EventKind.ACTION_FAILED, "b", error="boom", code="fatal"),
+                rec(
+                    EventKind.RUN_COMPENSATING, state="compensating", reason="failure", error="boom"
+                ),
+                rec(EventKind.COMPENSATION_STARTED, "a", attempt=1),
+                rec(EventKind.ACTION_COMPENSATED, "a"),
+                rec(EventKind.ACTION_SKIPPED, "c"),
+                rec(EventKind.RUN_FINISHED, state="compensated", error="boom"),
             ],
         )
         assert status.state is R.COMPENSATED and status.error == "boom"
@@ -110,11 +111,15 @@ class TestFold:
     def test_fold_refuses_a_corrupt_log(self) -> None:
         """A log whose records make a forbidden move raises instead of guessing."""
         with pytest.raises(InvalidTransition):
-            fold("r", ["a"], [rec(ev.RUN_CREATED, state="queued"), rec(ev.ACTION_SUCCEEDED, "a")])
+            fold(
+                "r",
+                ["a"],
+                [rec(EventKind.RUN_CREATED, state="queued"), rec(EventKind.ACTION_SUCCEEDED, "a")],
+            )
 
     def test_status_json_has_the_documented_fields(self) -> None:
         """ActionStatus.to_json has state, attempts, error and outputs."""
-        status = fold("r", ["a"], [rec(ev.RUN_CREATED, state="queued")])
+        status = fold("r", ["a"], [rec(EventKind.RUN_CREATED, state="queued")])
         assert status.actions["a"].to_json() == {
             "state": "pending",
             "attempts": 0,

@@ -7,9 +7,8 @@ import time
 
 import anyio
 import pytest
-from sagactl.engine import events as ev
 from sagactl.engine.errors import RunNotFound
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import (
     Claim,
     ClaimLost,
@@ -42,7 +41,7 @@ def rec(kind: str, action: str | None = None, **data: object) -> Event:
 async def started(store: Store, run_id: str = "r1") -> Claim:
     created = await store.create_run(new_run(run_id))
     assert created.claim is not None
-    await store.append(created.claim, [rec(ev.RUN_STARTED, state="running")])
+    await store.append(created.claim, [rec(EventKind.RUN_STARTED, state="running")])
     return created.claim
 
 
@@ -149,11 +148,11 @@ class TestClaims:
         await store.release(old)
         new = await store.claim("r1")
         with pytest.raises(ClaimLost):
-            await store.append(old, [rec(ev.ACTION_STARTED, "a", attempt=1)])
+            await store.append(old, [rec(EventKind.ACTION_STARTED, "a", attempt=1)])
         with pytest.raises(ClaimLost):
             await store.save_checkpoint(old, "a", {"n": 1})
-        await store.append(new, [rec(ev.ACTION_STARTED, "a", attempt=1)])
-        assert [r.kind for r in await store.read_log("r1")][-1] == ev.ACTION_STARTED
+        await store.append(new, [rec(EventKind.ACTION_STARTED, "a", attempt=1)])
+        assert [r.kind for r in await store.read_log("r1")][-1] == EventKind.ACTION_STARTED
         assert len(await store.read_log("r1")) == 3
 
     async def test_release_makes_the_run_an_orphan(self, store: Store) -> None:
@@ -170,15 +169,15 @@ class TestAppend:
         numbered = await store.append(
             claim,
             [
-                rec(ev.ACTION_STARTED, "a", attempt=1),
-                rec(ev.ACTION_SUCCEEDED, "a", outputs={"x": 1}),
+                rec(EventKind.ACTION_STARTED, "a", attempt=1),
+                rec(EventKind.ACTION_SUCCEEDED, "a", outputs={"x": 1}),
             ],
         )
         assert [r.seq for r in numbered] == [3, 4]
         log = await store.read_log("r1", after_seq=2)
         assert [(r.seq, r.kind, r.action) for r in log] == [
-            (3, ev.ACTION_STARTED, "a"),
-            (4, ev.ACTION_SUCCEEDED, "a"),
+            (3, EventKind.ACTION_STARTED, "a"),
+            (4, EventKind.ACTION_SUCCEEDED, "a"),
         ]
         assert log[1].data == {"outputs": {"x": 1}}
         assert log[0].at > 0
@@ -189,22 +188,23 @@ class TestAppend:
         run = await store.get_run("r1")
         assert run.started is not None and run.finished is None
         await store.append(
-            claim, [rec(ev.RUN_COMPENSATING, state="compensating", error="boom", code="fatal")]
+            claim,
+            [rec(EventKind.RUN_COMPENSATING, state="compensating", error="boom", code="fatal")],
         )
         run = await store.get_run("r1")
         assert (run.state, run.error, run.error_code) == ("compensating", "boom", "fatal")
-        await store.append(claim, [rec(ev.RUN_FINISHED, state="compensated", error="boom")])
+        await store.append(claim, [rec(EventKind.RUN_FINISHED, state="compensated", error="boom")])
         run = await store.get_run("r1")
         assert run.state == "compensated" and run.finished is not None
 
     async def test_a_finishing_record_releases_the_claim(self, store: Store) -> None:
         """Finishing (or sticking) a run frees it in the same commit: no owner, no more writes."""
         claim = await started(store)
-        await store.append(claim, [rec(ev.RUN_STUCK, state="stuck", error="x")])
+        await store.append(claim, [rec(EventKind.RUN_STUCK, state="stuck", error="x")])
         assert (await store.get_run("r1")).owner is None
         assert await store.orphans(["stuck"]) == ["r1"]
         with pytest.raises(ClaimLost):
-            await store.append(claim, [rec(ev.RUN_RESUMED, state="running")])
+            await store.append(claim, [rec(EventKind.RUN_RESUMED, state="running")])
 
     async def test_progress_is_saved_with_the_records(self, store: Store) -> None:
         """The last progress per action rides along with an append."""
@@ -219,7 +219,7 @@ class TestAppend:
 
         async def write(claim: Claim) -> None:
             for n in range(5):
-                await store.append(claim, [rec(ev.ACTION_STARTED, f"a{n}", attempt=1)])
+                await store.append(claim, [rec(EventKind.ACTION_STARTED, f"a{n}", attempt=1)])
 
         async with anyio.create_task_group() as tg:
             for claim in claims:
@@ -236,11 +236,11 @@ class TestAppend:
 
         async def bad() -> None:
             with pytest.raises(TypeError):
-                await store.append(claim, [rec(ev.ACTION_SUCCEEDED, "a", outputs={1j})])
+                await store.append(claim, [rec(EventKind.ACTION_SUCCEEDED, "a", outputs={1j})])
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(bad)
-            tg.start_soon(store.append, other, [rec(ev.ACTION_STARTED, "a", attempt=1)])
+            tg.start_soon(store.append, other, [rec(EventKind.ACTION_STARTED, "a", attempt=1)])
         assert len(await store.read_log("r1")) == 2
         assert len(await store.read_log("r2")) == 3
 
@@ -253,12 +253,12 @@ class TestTransactions:
         assert tx.dialect == store.dialect
         assert await tx.execute("INSERT INTO widgets VALUES (?, ?)", ("w1", 3)) == 1
         assert await tx.fetchone("SELECT size FROM widgets WHERE name = ?", ("w1",)) == (3,)
-        numbered = await tx.commit([rec(ev.ACTION_SUCCEEDED, "a", outputs={})])
+        numbered = await tx.commit([rec(EventKind.ACTION_SUCCEEDED, "a", outputs={})])
         assert numbered[0].seq == 3
         check = await store.begin(claim)
         assert await check.fetchall("SELECT name, size FROM widgets") == [("w1", 3)]
         await check.rollback()
-        assert (await store.read_log("r1"))[-1].kind == ev.ACTION_SUCCEEDED
+        assert (await store.read_log("r1"))[-1].kind == EventKind.ACTION_SUCCEEDED
 
     async def test_rollback_leaves_nothing(self, store: Store) -> None:
         """Rolled back writes are gone and no record was added."""
@@ -279,7 +279,7 @@ class TestTransactions:
         tx = await store.begin(claim)
         await tx.execute("INSERT INTO widgets VALUES (?, ?)", ("w1", 3))
         with pytest.raises(ClaimLost):
-            await tx.commit([rec(ev.ACTION_SUCCEEDED, "a", outputs={})])
+            await tx.commit([rec(EventKind.ACTION_SUCCEEDED, "a", outputs={})])
         fresh = await store.claim("r1")
         check = await store.begin(fresh)
         assert await check.fetchall("SELECT * FROM widgets") == []
@@ -329,7 +329,7 @@ class TestListAndPrune:
         for i in range(5):
             claim = await started(store, f"done{i}")
             await store.save_checkpoint(claim, "a", 1)
-            await store.append(claim, [rec(ev.RUN_FINISHED, state="succeeded")])
+            await store.append(claim, [rec(EventKind.RUN_FINISHED, state="succeeded")])
         await started(store, "live")
         cutoff = time.time() + 1
         assert await store.prune(finished_before=cutoff, page=2) == 5
@@ -341,6 +341,6 @@ class TestListAndPrune:
     async def test_prune_keeps_recent_runs(self, store: Store) -> None:
         """A run finished after the cutoff is kept."""
         claim = await started(store)
-        await store.append(claim, [rec(ev.RUN_FINISHED, state="succeeded")])
+        await store.append(claim, [rec(EventKind.RUN_FINISHED, state="succeeded")])
         assert await store.prune(finished_before=time.time() - 3600) == 0
         assert len(await store.list_runs()) == 1

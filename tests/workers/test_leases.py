@@ -6,9 +6,8 @@ import time
 
 import anyio
 import pytest
-from sagactl.engine import events as ev
 from sagactl.engine.api import Engine
-from sagactl.engine.events import Event
+from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import ClaimLost, NewRun, RunBusy
 from sagactl.engine.store.postgres import PostgresStore, translate
 
@@ -22,7 +21,7 @@ def new_run(run_id: str, node: str | None = None) -> NewRun:
     return NewRun(run_id, "demo", "h1", {"format": 1}, {}, {}, node=node)
 
 
-def started(kind: str = ev.RUN_STARTED) -> list[Event]:
+def started(kind: str = EventKind.RUN_STARTED) -> list[Event]:
     return [Event("", kind, None, {"state": "running"})]
 
 
@@ -40,7 +39,7 @@ class TestLeases:
             new = await b.claim("r1")
             assert new.fence == old.fence + 1
             with pytest.raises(ClaimLost):
-                await a.append(old, [Event("", ev.ACTION_STARTED, "x", {"attempt": 1})])
+                await a.append(old, [Event("", EventKind.ACTION_STARTED, "x", {"attempt": 1})])
             with pytest.raises(ClaimLost):
                 await a.save_checkpoint(old, "x", 1)
             assert await a.heartbeat() == {"r1"}
@@ -175,7 +174,7 @@ class TestNodePinning:
             run = await here.get_run(result.run_id)
             assert run.node == "build-host"
             claim = await here.claim(run.run_id)
-            await here.append(claim, [Event("", ev.RUN_RESUMED, None, {"state": "running"})])
+            await here.append(claim, [Event("", EventKind.RUN_RESUMED, None, {"state": "running"})])
             await here.release(claim)  # unfinished and ownerless: runnable again
         async with (
             PostgresStore(pg_url, node="elsewhere") as other,

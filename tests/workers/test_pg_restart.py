@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sagactl.engine import events as ev
 from sagactl.engine.api import Engine
+from sagactl.engine.events import EventKind
 from sagactl.engine.store.postgres import PostgresStore
 
 from .conftest import wait_for
@@ -132,7 +132,7 @@ class TestServerRestart:
                 marked = set()
                 for run_id in ids:
                     for record in await store.read_log(run_id):
-                        if record.kind == ev.ACTION_SUCCEEDED:
+                        if record.kind == EventKind.ACTION_SUCCEEDED:
                             marked.add((run_id, record.action))
                 rows = await effects(store)
             for proc in procs:

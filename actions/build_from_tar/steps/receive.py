@@ -118,6 +118,14 @@ class ReceiveTar(Action):
         source_dir = Path(maybe_text(outputs.get("source_dir")) or settings.sources_dir / stream_id)
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, ignore_errors=True))
 
+    async def finalize(self, ctx: ActionContext, inputs: Inputs) -> None:
+        """The run is over, whatever its outcome: the staged upload has served (the
+        unpacked source stays, versions run from it). Staged files of runs that never end
+        (stuck, then abandoned) are left to the sweep of stale uploads."""
+        settings = settings_of(ctx.deps)
+        area = StagingArea(settings.staging_dir, settings.limits)
+        await anyio.to_thread.run_sync(area.remove, str(inputs["stream_id"]))
+
 
 def _prepare(area: StagingArea, staged_ttl: float) -> None:
     area.directory.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ from sagactl.engine import Action, ActionContext, Dependencies, Inputs, Outputs
 
 from .. import records
 from .. import schemas as s
-from ..entry import release_upload
 from ..sandboxes import runtime_of, stop_sandbox
 
 
@@ -33,7 +32,6 @@ class StopOldSandboxes(Action):
         async with ctx.transaction() as tx:
             for sandbox_id in stopped:
                 await records.mark_sandbox(tx, sandbox_id, "stopped")
-        await release_upload(ctx)
         return {"stopped": stopped}
 
 

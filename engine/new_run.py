@@ -1,0 +1,81 @@
+"""What a new run starts from: a fresh id, its inputs checked, and its pin (`NewRun`)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+from .action import JSON
+from .errors import InputError
+from .json_schema import validator
+from .json_values import NotJson, check_json
+from .model import CompiledSaga
+from .providers import ActionProvider
+from .store.base import NewRun
+
+_ids = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
+
+
+def new_run_id() -> str:
+    """16 hex digits, random (not secret: run ids only need to be unique)."""
+    return f"{_ids.getrandbits(64):016x}"
+
+
+def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JSON]:
+    """The saga's inputs checked against their schemas, defaults filled in; `InputError`."""
+    unknown = sorted(set(inputs) - set(saga.inputs))
+    if unknown:
+        raise InputError(f"saga {saga.name} has no input {unknown[0]!r}")
+    checked: dict[str, JSON] = {}
+    for name, schema in saga.inputs.items():
+        plain = _plain(schema)
+        if name in inputs:
+            value = inputs[name]
+        elif "default" in plain:
+            value = plain["default"]
+        else:
+            raise InputError(f"saga {saga.name} needs input {name!r}")
+        try:
+            check_json(value, f"input {name}")
+        except NotJson as exc:
+            raise InputError(str(exc)) from None
+        error = jsonschema.exceptions.best_match(validator(plain).iter_errors(value))
+        if error is not None:
+            raise InputError(f"input {name}: {error.message}")
+        checked[name] = value
+    return checked
+
+
+def pin_new_run(
+    saga: CompiledSaga,
+    inputs: Mapping[str, JSON] | None,
+    provider: ActionProvider,
+    *,
+    run_id: str | None = None,
+    node: str | None = None,
+) -> NewRun:
+    """The new run: its inputs checked, the definition and plugin versions it pins."""
+    checked = check_inputs(saga, inputs or {})
+    uses = sorted({spec.uses for spec in saga.actions.values()})
+    return NewRun(
+        run_id=run_id or new_run_id(),
+        saga=saga.name,
+        definition_hash=saga.canonical_hash,
+        definition=saga.to_dict(),
+        inputs=checked,
+        plugin_versions={name: provider.version(name) for name in uses},
+        node=node,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

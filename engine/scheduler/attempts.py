@@ -1,0 +1,230 @@
+"""The attempt runner: one attempt of one action, forward or compensating, and its retries.
+
+An attempt is: the `before` fault, inputs resolved from the run and checked against the
+action's input schema, a slot of the process-wide limiter, the action's timeout, outputs
+checked against its output schema and for JSON, the `after` fault. What happens around
+an attempt (the records, when to stop retrying because the run stops) is the phases'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import anyio
+import jsonschema
+
+from .. import json_schema
+from ..action import JSON, Action, Outputs
+from ..context import ProgressSink, RunContext
+from ..errors import FatalError, InputError, RetryableError
+from ..faults import inject
+from ..json_values import NotJson, check_json
+from ..model import CompiledSaga, RetryPolicy
+from ..quickschema import surely_valid
+from ..references import Scope, resolve
+from ..states import ActionStatus, RunStatus
+from ..store.base import Claim, Store
+from .options import Options
+
+
+def retryable(action: Action, exc: BaseException) -> bool:
+    """InputError and FatalError never; RetryableError always; else the action's list."""
+    if isinstance(exc, InputError | FatalError):
+        return False
+    if isinstance(exc, RetryableError):
+        return True
+    return isinstance(exc, action.retryable)
+
+
+async def rollback(ctx: RunContext) -> None:
+    """Roll back the attempt's transaction, if it opened one, even while being cancelled
+    (an open transaction holds the database's write lock on SQLite until it ends)."""
+    tx = ctx.take_transaction()
+    if tx is not None:
+        with anyio.CancelScope(shield=True):
+            await tx.rollback()
+
+
+class RetryBudget:
+    """The attempts an action has left in this process, by its retry policy."""
+
+    def __init__(self, policy: RetryPolicy, action: Action, options: Options) -> None:
+        self._policy = policy
+        self._action = action
+        self._options = options
+        self.used = 1
+
+    def allows(self, exc: BaseException) -> bool:
+        """Whether the failure `exc` is worth another attempt, and one is left."""
+        return self.used < self._policy.attempts and retryable(self._action, exc)
+
+    def delay(self) -> float:
+        """Seconds to wait before the next attempt (backoff with jitter)."""
+        return self._policy.delay(self.used, self._options.random())
+
+    async def wait(self, delay: float) -> None:
+        await self._options.clock.sleep(delay)
+        self.used += 1
+
+
+class AttemptRunner:
+    """Runs attempts of the actions of one run held under `claim`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        claim: Claim,
+        saga: CompiledSaga,
+        inputs: Mapping[str, JSON],
+        actions: Mapping[str, Action],
+        status: RunStatus,
+        checkpoints: Mapping[str, JSON],
+        options: Options,
+        on_progress: ProgressSink,
+    ) -> None:
+        self._store = store
+        self._claim = claim
+        self.saga = saga
+        self._inputs = dict(inputs)
+        self._actions = actions
+        """`uses` -> Action."""
+        self._status = status
+        self._checkpoints = dict(checkpoints)
+        self._options = options
+        self._on_progress = on_progress
+        self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+
+    def action(self, name: str) -> Action:
+        return self._actions[self.saga.actions[name].uses]
+
+    def compensable(self, name: str) -> bool:
+        """Declared reversible by the definition and by the plugin alike."""
+        return self.saga.actions[name].compensable and self.action(name).compensable()
+
+    def retries(self, name: str) -> RetryBudget:
+        return RetryBudget(self.saga.actions[name].retry, self.action(name), self._options)
+
+    def context(self, name: str, *, compensating: bool = False) -> RunContext:
+        """The context of `name`'s current attempt (as the log counts it)."""
+        status = self._status.actions[name]
+        return RunContext(
+            store=self._store,
+            claim=self._claim,
+            action=name,
+            attempt=status.compensation_attempts if compensating else status.attempts,
+            deps=self._options.deps,
+            last_checkpoint=self._checkpoints.get(name),
+            on_progress=self._on_progress,
+            on_checkpoint=self._checkpoints.__setitem__,
+            compensating=compensating,
+        )
+
+    async def execute(self, name: str, ctx: RunContext) -> Outputs:
+        """One forward attempt; its outputs, checked. Raises what the attempt raised."""
+        spec = self.saga.actions[name]
+        action = self.action(name)
+        options = self._options
+        faults = options.faults
+        if faults:  # none outside fault-injection tests: skip the per-action scan
+            await inject(faults.at(name, "before"), options.clock, options.exit)
+        inputs = self.inputs(name)
+        _validate(action, "input", inputs, name)
+        limiter = options.limiter
+        if limiter is not None:
+            try:
+                limiter.acquire_nowait()  # a free slot needs no trip through the event loop
+            except anyio.WouldBlock:
+                await limiter.acquire()
+        try:
+            if spec.timeout is None:
+                outputs = await action.execute(ctx, inputs)
+            else:
+                with anyio.fail_after(spec.timeout):
+                    outputs = await action.execute(ctx, inputs)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {spec.timeout:g}s") from None
+        finally:
+            if limiter is not None:
+                limiter.release()
+        if not isinstance(outputs, Mapping):
+            raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
+        outputs = dict(outputs)
+        _validate(action, "output", outputs, name)
+        try:
+            check_json(outputs, "outputs")
+        except NotJson as exc:
+            raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
+        if faults:
+            await inject(faults.at(name, "after"), options.clock, options.exit)
+        return outputs
+
+    async def compensate(self, name: str, ctx: RunContext) -> None:
+        """One attempt at undoing `name`, given the outputs it completed with."""
+        spec = self.saga.actions[name]
+        outputs = dict(self._status.actions[name].outputs or {})
+        async with self._compensation_limiter:
+            inputs = self.inputs(name)
+            with anyio.fail_after(spec.timeout):
+                await self.action(name).compensate(ctx, inputs, outputs)
+
+    async def finalize(self, name: str, ctx: RunContext) -> None:
+        """`name`'s `finalize` hook, under its timeout."""
+        with anyio.fail_after(self.saga.actions[name].timeout):
+            await self.action(name).finalize(ctx, self.inputs(name))
+
+    def inputs(self, name: str) -> dict[str, Any]:
+        """`name`'s `with:` block, its references resolved from the run."""
+        status = self._status
+        scope = Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions))
+        resolved = resolve(self.saga.actions[name].with_, scope)
+        assert isinstance(resolved, dict)
+        return resolved
+
+
+def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
+    schema = action.input_schema if what == "input" else action.output_schema
+    if surely_valid(schema, value):
+        return  # the common simple schemas, without building jsonschema's iterator
+    validator = _validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    message = f"action {name}: {what} {where}: {error.message}"
+    raise InputError(message) if what == "input" else FatalError(message)
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """One validator per schema object, for the life of the process (the schema is kept
+    referenced so its id stays its own)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _VALIDATORS[id(schema)] = (schema, json_schema.validator(schema))
+    return found[1]
+
+
+class _Outputs(Mapping[str, Mapping[str, Any]]):
+    """`RunStatus.outputs()` as a view: resolving one action's inputs looks up a few
+    outputs, without copying every completed action's into a new dict first."""
+
+    __slots__ = ("_actions",)
+
+    def __init__(self, actions: Mapping[str, ActionStatus]) -> None:
+        self._actions = actions
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        outputs = self._actions[name].outputs
+        if outputs is None:
+            raise KeyError(name)
+        return outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, s in self._actions.items() if s.outputs is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

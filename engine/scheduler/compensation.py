@@ -1,0 +1,158 @@
+"""The compensation phase: undoes what a `compensating` run completed.
+
+Every completed compensable action is compensated, dependents before their dependencies
+and independent ones at once, shielded from cancellation (an undo half done is worse
+than one finished). A compensation that keeps failing leaves the run `stuck`; otherwise
+it ends `compensated`, or `cancelled` when an operator asked for it.
+"""
+
+from __future__ import annotations
+
+import anyio
+import anyio.abc
+import structlog
+
+from ..errors import InputError
+from ..events import (
+    ActionFailed,
+    CompensationFailed,
+    CompensationStarted,
+    Event,
+    EventKind,
+    RunFinished,
+)
+from ..ordering import nearest_after
+from ..states import ActionState, RunState, StopReason
+from .attempts import AttemptRunner, rollback
+from .finalize import Finalizer
+from .journal import Journal, error_code, error_text
+
+A, K = ActionState, EventKind
+log = structlog.get_logger("sagactl")
+
+_INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})
+"""Failure codes that mean bad input: the CLI exits 2."""
+
+
+class CompensationPhase:
+    """Compensates a run to its end."""
+
+    def __init__(self, journal: Journal, runner: AttemptRunner, finalizer: Finalizer) -> None:
+        self._journal = journal
+        self._runner = runner
+        self._finalizer = finalizer
+        self._saga = runner.saga
+        self._status = journal.status
+        self._index = {name: i for i, name in enumerate(self._saga.topological_order())}
+        self._waiting: dict[str, set[str]] = {}
+        """Action -> the compensations that must finish before its own starts."""
+        self._unblocks: dict[str, list[str]] = {}
+        """Action -> the actions waiting for its compensation."""
+        self._failures: list[tuple[str, BaseException]] = []
+        self._group: anyio.abc.TaskGroup | None = None
+
+    async def run(self, first: list[Event]) -> list[Event]:
+        """Commit `first` with the first compensations' intents, compensate, and commit the
+        run's end. Returns nothing: no phase follows."""
+        journal, status = self._journal, self._status
+        records = list(first)
+        for name in status.in_state(A.RUNNING):
+            # Started before a crash, never recorded: it did not complete, so nothing to undo.
+            data = ActionFailed(
+                error="interrupted while the saga compensated", code="interrupted", final=True
+            )
+            records.append(journal.record(K.ACTION_FAILED, name, data))
+        targets = [
+            a
+            for a in self._saga.topological_order()
+            if status.actions[a].state in (A.SUCCEEDED, A.COMPENSATING)
+            and self._runner.compensable(a)
+        ]
+        # Each target waits only for the nearest targets after it: they wait for the rest.
+        for name, nearest in nearest_after(self._saga, targets).items():
+            self._waiting[name] = set(nearest)
+            for later in nearest:
+                self._unblocks.setdefault(later, []).append(name)
+        ready = [a for a in reversed(targets) if not self._waiting[a]]
+        records += [self._started(name) for name in ready]
+        await journal.commit(records)
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                self._group = group
+                for name in ready:
+                    group.start_soon(self._compensate, name)
+            self._group = None
+            await self._end()
+        return []
+
+    def _started(self, name: str) -> Event:
+        attempt = self._status.actions[name].compensation_attempts + 1
+        return self._journal.record(
+            K.COMPENSATION_STARTED, name, CompensationStarted(attempt=attempt)
+        )
+
+    async def _compensate(self, name: str) -> None:
+        structlog.contextvars.bind_contextvars(run_id=self._journal.run_id, action=name)
+        journal, runner = self._journal, self._runner
+        retries = runner.retries(name)
+        while True:
+            ctx = runner.context(name, compensating=True)
+            try:
+                await runner.compensate(name, ctx)
+            except anyio.get_cancelled_exc_class():
+                await rollback(ctx)
+                raise
+            except Exception as exc:
+                await rollback(ctx)
+                final = not retries.allows(exc)
+                data = CompensationFailed(
+                    error=error_text(exc),
+                    code=error_code(exc),
+                    attempt=self._status.actions[name].compensation_attempts,
+                    final=final,
+                )
+                await journal.commit([journal.record(K.COMPENSATION_FAILED, name, data)])
+                if final:
+                    log.error("compensation failed", error=error_text(exc))
+                    self._failures.append((name, exc))
+                    return
+                await retries.wait(retries.delay())
+                await journal.commit([self._started(name)])
+                continue
+            tx = ctx.take_transaction()
+            records = [journal.record(K.ACTION_COMPENSATED, name)]
+            unblocked: list[str] = []
+            waiters = self._unblocks.get(name, [])
+            for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
+                waiting = self._waiting[other]
+                waiting.discard(name)
+                if not waiting:
+                    unblocked.append(other)
+                    records.append(self._started(other))
+            await journal.commit(records, tx)
+            assert self._group is not None
+            for other in unblocked:
+                self._group.start_soon(self._compensate, other)
+            return
+
+    async def _end(self) -> None:
+        journal, status = self._journal, self._status
+        if self._failures:
+            name, exc = self._failures[0]
+            error = f"compensation of {name} failed: {error_text(exc)}"
+            await journal.commit([journal.stuck(name, exc, error)])
+            return
+        await self._finalizer.run()
+        records = [journal.record(K.ACTION_SKIPPED, a) for a in status.in_state(A.PENDING)]
+        cancelled = status.reason is StopReason.CANCEL
+        failed = status.failed_action
+        bad_input = bool(failed and status.code in _INPUT_CODES) or status.code in _INPUT_CODES
+        finished = RunFinished(
+            state=RunState.CANCELLED if cancelled else RunState.COMPENSATED,
+            error=status.error,
+            code=status.code,
+            failed_action=failed,
+            bad_input=bad_input,
+        )
+        records.append(journal.record(K.RUN_FINISHED, None, finished))
+        await journal.commit(records)

@@ -1,0 +1,173 @@
+"""An execution: one run driven by this process, from whatever state its log is in.
+
+The run's state, as its log tells it (`RunState`, the state machine of
+`sagactl.engine.states`), says what happens next. An execution first records the move
+that takes the run from that state into a phase (`run_started`, `run_resumed`, or the
+end of a queued run cancelled before it started), then hands the run to the phase its
+state names: `running` to the forward phase, `compensating` to the compensation phase.
+Each phase ends by moving the run on; the execution stops at a state that has no phase
+(finished, or stuck: it waits for an operator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import anyio
+import structlog
+
+from ..action import JSON, Action
+from ..events import Event, EventKind, RunCreated, RunFinished, RunResumed, RunStarted
+from ..model import CompiledSaga
+from ..states import ActionState, RunState, RunStatus, StopReason, fold
+from ..store.base import Claim, NewRun, RunRecord, Store
+from .attempts import AttemptRunner
+from .compensation import CompensationPhase
+from .finalize import Finalizer
+from .forward import ForwardPhase
+from .frontier import Frontier
+from .journal import Journal, Recorder
+from .options import Options
+from .progress import ProgressFlusher
+
+R, K = RunState, EventKind
+
+
+class Execution:
+    """One run under this process's claim: `await execution.run()` drives it to its end."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        claim: Claim,
+        saga: CompiledSaga,
+        inputs: Mapping[str, JSON],
+        actions: Mapping[str, Action],
+        status: RunStatus,
+        checkpoints: Mapping[str, JSON],
+        options: Options,
+        cancel_requested: bool = False,
+        frontier: Frontier | None = None,
+    ) -> None:
+        """`status` is the run folded from its log; `actions` maps `uses` to the action.
+        `frontier` carries the actions `open_run` started with the run's creation."""
+        self.claim = claim
+        self.status = status
+        self.journal = Journal(
+            status, options.clock, store=store, claim=claim, handlers=options.on_event
+        )
+        self._flusher = ProgressFlusher(self.journal, options.progress_interval)
+        runner = AttemptRunner(
+            store=store,
+            claim=claim,
+            saga=saga,
+            inputs=inputs,
+            actions=actions,
+            status=status,
+            checkpoints=checkpoints,
+            options=options,
+            on_progress=self._flusher.report,
+        )
+        self._frontier = frontier or Frontier(saga, status, options.max_parallel)
+        finalizer = Finalizer(self.journal, runner)
+        self._forward = ForwardPhase(
+            self.journal,
+            runner,
+            self._frontier,
+            finalizer,
+            stop=StopReason.CANCEL if cancel_requested else None,
+        )
+        self._phases: Mapping[RunState, ForwardPhase | CompensationPhase] = {
+            R.RUNNING: self._forward,
+            R.COMPENSATING: CompensationPhase(self.journal, runner, finalizer),
+        }
+
+    @property
+    def run_id(self) -> str:
+        return self.claim.run_id
+
+    def request_cancel(self) -> None:
+        """Compensate the run (a no-op once compensating, or after a pivot succeeded)."""
+        if self.status.state is not R.COMPENSATING:
+            self._forward.request_cancel()
+
+    async def run(self) -> RunStatus:
+        """Drive the run until it is finished or stuck; returns its final status."""
+        with structlog.contextvars.bound_contextvars(run_id=self.run_id):
+            async with anyio.create_task_group() as background:
+                self._flusher.attach(background)
+                records = self._entry()
+                while (phase := self._phase()) is not None:
+                    before = self.status.state
+                    records = await phase.run(records)
+                    assert self.status.state is not before, f"{phase} left the run {before}"
+                if records:
+                    await self.journal.commit(records)
+                self._flusher.attach(None)
+                background.cancel_scope.cancel()  # the progress flusher, if it started
+        return self.status
+
+    def _phase(self) -> ForwardPhase | CompensationPhase | None:
+        """The phase the run's state names; None: nothing runs on."""
+        state = self.status.state
+        return None if state is None else self._phases.get(state)
+
+    def _entry(self) -> list[Event]:
+        """The records that take the run from the state its log left it in into a phase
+        (nothing for a run that is finished, or that this process just started)."""
+        status, journal = self.status, self.journal
+        state = status.state
+        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner)
+        if state is R.QUEUED:
+            if self._forward.stop is StopReason.CANCEL:  # cancelled before it started
+                pending = status.in_state(ActionState.PENDING)
+                records = [journal.record(K.ACTION_SKIPPED, a) for a in pending]
+                cancelled = RunFinished(state=R.CANCELLED)
+                return [*records, journal.record(K.RUN_FINISHED, None, cancelled)]
+            return [journal.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
+        if state is R.COMPENSATING or (state is R.STUCK and status.reason is not None):
+            resumed["state"] = R.COMPENSATING
+            return [journal.record(K.RUN_RESUMED, None, resumed)]
+        if state is R.RUNNING and self._frontier.busy:
+            return []  # started by `open_run`: its intents were logged with its creation
+        if state in (R.RUNNING, R.STUCK):
+            return [journal.record(K.RUN_RESUMED, None, resumed)]
+        return []
+
+
+async def open_run(
+    store: Store,
+    new: NewRun,
+    *,
+    saga: CompiledSaga,
+    actions: Mapping[str, Action],
+    options: Options,
+) -> tuple[RunRecord, Execution] | None:
+    """Create `new`, claimed by this process from its first instant, with `run_started`
+    and the first actions' intents in the same commit; its execution, ready to `run`.
+    None when a run with that id already existed (it is left untouched)."""
+    created_data = RunCreated(state=R.QUEUED, saga=new.saga, definition_hash=new.definition_hash)
+    created_event = Event(new.run_id, K.RUN_CREATED, None, created_data, seq=1)
+    status = fold(new.run_id, saga.topological_order(), [created_event])
+    recorder = Recorder(status, options.clock)
+    frontier = Frontier(saga, status, options.max_parallel)
+    frontier.queue_ready()
+    opening = [recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
+    opening += frontier.start(recorder)
+    created = await store.create_run(new, claim=True, records=opening)
+    if created.claim is None:
+        return None
+    execution = Execution(
+        store=store,
+        claim=created.claim,
+        saga=saga,
+        inputs=new.inputs,
+        actions=actions,
+        status=status,
+        checkpoints={},
+        options=options,
+        frontier=frontier,
+    )
+    execution.journal.emit_all(created.records[1:])
+    return created.run, execution

@@ -1,0 +1,272 @@
+"""The forward phase: runs a `running` run's actions as their dependencies complete.
+
+Every ready action starts at once, up to `max_parallel` (the frontier). Its intent is
+logged before it runs, in the same commit as the completion that made it ready, so a
+chain costs one commit per action; a task goes on with the first action its completion
+made ready, and only further ones get tasks of their own. When an action fails for good,
+running siblings are cancelled and the phase hands the run to compensation; after a
+pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
+
+New kinds of DAG node (a condition, a fan-out, a child saga) land in `_run_node`.
+"""
+
+from __future__ import annotations
+
+import anyio
+import anyio.abc
+import structlog
+
+from ..action import Outputs
+from ..errors import InputError
+from ..events import (
+    ActionFailed,
+    ActionRetrying,
+    ActionStarted,
+    ActionSucceeded,
+    Event,
+    EventKind,
+    RunCompensating,
+    RunFinished,
+    RunStuck,
+)
+from ..states import ActionState, RunState, StopReason
+from ..store.base import StoreTransaction
+from .attempts import AttemptRunner, rollback
+from .finalize import Finalizer
+from .frontier import Frontier
+from .journal import Journal, error_code, error_text
+
+A, K = ActionState, EventKind
+log = structlog.get_logger("sagactl")
+
+
+class ForwardPhase:
+    """Drives a run forward until it succeeds, gets stuck, or must compensate."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        runner: AttemptRunner,
+        frontier: Frontier,
+        finalizer: Finalizer,
+        *,
+        stop: StopReason | None = None,
+    ) -> None:
+        self._journal = journal
+        self._runner = runner
+        self._frontier = frontier
+        self._finalizer = finalizer
+        self._status = journal.status
+        self.stop = stop
+        """Why the run stops going forward (None: it goes on)."""
+        self._failures: dict[str, BaseException] = {}
+        """Actions that failed for good before a pivot: the run compensates."""
+        self._stuck: list[tuple[str, BaseException]] = []
+        """Actions that failed for good after a pivot: the run ends stuck."""
+        self._group: anyio.abc.TaskGroup | None = None
+
+    def pivot_passed(self) -> bool:
+        """A pivot succeeded: from now on the run only rolls forward."""
+        actions = self._status.actions
+        return any(actions[p].state is A.SUCCEEDED for p in self._runner.saga.pivots())
+
+    def request_cancel(self) -> None:
+        """Stop and compensate (ignored once stopping, or after a pivot succeeded)."""
+        if self.stop is not None:
+            return
+        if self.pivot_passed():
+            log.warning("cancel ignored: a pivot succeeded", run_id=self._journal.run_id)
+            return
+        self.stop = StopReason.CANCEL
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+
+    async def run(self, first: list[Event]) -> list[Event]:
+        """Commit `first` with the intents of the ready actions, run them and whatever they
+        make ready. Returns the records handing the run to compensation (not committed:
+        the compensation phase commits them with its own first ones), else nothing: the
+        run's end is committed here."""
+        self._frontier.queue_ready()
+        records = first + self._start()
+        if records:
+            await self._journal.commit(records)
+        launch = self._frontier.in_hand()  # a new run's were logged with its creation
+        if launch:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                self._spawn(launch)
+            self._group = None
+        return await self._end()
+
+    # -- running nodes -----------------------------------------------------------------
+
+    def _start(self) -> list[Event]:
+        return [] if self.stop is not None else self._frontier.start(self._journal)
+
+    def _spawn(self, names: list[str]) -> None:
+        assert self._group is not None
+        for name in names:
+            self._group.start_soon(self._chain, name)
+
+    async def _chain(self, name: str) -> None:
+        structlog.contextvars.bind_contextvars(run_id=self._journal.run_id)
+        next_name: str | None = name
+        while next_name is not None:
+            next_name = await self._run_node(next_name)
+
+    async def _run_node(self, name: str) -> str | None:
+        """Run one node to its end; returns a ready node this task runs next. Every node is
+        an action today; another kind of node is another branch here, ending in
+        `_succeeded` (or `_failed_for_good`)."""
+        structlog.contextvars.bind_contextvars(action=name)
+        done = await self._run_action(name)
+        if done is None:
+            return None
+        outputs, tx = done
+        return await self._succeeded(name, outputs, tx)
+
+    async def _run_action(self, name: str) -> tuple[Outputs, StoreTransaction | None] | None:
+        """Attempts until one succeeds (its outputs, and the transaction to commit with its
+        completion) or the action failed for good (None)."""
+        journal, runner = self._journal, self._runner
+        retries = runner.retries(name)
+        while True:
+            ctx = runner.context(name)
+            try:
+                outputs = await runner.execute(name, ctx)
+            except anyio.get_cancelled_exc_class():
+                await rollback(ctx)  # a sibling failed and this attempt was cancelled
+                raise
+            except Exception as exc:
+                await rollback(ctx)
+                if not (retries.allows(exc) and (self.stop is None or self.pivot_passed())):
+                    await self._failed_for_good(name, exc)
+                    return None
+                delay = retries.delay()
+                # info: the failure is an event (live view, results); a warning would repeat it
+                log.info("action failed, retrying", error=error_text(exc), delay=delay)
+                attempt = self._status.actions[name].attempts + 1
+                failed = self._failed(name, exc, final=False)
+                retry = journal.record(
+                    K.ACTION_RETRYING, name, ActionRetrying(attempt=attempt, delay=delay)
+                )
+                await journal.commit([failed, retry])
+                await retries.wait(delay)
+                started = journal.record(K.ACTION_STARTED, name, ActionStarted(attempt=attempt))
+                await journal.commit([started])
+                continue
+            return outputs, ctx.take_transaction()
+
+    async def _succeeded(
+        self, name: str, outputs: Outputs, tx: StoreTransaction | None
+    ) -> str | None:
+        journal = self._journal
+        records = [journal.record(K.ACTION_SUCCEEDED, name, ActionSucceeded(outputs=outputs))]
+        self._frontier.succeeded(name)
+        started = self._start()
+        records += started
+        if self._all_succeeded() and not self._finalizer.pending():
+            # The last completion also finishes the run: one commit, not two.
+            records.append(
+                journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
+            )
+        await journal.commit(records, tx)
+        names = [r.action for r in started if r.action is not None]
+        if not names:
+            return None
+        self._spawn(names[1:])
+        return names[0]
+
+    def _all_succeeded(self) -> bool:
+        return (
+            self.stop is None
+            and not self._frontier.busy
+            and not self._stuck
+            and all(s.state is A.SUCCEEDED for s in self._status.actions.values())
+        )
+
+    def _failed(self, name: str, exc: BaseException, *, final: bool) -> Event:
+        data = ActionFailed(
+            error=error_text(exc),
+            code=error_code(exc),
+            attempt=self._status.actions[name].attempts,
+            final=final,
+            bad_input=isinstance(exc, InputError),
+        )
+        return self._journal.record(K.ACTION_FAILED, name, data)
+
+    async def _failed_for_good(self, name: str, exc: Exception) -> None:
+        log.info("action failed", error=error_text(exc))
+        self._frontier.drop(name)
+        if self.pivot_passed():
+            # Nothing is compensated after a pivot: the others go on as far as they can.
+            self._stuck.append((name, exc))
+            records = [self._failed(name, exc, final=True)]
+            started = self._start()
+            await self._journal.commit(records + started)
+            self._spawn([r.action for r in started if r.action is not None])
+            return
+        self._failures[name] = exc
+        if self.stop is None:
+            self.stop = StopReason.FAILURE
+        assert self._group is not None
+        self._group.cancel_scope.cancel()
+
+    # -- the end of the phase ----------------------------------------------------------
+
+    async def _end(self) -> list[Event]:
+        journal, status = self._journal, self._status
+        if status.state is not RunState.RUNNING:
+            return []  # the last completion finished the run
+        if self.stop is not None:
+            return await self._stop()
+        if self._stuck:
+            name, exc = self._stuck[0]
+            error = f"{name}: {error_text(exc)}"
+            stuck = journal.stuck(name, exc, error, bad_input=isinstance(exc, InputError))
+            await journal.commit([stuck])
+        elif all(s.state is A.SUCCEEDED for s in status.actions.values()):
+            await self._finalizer.run()
+            finished = RunFinished(state=RunState.SUCCEEDED)
+            await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
+        else:
+            stuck_data = RunStuck(state=RunState.STUCK, error="the run cannot go on")
+            await journal.commit([journal.record(K.RUN_STUCK, None, stuck_data)])
+        return []
+
+    async def _stop(self) -> list[Event]:
+        """Record why the run stopped; hand it to compensation unless a pivot passed."""
+        assert self.stop is not None
+        journal = self._journal
+        records = [self._failed(name, exc, final=True) for name, exc in self._failures.items()]
+        note = "cancelled" if self.stop is StopReason.CANCEL else "cancelled: a sibling failed"
+        for name in self._status.in_state(A.RUNNING):
+            data = ActionFailed(error=note, code="cancelled", final=True)
+            records.append(journal.record(K.ACTION_FAILED, name, data))
+        self._frontier.clear()
+        first = next(iter(self._failures.items()), None)
+        error = error_text(first[1]) if first else "cancelled by an operator"
+        code = error_code(first[1]) if first else "cancelled"
+        failed_action = first[0] if first else None
+        bad_input = bool(first and isinstance(first[1], InputError))
+        if self.pivot_passed():
+            stuck = RunStuck(
+                state=RunState.STUCK,
+                error=error,
+                code=code,
+                failed_action=failed_action,
+                bad_input=bad_input,
+            )
+            records.append(journal.record(K.RUN_STUCK, None, stuck))
+            await journal.commit(records)
+            return []
+        compensating = RunCompensating(
+            state=RunState.COMPENSATING,
+            reason=self.stop,
+            error=error,
+            code=code,
+            failed_action=failed_action,
+            bad_input=bad_input,
+        )
+        records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
+        return records

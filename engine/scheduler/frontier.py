@@ -1,0 +1,84 @@
+"""The frontier: which actions of a run may start now, and which this process has in hand.
+
+An action may start once every dependency succeeded; ready actions start lowest
+topological position first, at most `max_parallel` in hand at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from ..events import ActionStarted, Event, EventKind
+from ..model import CompiledSaga
+from ..states import ActionState, RunStatus
+from .journal import Recorder
+
+A = ActionState
+STARTABLE = frozenset({A.PENDING, A.RUNNING, A.FAILED})
+"""Never started, started but not recorded before a crash, or failed and resumed."""
+
+
+class Frontier:
+    """The ready queue and the actions in hand of one run (`status` is the run's)."""
+
+    def __init__(self, saga: CompiledSaga, status: RunStatus, max_parallel: int) -> None:
+        self._saga = saga
+        self._status = status
+        self._max_parallel = max_parallel
+        self.index = {name: i for i, name in enumerate(saga.topological_order())}
+        """Action -> its topological position."""
+        self._heap: list[tuple[int, str]] = []
+        self._queued: set[str] = set()
+        self._in_hand: dict[str, None] = {}  # a dict keeps the order they started in
+
+    @property
+    def busy(self) -> bool:
+        """Some action is in hand."""
+        return bool(self._in_hand)
+
+    def in_hand(self) -> list[str]:
+        """Actions started (intent recorded) and not yet done, in the order they started."""
+        return list(self._in_hand)
+
+    def queue_ready(self) -> None:
+        """Queue every startable action whose dependencies succeeded."""
+        for name in self._saga.topological_order():
+            if self._status.actions[name].state in STARTABLE:
+                self._queue(name)
+
+    def start(self, recorder: Recorder) -> list[Event]:
+        """Intents (`action_started`) for as many queued actions as free slots allow."""
+        records: list[Event] = []
+        actions = self._status.actions
+        while self._heap and len(self._in_hand) < self._max_parallel:
+            _, name = heapq.heappop(self._heap)
+            self._queued.discard(name)
+            status = actions[name]
+            if name in self._in_hand or status.state not in STARTABLE:
+                continue
+            self._in_hand[name] = None
+            data = ActionStarted(attempt=status.attempts + 1)
+            records.append(recorder.record(EventKind.ACTION_STARTED, name, data))
+        return records
+
+    def succeeded(self, name: str) -> None:
+        """`name` is recorded succeeded: let go of it and queue what it made ready."""
+        self._in_hand.pop(name, None)
+        for dependent in sorted(self._saga.dependents(name), key=self.index.__getitem__):
+            if self._status.actions[dependent].state is A.PENDING:
+                self._queue(dependent)
+
+    def drop(self, name: str) -> None:
+        """`name` is no longer in hand (it failed for good)."""
+        self._in_hand.pop(name, None)
+
+    def clear(self) -> None:
+        self._in_hand.clear()
+
+    def _queue(self, name: str) -> None:
+        if name in self._in_hand or name in self._queued:
+            return
+        actions = self._status.actions
+        if all(actions[d].state is A.SUCCEEDED for d in self._saga.dependencies(name)):
+            self._queued.add(name)
+            heapq.heappush(self._heap, (self.index[name], name))
