@@ -81,7 +81,6 @@ def buildah_storage(
 ) -> Iterator[dict[str, Path]]:
     """A private buildah store (vfs) holding localhost/sagactl/busybox:latest."""
     import shutil
-    import subprocess
 
     if shutil.which("buildah") is None:
         pytest.skip("buildah is not installed")
@@ -232,7 +231,6 @@ def _no_leftover_sandboxes(tmp_path: Path) -> Iterator[None]:
 
 def _storage_driver(root: Path) -> str:
     """overlay when buildah can use it here (much faster than vfs for big bases), else vfs."""
-    import subprocess
 
     probe = subprocess.run(
         [
@@ -254,7 +252,6 @@ def _storage_driver(root: Path) -> str:
 def _release_mounts(root: Path) -> None:
     """Unmounts what buildah left mounted under `root` (overlay `merged` dirs of working
     containers), deepest first, so the session's tmp_path can be removed."""
-    import subprocess
 
     prefix = str(root.resolve()) + "/"
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
@@ -268,7 +265,8 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """A buildah store where the stack bases (bases.py) are made once per session.
 
     $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
-    store is the session's own. Tests that build on it need a long timeout the first time."""
+    store is the session's own, and its containers and mounts are removed at the end (an
+    overlay mount left in a pytest temp dir breaks every later session's cleanup)."""
     import shutil
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
