@@ -36,6 +36,8 @@ def server_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
         "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
         "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
         "SAGACTL_STOP_GRACE": "3",
+        "SAGACTL_RUNTIME": "local",
+        "SAGACTL_LOCAL_AS_ROOT": "1",
     }
 
 

@@ -115,7 +115,7 @@ class TestRuns:
             assert client.get("/api/runs/nope").status_code == 404
         assert run["state"] == "succeeded"
         assert set(run["actions"]["receive_tar"]) == {"state", "attempts", "error", "outputs"}
-        assert len(run["actions"]) == 11
+        assert len(run["actions"]) == 12  # the seed's eleven and start_sandboxes
 
     def test_start_a_saga_by_name(self, server: Server) -> None:
         """POST /api/runs starts it (a stream nobody uploaded: the run compensates)."""
@@ -169,12 +169,12 @@ class TestCatalog:
     def test_sagas_and_graphs(self, server: Server) -> None:
         with server.client() as client:
             sagas = client.get("/api/sagas").json()["sagas"]
-            assert [s["name"] for s in sagas] == ["build-from-tar"]
+            assert [s["name"] for s in sagas] == ["build-from-tar", "rollback"]
             svg = client.get("/api/sagas/build-from-tar/graph?format=svg")
             assert svg.headers["content-type"].startswith("image/svg+xml")
             assert "<svg" in svg.text and "receive_tar" in svg.text
             graph = client.get("/api/sagas/build-from-tar/graph?format=json").json()
-            assert len(graph["nodes"]) == 11
+            assert len(graph["nodes"]) == 12
             assert client.get("/api/sagas/nope/graph").status_code == 404
             assert client.get("/api/sagas/build-from-tar/graph?format=png").status_code == 400
 

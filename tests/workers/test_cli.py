@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sagactl.engine.api import Engine
@@ -98,10 +100,8 @@ class TestWorkerCommand:
         try:
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 deadline = time.monotonic() + 30
-                while not conn.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND query = 'LISTEN sagactl_runs' AND client_port IS NOT NULL"
-                ).fetchone():
+                # This worker's LISTEN, not another process's on the same database.
+                while not _listens_from(conn, proc.pid):
                     assert time.monotonic() < deadline, "the worker never listened"
                     time.sleep(0.05)
             started = time.monotonic()
@@ -131,3 +131,32 @@ class TestOpsViews:
         assert row["lease_expires"] > time.time() + 30
         assert shown.returncode == 0, shown.stderr
         assert f"owner {row['owner']}" in shown.stdout and "pinned to node-a" in shown.stdout
+
+
+def _local_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets process `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _listens_from(conn: Any, pid: int) -> bool:
+    ports = [
+        row[0]
+        for row in conn.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query = 'LISTEN sagactl_runs' AND client_port IS NOT NULL"
+        ).fetchall()
+    ]
+    return bool(ports) and bool(set(ports) & _local_ports(pid))
