@@ -12,7 +12,6 @@ changes that fingerprint, and the next process scans again.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as metadata
 import json
 import os
 import sys
@@ -39,6 +38,8 @@ class FoundEntryPoint:
 
     def load(self) -> Any:
         """What the entry point names (imports its module)."""
+        import importlib.metadata as metadata  # not for a cache hit: it costs a few ms
+
         return metadata.EntryPoint(self.name, self.value, self.group).load()
 
 
@@ -64,6 +65,8 @@ def default_cache_dir() -> Path:
 
 def scan() -> tuple[FoundEntryPoint, ...]:
     """Every entry point, read from the installed distributions' metadata now."""
+    import importlib.metadata as metadata
+
     found = []
     everything = metadata.entry_points()  # a dict of groups before Python 3.12
     for entry_point in (ep for g in everything.groups for ep in everything.select(group=g)):
