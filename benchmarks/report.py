@@ -382,6 +382,23 @@ RATIOS: tuple[Ratio, ...] = (
             ),
         )
     ),
+    *(
+        Ratio(
+            14,
+            f"start-up: sagactl {command} / python -c pass",
+            (f"startup_{key}", f"startup_pass_{key}"),
+            lambda r, k=key: r[f"startup_{k}"].seconds / r[f"startup_pass_{k}"].seconds,
+            "x",
+            f"<= {limit:g}",
+            lambda v, limit=limit: v <= limit,
+        )
+        for key, command, limit in (
+            ("version", "--version", 3),
+            ("status", "status RUN", 5),
+            ("list", "list", 5),
+            ("validate", "validate FILE", 8),
+        )
+    ),
 )
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from .action import JSON, Action, ActionInfo
 from .deps import Dependencies
 from .errors import PluginError
-from .json_schema import schema_problems
 from .plugin_registry import (
     Group,
     Plugin,
@@ -95,6 +94,8 @@ def describe_action(plugin: Plugin[Any], deps: Dependencies | None = None) -> Ac
     The class is the entry point itself, the factory's return annotation, or the factory's
     `action_class` attribute; failing all three, the factory is called with the container.
     """
+    from .json_schema import schema_problems  # jsonschema: not for commands that load no action
+
     cls = _action_class(plugin, deps)
     schemas: dict[str, Mapping[str, JSON]] = {}
     for attribute in ("input_schema", "output_schema"):

@@ -12,7 +12,6 @@ still loads.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as metadata
 import os
 import sys
 import threading
@@ -20,11 +19,12 @@ from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from .action_plugins import ACTIONS, ActionRegistry
 from .deps import Dependencies
 from .errors import PluginError
+from .plugin_cache import FoundEntryPoint, installed_entry_points
 from .plugin_registry import (
     Group,
     Plugin,
@@ -178,21 +178,18 @@ class Plugins:
 # -- discovery ---------------------------------------------------------------------------
 
 
-class _Found(Protocol):
-    def select(self, *, group: str) -> Iterable[metadata.EntryPoint]: ...
-
-
 class _EntryPoints:
     """Every installed entry point, found by one scan; a group's clashing names set apart."""
 
-    def __init__(self, found: _Found) -> None:
-        self._found = found
+    def __init__(self, found: Iterable[FoundEntryPoint]) -> None:
+        self._found = tuple(found)
 
-    def select(self, group: Group[Any]) -> tuple[dict[str, metadata.EntryPoint], list[PluginError]]:
-        by_name: dict[str, list[metadata.EntryPoint]] = {}
-        for entry_point in self._found.select(group=group.name):
-            by_name.setdefault(entry_point.name, []).append(entry_point)
-        usable: dict[str, metadata.EntryPoint] = {}
+    def select(self, group: Group[Any]) -> tuple[dict[str, FoundEntryPoint], list[PluginError]]:
+        by_name: dict[str, list[FoundEntryPoint]] = {}
+        for entry_point in self._found:
+            if entry_point.group == group.name:
+                by_name.setdefault(entry_point.name, []).append(entry_point)
+        usable: dict[str, FoundEntryPoint] = {}
         clashes: list[PluginError] = []
         for name in sorted(by_name):
             claims = by_name[name]
@@ -203,7 +200,7 @@ class _EntryPoints:
         return usable, clashes
 
 
-def _clash(group: Group[Any], name: str, claims: list[metadata.EntryPoint]) -> PluginError:
+def _clash(group: Group[Any], name: str, claims: list[FoundEntryPoint]) -> PluginError:
     owners = sorted(
         (_distribution_of(ep)[0] or "an unnamed distribution", _distribution_of(ep)[1], ep.value)
         for ep in claims
@@ -219,11 +216,8 @@ def _clash(group: Group[Any], name: str, claims: list[metadata.EntryPoint]) -> P
     )
 
 
-def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:
-    dist = entry_point.dist
-    if dist is None:
-        return None, None
-    return dist.name, dist.version
+def _distribution_of(entry_point: FoundEntryPoint) -> tuple[str | None, str | None]:
+    return entry_point.distribution, entry_point.version
 
 
 _lock = threading.Lock()
@@ -232,7 +226,8 @@ _default: Plugins | None = None
 
 
 def load_plugins(deps: Dependencies | None = None) -> Plugins:
-    """The installed plugins. Scanning entry points is slow, so it happens once per process.
+    """The installed plugins. Scanning entry points is slow, so it happens once per process,
+    and its result is cached on disk until a distribution is installed or removed.
 
     `deps` is only used to describe an action whose factory must be called to learn its
     schemas; without it such a factory gets an empty container. The result for
@@ -241,7 +236,7 @@ def load_plugins(deps: Dependencies | None = None) -> Plugins:
     global _scanned, _default
     with _lock:
         if _scanned is None:
-            _scanned = _EntryPoints(metadata.entry_points())
+            _scanned = _EntryPoints(installed_entry_points())
         if deps is not None:
             return Plugins(_scanned, deps)
         if _default is None:

@@ -41,9 +41,13 @@ class TestPackaging:
         assert all(name.startswith("sagactl.") for name in _listed_packages())
 
     def test_public_api_matches_all(self) -> None:
-        """sagactl.engine re-exports exactly what __all__ names."""
+        """sagactl.engine re-exports exactly what __all__ names (each imported on first use,
+        so every name is resolved before the module's names are compared)."""
         import sagactl.engine as engine
 
+        for name in engine.__all__:
+            getattr(engine, name)
+        assert set(engine.__all__) <= set(dir(engine))
         exported = {
             name
             for name, value in vars(engine).items()

@@ -2,17 +2,35 @@
 
 `build_from_tar(app, stream)` is the entry point: it registers the upload in the process's
 StreamRegistry, runs the saga and returns the activated version.
+
+The names below are imported on first use: the store loads this package's migrations on
+every open, and `sagactl status` must not pay for the saga's machinery to do so.
 """
 
 from __future__ import annotations
 
-from .entry import BuildFailed as BuildFailed
-from .entry import BuildResult as BuildResult
-from .entry import build_from_tar as build_from_tar
-from .entry import build_from_tar_async as build_from_tar_async
-from .settings import BuildSettings as BuildSettings
-from .streams import StreamRegistry as StreamRegistry
-from .tarcheck import StagingLimits as StagingLimits
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from .entry import BuildFailed as BuildFailed
+    from .entry import BuildResult as BuildResult
+    from .entry import build_from_tar as build_from_tar
+    from .entry import build_from_tar_async as build_from_tar_async
+    from .settings import BuildSettings as BuildSettings
+    from .streams import StreamRegistry as StreamRegistry
+    from .tarcheck import StagingLimits as StagingLimits
+
+_EXPORTS: dict[str, str] = {
+    "BuildFailed": ".entry",
+    "BuildResult": ".entry",
+    "build_from_tar": ".entry",
+    "build_from_tar_async": ".entry",
+    "BuildSettings": ".settings",
+    "StreamRegistry": ".streams",
+    "StagingLimits": ".tarcheck",
+}
 
 __all__ = [
     "BuildFailed",
@@ -23,3 +41,17 @@ __all__ = [
     "build_from_tar",
     "build_from_tar_async",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    """Imports the module of a public name on its first use, and keeps the name here."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,53 +1,90 @@
-"""Which commands the CLI has: ours, listed here, and those of `sagactl.commands` plugins."""
+"""Which commands the CLI has: ours, listed here, and those of `sagactl.commands` plugins.
+
+Both are loaded only when asked for: `sagactl status` imports the module of `status` and
+nothing else (no other command module, no plugin), so that a light command starts fast.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from ..deps import Dependencies
 from ..errors import PluginError
-from ..plugin_registry import Plugin, call_factory, describe_exception, plugin_error
-from ..plugins import load_plugins
+from ..plugin_registry import Plugin, Registry, call_factory, describe_exception, plugin_error
+
+BUILTIN: dict[str, str] = {
+    "validate": "definition_commands:validate",
+    "schema": "definition_commands:schema",
+    "graph": "definition_commands:graph",
+    "actions": "plugin_commands:actions",
+    "run": "run_commands:run",
+    "status": "inspect_commands:status",
+    "list": "inspect_commands:list_runs",
+    "logs": "inspect_commands:logs",
+    "resume": "run_commands:resume",
+    "cancel": "run_commands:cancel",
+    "abandon": "run_commands:abandon",
+    "prune": "admin_commands:prune",
+    "worker": "worker_command:worker",
+    "stats": "worker_command:stats",
+    "db": "worker_command:db",
+}
+"""Our own commands, in the order `--help` lists them: name -> `module:attribute` here."""
+
+
+def builtin_command(name: str) -> click.Command | None:
+    """Our command `name`, its module imported now; None when we have no such command."""
+    target = BUILTIN.get(name)
+    if target is None:
+        return None
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(f".{module}", __package__), attribute)
+    assert isinstance(command, click.Command), target
+    return command
 
 
 def builtin() -> list[click.Command]:
-    """Our own commands. Each lives in its own module of this package."""
-    from .admin_commands import prune
-    from .definition_commands import graph, schema, validate
-    from .inspect_commands import list_runs, logs, status
-    from .plugin_commands import actions
-    from .run_commands import abandon, cancel, resume, run
-    from .worker_command import db, stats, worker
-
-    definitions: list[click.Command] = [validate, schema, graph, actions]
-    runtime: list[click.Command] = [run, status, list_runs, logs, resume, cancel, abandon]
-    return [*definitions, *runtime, prune, worker, stats, db]
+    """Every command of ours (imports every command module)."""
+    return [command for name in BUILTIN if (command := builtin_command(name)) is not None]
 
 
-def add_plugin_commands(group: click.Group) -> None:
-    """Commands registered by distributions in the `sagactl.commands` entry-point group.
-
-    A broken command plugin costs one warning line on stderr; the CLI works without it.
+def plugin_commands(taken: set[str]) -> tuple[dict[str, click.Command], list[PluginError]]:
+    """Commands registered by distributions in the `sagactl.commands` entry-point group,
+    by name, and the problems of those that cannot be used (a name in `taken` included).
     """
-    registry = load_plugins().commands
+    from ..plugins import load_plugins  # loads the action plugins' machinery: not for `status`
+
+    plugins = load_plugins()
+    key = (plugins, frozenset(taken))
+    cached = _loaded.get(key)
+    if cached is None:
+        _loaded.clear()  # the plugins were rescanned (`reset_plugins`): forget the old ones
+        cached = _loaded[key] = _load(plugins.commands, taken)
+    return cached
+
+
+_loaded: dict[tuple[object, frozenset[str]], tuple[dict[str, click.Command], list[PluginError]]]
+_loaded = {}
+
+
+def _load(
+    registry: Registry[object], taken: set[str]
+) -> tuple[dict[str, click.Command], list[PluginError]]:
     problems = list(registry.errors)
+    found: dict[str, click.Command] = {}
     for plugin in registry:
-        try:
-            command = _command(plugin)
-        except PluginError as exc:
-            problems.append(exc)
-            continue
-        existing = group.commands.get(plugin.name)
-        if existing is command:  # added by an earlier `main()` in this process
-            continue
-        if existing is not None:
+        if plugin.name in taken:
             problems.append(
                 plugin_error(plugin, f"is ignored: sagactl already has a '{plugin.name}' command")
             )
             continue
-        group.add_command(command, name=plugin.name)
-    for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
+        try:
+            found[plugin.name] = _command(plugin)
+        except PluginError as exc:
+            problems.append(exc)
+    return found, problems
 
 
 def _command(plugin: Plugin[object]) -> click.Command:

@@ -15,14 +15,21 @@ from ..model import CompiledSaga
 from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
+from ..settings import check_declared
 from .options import DB_OPTION, EXIT_BAD_INPUT, OUTPUT_OPTION, with_engine, write_output
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
 
 def _catalog() -> ActionCatalog:
-    """The installed actions: the one place the definition commands get them from."""
-    return load_plugins().actions
+    """The installed actions: the one place the definition commands get them from.
+
+    Loading them declares the settings of the packages that ship them: those are checked
+    now, before the command creates anything (the CLI checked those it knew at start).
+    """
+    actions = load_plugins().actions
+    check_declared()
+    return actions
 
 
 @click.command()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ..api import Engine, RunResult
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, with_engine
+from .options import DB_OPTION, count, with_engine, with_store
+
+if TYPE_CHECKING:
+    from ..api import RunResult
+    from ..store import Store
 
 STATES = [str(s) for s in RunState]
 _SETTLED = FINISHED | {RunState.STUCK}
@@ -57,7 +60,7 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
 @DB_OPTION
 def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:
     """List runs, oldest first: id, saga, state, started, finished."""
-    records = with_engine(db, lambda e: e.list_runs(states=list(states) or None, limit=limit))
+    records = with_store(db, lambda s: s.list_runs(states=list(states) or None, limit=limit))
     rows: list[dict[str, Any]] = [
         {
             "run_id": r.run_id,
@@ -131,16 +134,16 @@ def logs(run_id: str, follow: bool, as_json: bool, db: str | None) -> None:
             line = format_event(event)
         click.echo(line)
 
-    async def read(engine: Engine) -> None:
+    async def read(store: Store) -> None:
         after = 0
         while True:
             # The run's state first: events written before it are all read below.
-            done = RunState((await engine.store.get_run(run_id)).state) in _SETTLED
-            for event in await engine.log(run_id, after_seq=after):
+            done = RunState((await store.get_run(run_id)).state) in _SETTLED
+            for event in await store.read_log(run_id, after_seq=after):
                 show(event)
                 after = max(after, event.seq)
             if not follow or done:
                 return
             await anyio.sleep(0.2)
 
-    with_engine(db, read)
+    with_store(db, read)

@@ -8,11 +8,16 @@ from typing import Any
 import click
 
 from ..errors import InputError, SagaError
+from .commands import BUILTIN, builtin_command, plugin_commands
 from .options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 
 
 class SagaGroup(click.Group):
-    """Turns our errors into one clear line on stderr and the exit codes of `options.py`."""
+    """Turns our errors into one clear line on stderr and the exit codes of `options.py`.
+
+    Commands are found by name when asked for (`commands.py`): plugin commands are loaded
+    only for a name that is not ours, and for `--help`.
+    """
 
     def make_context(
         self,
@@ -26,6 +31,24 @@ class SagaGroup(click.Group):
         except click.UsageError as exc:  # a bad option of the root group itself
             _usage(exc)
             raise
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name) or builtin_command(cmd_name)
+        return command or self._plugin_commands().get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *BUILTIN, *self._plugin_commands()})
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        """The plugin commands; each problem is one warning line, once per process."""
+        found, problems = plugin_commands(taken={*self.commands, *BUILTIN})
+        if not self._warned:
+            self._warned = True
+            for problem in problems:
+                click.echo(f"warning: {problem}", err=True)
+        return found
+
+    _warned = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -79,14 +102,5 @@ def cli(ctx: click.Context, verbose: int) -> None:
     configure(verbose, logs_only=ctx.invoked_subcommand in LOGS_ONLY)
 
 
-def _register_commands() -> None:
-    from . import commands
-
-    for command in commands.builtin():
-        cli.add_command(command)
-    commands.add_plugin_commands(cli)
-
-
 def main(argv: list[str] | None = None) -> None:
-    _register_commands()
     cli.main(args=argv, prog_name="sagactl")

@@ -7,16 +7,22 @@ everywhere and no command module imports the root group.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..durations import EXAMPLES, parse_text_duration
 from ..errors import InputError
 from ..faults import CRASH_EXIT_CODE
-from ..store import ENV
-from ..sync import with_engine
+from ..store import ENV, open_store
+
+if TYPE_CHECKING:
+    from ..api import Engine
+    from ..store import Store
+
+T = TypeVar("T")
 
 __all__ = [
     "DB_OPTION",
@@ -31,6 +37,7 @@ __all__ = [
     "count",
     "seconds_of",
     "with_engine",
+    "with_store",
     "write_output",
 ]
 
@@ -52,6 +59,25 @@ DB_OPTION = click.option(
     metavar="URL",
     help="Run store: sqlite:///PATH or postgresql://... (default: $SAGACTL_DB or the state dir).",
 )
+
+
+def with_engine(db: str | None, call: Callable[[Engine], Awaitable[T]], **options: Any) -> T:
+    """`call(engine)` on an Engine over `db`, run to its end (see `sync.with_engine`)."""
+    from ..sync import with_engine as run_with_engine  # the scheduler, only when needed
+
+    return run_with_engine(db, call, **options)
+
+
+def with_store(db: str | None, call: Callable[[Store], Awaitable[T]]) -> T:
+    """`call(store)` on the opened store over `db`, run to its end: for the commands that
+    only read runs, which need no engine (nor its compiler and scheduler)."""
+    import anyio
+
+    async def main() -> T:
+        async with open_store(db) as store:
+            return await call(store)
+
+    return anyio.run(main)
 
 
 def seconds_of(text: str, option: str) -> float:

@@ -11,6 +11,7 @@ import click
 
 from ..action import JSON, ActionInfo
 from ..plugins import COMMANDS, load_plugins
+from .commands import BUILTIN, plugin_commands
 from .options import EXIT_PLUGIN_ERRORS
 
 
@@ -28,8 +29,10 @@ def actions(ctx: click.Context, as_json: bool, strict: bool) -> None:
         _rich_table(infos)
     else:
         click.echo(_plain_table(infos), nl=False)
-    # Command plugins' problems were reported when the CLI started.
+    # Command plugins' problems come from the CLI's own check of them (which also finds
+    # entry points that are no click command).
     problems = [error for error in plugins.errors if error.group != COMMANDS.name]
+    problems += plugin_commands(taken=set(BUILTIN))[1]
     for problem in problems:
         click.echo(f"{'error' if strict else 'warning'}: {problem}", err=True)
     if strict and problems:

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import structlog
-
 from ..deps import Dependencies
 from ..errors import PluginError
 from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
@@ -24,8 +22,6 @@ from .pages import INDEXES as PAGE_INDEXES
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
-
-log = structlog.get_logger("sagactl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +99,9 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
         for plugin in plugins:
             _registry.by_namespace[plugin.name] = plugin.obj
         for error in plugins.errors:
-            log.warning("migrations left out", error=str(error))
+            import structlog  # not at import: light commands never log
+
+            structlog.get_logger("sagactl").warning("migrations left out", error=str(error))
     ordered = {CORE: _registry.by_namespace[CORE]}
     ordered.update((k, v) for k, v in sorted(_registry.by_namespace.items()) if k != CORE)
     return MappingProxyType(ordered)

@@ -1,0 +1,143 @@
+"""Every installed entry point, remembered per environment between processes.
+
+Finding them reads the metadata of every installed distribution; a command that needs one
+plugin should not pay for that on every start. The scan is kept in a small JSON file in
+the user's cache directory, one per environment (interpreter and `sys.path`), with the
+fingerprint of what was installed when it was made: for each folder on `sys.path`, its
+modification time and the name and times of each `*.dist-info` / `*.egg-info` in it
+(and of its `entry_points.txt`). Installing, upgrading or uninstalling a distribution
+changes that fingerprint, and the next process scans again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+"""Bumped when the file's layout changes: an old file is then ignored."""
+
+_METADATA_DIRS = (".dist-info", ".egg-info")
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEntryPoint:
+    """One installed entry point and the distribution that declares it."""
+
+    group: str
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> Any:
+        """What the entry point names (imports its module)."""
+        import importlib.metadata as metadata  # not for a cache hit: it costs a few ms
+
+        return metadata.EntryPoint(self.name, self.value, self.group).load()
+
+
+def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoint, ...]:
+    """Every entry point of every installed distribution, from the cache when nothing was
+    installed or removed since it was written (`cache_dir` default: the user's)."""
+    folder = cache_dir if cache_dir is not None else default_cache_dir()
+    key = fingerprint()
+    path = folder / f"entry-points-{_environment_id()}.json"
+    cached = _read(path, key)
+    if cached is not None:
+        return cached
+    found = scan()
+    _write(path, key, found)
+    return found
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sagactl"))
+
+
+def scan() -> tuple[FoundEntryPoint, ...]:
+    """Every entry point, read from the installed distributions' metadata now."""
+    import importlib.metadata as metadata
+
+    found = []
+    everything = metadata.entry_points()  # a dict of groups before Python 3.12
+    for entry_point in (ep for g in everything.groups for ep in everything.select(group=g)):
+        dist = entry_point.dist
+        found.append(
+            FoundEntryPoint(
+                entry_point.group,
+                entry_point.name,
+                entry_point.value,
+                dist.name if dist is not None else None,
+                dist.version if dist is not None else None,
+            )
+        )
+    return tuple(found)
+
+
+def fingerprint() -> list[Any]:
+    """What is installed where, as cheaply as it can be told: a few `stat` calls per
+    distribution, no file read."""
+    folders: list[Any] = []
+    for entry in sys.path:
+        folder = entry or os.getcwd()
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+            with os.scandir(folder) as listing:
+                dists = sorted(
+                    [item.name, item.stat().st_mtime_ns, _mtime(item.path, "entry_points.txt")]
+                    for item in listing
+                    if item.name.endswith(_METADATA_DIRS) and item.is_dir()
+                )
+        except OSError:  # a zip file, a folder that does not exist (yet)
+            folders.append([entry, None, []])
+            continue
+        folders.append([entry, mtime, dists])
+    return [FORMAT, sys.executable, sys.version, folders]
+
+
+def _mtime(folder: str, name: str) -> int | None:
+    try:
+        return os.stat(os.path.join(folder, name)).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _environment_id() -> str:
+    """One cache file per interpreter and path, so that environments do not evict each
+    other's."""
+    text = json.dumps([sys.executable, sys.path])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read(path: Path, key: list[Any]) -> tuple[FoundEntryPoint, ...] | None:
+    try:
+        data = json.loads(path.read_bytes())
+        if data["key"] != key:
+            return None
+        return tuple(FoundEntryPoint(*row) for row in data["entry_points"])
+    except (OSError, ValueError, KeyError, TypeError):  # missing, torn or foreign: rescan
+        return None
+
+
+def _write(path: Path, key: list[Any], found: tuple[FoundEntryPoint, ...]) -> None:
+    """Atomically (another process may read it meanwhile); a cache that cannot be written
+    only costs the next process a scan."""
+    rows = [[e.group, e.name, e.value, e.distribution, e.version] for e in found]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=".entry-points-", delete=False
+        ) as out:
+            json.dump({"key": key, "entry_points": rows}, out)
+        os.replace(out.name, path)
+    except OSError:
+        return

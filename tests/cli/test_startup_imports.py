@@ -1,0 +1,85 @@
+"""The commands a user types all day import only what they use: the real CLI, in a
+subprocess, reports `sys.modules` as it exits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAGACTL, Cli
+
+pytestmark = pytest.mark.slow
+
+HEAVY = ("networkx", "jsonschema", "rich.live", "structlog", "structlog.dev")
+"""The compiler's graph and schema libraries, the live view and the logging set-up: none
+of them is needed to print a version or to read runs from the store."""
+
+# The console script, run as `__main__`, with an exit hook writing the modules it imported.
+PROBE = """
+import atexit, json, runpy, sys
+path = sys.argv[1]
+def report():
+    with open(path, "w") as out:
+        json.dump(sorted(sys.modules), out)
+atexit.register(report)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def imported(cli: Cli, *args: str) -> set[str]:
+    """The modules `sagactl ARGS` imported (it must succeed)."""
+    report = cli.tmp / "modules.json"
+    report.unlink(missing_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(report), SAGACTL, *args],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = set(json.loads(Path(report).read_text()))
+    assert "sagactl.engine.cli.main" in names, "the report is not the CLI's"
+    return names
+
+
+@pytest.fixture
+def run_id(cli: Cli) -> str:
+    saga = cli.saga("light", {"a": {}, "b": {"needs": ["a"]}})
+    done = cli("run", str(saga))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--version",), ("list",), ("list", "--json"), ("logs", "{run}"), ("logs", "{run}", "--json")],
+)
+def test_light_commands_import_no_heavy_module(
+    cli: Cli, run_id: str, args: tuple[str, ...]
+) -> None:
+    names = imported(cli, *(arg.format(run=run_id) for arg in args))
+    assert sorted(names & set(HEAVY)) == []
+
+
+def test_the_check_sees_heavy_modules(cli: Cli) -> None:
+    """The same check on `validate`, which compiles a definition, does find them: the
+    import log is read correctly."""
+    saga = cli.saga("heavy", {"a": {}})
+    names = imported(cli, "validate", str(saga))
+    assert {"networkx", "jsonschema"} <= names
+
+
+def test_no_plugin_command_is_loaded_for_ours(cli: Cli) -> None:
+    """`list` imports no other command module of ours and no plugin's command."""
+    names = imported(cli, "list")
+    assert "sagactl.engine.cli.inspect_commands" in names
+    others = {"run_commands", "definition_commands", "worker_command", "plugin_commands"}
+    assert not {f"sagactl.engine.cli.{name}" for name in others} & names
+    assert not {name for name in names if name.startswith("sagactl.actions.build_from_tar.cli")}
