@@ -11,7 +11,7 @@ Without the entry point (another distribution's tests), list the module in a con
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +73,11 @@ class Kit:
         *,
         probe: Probe | None = None,
         reset: Callable[[], Awaitable[None]] | None = None,
+        volatile: Collection[str] = (),
     ) -> Rehearsal:
         """`rehearse_crashes` (on databases of its own) with this test's dependencies."""
         return await rehearse_crashes(
-            saga, actions, inputs, probe=probe, reset=reset, deps=self.deps
+            saga, actions, inputs, probe=probe, reset=reset, deps=self.deps, volatile=volatile
         )
 
 

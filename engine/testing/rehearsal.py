@@ -12,7 +12,7 @@ outputs, and, with a probe, what the actions left behind.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ async def rehearse_crashes(
     reset: Callable[[], Awaitable[None]] | None = None,
     deps: Dependencies | None = None,
     run_id: str = "rehearsal",
+    volatile: Collection[str] = (),
 ) -> Rehearsal:
     """Rehearse a crash at every log write of `saga` run with `inputs`; raise
     `CrashRehearsalFailed` naming the first position that broke the law.
@@ -71,9 +72,12 @@ async def rehearse_crashes(
     `actions` maps each `uses:` name to its action. `probe` snapshots what the actions
     left behind (see `Probe`); each position runs on a fresh database, and `reset`, when
     given, clears what the actions keep elsewhere before the clean run and each position.
-    Actions run one at a time so that every run writes in the same order."""
+    Actions run one at a time so that every run writes in the same order. `volatile` names
+    outputs that differ from run to run by design (`"action.output"`, e.g. a random id):
+    they are left out of the comparison."""
     with tempfile.TemporaryDirectory(prefix="sagactl-rehearsal-") as folder:
         rehearsal = _Rehearsal(saga, actions, inputs, probe, reset, deps, run_id)
+        rehearsal.volatile = frozenset(volatile)
         return await rehearsal.run_all(Path(folder))
 
 
@@ -90,6 +94,7 @@ class _Rehearsal:
     ) -> None:
         self.saga, self.actions, self.inputs = saga, actions, inputs
         self.probe, self.reset, self.deps, self.run_id = probe, reset, deps, run_id
+        self.volatile: frozenset[str] = frozenset()
 
     def engine(self, db: str | CrashingStore) -> Engine:
         return Engine(db, actions=self.actions, deps=self.deps, max_parallel=1)
@@ -111,9 +116,15 @@ class _Rehearsal:
         return self.expected, counting.writes
 
     async def final(self, db: str, result: RunResult) -> FinalState:
-        actions = {n: (s.state, s.outputs) for n, s in result.actions.items()}
+        actions = {n: (s.state, self.stable(n, s.outputs)) for n, s in result.actions.items()}
         effect = None if self.probe is None else await probe_db(db, self.probe)
         return FinalState(state=str(result.state), actions=actions, effect=effect)
+
+    def stable(self, action: str, outputs: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`outputs` without the volatile ones."""
+        if outputs is None:
+            return None
+        return {k: v for k, v in outputs.items() if f"{action}.{k}" not in self.volatile}
 
     async def position(self, db: str, crash_at: int, writes: int) -> None:
         where = f"crash at log write {crash_at} of {writes}"
