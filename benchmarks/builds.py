@@ -66,10 +66,30 @@ def settings_deps(state_dir: Path) -> Dependencies:
     deps.provide(
         BuildSettings,
         BuildSettings(
-            state_dir=state_dir, builder="oci", cluster=ClusterSettings(host="localhost")
+            state_dir=state_dir,
+            builder="oci",
+            cluster=ClusterSettings(host="localhost"),
+            # python-web runs with the host's python3 (no python base image is assumed):
+            # the local runtime, opted in for root as an operator would.
+            runtime="local",
+            local_as_root=True,
         ),
     )
     return deps
+
+
+def stop_sandboxes(state_dir: Path) -> None:
+    """Kills the host processes the builds left serving (the last version of each app)."""
+    import json
+    import os
+    import signal
+
+    from sagactl.plugins.runtimes.local import process_start
+
+    for handle in (state_dir / "sandboxes" / "local").glob("*.json"):
+        known = json.loads(handle.read_text())
+        if process_start(int(known["pid"])) == str(known["start"]):
+            os.killpg(int(known["pid"]), signal.SIGKILL)
 
 
 class Builds:
@@ -99,7 +119,7 @@ class Builds:
             )
 
     async def direct(self, app: str) -> dict[str, dict[str, Any]]:
-        """The same eleven actions' `execute`, in order, without the engine (direct.py)."""
+        """The same actions' `execute`, in order, without the engine (direct.py)."""
         from sagactl.actions.build_from_tar.entry import run_id_for
         from sagactl.actions.build_from_tar.settings import BuildSettings
         from sagactl.actions.build_from_tar.staging import StagingArea

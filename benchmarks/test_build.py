@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from .builds import APP_ENV, Builds, app_padding, make_app_tar, unavailable
+from .builds import APP_ENV, Builds, app_padding, make_app_tar, stop_sandboxes, unavailable
 from .pairing import paired
 
 BUILDS = 8
@@ -25,6 +25,7 @@ def builds(tmp_path: Path) -> Iterator[Builds]:
     tar = tmp_path / "app.tar"
     make_app_tar(tar, app_padding())
     yield Builds(tar, tmp_path / "state", tmp_path / "sagactl.sqlite")
+    stop_sandboxes(tmp_path / "state")
 
 
 class TestBuild:

@@ -14,6 +14,8 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,14 @@ APP = "from flask import Flask\n\napp = Flask(__name__)\n"
 
 
 @pytest.fixture
-def builder(tmp_path_factory: pytest.TempPathFactory) -> BuildahBuilder:
+def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildahBuilder]:
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup)")
     kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
     root = Path(kept) if kept else tmp_path_factory.mktemp("bench-store")
     driver = os.environ.get("SAGACTL_BUILDAH_DRIVER", "overlay")
-    return BuildahBuilder(
+    made = BuildahBuilder(
         BuilderOptions(
             work_dir=root / "work",
             storage_driver=driver,
@@ -44,6 +46,11 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> BuildahBuilder:
             run_root=root / f"{driver}-run",
         )
     )
+    yield made
+    # No container and no overlay mount left behind in a pytest temp dir.
+    subprocess.run([*made.command, "rm", "--all"], capture_output=True, check=False)
+    mounted = str(root / f"{driver}-root" / driver)
+    subprocess.run(["umount", "-R", "-l", mounted], capture_output=True, check=False)
 
 
 class TestImageRebuild:

@@ -153,7 +153,7 @@ def directory(value: str) -> Path:
 
 # -- the engine's own settings --------------------------------------------------------------
 
-LEASE_MIN, LEASE_MAX = 1.0, 3600.0
+LEASE_MIN, LEASE_MAX = 0.1, 3600.0  # sub-second leases serve tests and rehearsals
 LEASE = Setting(
     "SAGACTL_LEASE",
     seconds(LEASE_MIN, LEASE_MAX),

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"engine", "definitions", "actions", "plugins"}
+FOLDERS = {"engine", "definitions", "actions", "plugins", "server"}
 
 
 def _listed_packages() -> set[str]:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sagactl.engine import InputError, Location
+from sagactl.plugins.runtimes import env as env_rules
 
-from .schemas import SERVICE_NAME_PATTERN
+from .schemas import HEALTH_PATH_MAX, HEALTH_PATH_PATTERN, SERVICE_NAME_PATTERN
 from .uploadfiles import read_capped
 
 PLACES = ("app.toml", ".sagactl/app.toml")
@@ -18,12 +19,13 @@ MAX_STRING = 16 << 10
 MAX_ENTRIES = 1000
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _SERVICE_NAME = re.compile(SERVICE_NAME_PATTERN)
+_HEALTH_PATH = re.compile(HEALTH_PATH_PATTERN)
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)$")
 
 _KEYS = {
     "": {"name", "build", "env", "services"},
     "build": {"dockerfile", "base_image"},
-    "service": {"command", "port"},
+    "service": {"command", "port", "health"},
 }
 
 
@@ -162,6 +164,9 @@ def _check(data: dict[str, Any], text: str, name: str) -> dict[str, Any]:
         for key, value in env.items():
             if not _ENV_NAME.match(key):
                 raise c.fail(f"env name {key!r} is not a valid variable name", key, f'"{key}"')
+            refused = env_rules.refusal(key)
+            if refused is not None:
+                raise c.fail(f"env name {key!r} is not allowed: {refused}", key, f'"{key}"')
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise c.fail(f"env.{key} must be a string or a number", key)
             config["env"][key] = c.string(str(value), f"env.{key}", key)
@@ -178,15 +183,27 @@ def _check(data: dict[str, Any], text: str, name: str) -> dict[str, Any]:
                 )
             table = c.table(body, f"services.{service}")
             c.keys(table, _KEYS["service"], f"services.{service}")
-            if "command" not in table:
-                raise c.fail(f"services.{service} has no command", header)
-            command = c.string(table["command"], f"services.{service}.command", "command")
-            if not command.strip():
-                raise c.fail(f"services.{service}.command is empty", "command")
+            # Without a command here, the Procfile's entry of the same name gives it.
+            command: str | None = None
+            if "command" in table:
+                command = c.string(table["command"], f"services.{service}.command", "command")
+                if not command.strip():
+                    raise c.fail(f"services.{service}.command is empty", "command")
+                command = command.strip()
             port = table.get("port")
             if port is not None and (
                 isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
             ):
                 raise c.fail(f"services.{service}.port must be an integer 1-65535", "port")
-            config["services"][service] = {"command": command.strip(), "port": port}
+            entry: dict[str, Any] = {"command": command, "port": port}
+            if "health" in table:
+                health = c.string(table["health"], f"services.{service}.health", "health")
+                if not _HEALTH_PATH.match(health) or len(health) > HEALTH_PATH_MAX:
+                    raise c.fail(
+                        f"services.{service}.health must be an HTTP path starting with '/', "
+                        f"printable ASCII without spaces, at most {HEALTH_PATH_MAX} characters",
+                        "health",
+                    )
+                entry["health"] = health
+            config["services"][service] = entry
     return config

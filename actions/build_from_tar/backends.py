@@ -8,6 +8,7 @@ RuntimeOptions of the settings.
 from __future__ import annotations
 
 import shutil
+import sys
 from typing import Any
 
 from sagactl.engine import Dependencies, InputError
@@ -15,6 +16,7 @@ from sagactl.engine.plugin_registry import Registry
 from sagactl.engine.plugins import load_plugins
 from sagactl.plugins.builders.base import BUILDERS, Builder, BuilderOptions
 from sagactl.plugins.runtimes.base import RUNTIMES, RuntimeOptions, SandboxRuntime
+from sagactl.plugins.runtimes.runc import runc_usable
 
 from .settings import BuildSettings, settings_of
 
@@ -44,14 +46,34 @@ def builder(name: str, settings: BuildSettings) -> Builder:
     return registry.create(name, deps)
 
 
-def runtime(deps: Dependencies) -> SandboxRuntime:
-    """The runtime the settings name (an instance the dependencies provide wins)."""
+_warned: set[str] = set()
+
+
+def default_runtime() -> str:
+    """runc where it can run containers, else the local process runtime, said on stderr."""
+    reason = runc_usable()
+    if reason is None:
+        return "runc"
+    if reason not in _warned:
+        _warned.add(reason)
+        print(
+            f"sagactl: warning: {reason}: sandboxes run as host processes (local runtime), "
+            "without container isolation",
+            file=sys.stderr,
+        )
+    return "local"
+
+
+def runtime(deps: Dependencies, name: str | None = None) -> SandboxRuntime:
+    """The runtime called `name` (one that started a recorded sandbox), else the one the
+    settings name; an instance the dependencies provide wins."""
     provided = deps.maybe(SandboxRuntime)  # type: ignore[type-abstract]
     if provided is not None:
         return provided
     settings = settings_of(deps)
+    name = name or settings.runtime or default_runtime()
     registry = load_plugins().registry(RUNTIMES)
-    _known(registry, settings.runtime)
+    _known(registry, name)
     options = Dependencies()
     options.provide(RuntimeOptions, settings.runtime_options())
-    return registry.create(settings.runtime, options)
+    return registry.create(name, options)

@@ -1,21 +1,20 @@
-"""`sagactl build` and `sagactl app show|start`, registered in `sagactl.commands`."""
+"""`sagactl build`, registered in `sagactl.commands` (the `app` group is in appcli.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import anyio
 import click
-from sagactl.engine import Dependencies, Event, EventKind, InputError, open_store
+from sagactl.engine import Event, EventKind, InputError
 from sagactl.engine.cli.options import DB_OPTION
 from sagactl.engine.faults import FaultPlan
 
-from . import records
 from .entry import build_from_tar_async
-from .sandboxes import start_sandboxes
+from .remote import build_remote, result_line
 
 
 class _Progress:
@@ -74,6 +73,12 @@ def _open_upload(tar: str) -> BinaryIO:
     metavar="SPEC",
     help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
 )
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Upload to a `sagactl serve` at URL and follow its run (instead of building here).",
+)
+@click.option("--token", envvar="SAGACTL_TOKEN", metavar="TOKEN", help="The server's bearer token.")
 @DB_OPTION
 def build(
     app: str,
@@ -82,11 +87,16 @@ def build(
     as_json: bool,
     quiet: bool,
     faults: tuple[str, ...],
+    server: str | None,
+    token: str | None,
     db: str | None,
 ) -> None:
     """Build a tar of APP's source (a file, or `-` for stdin) into a new active version."""
     plan = FaultPlan.from_env(faults)
     upload = _open_upload(tar)
+    if server is not None:
+        _build_on(server, app, upload, token=token, as_json=as_json, quiet=quiet)
+        return
     try:
         result = anyio.run(
             lambda: build_from_tar_async(
@@ -112,56 +122,14 @@ def build(
         )
 
 
-@click.group("app")
-def app() -> None:
-    """Inspect and run built apps."""
-
-
-@app.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the app as JSON.")
-@click.option(
-    "--paths", is_flag=True, help="Also show host paths (each version's staged source_dir)."
-)
-@DB_OPTION
-def show(name: str, as_json: bool, paths: bool, db: str | None) -> None:
-    """Show APP's active version, its versions (image, digest) and sandboxes."""
-
-    async def read() -> dict[str, Any]:
-        async with open_store(db) as store, store.transaction() as tx:
-            return await records.show_app(tx, name, host_paths=paths)
-
-    shown = anyio.run(read)
-    if as_json:
-        click.echo(json.dumps(shown, indent=2))
-        return
-    click.echo(f"app {shown['name']}: active version {shown['active_version'] or '(none)'}")
-    for version in shown["versions"]:
-        marker = "*" if version["version"] == shown["active_version"] else " "
-        click.echo(f"{marker} {version['version']}  {version['image']}  {version['digest']}")
-        click.echo(f"    created {version['created']}")
-        if paths:
-            click.echo(f"    source {version['source_dir']}")
-        for sandbox in version["sandboxes"]:
-            click.echo(
-                f"    sandbox {sandbox['id']} {sandbox['service']} {sandbox['state']} "
-                f"pid {sandbox['pid']}"
-            )
-
-
-@app.command("start")
-@click.argument("name")
-@click.argument("service", required=False)
-@DB_OPTION
-def start(name: str, service: str | None, db: str | None) -> None:
-    """Start the active version's SERVICE (default: every service) as sandboxes."""
-
-    async def run() -> list[records.SandboxRecord]:
-        async with open_store(db) as store, store.transaction() as tx:
-            return await start_sandboxes(tx, Dependencies(), name, service)
-
-    started = anyio.run(run)
-    if not started:
-        click.echo(f"{name}: already running", err=True)
-    for sandbox in started:
-        click.echo(f"{sandbox.id} {sandbox.service} pid {sandbox.pid} log {sandbox.log_path}")
+def _build_on(
+    server: str, app: str, upload: BinaryIO, *, token: str | None, as_json: bool, quiet: bool
+) -> None:
+    try:
+        run = build_remote(
+            server, app, upload, token=token, on_progress=_Progress(quiet or as_json)
+        )
+    finally:
+        if upload is not sys.stdin.buffer:
+            upload.close()
+    click.echo(json.dumps(run, indent=2) if as_json else result_line(run))

@@ -21,6 +21,7 @@ from sagactl.engine import (
     SagaRegistry,
 )
 from sagactl.engine.plugins import load_plugins
+from sagactl.engine.store import Store
 
 from . import records
 from .backends import check_builder
@@ -128,7 +129,7 @@ async def build_from_tar_async(
     *,
     on_progress: Callable[[Event], None] | None = None,
     builder: str | None = None,
-    db: str | os.PathLike[str] | None = None,
+    db: str | os.PathLike[str] | Store | None = None,
     deps: Dependencies | None = None,
     registry: StreamRegistry | None = None,
     saga: CompiledSaga | None = None,

@@ -45,14 +45,30 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS sandboxes_app ON sandboxes (app, state)",
 )
 
+SCHEMA_V2 = (
+    "CREATE TABLE IF NOT EXISTS sandbox_ports ("
+    " sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes (id),"
+    " port INTEGER NOT NULL)",
+)
+"""The host port allocated to each sandbox that listens (its `$PORT`)."""
+
 
 def migrations() -> list[Migration]:
-    """Version 1: apps, versions, sandboxes (the same portable SQL on both dialects)."""
+    """Version 1: apps, versions, sandboxes; 2: sandbox ports (portable SQL on both)."""
     script = ";\n".join(SCHEMA) + ";\n"
     return [
         Migration(
             1,
             {"sqlite": script, "postgresql": script},
             "build: apps, versions, sandboxes",
-        )
+        ),
+        Migration(
+            2,
+            {"sqlite": _script(SCHEMA_V2), "postgresql": _script(SCHEMA_V2)},
+            "build: sandbox ports",
+        ),
     ]
+
+
+def _script(statements: tuple[str, ...]) -> str:
+    return ";\n".join(statements) + ";\n"

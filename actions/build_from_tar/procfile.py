@@ -93,11 +93,24 @@ def load(source_dir: Path) -> dict[str, dict[str, Any]] | None:
 
 
 def declared(source_dir: Path, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Procfile entries merged with app.toml services (app.toml wins per name: it can set
-    a port). Needs no stack, so parse_services runs beside detect_stack."""
+    """Procfile entries merged with app.toml services: app.toml wins per key (it sets a
+    port or a health path; its command, when given, replaces the Procfile's). Needs no
+    stack, so parse_services runs beside detect_stack. A web command found nowhere stays
+    None for `with_stack_default`; any other service without a command is refused."""
     merged = load(source_dir) or {}
     for service, body in (config.get("services") or {}).items():
-        merged[service] = {"command": body["command"], "port": body.get("port")}
+        entry = {**merged.get(service, {"command": None}), "port": body.get("port")}
+        if body.get("command"):
+            entry["command"] = body["command"]
+        if body.get("health"):
+            entry["health"] = body["health"]
+        if entry["command"] is None and service != "web":
+            where = Location(str(config.get("source") or "app.toml"))
+            raise InputError(
+                f"services.{service} has no command, and the Procfile has no {service!r} entry",
+                where,
+            )
+        merged[service] = entry
     if "web" in merged and merged["web"]["port"] is None:
         merged["web"] = {**merged["web"], "port": DEFAULT_PORT}
     return merged
@@ -106,10 +119,15 @@ def declared(source_dir: Path, config: Mapping[str, Any]) -> dict[str, dict[str,
 def with_stack_default(
     services: Mapping[str, Mapping[str, Any]], stack: str
 ) -> dict[str, dict[str, Any]]:
-    """`services`, or the stack's default web command when the app declares none."""
-    if not services and stack in DEFAULT_WEB:
-        return {"web": {"command": DEFAULT_WEB[stack], "port": DEFAULT_PORT}}
-    return {name: dict(body) for name, body in services.items()}
+    """`services`, with the stack's default web command where the app gives none. A
+    Containerfile app's web service without a command runs the image's own CMD (None)."""
+    result = {name: dict(body) for name, body in services.items()}
+    if "web" not in result and (stack in DEFAULT_WEB or stack == "dockerfile"):
+        result["web"] = {"command": None, "port": DEFAULT_PORT}
+    web = result.get("web")
+    if web is not None and web["command"] is None and stack in DEFAULT_WEB:
+        web["command"] = DEFAULT_WEB[stack]
+    return result
 
 
 def services_for(

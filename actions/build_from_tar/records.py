@@ -9,6 +9,7 @@ store's `transaction()`. The tables are the store migrations of `migrations.py`.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ def now() -> str:
 def _lock(tx: Transaction) -> str:
     """Row lock suffix: SQLite's write transaction already excludes other writers."""
     return " FOR UPDATE" if tx.dialect == "postgresql" else ""
+
+
+VERSION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}-v[1-9][0-9]*$")
 
 
 def version_name(app: str, number: int) -> str:
@@ -95,21 +99,32 @@ async def create_version(
 
 
 async def delete_version(tx: Transaction, version: str) -> bool:
-    """Removes a version that is neither active nor running a sandbox; True if removed."""
-    changed = await tx.execute(
-        "DELETE FROM versions WHERE id = ? "
-        "AND NOT EXISTS (SELECT 1 FROM apps WHERE active_version = ?) "
-        "AND NOT EXISTS (SELECT 1 FROM sandboxes WHERE version = ? AND state = 'running')",
-        (version, version, version),
+    """Removes a version that is neither active nor running a sandbox, with its stopped
+    sandboxes' records; True if removed."""
+    busy = await tx.fetchone(
+        "SELECT 1 FROM apps WHERE active_version = ? UNION ALL "
+        "SELECT 1 FROM sandboxes WHERE version = ? AND state = 'running'",
+        (version, version),
     )
+    if busy is not None:
+        return False
+    await tx.execute(
+        "DELETE FROM sandbox_ports WHERE sandbox_id IN "
+        "(SELECT id FROM sandboxes WHERE version = ?)",
+        (version,),
+    )
+    await tx.execute("DELETE FROM sandboxes WHERE version = ?", (version,))
+    changed = await tx.execute("DELETE FROM versions WHERE id = ?", (version,))
     return changed > 0
 
 
-async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None, bool]:
+async def activate(
+    tx: Transaction, app: str, version: str, *, rollback: bool = False
+) -> tuple[str | None, bool]:
     """Makes `version` active unless a newer one already is; (previous active, changed).
 
     Builds of one app may finish out of order: activation only moves forward, so the final
-    active version is the newest that was built.
+    active version is the newest that was built. A rollback moves back on purpose.
     """
     row = await tx.fetchone(f"SELECT active_version FROM apps WHERE name = ?{_lock(tx)}", (app,))
     if row is None:
@@ -118,7 +133,11 @@ async def activate(tx: Transaction, app: str, version: str) -> tuple[str | None,
     if exists is None:
         raise InputError(f"app {app!r} has no version {version!r}")
     previous = maybe_text(row[0])
-    if previous is not None and version_number(previous) >= version_number(version):
+    if previous == version or (
+        not rollback
+        and previous is not None
+        and version_number(previous) >= version_number(version)
+    ):
         return previous, False
     await tx.execute("UPDATE apps SET active_version = ? WHERE name = ?", (version, app))
     return previous, True
@@ -153,11 +172,17 @@ class SandboxRecord:
     log_path: str | None
     created: str
     stopped: str | None
+    port: int | None = None
+    """The host port allocated to it (`$PORT`), if it listens."""
+
+    @property
+    def url(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port is not None else None
 
     @classmethod
     def from_row(cls, row: Sequence[JSON]) -> SandboxRecord:
         """A `sandboxes` row, its columns in the order of the fields."""
-        id_, app, version, service, runtime, state, pid, start, command, log, made, stop = row
+        id_, app, version, service, runtime, state, pid, start, command, log, made, stop = row[:12]
         return cls(
             text(id_),
             text(app),
@@ -171,6 +196,7 @@ class SandboxRecord:
             maybe_text(log),
             text(made),
             maybe_text(stop),
+            maybe_integer(row[12]) if len(row) > 12 else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +206,8 @@ class SandboxRecord:
             "service": self.service,
             "runtime": self.runtime,
             "state": self.state,
+            "url": self.url,
+            "port": self.port,
             "pid": self.pid,
             "command": self.command,
             "log": self.log_path,
@@ -189,14 +217,16 @@ class SandboxRecord:
 
 
 _SANDBOX_COLUMNS = (
-    "id, app, version, service, runtime, state, pid, process_start, command, log_path, "
-    "created, stopped"
+    "s.id, s.app, s.version, s.service, s.runtime, s.state, s.pid, s.process_start, "
+    "s.command, s.log_path, s.created, s.stopped, p.port"
 )
+_SANDBOX_FROM = "sandboxes s LEFT JOIN sandbox_ports p ON p.sandbox_id = s.id"
 
 
 async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
     await tx.execute(
-        f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sandboxes (id, app, version, service, runtime, state, pid, process_start, "
+        "command, log_path, created, stopped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.app,
@@ -212,6 +242,10 @@ async def add_sandbox(tx: Transaction, record: SandboxRecord) -> None:
             record.stopped,
         ),
     )
+    if record.port is not None:
+        await tx.execute(
+            "INSERT INTO sandbox_ports (sandbox_id, port) VALUES (?, ?)", (record.id, record.port)
+        )
 
 
 async def running_sandboxes(
@@ -219,8 +253,8 @@ async def running_sandboxes(
 ) -> list[SandboxRecord]:
     """The app's sandboxes marked running; with `older_than`, only those of lower versions."""
     rows = await tx.fetchall(
-        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? AND state = 'running' "
-        "ORDER BY created, id",
+        f"SELECT {_SANDBOX_COLUMNS} FROM {_SANDBOX_FROM} WHERE s.app = ? AND s.state = 'running' "
+        "ORDER BY s.created, s.id",
         (app,),
     )
     records = [SandboxRecord.from_row(row) for row in rows]
@@ -250,7 +284,8 @@ async def show_app(tx: Transaction, app: str, *, host_paths: bool = False) -> di
         (app,),
     )
     sandboxes = await tx.fetchall(
-        f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE app = ? ORDER BY created, id", (app,)
+        f"SELECT {_SANDBOX_COLUMNS} FROM {_SANDBOX_FROM} WHERE s.app = ? ORDER BY s.created, s.id",
+        (app,),
     )
     by_version: dict[str, list[dict[str, Any]]] = {}
     for sandbox in sandboxes:
@@ -292,3 +327,12 @@ async def get_version(tx: Transaction, version: str) -> dict[str, Any] | None:
         "services": json.loads(text(row[5])),
         "source_dir": row[6],
     }
+
+
+async def list_apps(tx: Transaction) -> list[dict[str, Any]]:
+    """Every app, by name: its active version and how many versions it has."""
+    rows = await tx.fetchall(
+        "SELECT a.name, a.active_version, count(v.id) FROM apps a"
+        " LEFT JOIN versions v ON v.app = a.name GROUP BY a.name, a.active_version ORDER BY a.name"
+    )
+    return [{"name": r[0], "active_version": r[1], "versions": r[2]} for r in rows]

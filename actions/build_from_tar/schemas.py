@@ -16,11 +16,21 @@ STACK: dict[str, Any] = {"type": "string", "enum": list(STACKS)}
 VERSION: dict[str, Any] = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}-v[1-9][0-9]*$"}
 STREAM_ID: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"}
 
+HEALTH_PATH_PATTERN = "^/[!-~]*$"
+HEALTH_PATH_MAX = 1024
+"""An HTTP path to probe: starts with `/`, printable ASCII without spaces (nothing that
+could end the request line)."""
+
 SERVICE: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "command": {"type": "string", "minLength": 1},
+        "command": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "description": "null: the image's own command (a Containerfile's CMD).",
+        },
         "port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+        "health": {"type": "string", "pattern": HEALTH_PATH_PATTERN, "maxLength": HEALTH_PATH_MAX},
     },
     "required": ["command", "port"],
     "additionalProperties": False,

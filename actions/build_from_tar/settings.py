@@ -17,11 +17,15 @@ actions read the environment:
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
 | SAGACTL_MAX_UPLOAD_BYTES, SAGACTL_MAX_MEMBERS | staging caps | 2 GiB, 100,000 |
 | SAGACTL_STOP_GRACE | seconds between SIGTERM and SIGKILL | 10 |
+| SAGACTL_RUNTIME | sandbox runtime (`runc`, `local`) | runc where it can run, else local |
+| SAGACTL_LOCAL_AS_ROOT | `1`: let the local runtime run app commands as root | 0 |
+| SAGACTL_HEALTH_TIMEOUT | seconds a new sandbox has to become healthy | 30 |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +44,7 @@ from sagactl.engine.settings import (
     text,
 )
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, DEFAULT_CA_BUNDLE, BuilderOptions
+from sagactl.plugins.builders.baseimage import buildah_args
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
 from .cluster import ClusterSettings
@@ -74,6 +79,28 @@ STOP_GRACE = Setting(
     duration_expected(0.0, STOP_GRACE_MAX),
 )
 CLUSTER_STRICT = Setting("SAGACTL_CLUSTER_STRICT", flag, False, "1/0, true/false or yes/no")
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+
+
+def _plugin_name(value: str) -> str | None:
+    if not _PLUGIN_NAME.match(value):
+        raise ValueError("")
+    return value
+
+
+RUNTIME: Setting[str | None] = Setting(
+    "SAGACTL_RUNTIME", _plugin_name, None, "a runtime's name, such as runc or local"
+)
+LOCAL_AS_ROOT = Setting("SAGACTL_LOCAL_AS_ROOT", flag, False, "1/0, true/false or yes/no")
+HEALTH_TIMEOUT_MAX = 3600.0
+HEALTH_TIMEOUT = Setting(
+    "SAGACTL_HEALTH_TIMEOUT",
+    seconds(0.1, HEALTH_TIMEOUT_MAX),
+    30.0,
+    duration_expected(0.1, HEALTH_TIMEOUT_MAX),
+)
+
+
 BUILD_NETWORK = Setting(
     "SAGACTL_BUILD_NETWORK", choice(("outbound", "none")), "outbound", "outbound or none"
 )
@@ -100,6 +127,9 @@ declare(BUILD_DIR)
 declare(MAX_UPLOAD_BYTES, MAX_MEMBERS)
 declare(STOP_GRACE)
 declare(CLUSTER_STRICT)
+declare(RUNTIME)
+declare(LOCAL_AS_ROOT)
+declare(HEALTH_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +147,10 @@ class BuildSettings:
     buildah_driver: str = "vfs"
     buildah_root: Path | None = None
     buildah_runroot: Path | None = None
-    runtime: str = "local"
+    runtime: str | None = None
+    """Sandbox runtime; None: runc where it can run, else local (with a warning)."""
+    local_as_root: bool = False
+    health_timeout: float = 30.0
     stop_grace: float = 10.0
     staged_ttl: float = 24 * 3600.0
     """Staged uploads older than this are swept (runs that ended in another process)."""
@@ -144,7 +177,16 @@ class BuildSettings:
         )
 
     def runtime_options(self) -> RuntimeOptions:
-        return RuntimeOptions(state_dir=self.state_dir / "sandboxes", grace=self.stop_grace)
+        return RuntimeOptions(
+            state_dir=self.state_dir / "sandboxes",
+            grace=self.stop_grace,
+            allow_root=self.local_as_root,
+            buildah_command=tuple(
+                buildah_args(
+                    "buildah", self.buildah_driver, self.buildah_root, self.buildah_runroot
+                )
+            ),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildSettings:
@@ -179,6 +221,9 @@ class BuildSettings:
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
             stop_grace=STOP_GRACE.read(env),
+            runtime=RUNTIME.read(env),
+            local_as_root=LOCAL_AS_ROOT.read(env),
+            health_timeout=HEALTH_TIMEOUT.read(env),
         )
 
 

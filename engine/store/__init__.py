@@ -26,6 +26,7 @@ from .base import StoreTransaction as StoreTransaction
 from .base import StoreUnusable as StoreUnusable
 from .migrations import Migration as Migration
 from .migrations import register_migrations as register_migrations
+from .pages import RunSummary as RunSummary
 
 ENV = "SAGACTL_DB"
 
@@ -64,6 +65,7 @@ __all__ = [
     "RunBusy",
     "RunExists",
     "RunRecord",
+    "RunSummary",
     "Store",
     "StoreError",
     "StoreTransaction",

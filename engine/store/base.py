@@ -27,6 +27,7 @@ from ..events import Event
 from ..settings import NODE
 from ..states import RELEASING as RELEASING
 from ..states import RunState
+from .pages import RunSummary
 
 NODE_ENV = NODE.name
 
@@ -262,6 +263,24 @@ class Store(ABC):
         saga: str | None = None,
     ) -> list[RunRecord]:
         """Runs oldest first (by creation), optionally only those in `states`."""
+
+    async def page_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        saga: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
+        the last run of the previous page): one index range per page, however deep.
+        `q` matches a run id prefix, a saga, or an input's value. InputError: bad cursor."""
+        raise NotImplementedError(f"{type(self).__name__} cannot page runs")
+
+    async def census(self) -> list[tuple[str, str, int, float]]:
+        """(saga, state, runs, oldest creation time) for every saga and state present."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no census")
 
     @abstractmethod
     async def read_log(

@@ -20,6 +20,7 @@ from ..errors import PluginError
 from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
 from ..plugins import load_plugins
 from . import schema
+from .pages import INDEXES as PAGE_INDEXES
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
@@ -113,6 +114,7 @@ register_migrations(
     [
         Migration(1, schema.scripts(schema.V1), "runs, run log, checkpoints, progress"),
         Migration(2, schema.scripts(schema.V2), "run node affinity, counters"),
+        Migration(3, schema.scripts(PAGE_INDEXES), "pages of runs"),
     ],
 )
 

@@ -17,6 +17,7 @@ from ..errors import RunNotFound
 from ..events import Event
 from .base import RunRecord, Store
 from .migrations import Migration, registered
+from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 from .sql import Row, Statements, by_action, event_of, record_from_row
 
 Params = Sequence[Any] | dict[str, Any]
@@ -72,6 +73,26 @@ class SqlStore(Store):
         sql = self.sql.list_runs(None if states is None else len(states), saga is not None)
         params = [*(states or ()), *([saga] if saga is not None else []), limit]
         return [record_from_row(row) for row in await self._query(sql, params)]
+
+    async def page_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        saga: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        sql, params = page_sql(
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+        )
+        return summaries(await self._query(sql, params))
+
+    async def census(self) -> list[tuple[str, str, int, float]]:
+        return [
+            (str(r["saga"]), str(r["state"]), int(r["runs"]), float(r["oldest"]))
+            for r in await self._query(CENSUS_SQL)
+        ]
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

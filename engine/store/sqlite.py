@@ -61,6 +61,8 @@ class SqliteStore(SqlStore):
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
+        self._one_writer: anyio.Semaphore | None = None
+        self._read_turns: anyio.CapacityLimiter | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -138,8 +140,13 @@ class SqliteStore(SqlStore):
                     raise StoreError("the store is closed")
                 return fn(self._reader)
 
+        # Reads take turns on one connection: they queue here, not each in a worker
+        # thread of the shared pool blocked on the lock (hundreds of SSE readers would
+        # hold every thread, and the actions' own work would wait behind them).
+        if self._read_turns is None:
+            self._read_turns = anyio.CapacityLimiter(1)
         try:
-            return await anyio.to_thread.run_sync(run)
+            return await anyio.to_thread.run_sync(run, limiter=self._read_turns)
         except sqlite3.DatabaseError as exc:
             if is_unusable(exc):
                 raise unusable(self.path, exc) from None
@@ -259,15 +266,29 @@ class SqliteStore(SqlStore):
                 raise
             return conn
 
-        conn = await anyio.to_thread.run_sync(begin)
+        # SQLite has one writer at a time. Waiting for it in a worker thread (the busy
+        # timeout) would hold one of the pool's threads per waiting action: with enough
+        # actions waiting, the one holding the lock finds no thread to commit with, and
+        # every one of them times out. Waiting here costs no thread.
+        if self._one_writer is None:
+            self._one_writer = anyio.Semaphore(1)
+        await self._one_writer.acquire()
+        try:
+            conn = await anyio.to_thread.run_sync(begin)
+        except BaseException:
+            self._one_writer.release()
+            raise
         return SqliteTransaction(conn, claim, self._give_back)
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
-        """Keep a finished transaction's connection for the next one (a few at most)."""
+        """Keep a finished transaction's connection for the next one (a few at most), and
+        let the next `begin` in."""
         if conn.in_transaction or len(self._idle) >= IDLE_CONNECTIONS or self._reader is None:
             conn.close()
         else:
             self._idle.append(conn)
+        if self._one_writer is not None:
+            self._one_writer.release()
 
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
         row = (claim.run_id, action, self.now(), dumps(data))

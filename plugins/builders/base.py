@@ -134,10 +134,15 @@ def operator_base(ref: str | None, options: BuilderOptions) -> bool:
     )
 
 
+def operator_bases(options: BuilderOptions) -> set[str]:
+    """Every base image the operator configured (stack bases and the allow-list)."""
+    return {*options.base_images.values(), *options.allowed_base_images}
+
+
 def base_image_for(spec: BuildSpec, options: BuilderOptions) -> str | None:
     """The configured base of `spec`: the app's choice when allowed (InvalidReference when
     not), else the operator's for its stack; None: the base made here for the stack."""
-    allowed = {*options.base_images.values(), *options.allowed_base_images}
+    allowed = operator_bases(options)
     return choose_base(spec.base_image, options.base_images.get(spec.stack), allowed)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from . import bases, buildnet, stacks
+from . import bases, buildnet, stacks, uploaded
 from .base import (
     BuilderOptions,
     BuildSpec,
@@ -27,6 +27,7 @@ from .base import (
     ImageBuildFailed,
     OutputCallback,
     base_image_for,
+    operator_bases,
     options_from,
 )
 from .baseimage import buildah_args
@@ -79,6 +80,10 @@ class BuildahBuilder:
         # buildah takes --label values literally (unlike --env, which expands `$`).
         labels = [f"--label={key}={value}" for key, value in spec.labels.items()]
         if spec.containerfile is not None:
+            allowed = operator_bases(self.options)
+            await anyio.to_thread.run_sync(
+                uploaded.check_file, spec.context_dir, spec.containerfile, allowed
+            )
             return spec.containerfile, labels
         plan = await anyio.to_thread.run_sync(stacks.plan, spec.stack, spec.context_dir)
         text = containerfile(spec, await self.base_image(spec, on_output), plan)
@@ -125,6 +130,7 @@ class BuildahBuilder:
             "build",
             *self._sandbox_args(),
             "--layers",
+            "--force-rm",  # a failed step's container (and its mount) goes too
             "--pull=missing",
             "--file",
             str(recipe),

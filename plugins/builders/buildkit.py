@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from . import stacks
+from . import stacks, uploaded
 from .base import (
     BuilderOptions,
     BuildSpec,
@@ -21,6 +21,7 @@ from .base import (
     ImageBuildFailed,
     OutputCallback,
     base_image_for,
+    operator_bases,
     options_from,
 )
 from .process import run_quiet, run_streaming
@@ -58,6 +59,8 @@ class BuildkitBuilder:
         argv = self._base()
         self.root.mkdir(parents=True, exist_ok=True)
         if spec.containerfile is not None:
+            allowed = operator_bases(self.options)
+            uploaded.check_file(spec.context_dir, spec.containerfile, allowed)
             recipe_dir = spec.containerfile.parent
             filename = spec.containerfile.name
         else:

@@ -25,6 +25,9 @@ REGISTRY_REFERENCE = re.compile(
     rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>sha256:[0-9a-f]{{64}}))?$"
 )
 MAX_NAME = 255
+_ON_THIS_HOST = re.compile(r"^(?:localhost:\d+|\[[0-9a-fA-F:.]*\](?::\d+)?|[0-9.]+(?::\d+)?)/")
+"""A registry given as `localhost:PORT` or an IP literal: the builder would pull from it on
+the host (its loopback services included), outside the sandbox."""
 
 
 class InvalidReference(InputError):
@@ -45,10 +48,13 @@ def is_registry_reference(ref: str) -> bool:
 
 
 def check_registry_reference(ref: str) -> str:
-    if not is_registry_reference(ref):
+    """`ref` when it is a registry reference whose registry is not named by an address
+    or a loopback port (`localhost/NAME`, buildah's local images, is fine)."""
+    if not is_registry_reference(ref) or _ON_THIS_HOST.match(ref):
         raise InvalidReference(
             f"base image {ref!r:.120} is not a registry reference "
-            "([REGISTRY/]NAME[:TAG][@sha256:HEX], lowercase name, no transport or path)"
+            "([REGISTRY/]NAME[:TAG][@sha256:HEX], lowercase name, no transport or path, "
+            "a registry named by its host name)"
         )
     return ref
 

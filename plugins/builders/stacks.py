@@ -222,7 +222,9 @@ def _rust(source: Path) -> InstallPlan:
 
 
 def _static(source: Path) -> InstallPlan:
-    return InstallPlan(web="busybox httpd -f -p $PORT -h /app")
+    # `.`: the working directory, /app in a container and the unpacked source in the local
+    # runtime's fallback, so one command serves both.
+    return InstallPlan(web="busybox httpd -f -p $PORT -h .")
 
 
 _PLANS = {

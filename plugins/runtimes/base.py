@@ -15,15 +15,23 @@ DEFAULT_GRACE = 10.0
 @dataclass(frozen=True, slots=True)
 class SandboxSpec:
     sandbox_id: str
+    """Unique per start; a runtime that finds a leftover under this id (an earlier attempt
+    of the same start, cut short by a crash) replaces it."""
     app: str
     version: str
     service: str
     command: str
     cwd: Path
-    """Where the command runs: the version's unpacked source."""
+    """Where a host-process runtime runs the command: the version's unpacked source."""
     env: Mapping[str, str] = field(default_factory=dict)
+    """The app's `[env]`, already screened (see `env.check_app_env`)."""
     port: int | None = None
+    """Declared port of a service that listens; the runtime allocates the real one."""
     log_dir: Path | None = None
+    image: str | None = None
+    """The built image (`oci:DIR:TAG` or a buildah name) for a container runtime."""
+    digest: str | None = None
+    """The image's manifest digest (`sha256:...`), the key of unpacked images."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,9 @@ class SandboxHandle:
     process_start: str
     """The kernel's start time of `pid` (clock ticks since boot): a reused pid won't match."""
     log_path: str | None = None
+    sandbox_id: str = ""
+    port: int | None = None
+    """The port allocated to it and passed as `$PORT`, if it listens."""
 
 
 @runtime_checkable
@@ -62,8 +73,12 @@ RUNTIMES: Group[RuntimeFactory] = factory_group("sagactl.runtimes", "runtime")
 @dataclass(frozen=True, slots=True)
 class RuntimeOptions:
     state_dir: Path
-    """Where the runtime keeps logs."""
+    """Where the runtime keeps logs, port leases, bundles and its container state."""
     grace: float = DEFAULT_GRACE
+    allow_root: bool = False
+    """local runtime: run app commands as root (an explicit operator opt-in)."""
+    buildah_command: tuple[str, ...] = ("buildah",)
+    """buildah with its storage options, to export images the buildah builder made."""
 
 
 def runtime_options_from(source: Any) -> RuntimeOptions:

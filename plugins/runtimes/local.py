@@ -1,15 +1,20 @@
-"""The `local` runtime: a service's command as a local process in its own session.
+"""The `local` runtime: a service's command as a host process in its own session.
 
-Each sandbox is `/bin/sh -c COMMAND` started in a new session (so the whole process group
-can be signalled), with cwd at the version's unpacked source and output appended to a log
-file. It outlives the process that started it; any process on the host finds it again by
-pid and kernel start time, so a reused pid is never mistaken for it. Stopping sends
+The fallback where runc cannot run: no isolation beyond a session of its own, so it never
+runs as root unless the operator opted in (`RuntimeOptions.allow_root`), and it refuses
+loader variables and PATH/HOME from the app's `[env]`. Each sandbox is `/bin/sh -c
+COMMAND` started with `setsid` (so the whole process group can be signalled), with cwd at
+the version's unpacked source, a leased port as `$PORT`, and output appended to a log file.
+It outlives the process that started it; any process on the host finds it again by pid and
+kernel start time (a reused pid is never mistaken for it), and a start repeated under the
+same sandbox id (after a crash) first stops what the earlier attempt left. Stopping sends
 SIGTERM to the group, waits the grace period, then SIGKILLs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -25,9 +30,15 @@ from .base import (
     SandboxSpec,
     runtime_options_from,
 )
+from .env import check_app_env
+from .ports import lease_port, release_port
 
 POLL = 0.05
 _LAUNCH = 'setsid /bin/sh -c "$1" >>"$2" 2>&1 </dev/null & echo $!'
+
+
+class RootRefused(PermissionError):
+    """The local runtime would run an uploaded command as root without an opt-in."""
 
 
 def process_start(pid: int) -> str | None:
@@ -65,8 +76,21 @@ class LocalRuntime:
 
     def __init__(self, options: RuntimeOptions) -> None:
         self.options = options
+        self.leases = options.state_dir / "ports"
+        self.handles = options.state_dir / "local"
+
+    def _handle_file(self, sandbox_id: str) -> Path:
+        return self.handles / f"{sandbox_id}.json"
 
     async def start(self, spec: SandboxSpec) -> SandboxHandle:
+        if os.geteuid() == 0 and not self.options.allow_root:
+            raise RootRefused(
+                "the local runtime runs app commands on the host and refuses to do so as "
+                "root: use the runc runtime, run sagactl as another user, or opt in with "
+                "SAGACTL_LOCAL_AS_ROOT=1"
+            )
+        check_app_env(spec.env, host_process=True)
+        await self._replace_leftover(spec.sandbox_id)
         log_dir = spec.log_dir or self.options.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.sandbox_id}.log"
@@ -79,8 +103,9 @@ class LocalRuntime:
             "SAGACTL_VERSION": spec.version,
             "SAGACTL_SERVICE": spec.service,
         }
-        if spec.port is not None:
-            env["PORT"] = str(spec.port)
+        port = lease_port(self.leases, spec.sandbox_id) if spec.port is not None else None
+        if port is not None:
+            env["PORT"] = str(port)
         # The launcher shell starts the sandbox in the background and exits at once, so the
         # sandbox is reparented to init (no zombie for us to reap, it outlives us); `setsid`
         # makes it lead its own session and process group.
@@ -94,6 +119,7 @@ class LocalRuntime:
         try:
             pid = int(launched.stdout.strip())
         except ValueError:
+            release_port(self.leases, port, spec.sandbox_id)
             raise RuntimeError(
                 f"sandbox {spec.sandbox_id} did not start: {launched.stderr.decode().strip()}"
             ) from None
@@ -103,10 +129,30 @@ class LocalRuntime:
                 await anyio.sleep(0.005)
         started = process_start(pid)
         if started is None:
+            release_port(self.leases, port, spec.sandbox_id)
             raise RuntimeError(f"sandbox {spec.sandbox_id} exited at once; see {log_path}")
-        return SandboxHandle(pid, started, str(log_path))
+        handle = SandboxHandle(pid, started, str(log_path), spec.sandbox_id, port)
+        self.handles.mkdir(parents=True, exist_ok=True)
+        self._handle_file(spec.sandbox_id).write_text(json.dumps({"pid": pid, "start": started}))
+        return handle
+
+    async def _replace_leftover(self, sandbox_id: str) -> None:
+        """Stops a process an earlier attempt of this start left running (crash recovery)."""
+        try:
+            known = json.loads(self._handle_file(sandbox_id).read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        leftover = SandboxHandle(int(known["pid"]), str(known["start"]), sandbox_id=sandbox_id)
+        await self._stop_process(leftover, self.options.grace)
 
     async def stop(self, handle: SandboxHandle, grace: float = DEFAULT_GRACE) -> bool:
+        stopped = await self._stop_process(handle, grace)
+        if handle.sandbox_id:
+            release_port(self.leases, handle.port, handle.sandbox_id)
+            self._handle_file(handle.sandbox_id).unlink(missing_ok=True)
+        return stopped
+
+    async def _stop_process(self, handle: SandboxHandle, grace: float) -> bool:
         if not _alive(handle):
             _reap(handle.pid)
             return False

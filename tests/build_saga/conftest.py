@@ -81,7 +81,6 @@ def buildah_storage(
 ) -> Iterator[dict[str, Path]]:
     """A private buildah store (vfs) holding localhost/sagactl/busybox:latest."""
     import shutil
-    import subprocess
 
     if shutil.which("buildah") is None:
         pytest.skip("buildah is not installed")
@@ -158,6 +157,11 @@ def build_settings(tmp_path: Path, busybox_oci: str) -> Any:
         builder="oci",
         base_images={**DEFAULT_BASE_IMAGES, "python": busybox_oci, "static": busybox_oci},
         stop_grace=2.0,
+        # Host processes (python-web needs the host's python3 until stack bases exist);
+        # the runc runtime has tests of its own (test_runc_runtime.py, test_deploy.py).
+        runtime="local",
+        local_as_root=True,
+        health_timeout=20.0,
     )
 
 
@@ -185,12 +189,48 @@ def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
         "SAGACTL_BASE_IMAGE_PYTHON": busybox_oci,
         "SAGACTL_BASE_IMAGE_STATIC": busybox_oci,
         "SAGACTL_STOP_GRACE": "3",
+        "SAGACTL_RUNTIME": "local",
+        "SAGACTL_LOCAL_AS_ROOT": "1",
     }
+
+
+def stop_leftover_sandboxes(root: Path) -> list[str]:
+    """Kills every sandbox a test left under `root` (runc containers in any runtime state
+    dir, local processes by their handle files); returns what it had to kill."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+
+    from sagactl.plugins.runtimes.local import process_start
+
+    killed: list[str] = []
+    for state in root.glob("**/sandboxes/runc"):
+        if shutil.which("runc") is None:
+            break
+        listed = subprocess.run(
+            ["runc", "--root", str(state), "list", "-q"], capture_output=True, text=True
+        )
+        for container in listed.stdout.split():
+            subprocess.run(["runc", "--root", str(state), "delete", "--force", container])
+            killed.append(container)
+    for handle in root.glob("**/sandboxes/local/*.json"):
+        known = json.loads(handle.read_text())
+        if process_start(int(known["pid"])) == str(known["start"]):
+            os.killpg(int(known["pid"]), signal.SIGKILL)
+            killed.append(handle.stem)
+    return killed
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_sandboxes(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test leaves running is killed after it (tests stay independent)."""
+    yield
+    stop_leftover_sandboxes(tmp_path)
 
 
 def _storage_driver(root: Path) -> str:
     """overlay when buildah can use it here (much faster than vfs for big bases), else vfs."""
-    import subprocess
 
     probe = subprocess.run(
         [
@@ -212,7 +252,6 @@ def _storage_driver(root: Path) -> str:
 def _release_mounts(root: Path) -> None:
     """Unmounts what buildah left mounted under `root` (overlay `merged` dirs of working
     containers), deepest first, so the session's tmp_path can be removed."""
-    import subprocess
 
     prefix = str(root.resolve()) + "/"
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
@@ -226,7 +265,8 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """A buildah store where the stack bases (bases.py) are made once per session.
 
     $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
-    store is the session's own. Tests that build on it need a long timeout the first time."""
+    store is the session's own, and its containers and mounts are removed at the end (an
+    overlay mount left in a pytest temp dir breaks every later session's cleanup)."""
     import shutil
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from conftest import StandInContext
 from sagactl.actions.build_from_tar import records
-from sagactl.actions.build_from_tar.sandboxes import start_sandboxes
 from sagactl.actions.build_from_tar.settings import BuildSettings
 from sagactl.actions.build_from_tar.steps.cluster import ResolveClusterIp
 from sagactl.actions.build_from_tar.steps.image import BuildImage, LaunchBuildkit
 from sagactl.actions.build_from_tar.steps.receive import ReceiveTar
-from sagactl.actions.build_from_tar.steps.sandboxes import StopOldSandboxes
+from sagactl.actions.build_from_tar.steps.sandboxes import StartSandboxes, StopOldSandboxes
 from sagactl.actions.build_from_tar.steps.source import DetectStack, LoadConfig, ParseServices
 from sagactl.actions.build_from_tar.steps.versions import (
     CreateVersion,
@@ -80,6 +79,17 @@ async def _build(ctx_of: Any, deps: Any, app: str, data: bytes) -> dict[str, Any
             "app": app,
             **version,
             **out["build_image"],
+            "source_dir": src,
+        },
+    )
+    out["start_sandboxes"] = await StartSandboxes().execute(
+        ctx_of("start_sandboxes"),
+        {
+            "app": app,
+            "version": version["version"],
+            "image": out["build_image"]["image"],
+            "digest": out["build_image"]["digest"],
+            "services": out["build_image"]["services"],
             "source_dir": src,
         },
     )
@@ -168,7 +178,8 @@ class TestWholeBuildDirect:
         self, sqlite_db: Any, deps: Any
     ) -> None:
         """python-web built twice with the oci builder: v1 then v2 active; v1's real sandbox
-        (started from its unpacked source) is stopped by v2's stop_old_sandboxes."""
+        (started from its unpacked source before the pivot) is stopped by v2's
+        stop_old_sandboxes, while v2's runs on another port."""
 
         def ctx_of(name: str) -> StandInContext:
             return _ctx(sqlite_db, deps, name)
@@ -184,16 +195,17 @@ class TestWholeBuildDirect:
             "active_version": "python-web-v1",
             "activated": True,
         }
-        async with sqlite_db.transaction() as tx:
-            started = await start_sandboxes(tx, deps, "python-web", "web")
-        assert [s.version for s in started] == ["python-web-v1"]
+        (started,) = first["start_sandboxes"]["sandboxes"]
+        assert started["service"] == "web" and started["url"].startswith("http://127.0.0.1:")
         second = await _build(ctx_of, deps, "python-web", data)
         assert second["set_active_version"] == {
             "previous_version": "python-web-v1",
             "active_version": "python-web-v2",
             "activated": True,
         }
-        assert second["stop_old_sandboxes"] == {"stopped": [started[0].id]}
+        assert second["stop_old_sandboxes"] == {"stopped": [started["id"]]}
+        (serving,) = second["start_sandboxes"]["sandboxes"]
+        assert serving["url"] != started["url"]
         async with sqlite_db.transaction() as tx:
             shown = await records.show_app(tx, "python-web")
         assert shown["active_version"] == "python-web-v2"
@@ -201,7 +213,12 @@ class TestWholeBuildDirect:
         assert v1["sandboxes"][0]["state"] == "stopped"
         from sagactl.plugins.runtimes.local import process_start
 
-        assert process_start(started[0].pid or 0) is None
+        assert process_start(v1["sandboxes"][0]["pid"] or 0) is None
+        v2 = next(v for v in shown["versions"] if v["version"] == "python-web-v2")
+        assert process_start(v2["sandboxes"][0]["pid"]) is not None
+        await StopOldSandboxes().execute(
+            ctx_of("stop"), {"app": "python-web", "version": "python-web-v1", "others": True}
+        )
 
 
 class TestCompensations:
@@ -222,6 +239,10 @@ class TestCompensations:
         assert layout.is_dir(), "kept: site-v2 still uses it"
         inputs = {"app": "site", "version": "site-v2"}
         await SetActiveVersion().compensate(ctx_of("s"), inputs, second["set_active_version"])
+        await CreateVersion().compensate(ctx_of("c"), inputs, second["create_version"])
+        async with sqlite_db.transaction() as tx:
+            assert await records.get_version(tx, "site-v2") is not None, "it still runs"
+        await StartSandboxes().compensate(ctx_of("st"), inputs, second["start_sandboxes"])
         await CreateVersion().compensate(ctx_of("c"), inputs, second["create_version"])
         await BuildImage().compensate(ctx_of("b"), build_inputs, second["build_image"])
         assert not layout.exists()

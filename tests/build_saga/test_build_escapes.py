@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sagactl.plugins.builders import buildnet, ocilayout
+from sagactl.plugins.builders import buildnet, ocilayout, uploaded
 from sagactl.plugins.builders.base import (
     BuilderOptions,
     BuildSpec,
@@ -32,7 +32,9 @@ from sagactl.plugins.builders.references import InvalidReference, check_digest, 
 from sagactl.plugins.builders.safefs import OutsideRoot, open_beneath
 from sagactl.plugins.builders.stacks import InstallPlan
 from sagactl.plugins.builders.templates import containerfile
+from sagactl.plugins.builders.uploaded import RefusedContainerfile
 
+NAMESPACES = ("pid", "mnt", "ipc", "uts", "net")
 HOSTILE_BASES = [
     "/var/lib/sagactl/build/sources/abc",
     "oci:/tmp/crafted:latest",
@@ -45,6 +47,10 @@ HOSTILE_BASES = [
     "../../etc",
     "Busybox",
     "",
+    "localhost:5432/x",
+    "127.0.0.1/x:1",
+    "[::1]:5000/x",
+    "192.0.2.2:2024/x",
 ]
 
 
@@ -73,7 +79,7 @@ class TestBaseImageChoice:
         [
             "busybox",
             "docker.io/library/python:3.12-slim",
-            "localhost:5000/a/b_c:1.0",
+            "registry.example:5000/a/b_c:1.0",
             f"quay.io/x/y@sha256:{'a' * 64}",
         ],
     )
@@ -274,6 +280,7 @@ class TestRunStepSandbox:
         (context / "Containerfile").write_text(
             "FROM localhost/sagactl/busybox:latest\n"
             f"RUN echo pid1=$(cat /proc/1/comm) $$; grep CapEff /proc/self/status; "
+            f"for n in {' '.join(NAMESPACES)}; do echo ns-$n=$(readlink /proc/self/ns/$n); done; "
             f"(chroot / true && echo CHROOT-OK || echo chroot-denied); "
             f"touch /tmp/{marker} /{marker}; {probes}\n"
         )
@@ -291,6 +298,9 @@ class TestRunStepSandbox:
         for target in targets:
             assert f"refused-{target}" in said
         assert "pid1=sh 1" in said, said
+        for kind in NAMESPACES:  # each namespace differs from the host's
+            assert f"ns-{kind}={os.readlink(f'/proc/self/ns/{kind}')}" not in said
+            assert any(line.startswith(f"ns-{kind}={kind}:[") for line in said), said
         assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/{marker}")
         assert not [n for n in os.listdir(buildnet.NETNS_DIR) if f"-{os.getpid()}-" in n]
 
@@ -354,3 +364,49 @@ class TestShowHidesHostPaths:
             operator = await records.show_app(tx, "shop", host_paths=True)
         assert "secret-stream" not in json.dumps(shown)
         assert operator["versions"][0]["source_dir"].endswith("secret-stream")
+
+
+class TestUploadedContainerfile:
+    """What buildah itself does on the host for a Containerfile: FROM, --from, ADD URLs."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "FROM oci:/var/lib/sagactl/build/sources/x/layout:latest\n",
+            "FROM busybox\nCOPY --from=oci:/tmp/layout:1 /etc/shadow /x\n",
+            "FROM dir:/etc\n",
+            "FROM localhost:5000/evil/img\n",
+            "FROM 127.0.0.1:2024/x\n",
+            "ARG B=oci:/tmp/l:1\nFROM $B\n",
+            "FROM busybox\nADD http://127.0.0.1:5432/ /x\n",
+            'FROM busybox\nADD ["https://example.com/a", "/a"]\n',
+            "FROM busybox\nADD \\\n  http://127.0.0.1:2024/ /x\n",
+            "FROM busybox\nRUN --mount=type=bind,from=oci:/tmp/l:1,target=/m true\n",
+            "FROM busybox\nONBUILD RUN id\n",
+        ],
+    )
+    def test_refused(self, text: str) -> None:
+        with pytest.raises(RefusedContainerfile, match=r"Containerfile:\d+"):
+            uploaded.check(text, ())
+
+    def test_accepted(self) -> None:
+        """Stages, scratch, registry references and the operator's bases pass."""
+        uploaded.check(
+            "# escape=\\\nFROM docker.io/library/golang:1.22 AS build\nRUN go build\n"
+            "FROM scratch\nCOPY --from=build /app /app\n"
+            "FROM oci:/srv/bases/py:1\nCOPY --from=0 /x /x\nADD local.tar /opt/\n",
+            {"oci:/srv/bases/py:1"},
+        )
+
+    @pytest.mark.anyio
+    async def test_buildah_refuses_before_running(
+        self, tmp_path: Path, buildah_storage: dict[str, Path]
+    ) -> None:
+        """The builder checks the upload's Containerfile before buildah opens anything."""
+        context = tmp_path / "ctx"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM oci:{tmp_path}/layout:latest\n")
+        builder = BuildahBuilder(BuilderOptions(work_dir=tmp_path / "w", **buildah_storage))  # type: ignore[arg-type]
+        spec = _spec(context, stack="dockerfile", containerfile=context / "Containerfile")
+        with pytest.raises(RefusedContainerfile, match="Containerfile:1"):
+            await builder.build(spec, lambda _: None)

@@ -38,12 +38,27 @@ ACTIONS = [
     "set_active_version",
     "stop_old_sandboxes",
 ]
+SERVE = "web: busybox httpd -f -p $PORT -h .\n"
+"""The test apps' web process: a server every test machine has (the stacks' own tools are
+the builders' tests); the health gate needs one that really listens."""
 STACK_FILES: dict[str, dict[str, str]] = {
-    "node": {"package.json": '{"scripts": {"start": "node server.js"}}', "server.js": "1"},
-    "bun": {"package.json": "{}", "bunfig.toml": "", "index.ts": "1"},
-    "go": {"go.mod": "module example.com/app\n", "main.go": "package main\n"},
-    "ruby": {"Gemfile": "source 'https://rubygems.org'\n", "config.ru": "run ->(e) {}\n"},
-    "rust": {"Cargo.toml": "[package]\nname = 'app'\n", "src/main.rs": "fn main() {}\n"},
+    "node": {
+        "Procfile": SERVE,
+        "package.json": '{"scripts": {"start": "node server.js"}}',
+        "server.js": "1",
+    },
+    "bun": {"Procfile": SERVE, "package.json": "{}", "bunfig.toml": "", "index.ts": "1"},
+    "go": {"Procfile": SERVE, "go.mod": "module example.com/app\n", "main.go": "package main\n"},
+    "ruby": {
+        "Procfile": SERVE,
+        "Gemfile": "source 'https://rubygems.org'\n",
+        "config.ru": "run ->(e) {}\n",
+    },
+    "rust": {
+        "Procfile": SERVE,
+        "Cargo.toml": "[package]\nname = 'app'\n",
+        "src/main.rs": "fn main() {}\n",
+    },
 }
 
 
@@ -84,6 +99,17 @@ def _staged(settings: Any) -> list[Path]:
     return list(settings.staging_dir.glob("*")) if settings.staging_dir.exists() else []
 
 
+def _get(url: str, path: str = "/") -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + path, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
 def _app_dir(tmp_path: Path, stack: str) -> Path:
     root = tmp_path / f"app-{stack}"
     for name, body in STACK_FILES[stack].items():
@@ -111,6 +137,9 @@ class TestSuccess:
         shown = await _show(db, f"app-{stack}")
         assert shown["active_version"] == result.version
         assert shown["versions"][0]["digest"] == result.digest
+        (sandbox,) = shown["versions"][0]["sandboxes"]
+        assert (sandbox["service"], sandbox["state"]) == ("web", "running")
+        assert _get(sandbox["url"])[0] in (200, 404)  # its server answers HTTP
         assert _staged(build_settings) == []
         assert len(deps.get(StreamRegistry)) == 0
 
@@ -242,8 +271,9 @@ class TestBuildahThroughTheSaga:
     async def test_dockerfile_app(
         self, deps: Any, db: str, build_settings: Any, buildah_storage: dict[str, Path]
     ) -> None:
-        """The dockerfile example builds through the saga with buildah: its RUN step's file
-        is in the image, the version records the image and the buildah digest."""
+        """The dockerfile example builds through the saga with buildah and runs with runc:
+        its RUN step's file is in the image, the version records the image and the buildah
+        digest, and its own CMD serves /app from the container."""
         from dataclasses import replace
 
         from sagactl.actions.build_from_tar.settings import BuildSettings
@@ -255,6 +285,7 @@ class TestBuildahThroughTheSaga:
                 builder="buildah",
                 buildah_root=buildah_storage["storage_root"],
                 buildah_runroot=buildah_storage["run_root"],
+                runtime="runc",
             ),
         )
         result = await _build("docker-app", tar_of_dir(EXAMPLES / "dockerfile-app"), deps, db)
@@ -276,6 +307,10 @@ class TestBuildahThroughTheSaga:
             subprocess.run([*command, "rm", container], capture_output=True, check=False)
         shown = await _show(db, "docker-app")
         assert shown["versions"][0]["digest"] == result.digest
+        (sandbox,) = shown["versions"][0]["sandboxes"]
+        assert sandbox["runtime"] == "runc"
+        status, body = _get(sandbox["url"], "/BUILD_INFO")
+        assert status == 200 and body.startswith(b"built at ")
 
 
 class TestResultCarriesTheStream:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,12 +37,12 @@ def _run(
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _get(url: str) -> bytes:
+    if url.count("/") < 3:
+        url += "/"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        body: bytes = answer.read()
+        return body
 
 
 class TestBuildCommand:
@@ -126,46 +127,81 @@ class TestBuildCommand:
 
 
 class TestAppCommands:
-    def test_show_start_and_rebuild_stops_the_old_sandbox(
+    def test_build_serves_then_stop_start_logs_rebuild_rollback(
         self, cli_env: dict[str, str], tmp_path: Path
     ) -> None:
-        """app show lists versions with image and digest; app start runs the web service as a
-        real process answering HTTP; a new build activates v2 and stops v1's sandbox."""
+        """A build leaves its web service running on an allocated port (app.toml's port
+        only, the command from the Procfile); app stop/start/logs act on it; a rebuild
+        serves v2 and stops v1; app rollback serves v1 again and stops v2."""
         env = {**cli_env}
-        # The example on a free port (app.toml's service wins over the Procfile entry).
         source = tmp_path / "python-web"
         shutil.copytree(EXAMPLES / "python-web", source, symlinks=True)
-        port = _free_port()
-        with (source / "app.toml").open("a") as config:
-            config.write(f'\n[services.web]\ncommand = "python3 app.py"\nport = {port}\n')
+        (source / "app.toml").write_text(
+            '[env]\nGREETING = "hi"\n\n[services.web]\nport = 9999\nhealth = "/"\n'
+        )
         data = tar_of_dir(source)
         assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
-        assert shown["name"] == "web"
-        assert shown["active_version"] == "web-v1"
+        assert (shown["name"], shown["active_version"]) == ("web", "web-v1")
         version = shown["versions"][0]
         assert {"version", "image", "digest", "created", "sandboxes"} <= set(version)
-        started = _run(env, "app", "start", "web", "web")
-        assert started.returncode == 0, started.stderr
+        (sandbox,) = version["sandboxes"]
+        assert {"id", "version", "service", "runtime", "state", "url", "log"} <= set(sandbox)
+        assert (sandbox["runtime"], sandbox["state"]) == ("local", "running")
+        assert sandbox["url"] != "http://127.0.0.1:9999"
+        assert _get(sandbox["url"]) == b"hi from web-v1\n"  # GREETING from app.toml
+        logs = _run(env, "app", "logs", "web")
+        assert logs.returncode == 0 and "GET / " in logs.stdout
+        follow = subprocess.Popen(
+            [SAGACTL, "app", "logs", "web", "-f"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert follow.stdout is not None
+        try:
+            assert "GET / " in follow.stdout.readline()  # what was there already
+            _get(sandbox["url"] + "/followed")
+            deadline = time.monotonic() + 10
+            line = ""
+            while "/followed" not in line and time.monotonic() < deadline:
+                line = follow.stdout.readline()  # new output, as it comes
+            assert "GET /followed" in line
+        finally:
+            follow.send_signal(signal.SIGINT)
+            follow.stdout.close()
+        assert follow.wait(timeout=10) == 0
+
+        stopped = _run(env, "app", "stop", "web")
+        assert stopped.returncode == 0 and sandbox["id"] in stopped.stdout
+        assert process_start(sandbox["pid"]) is None
+        assert _run(env, "app", "start", "web", "web").returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
-        sandbox = shown["versions"][0]["sandboxes"][0]
-        assert sandbox["state"] == "running"
-        pid = sandbox["pid"]
-        assert process_start(pid) is not None
-        body = b""
-        deadline = time.monotonic() + 10
-        while not body and time.monotonic() < deadline:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
-            except OSError:
-                time.sleep(0.05)
-        assert body == b"hi from web-v1\n"  # GREETING from app.toml
+        restarted = shown["versions"][0]["sandboxes"][-1]
+        assert restarted["state"] == "running" and restarted["id"] != sandbox["id"]
+        assert _get(restarted["url"]) == b"hi from web-v1\n"
+
         assert _run(env, "build", "web", "-", "-q", data=data).returncode == 0
         shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
         assert shown["active_version"] == "web-v2"
+        v2 = next(v for v in shown["versions"] if v["version"] == "web-v2")
+        assert _get(v2["sandboxes"][0]["url"]) == b"hi from web-v2\n"
         old = next(v for v in shown["versions"] if v["version"] == "web-v1")
-        assert old["sandboxes"][0]["state"] == "stopped"
-        assert process_start(pid) is None
+        assert {s["state"] for s in old["sandboxes"]} == {"stopped"}
+        assert process_start(restarted["pid"]) is None
+
+        rolled = _run(env, "app", "rollback", "web", "-q")
+        assert (rolled.returncode, rolled.stdout) == (0, "web-v1 is active\n"), rolled.stderr
+        shown = json.loads(_run(env, "app", "show", "web", "--json").stdout)
+        assert shown["active_version"] == "web-v1"
+        v1 = next(v for v in shown["versions"] if v["version"] == "web-v1")
+        assert _get(v1["sandboxes"][-1]["url"]) == b"hi from web-v1\n"
+        v2 = next(v for v in shown["versions"] if v["version"] == "web-v2")
+        assert {s["state"] for s in v2["sandboxes"]} == {"stopped"}
+
+    def test_rollback_errors_exit_2(self, cli_env: dict[str, str]) -> None:
+        """Rollback of an unknown app, to a malformed or unknown version: one line, exit 2."""
+        for args in (["ghost"], ["ghost", "v1"], ["ghost", "ghost-v3"]):
+            result = _run(cli_env, "app", "rollback", *args)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
     def test_show_unknown_app_exits_2(self, cli_env: dict[str, str]) -> None:
         """app show of an app never built: exit 2, one line."""

@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 from sagactl.plugins.runtimes.base import RuntimeOptions, SandboxHandle, SandboxSpec
-from sagactl.plugins.runtimes.local import LocalRuntime, process_start
+from sagactl.plugins.runtimes.env import UnsafeEnv
+from sagactl.plugins.runtimes.local import LocalRuntime, RootRefused, process_start
 
 pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -23,7 +24,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> LocalRuntime:
-    return LocalRuntime(RuntimeOptions(state_dir=tmp_path))
+    # Tests run as root here: the opt-in the operator would give (refusal tested below).
+    return LocalRuntime(RuntimeOptions(state_dir=tmp_path, allow_root=True))
 
 
 def _spec(tmp_path: Path, command: str, **changes: object) -> SandboxSpec:
@@ -53,12 +55,13 @@ class TestLocalRuntime:
     ) -> None:
         """The python example runs from its source dir on $PORT, answers HTTP, and stops on
         SIGTERM within the grace period."""
-        port = _free_port()
         handle = await runtime.start(
             _spec(
-                tmp_path, "python3 app.py", cwd=EXAMPLES / "python-web", port=port, log_dir=tmp_path
+                tmp_path, "python3 app.py", cwd=EXAMPLES / "python-web", port=8080, log_dir=tmp_path
             )
         )
+        port = handle.port
+        assert port is not None and port != 8080  # allocated, not the declared one
         try:
             body = b""
             with anyio.fail_after(10):
@@ -95,7 +98,8 @@ class TestLocalRuntime:
         assert all(_group(int(p)) is None for p in children)
 
     async def test_env_and_log(self, runtime: LocalRuntime, tmp_path: Path) -> None:
-        """The command sees PORT, its env and SAGACTL_* names; output goes to the log file."""
+        """The command sees its allocated PORT, its env and SAGACTL_* names; output goes to
+        the log file."""
         handle = await runtime.start(
             _spec(
                 tmp_path,
@@ -109,7 +113,7 @@ class TestLocalRuntime:
         with anyio.fail_after(5):
             while not log.read_text():
                 await anyio.sleep(0.01)
-        assert log.read_text() == f"8123 hi demo web {tmp_path}\n"
+        assert log.read_text() == f"{handle.port} hi demo web {tmp_path}\n"
         await runtime.stop(handle, grace=1)
 
     async def test_stop_of_a_gone_process(self, runtime: LocalRuntime, tmp_path: Path) -> None:
@@ -122,6 +126,55 @@ class TestLocalRuntime:
         assert await runtime.status(handle) == "running"
         assert await runtime.stop(handle, grace=1) is True
         assert await runtime.stop(handle, grace=1) is False
+
+
+class TestLocalRuntimeSafety:
+    async def test_refuses_root_without_opt_in(self, tmp_path: Path) -> None:
+        """As root, without the operator's opt-in, nothing is started."""
+        if os.geteuid() != 0:
+            pytest.skip("needs root to check the refusal")
+        plain = LocalRuntime(RuntimeOptions(state_dir=tmp_path))
+        marker = tmp_path / "ran"
+        with pytest.raises(RootRefused, match="SAGACTL_LOCAL_AS_ROOT=1"):
+            await plain.start(_spec(tmp_path, f"touch {marker}"))
+        await anyio.sleep(0.2)
+        assert not marker.exists()
+
+    @pytest.mark.parametrize("name", ["LD_PRELOAD", "LD_LIBRARY_PATH", "GCONV_PATH", "PATH"])
+    async def test_refuses_dangerous_env(
+        self, runtime: LocalRuntime, tmp_path: Path, name: str
+    ) -> None:
+        """Loader variables, and PATH for a host process, from [env] start nothing."""
+        marker = tmp_path / "ran"
+        with pytest.raises(UnsafeEnv, match=name):
+            await runtime.start(_spec(tmp_path, f"touch {marker}", env={name: "/tmp/x"}))
+        await anyio.sleep(0.2)
+        assert not marker.exists()
+
+    async def test_two_sandboxes_never_share_a_port(
+        self, runtime: LocalRuntime, tmp_path: Path
+    ) -> None:
+        """Each sandbox with a port gets its own; a stopped one's port lease is released."""
+        first = await runtime.start(_spec(tmp_path, "sleep 60", sandbox_id="a", port=8080))
+        second = await runtime.start(_spec(tmp_path, "sleep 60", sandbox_id="b", port=8080))
+        assert None not in (first.port, second.port) and first.port != second.port
+        leases = tmp_path / "ports"
+        assert {p.name for p in leases.iterdir()} == {str(first.port), str(second.port)}
+        await runtime.stop(first, grace=1)
+        assert {p.name for p in leases.iterdir()} == {str(second.port)}
+        await runtime.stop(second, grace=1)
+
+    async def test_a_repeated_start_replaces_the_leftover(
+        self, runtime: LocalRuntime, tmp_path: Path
+    ) -> None:
+        """A start repeated under the same id (a rerun after a crash) stops what the cut
+        short attempt left, and keeps its port."""
+        first = await runtime.start(_spec(tmp_path, "sleep 60", port=8080))
+        again = await runtime.start(_spec(tmp_path, "sleep 60", port=8080))
+        assert process_start(first.pid) is None
+        assert await runtime.status(again) == "running"
+        assert again.port == first.port
+        await runtime.stop(again, grace=1)
 
 
 def _group(pid: int) -> int | None:

@@ -24,7 +24,7 @@ class TestMigrations:
         """Opening a fresh store applies build v1: the records functions work at once."""
         url = f"sqlite://{tmp_path / 'store.db'}"
         async with open_store(url) as store:
-            assert (await store.migrations_applied()).get("build") == 1
+            assert (await store.migrations_applied()).get("build") == 2
         async with open_store(url) as store, store.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT count(*) FROM sqlite_master WHERE name IN ('apps', 'versions', 'sandboxes')"

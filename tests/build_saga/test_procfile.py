@@ -86,6 +86,30 @@ class TestServicesMerge:
         services = procfile.services_for(tmp_path, appconfig.empty(), stack)
         assert services == {"web": {"command": procfile.DEFAULT_WEB[stack], "port": 8080}}
 
-    def test_dockerfile_has_no_default(self, tmp_path: Path) -> None:
-        """A Dockerfile app keeps its image's CMD: no services are invented."""
-        assert procfile.services_for(tmp_path, appconfig.empty(), "dockerfile") == {}
+    def test_dockerfile_runs_its_own_cmd(self, tmp_path: Path) -> None:
+        """A Dockerfile app's web service runs its image's CMD (command None) on a port."""
+        services = procfile.services_for(tmp_path, appconfig.empty(), "dockerfile")
+        assert services == {"web": {"command": None, "port": 8080}}
+
+    def test_port_only_takes_the_procfile_command(self, tmp_path: Path) -> None:
+        """`[services.web]` with only a port and a health path merges with the Procfile's
+        command (the contract: Procfile entries and app.toml services merge)."""
+        (tmp_path / "Procfile").write_text("web: ./serve --fast\n")
+        config = appconfig.parse(b'[services.web]\nport = 9000\nhealth = "/healthz"\n')
+        services = procfile.services_for(tmp_path, config, "go")
+        assert services == {
+            "web": {"command": "./serve --fast", "port": 9000, "health": "/healthz"}
+        }
+
+    def test_port_only_web_without_procfile_gets_the_stack_default(self, tmp_path: Path) -> None:
+        """A web service with a port and no command anywhere runs the stack's default."""
+        config = appconfig.parse(b"[services.web]\nport = 9000\n")
+        services = procfile.services_for(tmp_path, config, "static")
+        assert services == {"web": {"command": procfile.DEFAULT_WEB["static"], "port": 9000}}
+
+    def test_other_service_without_any_command_refused(self, tmp_path: Path) -> None:
+        """A non-web service with no command in app.toml nor the Procfile is refused."""
+        (tmp_path / "Procfile").write_text("web: ./serve\n")
+        config = appconfig.parse(b"[services.worker]\nport = 9000\n")
+        with pytest.raises(InputError, match=r"services\.worker has no command"):
+            procfile.services_for(tmp_path, config, "go")

@@ -206,7 +206,7 @@ class TestStackImages:
         assert "<" in _run_in(builder, image.ref, "cat", "/app/index.html")
         assert _run_in(builder, image.ref, "busybox", "httpd", "--help") is not None
         cmd = _config(builder, image.ref)["Cmd"]
-        assert cmd == ["/bin/sh", "-c", "busybox httpd -f -p $PORT -h /app"]
+        assert cmd == ["/bin/sh", "-c", "busybox httpd -f -p $PORT -h ."]
 
     async def test_dockerfile_app_on_defaults(self, builder: BuildahBuilder) -> None:
         """A Dockerfile app builds with the default sandbox (its RUN step ran)."""
@@ -348,3 +348,81 @@ class TestImagesCommand:
         assert done.returncode == 2
         assert done.stderr.startswith("error: no base is made here for cobol")
         assert "Traceback" not in done.stderr
+
+
+class TestBuildCommand:
+    """`sagactl build` on buildah with the defaults: the saga end to end, its exit codes."""
+
+    def _env(self, store: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SAGACTL_BUILDER": "buildah",
+            "SAGACTL_BUILDAH_DRIVER": store["storage_driver"],
+            "SAGACTL_BUILDAH_ROOT": str(store["storage_root"]),
+            "SAGACTL_BUILDAH_RUNROOT": str(store["run_root"]),
+            "SAGACTL_BUILD_DIR": str(tmp_path / "state"),
+            "SAGACTL_DB": f"sqlite://{tmp_path / 'sagactl.db'}",
+            "SAGACTL_CLUSTER_HOST": "localhost",
+        }
+
+    def _sagactl(
+        self, env: dict[str, str], *args: str, upload: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        sagactl = Path(sys.executable).parent / "sagactl"
+        tar = None
+        if upload is not None:
+            tar = subprocess.run(["tar", "c", "-C", str(upload), "."], capture_output=True).stdout
+        return subprocess.run(
+            [str(sagactl), *args],
+            input=tar.decode("latin-1") if tar is not None else None,
+            capture_output=True,
+            text=True,
+            encoding="latin-1",
+            env=env,
+        )
+
+    def test_python_app_builds_and_shows_no_paths(
+        self, stack_store: dict[str, Any], made_bases: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A python app with gunicorn and no Procfile builds on the made base; app show
+        gives the image and the gunicorn web command, and no host path."""
+        env = self._env(stack_store, tmp_path)
+        context = _app(tmp_path / "py", PYTHON_APP)
+        built = self._sagactl(env, "build", "pyweb", "-", "--json", upload=context)
+        assert built.returncode == 0, built.stderr[-2000:]
+        result = json.loads(built.stdout)
+        assert result["image"] == "localhost/sagactl/pyweb:pyweb-v1"
+        shown = self._sagactl(env, "app", "show", "pyweb", "--json")
+        version = json.loads(shown.stdout)["versions"][0]
+        assert version["services"]["web"]["command"].startswith("gunicorn --bind")
+        assert "source_dir" not in version and str(tmp_path) not in shown.stdout
+        paths = self._sagactl(env, "app", "show", "pyweb", "--json", "--paths")
+        assert json.loads(paths.stdout)["versions"][0]["source_dir"].startswith(str(tmp_path))
+
+    @pytest.mark.parametrize(
+        ("files", "said"),
+        [
+            ({"requirements.txt": "flask\n", "app.py": "x = 1\n"}, "Procfile"),
+            (
+                {**PYTHON_APP, "app.toml": '[build]\nbase_image = "oci:/tmp/layout:1"\n'},
+                "not a registry reference",
+            ),
+            (
+                {"Containerfile": "FROM busybox\nADD http://127.0.0.1:5432/ /x\n"},
+                "Containerfile:2",
+            ),
+        ],
+    )
+    def test_refused_apps_exit_2(
+        self,
+        stack_store: dict[str, Any],
+        made_bases: dict[str, str],
+        tmp_path: Path,
+        files: dict[str, str],
+        said: str,
+    ) -> None:
+        """No web command, a host path as base, a URL in ADD: one error line, exit 2."""
+        env = self._env(stack_store, tmp_path)
+        built = self._sagactl(env, "build", "bad", "-", upload=_app(tmp_path / "bad", files))
+        assert built.returncode == 2, built.stderr[-2000:]
+        assert said in built.stderr and "Traceback" not in built.stderr

@@ -225,7 +225,10 @@ class TestCancelAbandon:
         done = cli("cancel", run_id)
         assert (done.returncode, done.stdout) == (0, f"{run_id} cancelled\n")
         again = cli("cancel", run_id)
-        assert again.returncode == 2 and "has already finished (cancelled)" in again.stderr
+        assert (
+            again.returncode == 2
+            and "has already finished (cancelled): nothing to cancel" in again.stderr
+        )
 
     def test_cancel_a_live_run(self, cli: Cli) -> None:
         """cancel on a run another process drives: that process compensates and exits 1."""
@@ -296,7 +299,7 @@ class TestPruneAndDb:
         """db upgrade creates the schema and prints each namespace's version."""
         done = cli("db", "upgrade")
         assert done.returncode == 0, done.stderr
-        assert "engine v2" in done.stdout
+        assert "engine v3" in done.stdout
 
     def test_bad_db_url_exits_2(self, cli: Cli) -> None:
         """An unknown URL scheme exits 2 with one line."""

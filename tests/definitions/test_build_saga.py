@@ -34,6 +34,7 @@ class TestBuildFromTar:
             ("detect_stack", "parse_services"),
             ("build_image",),
             ("create_version",),
+            ("start_sandboxes",),
             ("set_active_version",),
             ("stop_old_sandboxes",),
         )
@@ -68,9 +69,12 @@ class TestBuildFromTar:
         }
 
     def test_pivot_and_after(self, saga) -> None:
-        """set_active_version is the only pivot; stop_old_sandboxes runs after it, irreversibly."""
+        """set_active_version is the only pivot, after the new version's sandboxes started
+        healthy (compensable: stopped again); stop_old_sandboxes runs after it, irreversibly."""
         assert saga.pivots() == ("set_active_version",)
-        assert saga.dependencies("set_active_version") == {"create_version"}
+        assert saga.dependencies("set_active_version") == {"create_version", "start_sandboxes"}
+        assert "create_version" in saga.dependencies("start_sandboxes")
+        assert saga.actions["start_sandboxes"].compensable is True
         assert "set_active_version" in saga.dependencies("stop_old_sandboxes")
         assert saga.actions["stop_old_sandboxes"].compensable is False
 
@@ -86,4 +90,22 @@ class TestBuildFromTar:
         catalog = _catalog()
         if catalog.info("build.receive_tar") is None:
             pytest.skip("sagactl.actions.build_from_tar is not installed in this tree yet")
-        assert len(load_saga_file(DEFINITION, catalog)) == 11
+        assert len(load_saga_file(DEFINITION, catalog)) == 12  # the seed's eleven + start
+
+    def test_rollback_reuses_the_actions(self) -> None:
+        """rollback.yaml: start the chosen version, then the pivot, then stop the others,
+        with the same build.* actions."""
+        catalog = _catalog()
+        if catalog.info("build.start_sandboxes") is None:
+            pytest.skip("sagactl.actions.build_from_tar is not installed in this tree yet")
+        rollback = load_saga_file(DEFINITION.parent / "rollback.yaml", catalog)
+        assert rollback.pivots() == ("set_active_version",)
+        assert rollback.layers() == (
+            ("resolve_version",),
+            ("start_sandboxes",),
+            ("set_active_version",),
+            ("stop_old_sandboxes",),
+        )
+        uses = {name: action.uses for name, action in rollback.actions.items()}
+        assert uses["start_sandboxes"] == "build.start_sandboxes"
+        assert uses["stop_old_sandboxes"] == "build.stop_old_sandboxes"

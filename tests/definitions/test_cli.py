@@ -161,7 +161,7 @@ class TestValidate:
         result = _run(env, "validate", "build-from-tar")
         stderr = result.stderr.decode()
         if result.returncode == 0:
-            assert result.stdout.decode().startswith("build-from-tar: ok (build-from-tar, 11 ")
+            assert result.stdout.decode().startswith("build-from-tar: ok (build-from-tar, 12 ")
         else:
             assert result.returncode == 2
             assert "build-from-tar.yaml:34:11: actions.receive_tar.uses: unknown action" in stderr

@@ -95,14 +95,23 @@ class BuildImage(Action):
 
 
 def _services(inputs: Inputs) -> dict[str, dict[str, Any]]:
-    """The declared services, else the stack's default web command (a Dockerfile app: none,
-    its image's CMD runs); MissingCommand when the stack has no obvious one."""
+    """The declared services, else the stack's default web command (a Dockerfile app: its
+    image's CMD, command None); MissingCommand when the stack has no obvious one."""
     declared = {name: dict(mapping(body)) for name, body in mapping(inputs["services"]).items()}
     app_stack = str(inputs["stack"])
-    if declared or app_stack == "dockerfile":
+    web = declared.get("web")
+    if app_stack == "dockerfile":
+        if web is None:  # its image's own CMD serves on $PORT
+            declared["web"] = {"command": None, "port": procfile.DEFAULT_PORT}
         return declared
+    if declared and (web is None or web["command"] is not None):
+        return declared
+    # No services, or app.toml's [services.web] gives only a port or a health path.
     command = stack_plans.default_web(app_stack, Path(text(inputs["source_dir"])))
-    return {"web": {"command": command, "port": procfile.DEFAULT_PORT}}
+    if web is None:
+        return {"web": {"command": command, "port": procfile.DEFAULT_PORT}}
+    web["command"] = command
+    return declared
 
 
 def _spec(inputs: Inputs, services: dict[str, dict[str, Any]], cluster_host: str) -> BuildSpec:

@@ -82,11 +82,14 @@ class SetActiveVersion(Action):
     last build submitted (numbers are allocated at submission). When a newer version is
     already active (builds finishing out of order), it stays: this build still succeeds
     (its version is built and recorded, and can be activated by a rollback), with
-    `activated` false and `active_version` naming the newer one.
+    `activated` false and `active_version` naming the newer one. With `rollback` (the
+    rollback saga) it activates an earlier version on purpose.
     """
 
     description = "Activate the version"
-    input_schema = s.obj({"app": s.APP, "version": s.VERSION})
+    input_schema = s.obj(
+        {"app": s.APP, "version": s.VERSION, "rollback": {"type": "boolean"}}, ["app", "version"]
+    )
     output_schema = s.obj(
         {
             "previous_version": {"anyOf": [s.VERSION, {"type": "null"}]},
@@ -99,7 +102,9 @@ class SetActiveVersion(Action):
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         version = str(inputs["version"])
         async with ctx.transaction() as tx:
-            previous, changed = await records.activate(tx, str(inputs["app"]), version)
+            previous, changed = await records.activate(
+                tx, str(inputs["app"]), version, rollback=bool(inputs.get("rollback"))
+            )
         if not changed:
             ctx.log.info("a newer version is already active", active=previous)
         active = version if changed or previous is None else previous
