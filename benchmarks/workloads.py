@@ -96,7 +96,7 @@ BUILD = Dag(
     },
     pivot="set_active_version",
 )
-"""The build-from-tar saga's shape (DESIGN §6) with no-op actions."""
+"""The build-from-tar saga's shape (definitions/build-from-tar.yaml) with no-op actions."""
 
 WIDE_SIZE = 300
 

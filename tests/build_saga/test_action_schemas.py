@@ -1,4 +1,4 @@
-"""The eleven build actions: registered, valid schemas, compensable per DESIGN §6."""
+"""The eleven build actions: registered, valid schemas, compensable as build-from-tar wants."""
 
 from __future__ import annotations
 
@@ -64,5 +64,5 @@ class TestBuildActionCatalogue:
 
     @pytest.mark.parametrize(("name", "compensable"), sorted(EXPECTED.items()))
     def test_compensability(self, name: str, compensable: bool) -> None:
-        """Only the actions DESIGN §6 gives a compensation override `compensate`."""
+        """Only the actions build-from-tar compensates override `compensate`."""
         assert _actions()[name].compensable() is compensable

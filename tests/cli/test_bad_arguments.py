@@ -30,7 +30,7 @@ class Bad:
     says: str
     env: dict[str, str] = field(default_factory=dict)
     starts: str = "error: "
-    """How the line starts: `validate` prints `FILE:LINE:COL: ...` instead (DESIGN §2)."""
+    """How the line starts: `validate` prints `FILE:LINE:COL: ...` instead (README)."""
 
     def __str__(self) -> str:
         shown = " ".join(a if len(a) < 40 else a[:20] + "..." for a in self.args)

@@ -14,8 +14,8 @@ from sagactl.engine.events import Event, EventKind
 from sagactl.engine.model import CompiledSaga
 from sagactl.engine.states import InvalidTransition, RunState, fold
 from sagactl.engine.store import open_store
+from sagactl.engine.testing import CrashingStore, SimulatedCrash
 
-from .crashing import CrashingStore, SimulatedCrash
 from .sagas import FakeClock, Journal, Script, Step, make_saga
 
 pytestmark = pytest.mark.anyio

@@ -10,12 +10,9 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sagactl.engine.api import Engine, RunResult
-from sagactl.engine.errors import RunNotFound
-from sagactl.engine.events import EventKind
 from sagactl.engine.model import CompiledSaga
-from sagactl.engine.store import open_store
+from sagactl.engine.testing import rehearse_crashes
 
-from .crashing import CrashingStore, SimulatedCrash
 from .sagas import FakeClock, Journal, Script, Step, make_saga
 
 LAWS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -126,54 +123,10 @@ class TestCrashLaw:
     ) -> None:
         """For every N: crash at the Nth log write, resume with a fresh store; the run ends
         as it does without a crash, and nothing completed (or compensated) before the crash
-        is executed (or compensated) again."""
+        is executed (or compensated) again (the testing kit's crash rehearsal)."""
         dag, failing, irreversible = scenario
         saga = make_saga(dag, irreversible=irreversible)
-
-        def step(journal: Journal) -> Step:
-            return Step(journal, Script(fatal=set(failing)))
-
-        async def main(db: str) -> None:
-            inner = open_store(db)
-            counting = CrashingStore(inner, None)
-            async with inner:
-                expected = await _run(db, saga, step(Journal()), counting, max_parallel=1)
-            final = {n: s.state for n, s in expected.actions.items()}
-            for crash_at in range(1, counting.writes + 1):
-                run_id = f"r{crash_at}"
-                result, again, done, undone = await crash_and_resume(db, run_id, crash_at)
-                assert (crash_at, result.state) == (crash_at, expected.state)
-                assert {n: s.state for n, s in result.actions.items()} == final, crash_at
-                assert not done & set(again.names("execute")), crash_at
-                assert not undone & set(again.names("compensate")), crash_at
-
-        async def crash_and_resume(
-            db: str, run_id: str, crash_at: int
-        ) -> tuple[RunResult, Journal, set[str], set[str]]:
-            inner = open_store(db)
-            await inner.open()
-            crashing = CrashingStore(inner, crash_at)
-            try:
-                async with Engine(
-                    crashing, actions={"step": step(Journal())}, max_parallel=1
-                ) as engine:
-                    await engine.run(saga, run_id=run_id)
-            except SimulatedCrash:
-                pass
-            except BaseExceptionGroup as group:
-                assert group.subgroup(SimulatedCrash) is not None
-            finally:
-                log = await inner.read_log(run_id)
-                await inner.close()
-            assert crashing.crashed
-            done = {r.action or "" for r in log if r.kind == EventKind.ACTION_SUCCEEDED}
-            undone = {r.action or "" for r in log if r.kind == EventKind.ACTION_COMPENSATED}
-            again = Journal()
-            async with Engine(db, actions={"step": step(again)}, max_parallel=1) as engine:
-                try:
-                    result = await engine.resume(run_id)
-                except RunNotFound:
-                    result = await engine.run(saga, run_id=run_id)
-            return result, again, done, undone
-
-        in_tmp(main)
+        step = Step(Journal(), Script(fatal=set(failing)))
+        rehearsal = anyio.run(rehearse_crashes, saga, {"step": step})
+        assert rehearsal.writes >= 1
+        assert rehearsal.expected.state == ("compensated" if failing else "succeeded")

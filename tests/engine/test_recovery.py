@@ -13,8 +13,8 @@ from sagactl.engine.api import Engine, RunResult
 from sagactl.engine.errors import RunNotFound
 from sagactl.engine.new_run import pin_new_run
 from sagactl.engine.store import Migration, RunBusy, RunExists, open_store, register_migrations
+from sagactl.engine.testing import CrashingStore, SimulatedCrash
 
-from .crashing import CrashingStore, SimulatedCrash
 from .sagas import FakeClock, Journal, Script, Step, make_saga
 
 pytestmark = pytest.mark.anyio

@@ -51,7 +51,7 @@ BUILD_STATES = {
 
 
 def build_saga(order: Iterable[ActionSpec] = BUILD_ACTIONS) -> CompiledSaga:
-    """Shaped like build-from-tar (DESIGN §6): 11 actions, one pivot, six irreversible."""
+    """Shaped like build-from-tar: 11 actions, one pivot, six irreversible."""
     return CompiledSaga(
         name="build-from-tar",
         version=1,

@@ -1,4 +1,5 @@
-"""acme.notify: the DESIGN §4 example, a compensable action built by an annotated factory."""
+"""acme.notify: the README's "Writing an action" example, a compensable action built by an
+annotated factory."""
 
 from __future__ import annotations
 

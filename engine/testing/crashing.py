@@ -1,18 +1,21 @@
 """A store that dies at its Nth log write, as a process would on a power cut.
 
 `SimulatedCrash` is a BaseException, so nothing in the engine catches it; after the crash
-every further call fails too, and the test closes the inner store (dropping its owner
-lock, as the kernel does for a dead process) before resuming with a fresh store.
+every further call fails too, and the caller closes the inner store (dropping its owner
+lock, as the kernel does for a dead process) before resuming with a fresh store. A log
+write is anything that makes the run's state durable: creating the run, appending
+records, saving a checkpoint, committing an action's transaction, pinning the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from contextlib import AbstractAsyncContextManager
+from typing import ClassVar
 
-from sagactl.engine.action import JSON
-from sagactl.engine.events import Event
-from sagactl.engine.store import Claim, Created, NewRun, RunRecord, Store, StoreTransaction
+from ..action import JSON, Transaction
+from ..events import Event
+from ..store import Claim, Created, NewRun, RunRecord, Store, StoreTransaction
 
 
 class SimulatedCrash(BaseException):
@@ -20,13 +23,18 @@ class SimulatedCrash(BaseException):
 
 
 class CrashingStore(Store):
+    """Wraps `inner`; raises `SimulatedCrash` at log write number `crash_at` (1-based) and
+    at every call after it. With `crash_at=None` it never crashes and only counts writes."""
+
     dialect: ClassVar[str] = "sqlite"
 
     def __init__(self, inner: Store, crash_at: int | None) -> None:
         self.inner = inner
         self.url = inner.url
+        self.heartbeat_interval = inner.heartbeat_interval
         self.crash_at = crash_at
         self.writes = 0
+        """Log writes attempted so far (the crashing one included)."""
         self.crashed = False
 
     def _write(self) -> None:
@@ -63,12 +71,20 @@ class CrashingStore(Store):
         self._alive()
         return await self.inner.get_run(run_id)
 
-    async def list_runs(self, **kwargs: Any) -> list[RunRecord]:
-        return await self.inner.list_runs(**kwargs)
+    async def list_runs(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        limit: int = 1000,
+        saga: str | None = None,
+    ) -> list[RunRecord]:
+        return await self.inner.list_runs(states=states, limit=limit, saga=saga)
 
-    async def read_log(self, run_id: str, **kwargs: Any) -> list[Event]:
+    async def read_log(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
         self._alive()
-        return await self.inner.read_log(run_id, **kwargs)
+        return await self.inner.read_log(run_id, after_seq=after_seq, limit=limit)
 
     async def checkpoints(self, run_id: str) -> dict[str, JSON]:
         return await self.inner.checkpoints(run_id)
@@ -100,6 +116,17 @@ class CrashingStore(Store):
     async def save_checkpoint(self, claim: Claim, action: str, data: JSON) -> None:
         self._write()
         await self.inner.save_checkpoint(claim, action, data)
+
+    async def pin_node(self, claim: Claim, node: str | None = None) -> None:
+        self._write()
+        await self.inner.pin_node(claim, node)
+
+    async def heartbeat(self) -> set[str]:
+        self._alive()
+        return await self.inner.heartbeat()
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        return self.inner.transaction()  # writes outside a run are no part of the log
 
     async def request_cancel(self, run_id: str) -> None:
         await self.inner.request_cancel(run_id)
