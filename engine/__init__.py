@@ -7,9 +7,9 @@ the scheduler, so that `sagactl status` starts like a native tool.
 
 from __future__ import annotations
 
-import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from .lazy_exports import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from .action import JSON as JSON
@@ -150,15 +150,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    """Imports the module of a public name on its first use, and keeps the name here."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

@@ -9,9 +9,9 @@ every open, and `sagactl status` must not pay for the saga's machinery to do so.
 
 from __future__ import annotations
 
-import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from sagactl.engine.lazy_exports import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from .entry import BuildFailed as BuildFailed
@@ -43,15 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    """Imports the module of a public name on its first use, and keeps the name here."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)
