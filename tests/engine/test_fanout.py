@@ -9,6 +9,7 @@ import pytest
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
 from sagactl.engine.api import Engine, RunResult
 from sagactl.engine.events import Event, EventKind
+from sagactl.engine.testing import CrashRehearsalFailed, rehearse_crashes
 
 from .sagas import FakeClock, Journal, Script, Step
 
@@ -289,3 +290,44 @@ class TestLarge:
         assert result.actions["each"].outputs == {"results": [{"i": i} for i in range(10_000)]}
         started = [r.data["index"] for r in log if r.kind is K.ELEMENT_STARTED]
         assert sorted(started) == list(range(10_000))
+
+
+class TestCrashes:
+    """A crash at every log write, then a resume: the run ends as a clean one, and no
+    element that completed (or was compensated) runs again."""
+
+    async def test_success(self) -> None:
+        rehearsal = await rehearse_crashes(
+            fan_saga(max_parallel=2), {"step": Step(Journal())}, {"targets": NAMES[:3]}
+        )
+        assert rehearsal.expected.state == "succeeded"
+        assert rehearsal.expected.elements == {"deploy": ("succeeded",) * 3}
+        assert rehearsal.writes >= 6
+
+    async def test_failed_element_compensates(self) -> None:
+        script = Script(fatal={"d2"})
+        rehearsal = await rehearse_crashes(
+            fan_saga(), {"step": Step(Journal(), script)}, {"targets": NAMES[:4]}
+        )
+        assert rehearsal.expected.state == "compensated"
+        assert rehearsal.expected.elements == {
+            "deploy": ("compensated", "compensated", "failed")
+        }
+
+    async def test_later_failure_undoes_every_element(self) -> None:
+        script = Script(fatal={"after"})
+        rehearsal = await rehearse_crashes(
+            fan_saga(), {"step": Step(Journal(), script)}, {"targets": NAMES[:3]}
+        )
+        assert rehearsal.expected.elements == {"deploy": ("compensated",) * 3}
+
+    async def test_a_redone_element_is_caught(self) -> None:
+        """The rehearsal's own check: an element started again after its success fails it."""
+        from sagactl.engine.testing.rehearsal import _check_nothing_redone
+
+        done = Event("r", K.ELEMENT_SUCCEEDED, "deploy", {"index": 1, "outputs": {}}, seq=5)
+        again = Event("r", K.ELEMENT_STARTED, "deploy", {"index": 1, "attempt": 2}, seq=6)
+        other = Event("r", K.ELEMENT_STARTED, "deploy", {"index": 2, "attempt": 1}, seq=7)
+        _check_nothing_redone([done], [done, other], "here")
+        with pytest.raises(CrashRehearsalFailed, match="element 1 of deploy succeeded"):
+            _check_nothing_redone([done], [done, again], "here")
