@@ -180,6 +180,16 @@ class ActionStatus:
             ]
         return data
 
+    def tally(self) -> tuple[int, int | None]:
+        """A `for_each` action's elements that succeeded, and how many it has (None: not
+        known until its array is)."""
+        elements = self.elements or {}
+        done = sum(1 for e in elements.values() if e.state is A.SUCCEEDED)
+        total = self.count
+        if total is None and self.outputs is not None and "results" in self.outputs:
+            total = len(self.outputs["results"])  # an empty array: no element has a record
+        return done, total
+
     def element(self, index: int) -> ActionStatus:
         """Element `index` of a `for_each` action (pending when it has no record yet)."""
         if self.elements is None:

@@ -310,9 +310,7 @@ class TestCrashes:
             fan_saga(), {"step": Step(Journal(), script)}, {"targets": NAMES[:4]}
         )
         assert rehearsal.expected.state == "compensated"
-        assert rehearsal.expected.elements == {
-            "deploy": ("compensated", "compensated", "failed")
-        }
+        assert rehearsal.expected.elements == {"deploy": ("compensated", "compensated", "failed")}
 
     async def test_later_failure_undoes_every_element(self) -> None:
         script = Script(fatal={"after"})
