@@ -327,6 +327,8 @@ class _Compiler:
         if ref.item is not None:
             return self.element_field(name, ref, actions, inputs)[0], ref.text
         what = f"output '{ref.output}' of '{ref.action}'"
+        if ref.action is None or ref.output is None:
+            return None, what
         body = _mapping(actions.get(ref.action))
         uses = body.get("uses")
         source = self.catalog.info(uses) if isinstance(uses, str) else None

@@ -118,10 +118,11 @@ class ForwardPhase:
             next_name = await self._run_node(next_name)
 
     async def _run_node(self, name: str) -> str | None:
-        """Run one node to its end; returns a ready node this task runs next. Every node is
-        an action today; another kind of node is another branch here, ending in
-        `_succeeded` (or `_failed_for_good`)."""
+        """Run one node to its end; returns a ready node this task runs next. A node is an
+        action or a fan-out (`for_each`); another kind of node is another branch here,
+        ending in `_succeeded` (or `_failed_for_good`)."""
         structlog.contextvars.bind_contextvars(action=name)
+        done: tuple[Outputs, StoreTransaction | None] | None
         if self._runner.saga.actions[name].for_each is not None:
             done = await self._run_fan_out(name)
         else:
