@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -329,3 +332,42 @@ class TestCrashes:
         _check_nothing_redone([done], [done, other], "here")
         with pytest.raises(CrashRehearsalFailed, match="element 1 of deploy succeeded"):
             _check_nothing_redone([done], [done, again], "here")
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    """A fresh schema in this branch's own PostgreSQL database, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    server = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with psycopg.connect(server, autocommit=True, connect_timeout=3) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'fanout_pg'").fetchone():
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute("CREATE DATABASE fanout_pg")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
+    url = server.rsplit("/", 1)[0] + "/fanout_pg"
+    schema = f"fan_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
+class TestPostgres:
+    async def test_success_and_failure_fold_from_the_log(self, pg_db: str) -> None:
+        """On PostgreSQL the elements are logged and folded as on SQLite."""
+        result, _, _, _ = await run(pg_db, fan_saga(), NAMES[:3])
+        assert result.ok and element_states(result) == ["succeeded"] * 3
+        journal = Journal()
+        script = Script(fatal={"d1"})
+        async with Engine(pg_db, actions={"step": Step(journal, script)}) as engine:
+            failed = await engine.run(fan_saga(max_parallel=1), {"targets": NAMES[:3]})
+            folded = await engine.status(failed.run_id)
+        assert failed.state == "compensated" and journal.names("compensated") == ["d0", "prep"]
+        assert element_states(folded) == ["compensated", "failed"]
+        assert folded.to_json()["actions"]["deploy"] == failed.to_json()["actions"]["deploy"]
