@@ -4,11 +4,17 @@ mid-fan-out resumes without rerunning a completed element, validate names mistak
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from .conftest import Cli, wait_for
+from .conftest import SAGACTL, Cli, wait_for
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 HOSTS = {
     "type": "array",
@@ -155,3 +161,45 @@ class TestFanOutCli:
             f"{bad}:8:70: actions.b.with.name: '${{{{ item }}}}' is only usable in an "
             "action with for_each",
         ]
+
+
+class TestFanOutLiveView:
+    def test_pipe_gets_a_line_per_element(self, cli: Cli) -> None:
+        done = cli("run", str(_saga(cli)), "-i", f"hosts={_hosts('a', 'b')}")
+        run_id = done.stdout.strip()
+        assert done.stderr.splitlines() == [
+            f"{run_id} running",
+            f"{run_id} prep running (attempt 1)",
+            f"{run_id} prep succeeded",
+            f"{run_id} deploy running (attempt 1)",
+            f"{run_id} deploy[0] running (attempt 1)",
+            f"{run_id} deploy[0] succeeded",
+            f"{run_id} deploy[1] running (attempt 1)",
+            f"{run_id} deploy[1] succeeded",
+            f"{run_id} deploy succeeded",
+            f"{run_id} succeeded",
+        ]
+
+    def test_terminal_bar_counts_elements(self, cli: Cli) -> None:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [SAGACTL, "run", str(_saga(cli)), "-i", f"hosts={_hosts('a', 'b', 'c')}"],
+            env={**cli.env, "TERM": "xterm-256color"},
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+        assert proc.wait(timeout=30) == 0
+        final = ANSI.sub("", screen.decode()).replace("\r", "\n").splitlines()
+        deploy = [line for line in final if line.startswith("deploy")]
+        assert re.match(r"^deploy\s+succeeded\s+━+\s+\S+\s+3/3 elements", deploy[-1]), deploy
