@@ -125,7 +125,7 @@ class Scope:
         for depth, field in enumerate(ref.item or ()):
             if not isinstance(value, Mapping) or field not in value:
                 where = ".".join(("item", *(ref.item or ())[:depth]))
-                raise InputError(f"element {index}: {where} has no field '{field}'")
+                raise InputError(f"{where} has no field '{field}'")
             value = value[field]
         return value
 

@@ -265,7 +265,7 @@ class TestItemFields:
         async with Engine(db, actions={"step": Step(Journal())}) as engine:
             result = await engine.run(saga, {"targets": [{"name": "x"}, {"nom": "y"}]})
         assert result.state == "compensated" and result.exit_code == 2
-        assert result.error == "element 1: element 1: item has no field 'name'"
+        assert result.error == "element 1: item has no field 'name'"
 
 
 class TestLarge:
