@@ -5,25 +5,27 @@ schema (unknown keys, types, apiVersion/kind, empty `actions`), unknown `uses`,
 references to unknown inputs, actions or outputs (or to the action itself), `needs`
 naming unknown actions, literal `with:` values that break the action's input schema
 (values holding references are only known at run time and are skipped), timeouts and
-retry policies, and dependency cycles (named: `a -> b -> a`). References are looked up,
-never evaluated.
+retry policies, dependency cycles (named: `a -> b -> a`), and `if:` conditions (parsed
+by `sagactl.engine.expressions`, their references checked as `with:`'s are and their
+operand types against the declared schemas). References are looked up, never evaluated.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 import networkx as nx
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
-from . import references
+from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .expression_types import type_problems
 from .json_schema import schema_problems, validator
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
 from .saga_schema import (
@@ -36,7 +38,7 @@ from .saga_schema import (
     type_words,
     validate_definition,
 )
-from .yaml_loader import JSONPath, YamlDocument, load_yaml
+from .yaml_loader import JSONPath, YamlDocument, YamlScalar, load_yaml
 
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
@@ -80,13 +82,16 @@ class _Compiler:
         self.errors: list[DefinitionError] = []
         self.validators: dict[str, Validator | None] = {}
 
-    def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
+    def fail(
+        self, path: JSONPath, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
+        """Report `message` at `path` (its key with `key`; character `offset` of a string)."""
         prefix = dotted(path[:-1] if key else path)
-        self.errors.append(
-            DefinitionError(
-                f"{prefix}: {message}" if prefix else message, self.where.locate(path, key=key)
-            )
-        )
+        location = self.where.locate(path, key=key)
+        node = self.where.node_at(path) if offset is not None else None
+        if isinstance(node, YamlScalar) and offset is not None:
+            location = node.at_offset(offset)
+        self.errors.append(DefinitionError(f"{prefix}: {message}" if prefix else message, location))
 
     def run(self) -> CompiledSaga:
         self.errors.extend(validate_definition(self.data, self.where))
@@ -151,6 +156,9 @@ class _Compiler:
             if info is not None and set(body) <= _ACTION_KEYS:
                 self.check_literals(name, info, with_)
                 self.check_reference_types(name, info, with_, actions, inputs)
+        condition = body.get("if")
+        if isinstance(condition, str):
+            depends |= self.check_condition(name, condition, actions, inputs)
         needs = body.get("needs", [])
         if isinstance(needs, list):
             for index, other in enumerate(needs):
@@ -184,6 +192,7 @@ class _Compiler:
             description=body.get("description", "")
             if isinstance(body.get("description"), str)
             else "",
+            condition=condition if isinstance(condition, str) else None,
             location=self.where.locate(here, key=True),
         )
 
@@ -215,20 +224,37 @@ class _Compiler:
                 self.fail(path, str(exc))
                 continue
             for ref in found:
-                if ref.input is not None and ref.input not in inputs:
-                    self.fail(path, f"unknown input '{ref.input}'{_inputs_hint(ref.input, inputs)}")
-                elif ref.action is not None and ref.output is not None:
-                    if ref.action == name:
-                        self.fail(path, f"action '{name}' cannot refer to its own outputs")
-                    elif ref.action not in actions:
-                        hint = did_you_mean(ref.action, list(actions))
-                        self.fail(path, f"unknown action '{ref.action}'{hint}")
-                    else:
-                        depends.add(ref.action)
-                        self.check_output(path, ref.action, ref.output, actions[ref.action])
+                depends |= self.check_reference(path, name, ref, actions, inputs)
         return depends
 
-    def check_output(self, path: JSONPath, action: str, output: str, body: Any) -> None:
+    def check_reference(
+        self,
+        path: JSONPath,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        offset: int | None = None,
+    ) -> set[str]:
+        """The action `ref` makes `name` depend on, if any; reports a reference that cannot
+        be looked up (at character `offset` of the string at `path`, when given)."""
+        if ref.input is not None and ref.input not in inputs:
+            hint = _inputs_hint(ref.input, inputs)
+            self.fail(path, f"unknown input '{ref.input}'{hint}", offset=offset)
+        elif ref.action is not None and ref.output is not None:
+            if ref.action == name:
+                self.fail(path, f"action '{name}' cannot refer to its own outputs", offset=offset)
+            elif ref.action not in actions:
+                hint = did_you_mean(ref.action, list(actions))
+                self.fail(path, f"unknown action '{ref.action}'{hint}", offset=offset)
+            else:
+                self.check_output(path, ref.action, ref.output, actions[ref.action], offset)
+                return {ref.action}
+        return set()
+
+    def check_output(
+        self, path: JSONPath, action: str, output: str, body: Any, offset: int | None = None
+    ) -> None:
         uses = body.get("uses") if isinstance(body, Mapping) else None
         info = self.catalog.info(uses) if isinstance(uses, str) else None
         if info is None or _declares(info.output_schema, output):
@@ -237,7 +263,30 @@ class _Compiler:
         hint = did_you_mean(output, declared) or (
             f" (its outputs: {', '.join(declared)})" if declared else " (it declares no outputs)"
         )
-        self.fail(path, f"action '{action}' ({info.name}) has no output '{output}'{hint}")
+        message = f"action '{action}' ({info.name}) has no output '{output}'{hint}"
+        self.fail(path, message, offset=offset)
+
+    def check_condition(
+        self, name: str, text: str, actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> set[str]:
+        """The actions the `if:` of `name` refers to; reports a condition that does not
+        parse, a reference that cannot be looked up, and operands that can never fit."""
+        path = ("actions", name, "if")
+        try:
+            expression = expressions.parse_condition(text)
+        except expressions.ExpressionError as exc:
+            self.fail(path, exc.message, offset=exc.offset)
+            return set()
+        depends: set[str] = set()
+        reported = len(self.errors)
+        for ref, offset in expression.references():
+            depends |= self.check_reference(path, name, ref, actions, inputs, offset)
+        if len(self.errors) == reported:  # types only of references that exist
+            for offset, problem in type_problems(
+                expression, lambda ref: self.declared_types(name, ref, actions, inputs)
+            ):
+                self.fail(path, problem, offset=offset)
+        return depends
 
     def check_literals(self, name: str, info: ActionInfo, with_: Mapping[str, Any]) -> None:
         """Check `with_` against the action's input schema, skipping values with references."""
@@ -274,25 +323,42 @@ class _Compiler:
             if ref is None or wanted is None:
                 continue
             if ref.input is not None:
-                given, what = _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
+                what = f"input '{ref.input}'"
             elif ref.action is not None and ref.output is not None and ref.action != name:
-                body = _mapping(actions.get(ref.action))
-                source = (
-                    self.catalog.info(body["uses"]) if isinstance(body.get("uses"), str) else None
-                )
-                outputs = _mapping(source.output_schema.get("properties")) if source else {}
-                given = _types_of(outputs.get(ref.output))
                 what = f"output '{ref.output}' of '{ref.action}'"
             elif ref.saga is not None:
-                given, what = {"string"}, f"saga.{ref.saga}"
+                what = f"saga.{ref.saga}"
             else:
                 continue  # a reference to itself, reported by check_references
+            given = self.declared_types(name, ref, actions, inputs)
             if given and not _fits(given, wanted):
                 self.fail(
                     ("actions", name, "with", key),
                     f"expected {type_words(sorted(wanted))}, but {what} is "
                     f"{type_words(sorted(given))}",
                 )
+
+    def declared_types(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> frozenset[str] | None:
+        """The JSON types `ref`'s value is declared to have; None when nothing says."""
+        if ref.input is not None:
+            types = _types_of(inputs.get(ref.input))
+        elif ref.action is not None and ref.output is not None and ref.action != name:
+            body = _mapping(actions.get(ref.action))
+            uses = body.get("uses")
+            source = self.catalog.info(uses) if isinstance(uses, str) else None
+            outputs = _mapping(source.output_schema.get("properties")) if source else {}
+            types = _types_of(outputs.get(ref.output))
+        elif ref.saga is not None:
+            types = {"string"}
+        else:
+            types = None
+        return frozenset(types) if types is not None else None
 
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
@@ -383,7 +449,7 @@ def _types_of(schema: Any) -> set[str] | None:
     return None
 
 
-def _fits(given: set[str], wanted: set[str]) -> bool:
+def _fits(given: Set[str], wanted: Set[str]) -> bool:
     """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
     return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
 

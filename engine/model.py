@@ -53,9 +53,11 @@ class ActionSpec:
     compensable: bool = True
     description: str = ""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -72,6 +74,9 @@ class ActionSpec:
             "compensable": self.compensable,
             "description": self.description,
         }
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActionSpec:
@@ -86,6 +91,7 @@ class ActionSpec:
             pivot=bool(data.get("pivot", False)),
             compensable=bool(data.get("compensable", True)),
             description=data.get("description", ""),
+            condition=data.get("if"),
         )
 
 

@@ -92,6 +92,9 @@ UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
 RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
 """Runs whose record releases the claim it was written under: nothing runs on by itself."""
+DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
+"""Actions the forward phase is done with: succeeded, or skipped by a condition (while a
+run goes forward, nothing else is skipped). Their dependents may start."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -150,14 +153,19 @@ class ActionStatus:
     """The last failure used up the attempts (the action will not be retried by itself)."""
     finalized: bool = False
     """Its `finalize` hook ran (recorded: it never runs twice)."""
+    reason: str | None = None
+    """Why it was skipped, when a condition skipped it."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "state": str(self.state),
             "attempts": self.attempts,
             "error": self.error,
             "outputs": self.outputs,
         }
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
 
 
 @dataclass(slots=True)
@@ -234,6 +242,8 @@ class RunStatus:
             status.final_failure = bool(data.get("final", True))
         elif record.kind is K.ACTION_COMPENSATED:
             status.error = status.code = None
+        elif record.kind is K.ACTION_SKIPPED:
+            status.reason = data.get("reason")
 
     def in_state(self, *states: ActionState) -> list[str]:
         return [name for name, s in self.actions.items() if s.state in states]

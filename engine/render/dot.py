@@ -10,6 +10,7 @@ from .facts import (
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -52,7 +53,14 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
 def _node_attributes(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
+    condition = condition_label(spec)
+    label = [
+        name,
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
     attributes = {"label": "\\n".join(_escape(part) for part in label)}
     style = ["filled"]
     if spec.compensable:

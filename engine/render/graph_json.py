@@ -20,6 +20,8 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
             "pivot": spec.pivot,
             "compensable": spec.compensable,
         }
+        if spec.condition is not None:
+            node["if"] = spec.condition
         state = state_of(states, name)
         if state is not None:
             node["state"] = state

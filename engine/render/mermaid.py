@@ -11,6 +11,7 @@ from .facts import (
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -52,10 +53,15 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
 def _node(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = "<br/>".join(
-        _escape(part)
-        for part in [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
-    )
+    condition = condition_label(spec)
+    parts = [
+        name,
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
+    label = "<br/>".join(_escape(part) for part in parts)
     if spec.pivot:
         opening, closing = "{{", "}}"
     elif not spec.compensable:

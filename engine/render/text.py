@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import compensation_stages, marks, rolls_forward, state_of
+from .facts import compensation_stages, condition_label, marks, rolls_forward, state_of
 
 
 def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
@@ -31,11 +31,12 @@ def _row(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> tup
     spec = saga.actions[name]
     state = state_of(states, name)
     dependencies = sorted(saga.dependencies(name))
+    condition = condition_label(spec)
     return (
         name,
         *(() if state is None else (state,)),
         spec.uses,
-        " ".join(f"[{mark}]" for mark in marks(spec)),
+        " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
 

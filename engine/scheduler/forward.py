@@ -29,7 +29,7 @@ from ..events import (
     RunFinished,
     RunStuck,
 )
-from ..states import ActionState, RunState, StopReason
+from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
 from .finalize import Finalizer
@@ -119,6 +119,10 @@ class ForwardPhase:
         an action today; another kind of node is another branch here, ending in
         `_succeeded` (or `_failed_for_good`)."""
         structlog.contextvars.bind_contextvars(action=name)
+        problem = self._frontier.conditions.problem(name)
+        if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
+            await self._failed_for_good(name, problem)
+            return None
         done = await self._run_action(name)
         if done is None:
             return None
@@ -182,7 +186,7 @@ class ForwardPhase:
             self.stop is None
             and not self._frontier.busy
             and not self._stuck
-            and all(s.state is A.SUCCEEDED for s in self._status.actions.values())
+            and all(s.state in DONE_FORWARD for s in self._status.actions.values())
         )
 
     def _failed(self, name: str, exc: BaseException, *, final: bool) -> Event:
@@ -225,7 +229,7 @@ class ForwardPhase:
             error = f"{name}: {error_text(exc)}"
             stuck = journal.stuck(name, exc, error, bad_input=isinstance(exc, InputError))
             await journal.commit([stuck])
-        elif all(s.state is A.SUCCEEDED for s in status.actions.values()):
+        elif all(s.state in DONE_FORWARD for s in status.actions.values()):
             await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED)
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
