@@ -272,6 +272,8 @@ class _Compiler:
         """The actions the `if:` of `name` refers to; reports a condition that does not
         parse, a reference that cannot be looked up, and operands that can never fit."""
         path = ("actions", name, "if")
+        if not expressions.is_condition(text):
+            return set()  # not `${{ ... }}`: the schema's pattern reported it
         try:
             expression = expressions.parse_condition(text)
         except expressions.ExpressionError as exc:
