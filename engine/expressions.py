@@ -35,6 +35,7 @@ MAX_DEPTH = 64
 _WRAPPED = re.compile(r"\s*\$\{\{(.*)\}\}\s*", re.DOTALL)
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_UNTIL_DELIMITER = re.compile(r"[^\s()\[\],=!<>&|\"']+")
 _SYMBOLS = ("==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",")
 _LITERAL_WORDS: Mapping[str, Any] = {"true": True, "false": False, "null": None}
 _MISTAKES = {
@@ -203,8 +204,8 @@ def _tokens(text: str, start: int, end: int) -> Iterator[_Token]:
             match = _NUMBER.match(text, at, end)
             stop = match.end() if match else at + 1
             if match is None or (stop < end and (text[stop].isalnum() or text[stop] in "_.")):
-                bad = _WORD.match(text, stop, end)
-                shown = text[at : bad.end() if bad else stop + (stop < end)]
+                bad = _UNTIL_DELIMITER.match(text, at, end)
+                shown = bad.group() if bad else char
                 raise ExpressionError(f"'{shown}' is not a JSON number", at)
             number = float(match.group()) if set(".eE") & set(match.group()) else int(match.group())
             if isinstance(number, float) and number in (float("inf"), float("-inf")):
