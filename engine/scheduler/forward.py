@@ -175,7 +175,7 @@ class ForwardPhase:
                 journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
             )
         await journal.commit(records, tx)
-        names = [r.action for r in started if r.action is not None]
+        names = _launched(started)
         if not names:
             return None
         self._spawn(names[1:])
@@ -208,7 +208,7 @@ class ForwardPhase:
             records = [self._failed(name, exc, final=True)]
             started = self._start()
             await self._journal.commit(records + started)
-            self._spawn([r.action for r in started if r.action is not None])
+            self._spawn(_launched(started))
             return
         self._failures[name] = exc
         if self.stop is None:
@@ -274,3 +274,8 @@ class ForwardPhase:
         )
         records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
         return records
+
+
+def _launched(records: list[Event]) -> list[str]:
+    """The actions whose intents are among `records` (the others were skipped)."""
+    return [r.action for r in records if r.kind is K.ACTION_STARTED and r.action is not None]
