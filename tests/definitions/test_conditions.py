@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from sagactl.engine import CompiledSaga
+import re
+from pathlib import Path
+
+from sagactl.engine import ActionInfo, CompiledSaga
+from sagactl.engine.compiler import load_saga_file
 from sagactl.engine.model import ActionSpec
+
+from .conftest import HEADER, InfoCatalog
 
 
 class TestGood:
@@ -213,3 +219,37 @@ class TestBad:
         assert found == [
             "5:3: actions: dependency cycle: a -> b -> a (each action waits for the one before it)"
         ]
+
+
+def test_the_readme_example_compiles(tmp_path: Path) -> None:
+    """The README's `if:` example is a valid definition, with the dependencies it says."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Conditions (`if:`)") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example is not None
+    typed = {"type": "object", "properties": {}}
+    outputs = {
+        "acme.build": {
+            "type": "object",
+            "properties": {
+                "size": {"type": "integer"},
+                "image": {"type": "string"},
+                "tags": {"type": "array"},
+            },
+        },
+        "acme.deploy": {"type": "object", "properties": {"url": {"type": "string"}}},
+    }
+    infos = [
+        ActionInfo(name, {"type": "object"}, outputs.get(name, typed), compensable=True)
+        for name in ("acme.build", "acme.deploy", "acme.notify", "acme.cleanup")
+    ]
+    path = tmp_path / "readme.yaml"
+    path.write_text(HEADER + example.group(1))
+    saga = load_saga_file(path, InfoCatalog(infos))
+    assert saga.edges() == (
+        ("build", "cleanup"),
+        ("build", "deploy"),
+        ("deploy", "announce"),
+        ("deploy", "cleanup"),
+    )
+    assert saga.actions["cleanup"].condition is not None
