@@ -7,7 +7,9 @@ made ready, and only further ones get tasks of their own. When an action fails f
 running siblings are cancelled and the phase hands the run to compensation; after a
 pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
 
-New kinds of DAG node (a condition, a fan-out, a child saga) land in `_run_node`.
+New kinds of DAG node (a fan-out, a child saga) land in `_run_node`. Conditions are the
+frontier's: a ready action whose `if:` is false is recorded skipped instead of started
+(`sagactl.engine.scheduler.conditions`).
 """
 
 from __future__ import annotations
