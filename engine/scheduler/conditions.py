@@ -32,6 +32,8 @@ class Conditions:
         self._evaluated: dict[str, InputError | None] = {}
         """Action -> what its evaluation raised (None: nothing), until `problem` asks."""
         skippable: set[str] = set()
+        if all(spec.condition is None for spec in saga.actions.values()):
+            return  # nothing can be skipped: every action runs
         for name in saga.topological_order():  # a dependency is settled before its dependents
             spec = saga.actions[name]
             used = {ref.action for ref in references.walk(spec.with_) if ref.action}
