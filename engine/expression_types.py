@@ -61,9 +61,7 @@ class _Checker:
                 return None
             if _overlap(left, right):
                 return None
-            return f"cannot compare {self.described(node.left, left)} with " + self.described(
-                node.right, right
-            )
+            return f"cannot compare {self.pair(node, left, right)}"
         if node.op == "in":
             if right is not None and not _overlap(right, _CONTAINERS):
                 return "'in' needs a list or a string on its right, but " + self.described(
@@ -78,8 +76,14 @@ class _Checker:
                 return f"'{node.op}' orders numbers or strings, but " + self.described(side, types)
         if _unknown(left, right) or _overlap(left, right):
             return None
-        return f"'{node.op}' cannot order {self.described(node.left, left)} against " + (
-            self.described(node.right, right)
+        return f"'{node.op}' cannot compare {self.pair(node, left, right)}"
+
+    def pair(self, node: Compare, left: Types, right: Types) -> str:
+        """`a with b: one is a string, the other an integer`."""
+        source = self.expression.source
+        return (
+            f"{source(node.left)} with {source(node.right)}: one is {_words(left)}, "
+            f"the other {_words(right)}"
         )
 
     def described(self, node: Node, types: Types) -> str:

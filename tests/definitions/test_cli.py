@@ -250,8 +250,8 @@ class TestConditions:
         result = _run(env, "validate", str(path))
         assert result.returncode == 2 and result.stdout == b""
         assert result.stderr.decode().splitlines() == [
-            f"{path}:11:67: actions.typo.if: cannot compare actions.count.outputs.count is an "
-            "integer with 'two' is a string",
+            f"{path}:11:67: actions.typo.if: cannot compare actions.count.outputs.count with "
+            "'two': one is an integer, the other a string",
             f"{path}:12:52: actions.sloppy.if: unexpected '=': use == to compare",
         ]
 

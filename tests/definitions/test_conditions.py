@@ -80,7 +80,10 @@ class TestBad:
                 uses: test.noop
                 if: ${{ inputs.env == 3 }}
             """
-        ) == ["8:24: actions.a.if: cannot compare inputs.env is a string with 3 is an integer"]
+        ) == [
+            "8:24: actions.a.if: cannot compare inputs.env with 3: one is a string, "
+            "the other an integer"
+        ]
 
     def test_output_types_from_the_plugin_schema(self, problems) -> None:
         """An output's declared type comes from the plugin's output schema; in a quoted
@@ -94,8 +97,8 @@ class TestBad:
                 if: "${{ actions.a.outputs.count < 'ten' }}"
             """
         ) == [
-            "8:38: actions.b.if: '<' cannot order actions.a.outputs.count is an integer "
-            "against 'ten' is a string"
+            "8:38: actions.b.if: '<' cannot compare actions.a.outputs.count with 'ten': "
+            "one is an integer, the other a string"
         ]
 
     def test_in_needs_a_list_or_a_string(self, problems) -> None:
@@ -204,7 +207,8 @@ class TestBad:
             """
         )
         assert found == [
-            "8:9: actions.a.if: cannot compare inputs.x is a string with 2 is an integer"
+            "8:9: actions.a.if: cannot compare inputs.x with 2: one is a string, the "
+            "other an integer"
         ]
 
     def test_condition_cycle(self, problems) -> None:
