@@ -5,24 +5,26 @@ schema (unknown keys, types, apiVersion/kind, empty `actions`), unknown `uses`,
 references to unknown inputs, actions or outputs (or to the action itself), `needs`
 naming unknown actions, literal `with:` values that break the action's input schema
 (values holding references are only known at run time and are skipped), timeouts and
-retry policies, and dependency cycles (named: `a -> b -> a`). References are looked up,
-never evaluated.
+retry policies, dependency cycles (named: `a -> b -> a`), and `if:` conditions (parsed
+by `sagactl.engine.expressions`, their references checked as `with:`'s are and their
+operand types against the declared schemas). References are looked up, never evaluated.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 import networkx as nx
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
-from . import references
+from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .expression_types import type_problems
 from .fanout_schema import RESULTS, field_schema, items_of, results_schema
 from .fanout_schema import declares as _declares
 from .fanout_schema import types_of as _types_of
@@ -38,7 +40,7 @@ from .saga_schema import (
     type_words,
     validate_definition,
 )
-from .yaml_loader import JSONPath, YamlDocument, load_yaml
+from .yaml_loader import JSONPath, YamlDocument, YamlScalar, load_yaml
 
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
@@ -82,13 +84,16 @@ class _Compiler:
         self.errors: list[DefinitionError] = []
         self.validators: dict[str, Validator | None] = {}
 
-    def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
+    def fail(
+        self, path: JSONPath, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
+        """Report `message` at `path` (its key with `key`; character `offset` of a string)."""
         prefix = dotted(path[:-1] if key else path)
-        self.errors.append(
-            DefinitionError(
-                f"{prefix}: {message}" if prefix else message, self.where.locate(path, key=key)
-            )
-        )
+        location = self.where.locate(path, key=key)
+        node = self.where.node_at(path) if offset is not None else None
+        if isinstance(node, YamlScalar) and offset is not None:
+            location = node.at_offset(offset)
+        self.errors.append(DefinitionError(f"{prefix}: {message}" if prefix else message, location))
 
     def run(self) -> CompiledSaga:
         self.errors.extend(validate_definition(self.data, self.where))
@@ -153,6 +158,9 @@ class _Compiler:
             if info is not None and set(body) <= _ACTION_KEYS:
                 self.check_literals(name, info, with_)
                 self.check_reference_types(name, info, with_, actions, inputs)
+        condition = body.get("if")
+        if isinstance(condition, str):
+            depends |= self.check_condition(name, condition, actions, inputs)
         needs = body.get("needs", [])
         if isinstance(needs, list):
             for index, other in enumerate(needs):
@@ -188,6 +196,7 @@ class _Compiler:
             else "",
             for_each=for_each,
             max_parallel=body.get("max_parallel") if for_each is not None else None,
+            condition=condition if isinstance(condition, str) else None,
             location=self.where.locate(here, key=True),
         )
 
@@ -266,30 +275,36 @@ class _Compiler:
         body: Mapping[str, Any],
         actions: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        offset: int | None = None,
     ) -> set[str]:
-        """The action `ref` makes `name` depend on, if any; reports why it cannot be looked up."""
+        """The action `ref` makes `name` (whose definition is `body`) depend on, if any;
+        reports a reference that cannot be looked up (at character `offset` of the string
+        at `path`, when given)."""
         if ref.input is not None and ref.input not in inputs:
-            self.fail(path, f"unknown input '{ref.input}'{_inputs_hint(ref.input, inputs)}")
+            hint = _inputs_hint(ref.input, inputs)
+            self.fail(path, f"unknown input '{ref.input}'{hint}", offset=offset)
         elif ref.element:
             if body.get("for_each") is None:
                 usable = "is only usable in an action with for_each"
-                self.fail(path, f"'${{{{ {ref.text} }}}}' {usable}")
+                self.fail(path, f"'${{{{ {ref.text} }}}}' {usable}", offset=offset)
             elif ref.item:
                 problem = self.element_field(name, ref, actions, inputs)[1]
                 if problem is not None:
-                    self.fail(path, problem)
+                    self.fail(path, problem, offset=offset)
         elif ref.action is not None and ref.output is not None:
             if ref.action == name:
-                self.fail(path, f"action '{name}' cannot refer to its own outputs")
+                self.fail(path, f"action '{name}' cannot refer to its own outputs", offset=offset)
             elif ref.action not in actions:
                 hint = did_you_mean(ref.action, list(actions))
-                self.fail(path, f"unknown action '{ref.action}'{hint}")
+                self.fail(path, f"unknown action '{ref.action}'{hint}", offset=offset)
             else:
-                self.check_output(path, ref.action, ref.output, actions[ref.action])
+                self.check_output(path, ref.action, ref.output, actions[ref.action], offset)
                 return {ref.action}
         return set()
 
-    def check_output(self, path: JSONPath, action: str, output: str, body: Any) -> None:
+    def check_output(
+        self, path: JSONPath, action: str, output: str, body: Any, offset: int | None = None
+    ) -> None:
         uses = body.get("uses") if isinstance(body, Mapping) else None
         info = self.catalog.info(uses) if isinstance(uses, str) else None
         if isinstance(body, Mapping) and body.get("for_each") is not None:
@@ -306,7 +321,33 @@ class _Compiler:
         hint = did_you_mean(output, declared) or (
             f" (its outputs: {', '.join(declared)})" if declared else " (it declares no outputs)"
         )
-        self.fail(path, f"action '{action}' ({info.name}) has no output '{output}'{hint}")
+        message = f"action '{action}' ({info.name}) has no output '{output}'{hint}"
+        self.fail(path, message, offset=offset)
+
+    def check_condition(
+        self, name: str, text: str, actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> set[str]:
+        """The actions the `if:` of `name` refers to; reports a condition that does not
+        parse, a reference that cannot be looked up, and operands that can never fit."""
+        path = ("actions", name, "if")
+        if not expressions.is_condition(text):
+            return set()  # not `${{ ... }}`: the schema's pattern reported it
+        try:
+            expression = expressions.parse_condition(text)
+        except expressions.ExpressionError as exc:
+            self.fail(path, exc.message, offset=exc.offset)
+            return set()
+        depends: set[str] = set()
+        reported = len(self.errors)
+        for ref, offset in expression.references():
+            body = _mapping(actions.get(name))
+            depends |= self.check_reference(path, name, ref, body, actions, inputs, offset)
+        if len(self.errors) == reported:  # types only of references that exist
+            for offset, problem in type_problems(
+                expression, lambda ref: self.declared_types(name, ref, actions, inputs)
+            ):
+                self.fail(path, problem, offset=offset)
+        return depends
 
     def ref_schema(
         self,
@@ -403,6 +444,19 @@ class _Compiler:
                     f"{type_words(sorted(given))}",
                 )
 
+    def declared_types(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> frozenset[str] | None:
+        """The JSON types `ref`'s value is declared to have; None when nothing says."""
+        if ref.action == name:
+            return None
+        types = _types_of(self.ref_schema(name, ref, actions, inputs)[0])
+        return frozenset(types) if types is not None else None
+
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
             usable = not any(schema_problems(info.input_schema))
@@ -482,7 +536,7 @@ def _position(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location else (0, 0)
 
 
-def _fits(given: set[str], wanted: set[str]) -> bool:
+def _fits(given: Set[str], wanted: Set[str]) -> bool:
     """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
     return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
 

@@ -57,9 +57,11 @@ class ActionSpec:
     max_parallel: int | None = None
     """With `for_each`: elements running at once (None: the run's `max_parallel`)."""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -80,6 +82,8 @@ class ActionSpec:
         if self.for_each is not None:
             data["for_each"] = self.for_each
             data["max_parallel"] = self.max_parallel
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
         return data
 
     @classmethod
@@ -97,6 +101,7 @@ class ActionSpec:
             description=data.get("description", ""),
             for_each=data.get("for_each"),
             max_parallel=data.get("max_parallel"),
+            condition=data.get("if"),
         )
 
 

@@ -92,6 +92,9 @@ UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
 RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
 """Runs whose record releases the claim it was written under: nothing runs on by itself."""
+DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
+"""Actions the forward phase is done with: succeeded, or skipped by a condition (while a
+run goes forward, nothing else is skipped). Their dependents may start."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -164,6 +167,8 @@ class ActionStatus:
     """A `for_each` action's elements that have a record, by index (None: no element has)."""
     count: int | None = None
     """A `for_each` action's number of elements, once one started."""
+    reason: str | None = None
+    """Why it was skipped, when a condition skipped it."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -177,6 +182,8 @@ class ActionStatus:
             data["elements"] = [
                 {"index": i, **self.elements[i].to_json()} for i in sorted(self.elements)
             ]
+        if self.reason is not None:
+            data["reason"] = self.reason
         return data
 
     def tally(self) -> tuple[int, int | None]:
@@ -220,6 +227,8 @@ class ActionStatus:
             self.final_failure = bool(data.get("final", True))
         elif kind is K.ACTION_COMPENSATED:
             self.error = self.code = None
+        elif kind is K.ACTION_SKIPPED:
+            self.reason = data.get("reason")
 
 
 @dataclass(slots=True)

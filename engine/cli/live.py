@@ -55,6 +55,8 @@ def describe(event: Event) -> str:
         details.append(f"in {float(data['delay']):.2f}s")
     if data.get("error"):
         details.append(str(data["error"]))
+    if data.get("reason"):
+        details.append(str(data["reason"]))
     return f"{subject} {state}" + (f" ({'; '.join(details)})" if details else "")
 
 

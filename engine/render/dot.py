@@ -11,6 +11,7 @@ from .facts import (
     PIVOT_COLOUR,
     Counts,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -60,10 +61,12 @@ def _node_attributes(
 ) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
+    condition = condition_label(spec)
     label = [
         node_title(name, spec, counts),
         spec.uses,
         *marks(spec),
+        *([condition] if condition else []),
         *([f"[{state}]"] if state is not None else []),
     ]
     attributes = {"label": "\\n".join(_escape(part) for part in label)}

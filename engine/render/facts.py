@@ -18,7 +18,7 @@ STATES: Mapping[str, str] = MappingProxyType(
         A.FAILED: "#f8d7da",
         A.COMPENSATING: "#ffe5b4",
         A.COMPENSATED: "#e2d9f3",
-        A.SKIPPED: "#ffffff",
+        A.SKIPPED: "#dee2e6",
     }
 )
 """Every action state and the fill colour it is drawn with."""
@@ -48,6 +48,15 @@ def title(name: str, spec: ActionSpec, counts: Counts | None = None) -> str:
 def marks(spec: ActionSpec) -> tuple[str, ...]:
     """`pivot` and/or `irreversible` (an action without compensation)."""
     return (("pivot",) if spec.pivot else ()) + (() if spec.compensable else ("irreversible",))
+
+
+def condition_label(spec: ActionSpec) -> str | None:
+    """`if EXPR` for a conditional action (the expression without its `${{ }}`)."""
+    if spec.condition is None:
+        return None
+    text = spec.condition.strip()
+    inner = text[3:-2] if text.startswith("${{") and text.endswith("}}") else text
+    return "if " + " ".join(inner.split())
 
 
 def state_of(states: Mapping[str, str] | None, action: str) -> str | None:

@@ -27,6 +27,8 @@ def render(
             if counts is not None and name in counts:
                 done, total = counts[name]
                 node["elements"] = {"done": done, "total": total}
+        if spec.condition is not None:
+            node["if"] = spec.condition
         state = state_of(states, name)
         if state is not None:
             node["state"] = state

@@ -12,6 +12,7 @@ from .facts import (
     PIVOT_COLOUR,
     Counts,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -58,15 +59,15 @@ def _node(
 ) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = "<br/>".join(
-        _escape(part)
-        for part in [
-            title(name, spec, counts),
-            spec.uses,
-            *marks(spec),
-            *([f"[{state}]"] if state is not None else []),
-        ]
-    )
+    condition = condition_label(spec)
+    parts = [
+        title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
+    label = "<br/>".join(_escape(part) for part in parts)
     if spec.pivot:
         opening, closing = "{{", "}}"
     elif not spec.compensable:

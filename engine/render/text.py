@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import Counts, compensation_stages, marks, rolls_forward, state_of, title
+from .facts import (
+    Counts,
+    compensation_stages,
+    condition_label,
+    marks,
+    rolls_forward,
+    state_of,
+    title,
+)
 
 
 def render(
@@ -35,11 +43,12 @@ def _row(
     spec = saga.actions[name]
     state = state_of(states, name)
     dependencies = sorted(saga.dependencies(name))
+    condition = condition_label(spec)
     return (
         title(name, spec, counts),
         *(() if state is None else (state,)),
         spec.uses,
-        " ".join(f"[{mark}]" for mark in marks(spec)),
+        " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
 
