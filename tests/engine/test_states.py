@@ -57,7 +57,7 @@ class TestTransitions:
         ("old", "new"),
         [
             (A.PENDING, A.SUCCEEDED),
-            (A.FAILED, A.COMPENSATING),
+            (A.FAILED, A.SUCCEEDED),
             (A.COMPENSATED, A.RUNNING),
             (A.SKIPPED, A.RUNNING),
             (A.SUCCEEDED, A.RUNNING),
@@ -65,7 +65,8 @@ class TestTransitions:
         ],
     )
     def test_forbidden_action_moves_raise(self, old: ActionState, new: ActionState) -> None:
-        """An action cannot succeed unstarted, undo a failure, or run again once done."""
+        """An action cannot succeed unstarted or after failing, or run again once done (a
+        failed action compensates only a fan-out's completed elements)."""
         with pytest.raises(InvalidTransition, match="action x"):
             check_action("x", old, new)
 
