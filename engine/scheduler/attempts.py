@@ -25,6 +25,7 @@ from ..quickschema import surely_valid
 from ..references import Scope, resolve
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
+from ..tracing import NOOP_TRACER, Segment
 from .options import Options
 
 
@@ -95,6 +96,8 @@ class AttemptRunner:
         self._options = options
         self._on_progress = on_progress
         self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self.segment: Segment | None = None
+        """The span of this process's part of the run, while tracing is on."""
 
     def action(self, name: str) -> Action:
         return self._actions[self.saga.actions[name].uses]
@@ -119,10 +122,21 @@ class AttemptRunner:
             on_progress=self._on_progress,
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
+            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer,
         )
 
     async def execute(self, name: str, ctx: RunContext) -> Outputs:
         """One forward attempt; its outputs, checked. Raises what the attempt raised."""
+        segment = self.segment
+        if segment is None:
+            return await self._execute(name, ctx)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=False) as span:
+            outputs = await self._execute(name, ctx)
+            span.succeeded()
+        return outputs
+
+    async def _execute(self, name: str, ctx: RunContext) -> Outputs:
         spec = self.saga.actions[name]
         action = self.action(name)
         options = self._options
@@ -162,6 +176,15 @@ class AttemptRunner:
 
     async def compensate(self, name: str, ctx: RunContext) -> None:
         """One attempt at undoing `name`, given the outputs it completed with."""
+        segment = self.segment
+        if segment is None:
+            return await self._compensate(name, ctx)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=True) as span:
+            await self._compensate(name, ctx)
+            span.succeeded()
+
+    async def _compensate(self, name: str, ctx: RunContext) -> None:
         spec = self.saga.actions[name]
         outputs = dict(self._status.actions[name].outputs or {})
         async with self._compensation_limiter:

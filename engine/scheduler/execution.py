@@ -29,6 +29,7 @@ from .frontier import Frontier
 from .journal import Journal, Recorder
 from .options import Options
 from .progress import ProgressFlusher
+from .traced import traced
 
 R, K = RunState, EventKind
 
@@ -69,6 +70,9 @@ class Execution:
             options=options,
             on_progress=self._flusher.report,
         )
+        self._runner = runner
+        self._tracing = options.tracing
+        self.saga = saga
         self._frontier = frontier or Frontier(saga, status, options.max_parallel)
         finalizer = Finalizer(self.journal, runner)
         self._forward = ForwardPhase(
@@ -94,6 +98,13 @@ class Execution:
 
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
+        tracing = self._tracing
+        if tracing is None:
+            return await self.drive()
+        return await traced(tracing, self, self._runner)
+
+    async def drive(self) -> RunStatus:
+        """`run` without tracing."""
         with structlog.contextvars.bound_contextvars(run_id=self.run_id):
             async with anyio.create_task_group() as background:
                 self._flusher.attach(background)

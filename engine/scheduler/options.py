@@ -14,6 +14,7 @@ from ..clock import Clock, SystemClock
 from ..deps import Dependencies
 from ..events import EventHandler
 from ..faults import FaultPlan
+from ..tracing import RunTracing
 
 
 @dataclass(slots=True)
@@ -34,3 +35,5 @@ class Options:
     """At most one progress-only write per run per this many seconds."""
     exit: Callable[[int], NoReturn] = os._exit
     """What a `crash` fault calls."""
+    tracing: RunTracing | None = None
+    """Spans of runs, attempts and compensations (None: tracing is off, at no cost)."""

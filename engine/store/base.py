@@ -139,6 +139,8 @@ class NewRun:
     state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
+    retention: float | None = None
+    """Seconds the run is kept once finished (None: the store-wide default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id (32 hex digits), the same in every process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,9 +383,25 @@ class Store(ABC):
     # -- retention ---------------------------------------------------------------------
 
     @abstractmethod
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        """Delete finished runs (and their logs) finished before the time, in pages of
-        `page` runs per transaction; returns how many were deleted."""
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        """Delete finished runs (and their logs), `page` runs per transaction, each leaving
+        a tombstone (`tombstone`); returns how many were deleted.
+
+        With `finished_before`: every run finished before that time. Without: every run
+        finished longer ago than its own retention, else `default_retention` seconds (None:
+        such runs are kept). Runs listed by any of the `keep` queries (SQL selecting a
+        `run_id` column) are never deleted."""
+
+    async def tombstone(self, run_id: str) -> float | None:
+        """When the run `run_id` was pruned; None if it never was."""
+        return None
 
     # -- leases and ops (defaults for backends whose claims are not leases) ------------
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..action import JSON
 from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
+from ..tracing import trace_id_of
 from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
@@ -58,6 +59,7 @@ def record_from_row(row: Row) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         node=row["node"],
         lease_expires=row["lease_expires"],
+        trace_id=row["trace_id"],
     )
 
 
@@ -112,7 +114,7 @@ DIALECTS = {
 
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested, node"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node, trace_id"
 )
 _CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
 
@@ -131,9 +133,10 @@ class Statements:
         self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-            " plugin_versions, created, updated, owner, fence, last_seq, node) VALUES"
-            " (:run_id, :saga, :state, :definition_hash, :definition, :inputs,"
-            " :plugin_versions, :now, :now, :owner, :fence, 1, :node)"
+            " plugin_versions, created, updated, owner, fence, last_seq, node, trace_id,"
+            " retention) VALUES (:run_id, :saga, :state, :definition_hash, :definition,"
+            " :inputs, :plugin_versions, :now, :now, :owner, :fence, 1, :node, :trace_id,"
+            " :retention)"
             " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
@@ -155,10 +158,7 @@ class Statements:
         self.release = ready(f"UPDATE runs SET {d.release} WHERE {_CLAIMED} RETURNING state")
         self.pin_node = ready("UPDATE runs SET node = ? WHERE run_id = ?")
         self.request_cancel = ready("UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?")
-        self.prune_page = ready(
-            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs"
-            " WHERE finished IS NOT NULL AND finished < ? ORDER BY finished LIMIT ?)"
-        )
+        self.tombstone = ready("SELECT pruned FROM run_tombstones WHERE run_id = ?")
         self.stats = ready(
             "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL) AS started,"
             " (SELECT count(*) FROM runs WHERE state = 'succeeded') AS succeeded,"
@@ -251,6 +251,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
         "owner": owner,
         "fence": 0 if owner is None else 1,
         "node": run.node,
+        "trace_id": trace_id_of(run.run_id),
+        "retention": run.retention,
     }
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(

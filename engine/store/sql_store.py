@@ -18,6 +18,7 @@ from ..events import Event
 from .base import RunRecord, Store
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
+from .pruning import TOMBSTONE, prune_candidates
 from .sql import Row, Statements, by_action, event_of, record_from_row
 
 Params = Sequence[Any] | dict[str, Any]
@@ -131,10 +132,33 @@ class SqlStore(Store):
         if await self._write_count(self.sql.request_cancel, (run_id,)) == 0:
             raise self._not_found(run_id)
 
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        select, params = prune_candidates(
+            self.dialect,
+            now=self.now(),
+            finished_before=finished_before,
+            default_retention=default_retention,
+            keep=keep,
+        )
         total = 0
         while True:
-            deleted = await self._write_count(self.sql.prune_page, (finished_before, page))
-            total += deleted
-            if deleted < page:
+            async with self.transaction() as tx:
+                ids = [str(row[0]) for row in await tx.fetchall(select, [*params, page])]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    await tx.execute(TOMBSTONE.format(marks=marks), [self.now(), *ids])
+                    await tx.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+            total += len(ids)
+            if len(ids) < page:
                 return total
+
+    async def tombstone(self, run_id: str) -> float | None:
+        rows = await self._query(self.sql.tombstone, (run_id,))
+        return float(rows[0]["pruned"]) if rows else None

@@ -134,8 +134,23 @@ class CrashingStore(Store):
     async def cancel_requested(self, run_id: str) -> bool:
         return await self.inner.cancel_requested(run_id)
 
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        return await self.inner.prune(finished_before=finished_before, page=page)
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        return await self.inner.prune(
+            finished_before=finished_before,
+            default_retention=default_retention,
+            page=page,
+            keep=keep,
+        )
+
+    async def tombstone(self, run_id: str) -> float | None:
+        return await self.inner.tombstone(run_id)
 
 
 class _CrashingTransaction(StoreTransaction):
