@@ -70,6 +70,8 @@ class Execution:
             options=options,
             on_progress=self._flusher.report,
         )
+        for hook in options.on_run:
+            hook(claim.run_id, saga.name)
         self._runner = runner
         self._tracing = options.tracing
         self.saga = saga

@@ -265,8 +265,10 @@ class Store(ABC):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
     ) -> list[RunRecord]:
-        """Runs oldest first (by creation), optionally only those in `states`."""
+        """Runs oldest first (by creation), optionally only those in `states`, of `saga`,
+        or whose last record is older than `unchanged_since` (e.g. stuck for an hour)."""
 
     async def page_runs(
         self,
@@ -285,6 +287,10 @@ class Store(ABC):
     async def census(self) -> list[tuple[str, str, int, float]]:
         """(saga, state, runs, oldest creation time) for every saga and state present."""
         raise NotImplementedError(f"{type(self).__name__} keeps no census")
+
+    async def stuck_runs(self) -> list[tuple[str, float]]:
+        """(saga, when it got stuck) of every stuck run."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list stuck runs")
 
     @abstractmethod
     async def read_log(

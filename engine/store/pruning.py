@@ -1,4 +1,5 @@
-"""The SQL of pruning, shared by both stores: which finished runs go, and their tombstones.
+"""The SQL of retention, shared by both stores: which finished runs go, their tombstones,
+and the stuck runs that alerts watch.
 
 Statements use `?` placeholders: they run in a `Store.transaction()`, one page each.
 """
@@ -16,6 +17,9 @@ TOMBSTONE = (
     " ON CONFLICT (run_id) DO NOTHING"
 )
 """Parameters: the time of pruning, then the run ids ({marks}: one `?` each)."""
+
+STUCK_SQL = "SELECT saga, updated FROM runs WHERE state = 'stuck' ORDER BY updated"
+"""Stuck runs and since when (their last record), for alerts (index `runs_stuck`)."""
 
 
 def prune_candidates(

@@ -182,10 +182,12 @@ class Statements:
         )
         self.record_migration = ready("INSERT INTO schema_migrations VALUES (?, ?, ?)")
 
-    def list_runs(self, states: int | None, saga: bool) -> str:
-        """Runs oldest first, filtered by `states` states (their number) and a saga."""
+    def list_runs(self, states: int | None, saga: bool, unchanged: bool = False) -> str:
+        """Runs oldest first, filtered by `states` states (their number), a saga, and a
+        time their last record is older than."""
         where = [f"state IN ({_marks(states)})"] if states is not None else []
         where += ["saga = ?"] if saga else []
+        where += ["updated < ?"] if unchanged else []
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self.select_runs + self._ready(f"{clause} ORDER BY created, run_id LIMIT ?")
 

@@ -18,7 +18,7 @@ from ..events import Event
 from .base import RunRecord, Store
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
-from .pruning import TOMBSTONE, prune_candidates
+from .pruning import STUCK_SQL, TOMBSTONE, prune_candidates
 from .sql import Row, Statements, by_action, event_of, record_from_row
 
 Params = Sequence[Any] | dict[str, Any]
@@ -70,9 +70,17 @@ class SqlStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
     ) -> list[RunRecord]:
-        sql = self.sql.list_runs(None if states is None else len(states), saga is not None)
-        params = [*(states or ()), *([saga] if saga is not None else []), limit]
+        sql = self.sql.list_runs(
+            None if states is None else len(states), saga is not None, unchanged_since is not None
+        )
+        params = [
+            *(states or ()),
+            *([saga] if saga is not None else []),
+            *([unchanged_since] if unchanged_since is not None else []),
+            limit,
+        ]
         return [record_from_row(row) for row in await self._query(sql, params)]
 
     async def page_runs(
@@ -94,6 +102,10 @@ class SqlStore(Store):
             (str(r["saga"]), str(r["state"]), int(r["runs"]), float(r["oldest"]))
             for r in await self._query(CENSUS_SQL)
         ]
+
+    async def stuck_runs(self) -> list[tuple[str, float]]:
+        rows = await self._query(STUCK_SQL)
+        return [(str(r["saga"]), float(r["updated"])) for r in rows]
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

@@ -77,8 +77,11 @@ class CrashingStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
     ) -> list[RunRecord]:
-        return await self.inner.list_runs(states=states, limit=limit, saga=saga)
+        return await self.inner.list_runs(
+            states=states, limit=limit, saga=saga, unchanged_since=unchanged_since
+        )
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
