@@ -124,23 +124,27 @@ class Worker:
                 async with anyio.create_task_group() as group:
                     listener = anyio.CancelScope()
                     group.start_soon(self._listen, listener)
-                    await self._start_side_tasks(group, listener)
+                    side = [anyio.CancelScope(), anyio.CancelScope()]
+                    await self._start_side_tasks(group, *side)
                     self.started.set()
                     await self._claim_loop(engine, group)
                     await self._drain()
-                    listener.cancel()
+                    for scope in [listener, *side]:
+                        scope.cancel()
         finally:
             if self._owns_store:
                 await self.store.close()  # hands back any lease still held
         return self.stats
 
-    async def _start_side_tasks(self, group: anyio.abc.TaskGroup, scope: anyio.CancelScope) -> None:
-        """Metrics and retention, cancelled with the LISTEN task (`scope`)."""
+    async def _start_side_tasks(
+        self, group: anyio.abc.TaskGroup, serving: anyio.CancelScope, pruning: anyio.CancelScope
+    ) -> None:
+        """Metrics and retention, each under its scope, cancelled when the worker stops."""
         metrics = self.metrics
 
         async def metrics_server(*, task_status: anyio.abc.TaskStatus[int]) -> None:
             assert metrics is not None and self._metrics_port is not None
-            with scope:
+            with serving:
                 await serve_metrics(
                     lambda: metrics.render(self.store),
                     port=self._metrics_port,
@@ -149,7 +153,7 @@ class Worker:
 
         async def pruner() -> None:
             on_pruned = None if metrics is None else metrics.pruned.inc
-            with scope:
+            with pruning:
                 await prune_in_background(self.store, on_pruned=on_pruned)
 
         if metrics is not None:
