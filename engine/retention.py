@@ -42,7 +42,8 @@ PRUNE_EVERY = Setting(
 )
 """How often `worker` and `serve` look for runs past their retention."""
 
-declare(RETENTION, PRUNE_EVERY)
+declare(RETENTION)
+declare(PRUNE_EVERY)
 
 BACKGROUND_PAGE = 100
 """Runs per transaction when pruning in the background: short write locks."""

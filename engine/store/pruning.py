@@ -32,6 +32,7 @@ def prune_candidates(
 ) -> tuple[str, list[Any]]:
     """A page of runs to prune, oldest finished first: the query (its last parameter is
     the page size) and its parameters but that last one."""
+    params: list[Any]
     if finished_before is not None:
         where, params = "finished < ?", [finished_before]
     else:
