@@ -8,9 +8,12 @@ differs: claims, appends, transactions, migrations.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
+
+import anyio
 
 from ..action import JSON
 from ..errors import RunNotFound
@@ -161,6 +164,7 @@ class SqlStore(Store):
         )
         total = 0
         while True:
+            began = time.monotonic()
             async with self.transaction() as tx:
                 ids = [str(row[0]) for row in await tx.fetchall(select, [*params, page])]
                 if ids:
@@ -170,6 +174,9 @@ class SqlStore(Store):
             total += len(ids)
             if len(ids) < page:
                 return total
+            # As long a pause as the page took: the runs' own writes get the write lock
+            # at least half the time (SQLite's busy wait would lose every race to us).
+            await anyio.sleep(time.monotonic() - began)
 
     async def tombstone(self, run_id: str) -> float | None:
         rows = await self._query(self.sql.tombstone, (run_id,))
