@@ -107,9 +107,8 @@ class AttemptSpan(Protocol):
 class Segment(Protocol):
     """The span of one process driving one run, and its attempts' spans."""
 
-    @property
-    def tracer(self) -> Tracer:
-        """For `ctx.tracer`: spans opened with it are children of the current attempt."""
+    def tracer(self, action: str) -> Tracer:
+        """`ctx.tracer` of `action`: its spans are children of the action's attempt."""
         ...
 
     def attempt(

@@ -122,7 +122,7 @@ class AttemptRunner:
             on_progress=self._on_progress,
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
-            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer,
+            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer(name),
         )
 
     async def execute(self, name: str, ctx: RunContext) -> Outputs:
