@@ -57,6 +57,8 @@ class Span(Protocol):
 
     def record_exception(self, exception: BaseException) -> Any: ...
 
+    def end(self, end_time: int | None = None) -> Any: ...
+
 
 class Tracer(Protocol):
     """`ctx.tracer`: an OpenTelemetry tracer, or a no-op one when tracing is off."""
@@ -64,6 +66,10 @@ class Tracer(Protocol):
     def start_as_current_span(
         self, name: str, *args: Any, **kwargs: Any
     ) -> AbstractContextManager[Any]: ...
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A span that is not made current (e.g. opened and ended from other threads)."""
+        ...
 
 
 class _NoopSpan:
@@ -78,6 +84,9 @@ class _NoopSpan:
     def record_exception(self, exception: BaseException) -> None:
         return None
 
+    def end(self, end_time: int | None = None) -> None:
+        return None
+
 
 _NOOP_SPAN = _NoopSpan()
 
@@ -90,6 +99,9 @@ class NoopTracer:
     @contextmanager
     def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[_NoopSpan]:
         yield _NOOP_SPAN
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> _NoopSpan:
+        return _NOOP_SPAN
 
 
 NOOP_TRACER = NoopTracer()
