@@ -121,3 +121,32 @@ async def test_scrape_after_a_known_workload(pg_url: str) -> None:
     assert value(found, "sagactl_stuck_runs", saga="stuck", older_than="1h") == 0
     assert 0 <= value(found, "sagactl_oldest_stuck_run_age_seconds", saga="stuck") < 60
     assert not [k for k in found if k[0] == "sagactl_oldest_unfinished_run_age_seconds"]
+
+
+async def test_worker_prunes_in_the_background(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker prunes runs past their retention without being asked, and counts them."""
+    monkeypatch.setenv("SAGACTL_PRUNE_INTERVAL", "0.1")
+    monkeypatch.setenv("SAGACTL_RETENTION", "1d")
+    actions = {"step": Step()}
+    async with Engine(pg_url, actions=actions) as engine:
+        old = [(await engine.run(saga("ok", a={}))).run_id for _ in range(3)]
+        young = (await engine.run(saga("ok", a={}))).run_id
+        async with engine.store.transaction() as tx:
+            for run_id in old:
+                await tx.execute(
+                    "UPDATE runs SET finished = finished - 2 * 86400 WHERE run_id = ?", (run_id,)
+                )
+        worker = Worker(pg_url, actions=actions, metrics_port=0, poll=0.1)
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run)
+
+            async def pruned() -> bool:
+                return [r.run_id for r in await engine.store.list_runs()] == [young]
+
+            await wait_for(pruned, within=20)
+            worker.stop()
+        assert worker.metrics is not None
+        assert worker.metrics.registry.get_sample_value("sagactl_runs_pruned_total") == 3
+        assert all([await engine.store.tombstone(r) is not None for r in old])
