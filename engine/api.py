@@ -35,10 +35,12 @@ from .new_run import pin_new_run
 from .providers import ActionProvider, as_provider
 from .results import RunResult as RunResult
 from .results import result_of
+from .retention import check_not_pruned, pin_queries, prune_expired
 from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
+from .tracing import tracing_from_env
 
 log = structlog.get_logger("sagactl")
 
@@ -99,6 +101,7 @@ class Engine:
             deps=self.deps,
             on_event=handlers,
             exit=exit,
+            tracing=tracing_from_env(),
         )
         self._process_limit = process_limit
         self._cancel_poll = cancel_poll
@@ -183,6 +186,8 @@ class Engine:
         """Create the run `queued` (for a worker or a later `resume`); returns its id.
         With `node`, only a worker on that node claims it (its inputs live there)."""
         new = pin_new_run(saga, inputs, self.provider, run_id=run_id, node=node)
+        if run_id is not None:
+            await check_not_pruned(self.store, run_id)
         created = await self.store.create_run(new, claim=False)
         return created.run.run_id
 
@@ -199,6 +204,8 @@ class Engine:
         if unknown:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
         new = pin_new_run(saga, inputs, self.provider, run_id=run_id)
+        if run_id is not None:
+            await check_not_pruned(self.store, run_id)
         opened = await open_run(
             self.store, new, saga=saga, actions=self._actions(saga), options=self.options
         )
@@ -364,7 +371,12 @@ class Engine:
         if not math.isfinite(older_than) or older_than < 0:
             raise InputError("the age to prune must be a number of seconds >= 0")
         cutoff = self.options.clock.now() - older_than
-        return await self.store.prune(finished_before=cutoff, page=page)
+        return await self.store.prune(finished_before=cutoff, page=page, keep=pin_queries())
+
+    async def prune_expired(self, *, page: int = 500) -> int:
+        """Delete runs finished longer ago than their retention (the saga's, else
+        `$SAGACTL_RETENTION`), `page` per commit."""
+        return await prune_expired(self.store, page=page)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -111,6 +111,7 @@ class _Compiler:
                 if spec is not None:
                     specs[name] = spec
         self.check_cycles(specs)
+        retention = self.duration(data.get("retention"), ("retention",))
         if self.errors:
             raise DefinitionErrors(self.errors)
         metadata = _mapping(data.get("metadata"))
@@ -121,6 +122,7 @@ class _Compiler:
             inputs=inputs,
             actions=specs,
             source=self.source,
+            retention=retention,
         )
 
     # -- parts -----------------------------------------------------------------------

@@ -116,6 +116,7 @@ class CompiledSaga:
         "description",
         "inputs",
         "name",
+        "retention",
         "source",
         "version",
     )
@@ -129,8 +130,11 @@ class CompiledSaga:
         inputs: Mapping[str, Mapping[str, Any]] | None = None,
         description: str = "",
         source: str | None = None,
+        retention: float | None = None,
     ) -> None:
         self.name = name
+        self.retention = retention
+        """Seconds a finished run is kept (None: the store-wide default)."""
         self.version = version
         self.description = description
         self.source = source
@@ -204,7 +208,7 @@ class CompiledSaga:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
@@ -213,6 +217,9 @@ class CompiledSaga:
             "inputs": _plain(self.inputs),
             "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
         }
+        if self.retention is not None:  # absent when unset: older sagas keep their hash
+            data["retention"] = self.retention
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompiledSaga:
@@ -225,6 +232,7 @@ class CompiledSaga:
             source=data.get("source"),
             inputs=data.get("inputs", {}),
             actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
+            retention=data.get("retention"),
         )
 
     def __eq__(self, other: object) -> bool:

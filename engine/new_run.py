@@ -70,6 +70,7 @@ def pin_new_run(
         inputs=checked,
         plugin_versions={name: provider.version(name) for name in uses},
         node=node,
+        retention=saga.retention,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,7 +15,7 @@ from rich.text import Text
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, with_engine, with_store
+from .options import DB_OPTION, count, seconds_of, with_engine, with_store
 
 if TYPE_CHECKING:
     from ..api import RunResult
@@ -61,12 +62,25 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
 
 @click.command("list")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES), help="Only these.")
+@click.option(
+    "--older-than",
+    "age",
+    metavar="AGE",
+    help="Only runs whose last change is older than AGE (stuck for 1h: --state stuck"
+    " --older-than 1h).",
+)
 @click.option("--limit", type=count(), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, oldest first.")
 @DB_OPTION
-def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:
+def list_runs(
+    states: tuple[str, ...], age: str | None, limit: int, as_json: bool, db: str | None
+) -> None:
     """List runs, oldest first: id, saga, state, started, finished."""
-    records = with_store(db, lambda s: s.list_runs(states=list(states) or None, limit=limit))
+    since = None if age is None else time.time() - seconds_of(age, "--older-than")
+    records = with_store(
+        db,
+        lambda s: s.list_runs(states=list(states) or None, limit=limit, unchanged_since=since),
+    )
     rows: list[dict[str, Any]] = [
         {
             "run_id": r.run_id,

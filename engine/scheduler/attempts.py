@@ -25,6 +25,7 @@ from ..quickschema import surely_valid
 from ..references import Scope, resolve
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
+from ..tracing import NOOP_TRACER, Segment
 from .options import Options
 
 
@@ -95,6 +96,8 @@ class AttemptRunner:
         self._options = options
         self._on_progress = on_progress
         self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self.segment: Segment | None = None
+        """The span of this process's part of the run, while tracing is on."""
 
     @property
     def max_parallel(self) -> int:
@@ -131,6 +134,7 @@ class AttemptRunner:
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
             index=index,
+            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer(name),
         )
 
     def elements(self, name: str) -> list[Any]:
@@ -146,6 +150,18 @@ class AttemptRunner:
     ) -> Outputs:
         """One forward attempt (of `element`, `(index, item)`, of a `for_each` action);
         its outputs, checked. Raises what the attempt raised."""
+        segment = self.segment
+        if segment is None:
+            return await self._execute(name, ctx, element)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=False) as span:
+            outputs = await self._execute(name, ctx, element)
+            span.succeeded()
+        return outputs
+
+    async def _execute(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> Outputs:
         spec = self.saga.actions[name]
         action = self.action(name)
         options = self._options
@@ -188,6 +204,17 @@ class AttemptRunner:
     ) -> None:
         """One attempt at undoing `name` (or its `element`), given the outputs it completed
         with."""
+        segment = self.segment
+        if segment is None:
+            return await self._compensate(name, ctx, element)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=True) as span:
+            await self._compensate(name, ctx, element)
+            span.succeeded()
+
+    async def _compensate(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> None:
         spec = self.saga.actions[name]
         status = self._status.actions[name]
         if element is not None:

@@ -139,6 +139,8 @@ class NewRun:
     state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
+    retention: float | None = None
+    """Seconds the run is kept once finished (None: the store-wide default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id (32 hex digits), the same in every process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +265,10 @@ class Store(ABC):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
     ) -> list[RunRecord]:
-        """Runs oldest first (by creation), optionally only those in `states`."""
+        """Runs oldest first (by creation), optionally only those in `states`, of `saga`,
+        or whose last record is older than `unchanged_since` (e.g. stuck for an hour)."""
 
     async def page_runs(
         self,
@@ -281,6 +287,10 @@ class Store(ABC):
     async def census(self) -> list[tuple[str, str, int, float]]:
         """(saga, state, runs, oldest creation time) for every saga and state present."""
         raise NotImplementedError(f"{type(self).__name__} keeps no census")
+
+    async def stuck_runs(self) -> list[tuple[str, float]]:
+        """(saga, when it got stuck) of every stuck run."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list stuck runs")
 
     @abstractmethod
     async def read_log(
@@ -379,9 +389,25 @@ class Store(ABC):
     # -- retention ---------------------------------------------------------------------
 
     @abstractmethod
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        """Delete finished runs (and their logs) finished before the time, in pages of
-        `page` runs per transaction; returns how many were deleted."""
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        """Delete finished runs (and their logs), `page` runs per transaction, each leaving
+        a tombstone (`tombstone`); returns how many were deleted.
+
+        With `finished_before`: every run finished before that time. Without: every run
+        finished longer ago than its own retention, else `default_retention` seconds (None:
+        such runs are kept). Runs listed by any of the `keep` queries (SQL selecting a
+        `run_id` column) are never deleted."""
+
+    async def tombstone(self, run_id: str) -> float | None:
+        """When the run `run_id` was pruned; None if it never was."""
+        return None
 
     # -- leases and ops (defaults for backends whose claims are not leases) ------------
 

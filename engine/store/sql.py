@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..action import JSON
 from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
+from ..tracing import trace_id_of
 from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
@@ -58,6 +59,7 @@ def record_from_row(row: Row) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         node=row["node"],
         lease_expires=row["lease_expires"],
+        trace_id=row["trace_id"],
     )
 
 
@@ -118,7 +120,7 @@ DIALECTS = {
 
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested, node"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node, trace_id"
 )
 _CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
 
@@ -137,9 +139,10 @@ class Statements:
         self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-            " plugin_versions, created, updated, owner, fence, last_seq, node) VALUES"
-            " (:run_id, :saga, :state, :definition_hash, :definition, :inputs,"
-            " :plugin_versions, :now, :now, :owner, :fence, 1, :node)"
+            " plugin_versions, created, updated, owner, fence, last_seq, node, trace_id,"
+            " retention) VALUES (:run_id, :saga, :state, :definition_hash, :definition,"
+            " :inputs, :plugin_versions, :now, :now, :owner, :fence, 1, :node, :trace_id,"
+            " :retention)"
             " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
@@ -161,10 +164,7 @@ class Statements:
         self.release = ready(f"UPDATE runs SET {d.release} WHERE {_CLAIMED} RETURNING state")
         self.pin_node = ready("UPDATE runs SET node = ? WHERE run_id = ?")
         self.request_cancel = ready("UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?")
-        self.prune_page = ready(
-            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs"
-            " WHERE finished IS NOT NULL AND finished < ? ORDER BY finished LIMIT ?)"
-        )
+        self.tombstone = ready("SELECT pruned FROM run_tombstones WHERE run_id = ?")
         self.stats = ready(
             "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL) AS started,"
             " (SELECT count(*) FROM runs WHERE state = 'succeeded') AS succeeded,"
@@ -188,10 +188,12 @@ class Statements:
         )
         self.record_migration = ready("INSERT INTO schema_migrations VALUES (?, ?, ?)")
 
-    def list_runs(self, states: int | None, saga: bool) -> str:
-        """Runs oldest first, filtered by `states` states (their number) and a saga."""
+    def list_runs(self, states: int | None, saga: bool, unchanged: bool = False) -> str:
+        """Runs oldest first, filtered by `states` states (their number), a saga, and a
+        time their last record is older than."""
         where = [f"state IN ({_marks(states)})"] if states is not None else []
         where += ["saga = ?"] if saga else []
+        where += ["updated < ?"] if unchanged else []
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         hint = self.dialect.by_state if states is not None else ""
         return self.select_runs + self._ready(f"{hint}{clause} ORDER BY created, run_id LIMIT ?")
@@ -259,6 +261,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
         "owner": owner,
         "fence": 0 if owner is None else 1,
         "node": run.node,
+        "trace_id": trace_id_of(run.run_id),
+        "retention": run.retention,
     }
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(

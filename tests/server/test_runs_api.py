@@ -206,7 +206,7 @@ class TestCatalog:
             text = client.get("/metrics").text
         assert 'sagactl_runs{saga="build-from-tar",state="succeeded"} 1.0' in text
         assert (
-            'sagactl_action_duration_seconds_count{action="receive_tar",outcome="succeeded"} 1.0'
-            in text
+            "sagactl_action_duration_seconds_count"
+            '{action="receive_tar",outcome="succeeded",saga="build-from-tar"} 1.0' in text
         )
-        assert "sagactl_oldest_unfinished_run_age_seconds 0.0" in text
+        assert "sagactl_oldest_unfinished_run_age_seconds{" not in text  # none unfinished
