@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 
 from . import references
 from .action import ActionCatalog, ActionInfo
+from .child_sagas import ChildCatalog, SagaLookup, child_name
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .json_schema import schema_problems, validator
@@ -46,9 +47,11 @@ _KEY_CHECKS = frozenset(
 _ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
 
 
-def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:
+def load_saga_file(
+    path: str | os.PathLike[str], catalog: ActionCatalog, sagas: SagaLookup | None = None
+) -> CompiledSaga:
     """Load, validate and compile one definition file."""
-    return compile_definition(load_yaml(path), catalog=catalog)
+    return compile_definition(load_yaml(path), catalog=catalog, sagas=sagas)
 
 
 def compile_definition(
@@ -56,11 +59,12 @@ def compile_definition(
     *,
     catalog: ActionCatalog,
     source: str | None = None,
+    sagas: SagaLookup | None = None,
 ) -> CompiledSaga:
     """The compiled saga, or DefinitionErrors listing every problem, sorted by position.
 
     `document` is a loaded YAML file (errors then carry line:column) or plain data
-    (errors name `source` only).
+    (errors name `source` only). `sagas` finds the children of `uses: saga/NAME`.
     """
     if isinstance(document, YamlDocument):
         data: Any = document.data
@@ -68,13 +72,21 @@ def compile_definition(
     else:
         data = document
         source = source or "<definition>"
-    return _Compiler(data, catalog, locator_for(document, source), source).run()
+    return _Compiler(data, catalog, locator_for(document, source), source, sagas).run()
 
 
 class _Compiler:
-    def __init__(self, data: Any, catalog: ActionCatalog, where: Locator, source: str) -> None:
+    def __init__(
+        self,
+        data: Any,
+        catalog: ActionCatalog,
+        where: Locator,
+        source: str,
+        sagas: SagaLookup | None = None,
+    ) -> None:
         self.data = data
-        self.catalog = catalog
+        own = _mapping(_mapping(data).get("metadata")).get("name")
+        self.catalog = ChildCatalog(catalog, sagas, own if isinstance(own, str) else None)
         self.where = where
         self.source = source
         self.errors: list[DefinitionError] = []
@@ -104,6 +116,10 @@ class _Compiler:
                 if spec is not None:
                     specs[name] = spec
         self.check_cycles(specs)
+        outputs = data.get("outputs")
+        output_schema = (
+            self.check_outputs(outputs, actions, inputs) if isinstance(outputs, Mapping) else None
+        )
         if self.errors:
             raise DefinitionErrors(self.errors)
         metadata = _mapping(data.get("metadata"))
@@ -114,6 +130,8 @@ class _Compiler:
             inputs=inputs,
             actions=specs,
             source=self.source,
+            outputs=outputs if isinstance(outputs, Mapping) else None,
+            output_schema=output_schema,
         )
 
     # -- parts -----------------------------------------------------------------------
@@ -136,7 +154,10 @@ class _Compiler:
         here = ("actions", name)
         uses = body.get("uses")
         info = self.catalog.info(uses) if isinstance(uses, str) else None
-        if isinstance(uses, str) and info is None:
+        problem = self.catalog.problem(uses) if isinstance(uses, str) else None
+        if problem is not None:
+            self.fail((*here, "uses"), problem)
+        elif isinstance(uses, str) and info is None:
             hint = did_you_mean(uses, self.catalog.names()) or (
                 " (no actions are installed)"
                 if not self.catalog.names()
@@ -160,6 +181,13 @@ class _Compiler:
                     depends.add(other)
         timeout = self.duration(body.get("timeout"), (*here, "timeout"))
         retry = self.retry(here, default_retry, _mapping(body.get("retry")))
+        child = self.catalog.child(child_name(uses) or "") if isinstance(uses, str) else None
+        if isinstance(uses, str) and child_name(uses) is not None:
+            # A child retries its own actions and compensates itself when it fails: run
+            # once, and only under a timeout the definition gives it (not the defaults').
+            if "retry" in body:
+                self.fail((*here, "retry"), "a child saga is not retried: its actions are")
+            retry, default_timeout = RetryPolicy(attempts=1), None
         compensate = body.get("compensate")
         if compensate is True and info is not None and not info.compensable:
             self.fail(
@@ -185,6 +213,7 @@ class _Compiler:
             if isinstance(body.get("description"), str)
             else "",
             location=self.where.locate(here, key=True),
+            child=child if isinstance(child, CompiledSaga) else None,
         )
 
     def known_action(
@@ -205,10 +234,12 @@ class _Compiler:
         with_: Mapping[str, Any],
         actions: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        base: JSONPath | None = None,
     ) -> set[str]:
-        """The actions `with_` refers to; reports every reference that cannot be looked up."""
+        """The actions `with_` (at `base`, default `actions.NAME.with`) refers to; reports
+        every reference that cannot be looked up."""
         depends: set[str] = set()
-        for path, text in _strings(with_, ("actions", name, "with")):
+        for path, text in _strings(with_, tuple(base or ("actions", name, "with"))):
             try:
                 found = list(references.in_string(text))
             except references.BadReference as exc:
@@ -271,28 +302,49 @@ class _Compiler:
                 ref = references.whole(value) if isinstance(value, str) and wanted else None
             except references.BadReference:
                 continue  # reported by check_references
-            if ref is None or wanted is None:
-                continue
-            if ref.input is not None:
-                given, what = _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
-            elif ref.action is not None and ref.output is not None and ref.action != name:
-                body = _mapping(actions.get(ref.action))
-                source = (
-                    self.catalog.info(body["uses"]) if isinstance(body.get("uses"), str) else None
-                )
-                outputs = _mapping(source.output_schema.get("properties")) if source else {}
-                given = _types_of(outputs.get(ref.output))
-                what = f"output '{ref.output}' of '{ref.action}'"
-            elif ref.saga is not None:
-                given, what = {"string"}, f"saga.{ref.saga}"
-            else:
-                continue  # a reference to itself, reported by check_references
+            if ref is None or wanted is None or ref.action == name:
+                continue  # a reference to itself is reported by check_references
+            given, what = self.reference_types(ref, actions, inputs)
             if given and not _fits(given, wanted):
                 self.fail(
                     ("actions", name, "with", key),
                     f"expected {type_words(sorted(wanted))}, but {what} is "
                     f"{type_words(sorted(given))}",
                 )
+
+    def reference_types(
+        self, ref: references.Reference, actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> tuple[set[str] | None, str]:
+        """The JSON types a reference's value is declared to have (None: not said), and
+        what it names, for messages."""
+        if ref.input is not None:
+            return _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
+        if ref.action is not None and ref.output is not None:
+            body = _mapping(actions.get(ref.action))
+            uses = body.get("uses")
+            source = self.catalog.info(uses) if isinstance(uses, str) else None
+            outputs = _mapping(source.output_schema.get("properties")) if source else {}
+            return _types_of(outputs.get(ref.output)), f"output '{ref.output}' of '{ref.action}'"
+        return {"string"}, f"saga.{ref.saga}"
+
+    def check_outputs(
+        self, outputs: Mapping[str, Any], actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check the references of `outputs:`; their JSON Schema, typed as far as known."""
+        self.check_references("", outputs, actions, inputs, base=("outputs",))
+        properties: dict[str, Any] = {}
+        for key, value in outputs.items():
+            types: set[str] | None
+            try:
+                ref = references.whole(value) if isinstance(value, str) else None
+            except references.BadReference:
+                ref = None  # reported by check_references
+            if ref is not None:
+                types = self.reference_types(ref, actions, inputs)[0]
+            else:
+                types = _literal_types(value)
+            properties[key] = {"type": sorted(types)} if types else {}
+        return {"type": "object", "properties": properties}
 
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
@@ -381,6 +433,21 @@ def _types_of(schema: Any) -> set[str] | None:
     if isinstance(declared, list) and all(isinstance(t, str) for t in declared):
         return set(declared)
     return None
+
+
+def _literal_types(value: Any) -> set[str] | None:
+    """The JSON type of an `outputs:` value that is not one whole reference."""
+    if isinstance(value, str):
+        return {"string"}  # with references embedded, or none: a string either way
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer"}
+    if isinstance(value, float):
+        return {"number"}
+    if value is None:
+        return {"null"}
+    return {"object"} if isinstance(value, Mapping) else {"array"}
 
 
 def _fits(given: set[str], wanted: set[str]) -> bool:

@@ -53,9 +53,11 @@ class ActionSpec:
     compensable: bool = True
     description: str = ""
     location: Location | None = field(default=None, compare=False)
+    child: CompiledSaga | None = None
+    """For `uses: saga/NAME`: the child's definition, pinned with the parent's."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -72,6 +74,9 @@ class ActionSpec:
             "compensable": self.compensable,
             "description": self.description,
         }
+        if self.child is not None:
+            data["child"] = self.child.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActionSpec:
@@ -86,6 +91,7 @@ class ActionSpec:
             pivot=bool(data.get("pivot", False)),
             compensable=bool(data.get("compensable", True)),
             description=data.get("description", ""),
+            child=CompiledSaga.from_dict(data["child"]) if "child" in data else None,
         )
 
 
@@ -100,6 +106,8 @@ class CompiledSaga:
         "description",
         "inputs",
         "name",
+        "output_schema",
+        "outputs",
         "source",
         "version",
     )
@@ -113,12 +121,20 @@ class CompiledSaga:
         inputs: Mapping[str, Mapping[str, Any]] | None = None,
         description: str = "",
         source: str | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.version = version
         self.description = description
         self.source = source
         self.inputs: Mapping[str, Mapping[str, Any]] = _frozen(inputs or {})
+        self.outputs: Mapping[str, Any] = _frozen(outputs or {})
+        """`outputs:`: name -> a value holding references, resolved when the run succeeds."""
+        self.output_schema: Mapping[str, Any] = _frozen(
+            output_schema or {"type": "object", "properties": {}}
+        )
+        """The outputs' JSON Schema, as far as the compiler knows their types."""
         self._actions: Mapping[str, ActionSpec] = MappingProxyType(dict(actions))
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(self._actions)
@@ -187,8 +203,15 @@ class CompiledSaga:
         data.pop("source", None)
         return data
 
+    def children(self) -> Iterator[CompiledSaga]:
+        """Every child saga (`uses: saga/NAME`) at any depth, parents before children."""
+        for spec in self._actions.values():
+            if spec.child is not None:
+                yield spec.child
+                yield from spec.child.children()
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
@@ -197,6 +220,10 @@ class CompiledSaga:
             "inputs": _plain(self.inputs),
             "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
         }
+        if self.outputs:  # absent when empty: the hashes of older definitions stand
+            data["outputs"] = _plain(self.outputs)
+            data["output_schema"] = _plain(self.output_schema)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompiledSaga:
@@ -209,6 +236,8 @@ class CompiledSaga:
             source=data.get("source"),
             inputs=data.get("inputs", {}),
             actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
+            outputs=data.get("outputs"),
+            output_schema=data.get("output_schema"),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -241,3 +270,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+plain = _plain
+"""Plain JSON types (dicts and lists) back from the compiled form's read-only data."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from .action import JSON
 from .states import ActionStatus, RunState, RunStatus
-from .store.base import RunRecord
+from .store.base import ParentLink, RunRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,10 @@ class RunResult:
     """When the owner's lease runs out (unix time, database clock); None without leases."""
     node: str | None = None
     """The node the run is pinned to, if any."""
+    outputs: Mapping[str, JSON] | None = None
+    """The saga's `outputs:` once it succeeded (None before)."""
+    parent: ParentLink | None = None
+    """For a child saga's run: the parent run and its action."""
 
     @property
     def ok(self) -> bool:
@@ -57,6 +61,10 @@ class RunResult:
             "owner": self.owner,
             "lease_expires": self.lease_expires,
             "node": self.node,
+            "outputs": None if self.outputs is None else dict(self.outputs),
+            "parent": None
+            if self.parent is None
+            else {"run_id": self.parent.run_id, "action": self.parent.action},
             "actions": {name: s.to_json() for name, s in self.actions.items()},
         }
 
@@ -80,4 +88,6 @@ def result_of(
         owner=record.owner,
         lease_expires=record.lease_expires,
         node=record.node,
+        outputs=status.saga_outputs,
+        parent=record.parent,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .action import ActionCatalog
+from .child_sagas import child_name
 from .compiler import load_saga_file
 from .errors import DefinitionError, Location, PluginError
 from .model import CompiledSaga
@@ -46,6 +47,7 @@ class SagaRegistry:
         self._folders = list(folders)
         self._files: dict[str, list[Path]] | None = None
         self._compiled: dict[Path, CompiledSaga] = {}
+        self._children: dict[str, tuple[str, ...] | None] = {}
 
     def _index(self) -> dict[str, list[Path]]:
         if self._files is None:
@@ -74,6 +76,26 @@ class SagaRegistry:
             )
         return paths[0]
 
+    def children_of(self, name: str) -> tuple[str, ...] | None:
+        """The child sagas (`uses: saga/NAME`) that `name` names, read from its file without
+        compiling it (so recursion is found before it recurses); None: no such saga."""
+        if name not in self._children:
+            paths = self._index().get(name)
+            if not paths:
+                self._children[name] = None
+            else:
+                try:
+                    data = load_yaml(paths[0]).data
+                except DefinitionError:
+                    data = None  # reported when the saga itself is compiled
+                actions = data.get("actions") if isinstance(data, dict) else None
+                bodies = actions.values() if isinstance(actions, dict) else ()
+                uses = [b.get("uses") for b in bodies if isinstance(b, dict)]
+                self._children[name] = tuple(
+                    c for u in uses if isinstance(u, str) and (c := child_name(u)) is not None
+                )
+        return self._children[name]
+
     def get(self, name: str) -> CompiledSaga:
         """The compiled definition named `name` from the folders."""
         path = self.path(name)
@@ -90,7 +112,7 @@ class SagaRegistry:
         """A definition file, compiled (once per path)."""
         key = Path(path)
         if key not in self._compiled:
-            self._compiled[key] = load_saga_file(path, self._catalog)
+            self._compiled[key] = load_saga_file(path, self._catalog, sagas=self)
         return self._compiled[key]
 
     def resolve(self, name_or_path: str) -> CompiledSaga:

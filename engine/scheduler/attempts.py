@@ -23,6 +23,7 @@ from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
 from ..quickschema import surely_valid
 from ..references import Scope, resolve
+from ..saga_outputs import resolve_outputs
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from .options import Options
@@ -173,6 +174,12 @@ class AttemptRunner:
         """`name`'s `finalize` hook, under its timeout."""
         with anyio.fail_after(self.saga.actions[name].timeout):
             await self.action(name).finalize(ctx, self.inputs(name))
+
+    def saga_outputs(self) -> dict[str, JSON]:
+        """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
+        status = self._status
+        scope = Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions))
+        return resolve_outputs(self.saga, scope)
 
     def inputs(self, name: str) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run."""

@@ -125,6 +125,14 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentLink:
+    """A child saga's run names the run and the action that started it."""
+
+    run_id: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """What a run pins when it is created: the compiled definition and plugin versions."""
 
@@ -139,6 +147,8 @@ class NewRun:
     state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
+    parent: ParentLink | None = None
+    """Set for a child saga's run: only its parent drives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +175,8 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
+    parent: ParentLink | None = None
+    """The parent run and action of a child saga's run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +273,10 @@ class Store(ABC):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        """Runs oldest first (by creation), optionally only those in `states`."""
+        """Runs oldest first (by creation), optionally only those in `states`, of `saga`,
+        or started as child sagas by the run `parent`."""
 
     async def page_runs(
         self,
@@ -272,6 +286,7 @@ class Store(ABC):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
@@ -309,7 +324,8 @@ class Store(ABC):
 
     @abstractmethod
     async def orphans(self, states: Collection[str]) -> list[str]:
-        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes."""
+        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes.
+        Child sagas' runs are left out: their parents drive them."""
 
     # -- writes under a claim ----------------------------------------------------------
 

@@ -100,6 +100,14 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value {bigint} NOT NULL DEFAULT 0)
 `sagactl stats` that cannot be derived from the runs table (takeovers)."""
 
 
+V4 = """
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_action TEXT;
+CREATE INDEX runs_by_parent ON runs (parent_run_id, created, run_id);
+"""
+"""A child saga's run names its parent run and the parent's action (`list --parent`)."""
+
+
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""
     return template.format_map(_WORDS[dialect])

@@ -69,9 +69,13 @@ class SqlStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        sql = self.sql.list_runs(None if states is None else len(states), saga is not None)
-        params = [*(states or ()), *([saga] if saga is not None else []), limit]
+        sql = self.sql.list_runs(
+            None if states is None else len(states), saga is not None, parent is not None
+        )
+        params: list[Any] = [*(states or ()), *([saga] if saga is not None else [])]
+        params += [*([parent] if parent is not None else []), limit]
         return [record_from_row(row) for row in await self._query(sql, params)]
 
     async def page_runs(
@@ -82,9 +86,10 @@ class SqlStore(Store):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         sql, params = page_sql(
-            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit, parent=parent
         )
         return summaries(await self._query(sql, params))
 

@@ -77,8 +77,9 @@ class CrashingStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        return await self.inner.list_runs(states=states, limit=limit, saga=saga)
+        return await self.inner.list_runs(states=states, limit=limit, saga=saga, parent=parent)
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

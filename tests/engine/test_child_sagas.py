@@ -1,0 +1,183 @@
+"""Child sagas at run time: a run of its own with a parent link, outputs, compensation in
+both directions, pinning, and crash safety (a crash at every log write)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sagactl.engine import ActionInfo
+from sagactl.engine.api import Engine
+from sagactl.engine.model import CompiledSaga
+from sagactl.engine.saga_registry import SagaRegistry
+from sagactl.engine.store import RunExists, open_store
+from sagactl.engine.testing import rehearse_crashes
+from sagactl.engine.testing.crashing import CrashingStore, SimulatedCrash
+
+from .sagas import Journal, Script, Step
+
+CATALOG_INFO = ActionInfo("step", Step.input_schema, Step.output_schema, compensable=True)
+
+CHILD = """\
+apiVersion: sagactl/v1
+kind: Saga
+metadata: {name: child}
+inputs: {label: {type: string}}
+actions:
+  c1: {uses: step, with: {name: c1}}
+  c2: {uses: step, with: {name: "c2-${{ inputs.label }}"}, needs: [c1]}
+outputs:
+  first: ${{ actions.c1.outputs.value }}
+  second: ${{ actions.c2.outputs.value }}
+"""
+
+PARENT = """\
+apiVersion: sagactl/v1
+kind: Saga
+metadata: {name: parent}
+actions:
+  p1: {uses: step, with: {name: p1}}
+  sub: {uses: saga/child, with: {label: "${{ actions.p1.outputs.value }}"}}
+  p2: {uses: step, with: {name: "${{ actions.sub.outputs.first }}-p2"}}
+outputs:
+  got: ${{ actions.sub.outputs.second }}
+  p2: ${{ actions.p2.outputs.value }}
+"""
+
+
+class Catalog:
+    def info(self, name: str) -> ActionInfo | None:
+        return CATALOG_INFO if name == "step" else None
+
+    def names(self) -> list[str]:
+        return ["step"]
+
+
+def registry(folder: Path, **files: str) -> SagaRegistry:
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(textwrap.dedent(text))
+    return SagaRegistry(Catalog(), [folder])
+
+
+@pytest.fixture
+def parent(tmp_path: Path) -> CompiledSaga:
+    return registry(tmp_path / "defs", child=CHILD, parent=PARENT).get("parent")
+
+
+def step(script: Script | None = None) -> tuple[Step, Journal]:
+    journal = Journal()
+    return Step(journal, script or Script()), journal
+
+
+async def run(db: str, saga: CompiledSaga, step_action: Step) -> tuple[Any, Any, list[Any]]:
+    async with Engine(db, actions={"step": step_action}) as engine:
+        result = await engine.run(saga, run_id="r")
+        child = await engine.status("r/sub")
+        children = await engine.store.list_runs(parent="r")
+    return result, child, children
+
+
+@pytest.mark.anyio
+async def test_success_outputs_and_parent_link(db: str, parent: CompiledSaga) -> None:
+    action, journal = step()
+    result, child, children = await run(db, parent, action)
+    assert str(result.state) == "succeeded"
+    assert result.outputs == {"got": "c2-p1-out-out", "p2": "c1-out-p2-out"}
+    assert result.to_json()["outputs"] == result.outputs
+    assert result.actions["sub"].outputs == {"first": "c1-out", "second": "c2-p1-out-out"}
+    assert str(child.state) == "succeeded"
+    assert child.to_json()["parent"] == {"run_id": "r", "action": "sub"}
+    assert result.to_json()["parent"] is None
+    assert [c.run_id for c in children] == ["r/sub"]
+    assert journal.names("execute") == ["p1", "c1", "c2-p1-out", "c1-out-p2"]
+    # The child's actions got the child's own idempotency keys.
+    assert ("c1", 1, "r/sub/c1") in action.contexts
+
+
+@pytest.mark.anyio
+async def test_child_failure_compensates_child_then_parent(db: str, parent: CompiledSaga) -> None:
+    action, journal = step(Script(fatal={"c2-p1-out"}))
+    result, child, _ = await run(db, parent, action)
+    assert str(child.state) == "compensated"
+    assert str(result.state) == "compensated"
+    assert result.failed_action == "sub"
+    assert "child saga child (run r/sub) compensated" in (result.error or "")
+    # The child undid its own completed action first, then the parent undid p1.
+    assert journal.names("compensated") == ["c1", "p1"]
+    assert str(result.actions["sub"].state) == "failed"
+
+
+@pytest.mark.anyio
+async def test_parent_failure_compensates_succeeded_child(db: str, parent: CompiledSaga) -> None:
+    action, journal = step(Script(fatal={"c1-out-p2"}))
+    result, child, _ = await run(db, parent, action)
+    assert str(result.state) == "compensated"
+    assert str(child.state) == "compensated"
+    assert result.outputs is None
+    assert child.outputs == {"first": "c1-out", "second": "c2-p1-out-out"}
+    # The child's completed actions in reverse order, then the parent's p1.
+    assert journal.names("compensated") == ["c2-p1-out", "c1", "p1"]
+    assert str(result.actions["sub"].state) == "compensated"
+
+
+@pytest.mark.anyio
+async def test_child_pinned_with_parent(tmp_path: Path, db: str) -> None:
+    """A parent resumed after its child's file changed runs the child it pinned."""
+    folder = tmp_path / "defs"
+    saga = registry(folder, child=CHILD, parent=PARENT).get("parent")
+    changed = CHILD.replace("{name: c1}", "{name: X}")
+    later = registry(folder, child=changed, parent=PARENT).get("parent")
+    assert later.canonical_hash != saga.canonical_hash  # the child is part of the pin
+    action, journal = step()
+    async with open_store(db) as inner:
+        crashing = CrashingStore(inner, 4)  # dies at the child's second commit
+        with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
+            async with Engine(crashing, actions={"step": action}) as engine:
+                await engine.run(saga, run_id="r")
+    assert journal.names("execute") == ["p1", "c1"]
+    async with Engine(db, actions={"step": action}) as engine:
+        result = await engine.resume("r")
+        with pytest.raises(RunExists):  # the changed definition is another request
+            await engine.run(later, run_id="r")
+    assert str(result.state) == "succeeded"
+    assert "X" not in journal.names("execute")
+    assert result.outputs == {"got": "c2-p1-out-out", "p2": "c1-out-p2-out"}
+
+
+@pytest.mark.anyio
+async def test_crash_at_every_log_write(parent: CompiledSaga) -> None:
+    """A crash at any write of parent or child, then a resume, ends as a clean run and
+    never starts a second child run; the probe sees the same runs and states."""
+    action, _ = step()
+
+    async def runs(tx: Any) -> Any:
+        rows = await tx.fetchall(
+            "SELECT run_id, state, parent_run_id, parent_action FROM runs ORDER BY run_id"
+        )
+        return [list(r) for r in rows]
+
+    rehearsal = await rehearse_crashes(parent, {"step": action}, probe=runs)
+    assert rehearsal.expected.effect == [
+        ["rehearsal", "succeeded", None, None],
+        ["rehearsal/sub", "succeeded", "rehearsal", "sub"],
+    ]
+    assert rehearsal.writes >= 7  # the parent's four commits and the child's three
+
+
+@pytest.mark.anyio
+async def test_crash_at_every_log_write_while_compensating_child(
+    parent: CompiledSaga,
+) -> None:
+    action, _ = step(Script(fatal={"c1-out-p2"}))
+
+    async def runs(tx: Any) -> Any:
+        return [list(r) for r in await tx.fetchall("SELECT run_id, state FROM runs ORDER BY 1")]
+
+    rehearsal = await rehearse_crashes(parent, {"step": action}, probe=runs)
+    assert rehearsal.expected.effect == [
+        ["rehearsal", "compensated"],
+        ["rehearsal/sub", "compensated"],
+    ]
