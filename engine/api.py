@@ -23,9 +23,10 @@ import anyio.abc
 import structlog
 
 from .action import JSON, Action
+from .child_runs import ChildSaga, child_run_id
 from .clock import Clock, SystemClock
 from .deps import Dependencies
-from .errors import InputError
+from .errors import InputError, RunNotFound
 from .events import Event, EventHandler, EventKind, RunFinished
 from .faults import FaultPlan
 from .model import CompiledSaga
@@ -248,8 +249,6 @@ class Engine:
     def actions_of(self, saga: CompiledSaga) -> dict[str, Action]:
         """`uses` -> the action, for every action of `saga` (a child saga's runs its
         pinned definition as a run of its own)."""
-        from .child_runs import ChildSaga  # only sagas with children need it
-
         return {
             spec.uses: self.provider.create(spec.uses)
             if spec.child is None
@@ -386,12 +385,19 @@ class Engine:
         record = await self.store.get_run(run_id)
         saga = self._pinned(record)
         status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
-        return result_of(record, status, await self.store.progress(run_id))
+        result = result_of(record, status, await self.store.progress(run_id))
+        children: dict[str, RunResult] = {}
+        for name, spec in saga.actions.items():
+            if spec.child is not None and status.actions[name].attempts:
+                with contextlib.suppress(RunNotFound):  # a crash before the child was created
+                    children[name] = await self.status(child_run_id(run_id, name))
+        return dataclasses.replace(result, children=children) if children else result
 
     async def list_runs(
-        self, *, states: Sequence[str] | None = None, limit: int = 1000
+        self, *, states: Sequence[str] | None = None, limit: int = 1000, parent: str | None = None
     ) -> list[RunRecord]:
-        return await self.store.list_runs(states=states, limit=limit)
+        """Runs oldest first; with `parent`, the child saga runs that run started."""
+        return await self.store.list_runs(states=states, limit=limit, parent=parent)
 
     async def log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         await self.store.get_run(run_id)  # RunNotFound for an unknown id

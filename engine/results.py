@@ -37,6 +37,8 @@ class RunResult:
     """The saga's `outputs:` once it succeeded (None before)."""
     parent: ParentLink | None = None
     """For a child saga's run: the parent run and its action."""
+    children: Mapping[str, RunResult] = field(default_factory=dict)
+    """Action -> the run of its child saga, for each that started (`Engine.status`)."""
 
     @property
     def ok(self) -> bool:
@@ -65,8 +67,23 @@ class RunResult:
             "parent": None
             if self.parent is None
             else {"run_id": self.parent.run_id, "action": self.parent.action},
-            "actions": {name: s.to_json() for name, s in self.actions.items()},
+            "actions": {name: self._action_json(name, s) for name, s in self.actions.items()},
         }
+
+    def action_states(self) -> dict[str, str]:
+        """Action -> state, a child saga's actions as `ACTION/CHILD_ACTION` (what
+        `graph --run` draws)."""
+        states = {name: str(s.state) for name, s in self.actions.items()}
+        for name, child in self.children.items():
+            states.update((f"{name}/{k}", v) for k, v in child.action_states().items())
+        return states
+
+    def _action_json(self, name: str, status: ActionStatus) -> dict[str, Any]:
+        data = status.to_json()
+        child = self.children.get(name)
+        if child is not None:
+            data["child"] = child.to_json()
+        return data
 
 
 def result_of(

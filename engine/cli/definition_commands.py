@@ -113,6 +113,6 @@ def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]
         record = await engine.store.get_run(run_id)
         result = await engine.status(run_id)
         saga = CompiledSaga.from_dict(record.definition)
-        return saga, {name: str(a.state) for name, a in result.actions.items()}
+        return saga, result.action_states()
 
     return with_engine(db, read)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import compensation_stages, marks, rolls_forward, state_of
+from .facts import child_states, compensation_stages, marks, rolls_forward, state_of
 
 
 def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
@@ -22,6 +22,9 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
             row = rows[name]
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append(("  " + "  ".join([*cells, row[-1]])).rstrip())
+            child = saga.actions[name].child
+            if child is not None:
+                lines += _child(child, child_states(states, name), "    ")
     lines.append("")
     lines += _compensation(saga)
     return "\n".join(lines) + "\n"
@@ -38,6 +41,18 @@ def _row(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> tup
         " ".join(f"[{mark}]" for mark in marks(spec)),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
+
+
+def _child(saga: CompiledSaga, states: Mapping[str, str] | None, indent: str) -> list[str]:
+    """A child saga's actions, nested under the action that runs it, in run order."""
+    lines = [f"{indent}child saga {saga.name} v{saga.version}:"]
+    for name in saga.topological_order():
+        row = _row(saga, name, states)
+        lines.append(f"{indent}  " + "  ".join(cell for cell in row if cell))
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _child(child, child_states(states, name), indent + "    ")
+    return lines
 
 
 def _compensation(saga: CompiledSaga) -> list[str]:
