@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sagactl.engine import ActionInfo
 from sagactl.engine.api import Engine
@@ -181,3 +182,76 @@ async def test_crash_at_every_log_write_while_compensating_child(
         ["rehearsal", "compensated"],
         ["rehearsal/sub", "compensated"],
     ]
+
+
+DRIVER = """
+import sys, anyio
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from sagas import Journal, Script, Step
+from sagactl.engine import ActionInfo
+from sagactl.engine.api import Engine
+from sagactl.engine.saga_registry import SagaRegistry
+
+class Catalog:
+    def info(self, name):
+        return ActionInfo("step", Step.input_schema, Step.output_schema, compensable=True)
+
+    def names(self):
+        return ["step"]
+
+async def main(db, folder):
+    saga = SagaRegistry(Catalog(), [Path(folder)]).get("parent")
+    script = Script(hang={{"c2-p1-out"}}, entered={{"c2-p1-out": anyio.Event()}})
+    async with Engine(db, actions={{"step": Step(Journal(), script)}}) as engine:
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: engine.run(saga, run_id="r"))
+            await script.entered["c2-p1-out"].wait()
+            print("holding", flush=True)
+            await anyio.sleep_forever()
+
+anyio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_inside_the_child_then_resume(tmp_path: Path) -> None:
+    """A real process killed with SIGKILL while its child saga runs: `resume` continues
+    the same child run (c1 is not run again) and the parent finishes."""
+    import signal
+    import subprocess
+    import sys
+
+    db = f"sqlite://{tmp_path / 'runs.db'}"
+    registry(tmp_path / "defs", child=CHILD, parent=PARENT)
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    other = subprocess.Popen(
+        [sys.executable, str(script), db, str(tmp_path / "defs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline().strip() == "holding", other.stderr
+        other.send_signal(signal.SIGKILL)
+        assert other.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if other.poll() is None:
+            other.kill()
+        other.communicate(timeout=30)
+
+    action, journal = step()
+
+    async def resume() -> tuple[Any, Any, list[Any]]:
+        async with Engine(db, actions={"step": action}) as engine:
+            result = await engine.resume("r")
+            return result, await engine.status("r/sub"), await engine.list_runs(parent="r")
+
+    result, child, children = anyio.run(resume)
+    assert str(result.state) == "succeeded"
+    assert result.outputs == {"got": "c2-p1-out-out", "p2": "c1-out-p2-out"}
+    assert journal.names("execute") == ["c2-p1-out", "c1-out-p2"]  # c1 and p1 not again
+    assert [c.run_id for c in children] == ["r/sub"]
+    assert child.actions["c1"].attempts == 1 and child.actions["c2"].attempts == 2
