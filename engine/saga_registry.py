@@ -48,14 +48,20 @@ class SagaRegistry:
         self._files: dict[str, list[Path]] | None = None
         self._compiled: dict[Path, CompiledSaga] = {}
         self._children: dict[str, tuple[str, ...] | None] = {}
+        self._beside: list[Path] = []
+        """Folders of files named on the command line: their neighbours serve as child
+        sagas (`uses: saga/NAME`) where no installed definition has the name."""
 
     def _index(self) -> dict[str, list[Path]]:
         if self._files is None:
             files: dict[str, list[Path]] = {}
             for folder in self._folders:
-                for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-                    if path.suffix in SUFFIXES and path.is_file():
-                        files.setdefault(path.stem, []).append(path)
+                for path in _definitions_in(folder):
+                    files.setdefault(path.stem, []).append(path)
+            for folder in self._beside:
+                for path in _definitions_in(folder):
+                    if path.stem not in files:
+                        files[path.stem] = [path]
             self._files = files
         return self._files
 
@@ -120,5 +126,16 @@ class SagaRegistry:
         if looks_like_path(name_or_path):
             if not os.path.exists(name_or_path):
                 raise DefinitionError("no such file", Location(name_or_path))
+            folder = Path(name_or_path).resolve().parent
+            if folder not in self._beside:
+                self._beside.append(folder)
+                self._files = None
+                self._children.clear()
             return self.load_file(name_or_path)
         return self.get(name_or_path)
+
+
+def _definitions_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.iterdir()) if p.suffix in SUFFIXES and p.is_file()]
