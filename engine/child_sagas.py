@@ -61,15 +61,28 @@ def child_info(child: CompiledSaga) -> ActionInfo:
 class ChildCatalog:
     """An action catalog that also knows `saga/NAME`; `problem` says why one is unusable."""
 
-    def __init__(self, actions: ActionCatalog, sagas: SagaLookup | None, own: str | None) -> None:
+    def __init__(
+        self,
+        actions: ActionCatalog,
+        sagas: SagaLookup | None,
+        own: str | None,
+        *,
+        list_children: bool = False,
+    ) -> None:
+        """`own`: the name of the saga being compiled (None: none, as for `sagactl
+        schema`); `list_children`: `names` lists every `saga/NAME` too."""
         self._actions = actions
         self._sagas = sagas
         self._own = own
+        self._list_children = list_children
         self._children: dict[str, CompiledSaga | str] = {}
         """NAME -> the compiled child, or why there is none."""
 
     def names(self) -> Sequence[str]:
-        return self._actions.names()
+        names = list(self._actions.names())
+        if self._list_children and self._sagas is not None:
+            names += [f"{PREFIX}{name}" for name in self._sagas.names()]
+        return names
 
     def info(self, name: str) -> ActionInfo | None:
         child = child_name(name)

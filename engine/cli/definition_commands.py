@@ -62,7 +62,12 @@ def schema(output: Path | None) -> None:
 
     Point an editor at it: `# yaml-language-server: $schema=PATH` on a definition's first line.
     """
-    text = json.dumps(schema_with_actions(_catalog()), indent=2, sort_keys=False) + "\n"
+    from ..child_sagas import ChildCatalog
+
+    actions = _catalog()
+    # Installed sagas too, as `saga/NAME` with their inputs (a broken one is left out).
+    catalog = ChildCatalog(actions, SagaRegistry(actions), None, list_children=True)
+    text = json.dumps(schema_with_actions(catalog), indent=2, sort_keys=False) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:

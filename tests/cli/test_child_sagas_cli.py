@@ -126,3 +126,17 @@ def test_parent_failure_undoes_the_child_in_reverse(cli: Cli) -> None:
         "undo:p1",
     ]
     assert cli.json("status", "fam/kid", "--json")["state"] == "compensated"
+
+
+def test_schema_covers_outputs_and_installed_child_sagas(cli: Cli) -> None:
+    schema = cli.json("schema")
+    assert schema["properties"]["outputs"]["type"] == "object"
+    action = schema["$defs"]["action"]
+    assert "saga/build-from-tar" in action["properties"]["uses"]["anyOf"][0]["enum"]
+    rule = next(
+        r
+        for r in action["allOf"]
+        if r["if"]["properties"]["uses"]["const"] == "saga/build-from-tar"
+    )
+    with_schema = rule["then"]["properties"]["with"]
+    assert set(with_schema["required"]) == {"app", "stream_id"}
