@@ -3,12 +3,15 @@ both directions, pinning, and crash safety (a crash at every log write)."""
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sagactl.engine import ActionInfo
 from sagactl.engine.api import Engine
 from sagactl.engine.model import CompiledSaga
@@ -17,7 +20,7 @@ from sagactl.engine.store import RunExists, open_store
 from sagactl.engine.testing import rehearse_crashes
 from sagactl.engine.testing.crashing import CrashingStore, SimulatedCrash
 
-from .sagas import Journal, Script, Step
+from .sagas import Journal, Script, Step, make_saga
 
 CATALOG_INFO = ActionInfo("step", Step.input_schema, Step.output_schema, compensable=True)
 
@@ -255,3 +258,84 @@ def test_sigkill_inside_the_child_then_resume(tmp_path: Path) -> None:
     assert journal.names("execute") == ["c2-p1-out", "c1-out-p2"]  # c1 and p1 not again
     assert [c.run_id for c in children] == ["r/sub"]
     assert child.actions["c1"].attempts == 1 and child.actions["c2"].attempts == 2
+
+
+def _with_child(parent_dag: dict[str, list[str]], at: str, child: CompiledSaga) -> CompiledSaga:
+    """`make_saga(parent_dag)` with the action `at` running `child` instead of a step."""
+    base = make_saga(parent_dag, name="parent")
+    actions = dict(base.actions)
+    actions[at] = dataclasses.replace(actions[at], uses=f"saga/{child.name}", with_={}, child=child)
+    return CompiledSaga(name="parent", version=1, actions=actions)
+
+
+@st.composite
+def families(draw: st.DrawFn) -> tuple[dict[str, list[str]], str, dict[str, list[str]], set[str]]:
+    """A parent DAG, the action that runs the child, the child's DAG, the failing actions."""
+    size = draw(st.integers(2, 4))
+    names = [f"p{i}" for i in range(size)]
+    parent = {
+        n: sorted(draw(st.sets(st.sampled_from(names[:i])))) if i else []
+        for i, n in enumerate(names)
+    }
+    kid_names = [f"k{i}" for i in range(draw(st.integers(1, 3)))]
+    kid = {
+        n: sorted(draw(st.sets(st.sampled_from(kid_names[:i])))) if i else []
+        for i, n in enumerate(kid_names)
+    }
+    at = draw(st.sampled_from(names))
+    steps = [n for n in names if n != at] + kid_names
+    failing = draw(st.sets(st.sampled_from(steps), max_size=1))
+    return parent, at, kid, failing
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(families())
+def test_law_child_in_generated_dags_with_crashes(
+    family: tuple[dict[str, list[str]], str, dict[str, list[str]], set[str]],
+) -> None:
+    """Over generated parents holding a child saga, with a failure anywhere: a crash at
+    every log write ends as the clean run; the clean run undoes exactly the completed
+    actions, each before what it depends on (a child's actions before the parent's
+    actions the child waited for)."""
+    parent_dag, at, kid_dag, failing = family
+    saga = _with_child(parent_dag, at, make_saga(kid_dag, name="kid"))
+    action, journal = step(Script(fatal=set(failing)))
+
+    async def runs(tx: Any) -> Any:
+        return [list(r) for r in await tx.fetchall("SELECT run_id, state FROM runs ORDER BY 1")]
+
+    rehearsal = anyio.run(lambda: rehearse_crashes(saga, {"step": action}, probe=runs))
+    expected = "compensated" if failing else "succeeded"
+    assert rehearsal.expected.state == expected
+    # The clean run is the first one the journal saw: up to its first "execute" again.
+    clean = _first_run(journal)
+    done = {a for w, a in clean if w == "done"}
+    undone = [a for w, a in clean if w == "compensated"]
+    assert set(undone) == (done if failing else set())
+    order = {name: i for i, name in enumerate(undone)}
+    waits = {
+        **{k: set(v) for k, v in kid_dag.items()},
+        **{p: set(v) for p, v in parent_dag.items()},
+    }
+    for name in undone:
+        for dependency in waits.get(name, ()):
+            if dependency in order:
+                assert order[name] < order[dependency], (name, dependency, undone)
+        if name.startswith("k"):  # the child's actions before the parent's it waited for
+            for dependency in parent_dag[at]:
+                if dependency in order:
+                    assert order[name] < order[dependency], (name, dependency, undone)
+
+
+def _first_run(journal: Journal) -> list[tuple[str, str]]:
+    """The clean run's (what, action) entries: until an action executes a second time."""
+    seen: set[str] = set()
+    entries: list[tuple[str, str]] = []
+    for what, name, _ in journal.entries:
+        if what == "execute":
+            if name in seen:
+                break
+            seen.add(name)
+        entries.append((what, name))
+    return entries
