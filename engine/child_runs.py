@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .action import Action, ActionContext, Inputs, Outputs
-from .errors import FatalError
+from .errors import FatalError, RunNotFound
 from .events import Event, EventKind, RunCompensating
 from .model import CompiledSaga
 from .states import FINISHED, RunState, StopReason
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .api import Engine, RunResult
     from .scheduler import Execution
 
+_UNDONE = frozenset({RunState.COMPENSATED, RunState.CANCELLED})
+_FORWARD = frozenset({RunState.QUEUED, RunState.RUNNING})
 _BUSY_POLL = 0.2
 """Seconds between tries to claim a child another process is driving."""
 
@@ -63,6 +65,14 @@ class ChildSaga(Action):
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:
         await compensate_child(self._engine, child_run_id(ctx.run_id, ctx.action))
 
+    async def undo_failed(self, parent_run_id: str, action: str) -> None:
+        """Make sure the child of an action that failed is undone: the action may have been
+        cancelled (or its process died) after the child did work, even after it succeeded.
+        The compensation phase calls this for every failed `saga/` action, each time it
+        starts, so a crash half way only means it runs again."""
+        run_id = child_run_id(parent_run_id, action)
+        await compensate_child(self._engine, run_id, missing_ok=True)
+
 
 async def run_child(
     engine: Engine, saga: CompiledSaga, inputs: Inputs, parent: ParentLink
@@ -90,16 +100,22 @@ async def run_child(
     return await _drive_shielded(engine, record, await engine.prepare(record, claim))
 
 
-async def compensate_child(engine: Engine, run_id: str) -> None:
-    """Undo a child run that succeeded (or continue undoing it); FatalError unless it
-    ends compensated."""
+async def compensate_child(engine: Engine, run_id: str, *, missing_ok: bool = False) -> None:
+    """Undo a child run: one that succeeded is compensated, one still going forward is
+    cancelled (it compensates itself), one compensating goes on. ChildFailed unless it
+    ends compensated or cancelled."""
     store = engine.store
-    record = await store.get_run(run_id)
-    if record.state in (RunState.COMPENSATED, RunState.CANCELLED):
+    try:
+        record = await store.get_run(run_id)
+    except RunNotFound:
+        if missing_ok:
+            return  # the parent died before it created the child: nothing to undo
+        raise
+    if record.state in _UNDONE:
         return  # undone already (or it undid itself when it was stopped)
     if record.state is RunState.ABANDONED:
         raise ChildFailed(f"child run {run_id} was abandoned: it cannot be compensated")
-    claim = await _claim(engine, run_id, settled=FINISHED - {RunState.SUCCEEDED})
+    claim = await _claim(engine, run_id, settled=_UNDONE | {RunState.ABANDONED})
     if claim is None:
         return await compensate_child(engine, run_id)
     try:
@@ -115,12 +131,12 @@ async def compensate_child(engine: Engine, run_id: str) -> None:
             )
             await store.append(claim, [Event(run_id, EventKind.RUN_COMPENSATING, None, moved)])
             record = await store.get_run(run_id)
-        execution = await engine.prepare(record, claim)
+        execution = await engine.prepare(record, claim, cancel=record.state in _FORWARD)
     except BaseException:
         await engine.release(claim)
         raise
     result = await engine.drive(record, execution)
-    if result.state is not RunState.COMPENSATED:
+    if result.state not in _UNDONE:
         raise ChildFailed(f"child run {run_id} could not be compensated: {result.state}")
 
 

@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from ..child_runs import ChildSaga
 from ..errors import InputError
 from ..events import (
     ActionFailed,
@@ -77,6 +78,7 @@ class CompensationPhase:
         records += [self._started(name) for name in ready]
         await journal.commit(records)
         with anyio.CancelScope(shield=True):
+            await self._undo_failed_children()
             async with anyio.create_task_group() as group:
                 self._group = group
                 for name in ready:
@@ -84,6 +86,18 @@ class CompensationPhase:
             self._group = None
             await self._end()
         return []
+
+    async def _undo_failed_children(self) -> None:
+        """Child sagas of failed `saga/` actions are undone too (`ChildSaga.undo_failed`):
+        the parent's log cannot say whether such a child did work."""
+        for name in self._status.in_state(A.FAILED):
+            action = self._runner.action(name)
+            if isinstance(action, ChildSaga):
+                try:
+                    await action.undo_failed(self._journal.run_id, name)
+                except Exception as exc:
+                    log.error("undoing a child saga failed", action=name, error=error_text(exc))
+                    self._failures.append((name, exc))
 
     def _started(self, name: str) -> Event:
         attempt = self._status.actions[name].compensation_attempts + 1

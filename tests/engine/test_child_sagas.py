@@ -339,3 +339,54 @@ def _first_run(journal: Journal) -> list[tuple[str, str]]:
             seen.add(name)
         entries.append((what, name))
     return entries
+
+
+RACER = """\
+apiVersion: sagactl/v1
+kind: Saga
+metadata: {name: racer}
+actions:
+  sub: {uses: saga/child, with: {label: x}}
+  bad: {uses: step, with: {name: bad}}
+"""
+
+
+@pytest.mark.anyio
+async def test_sibling_failure_stops_the_running_child(tmp_path: Path, db: str) -> None:
+    """A sibling fails while the child runs: the child is asked to stop and undoes its
+    completed action itself (it ends cancelled); the parent then compensates."""
+    saga = registry(tmp_path / "defs", child=CHILD, racer=RACER).get("racer")
+    entered = anyio.Event()
+    script = Script(fatal={"bad"}, hang={"c2-x"}, entered={"c2-x": entered}, gates={"bad": entered})
+    action, journal = step(script)
+    async with Engine(db, actions={"step": action}) as engine:
+        result = await engine.run(saga, run_id="r")
+        child = await engine.status("r/sub")
+    assert str(result.state) == "compensated" and result.failed_action == "bad"
+    assert str(child.state) == "cancelled"
+    assert journal.names("compensated") == ["c1"]
+    assert str(child.actions["c2"].state) == "failed"
+
+
+@pytest.mark.anyio
+async def test_child_done_but_parent_not_told_is_undone_on_cancel(
+    parent: CompiledSaga, db: str
+) -> None:
+    """The process dies after the child succeeded, before the parent recorded it; an
+    operator then cancels the parent: the child is compensated all the same."""
+    action, journal = step()
+    async with open_store(db) as inner:
+        crashing = CrashingStore(inner, 6)  # the parent's record of the child's success
+        with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
+            async with Engine(crashing, actions={"step": action}) as engine:
+                await engine.run(parent, run_id="r")
+    async with Engine(db, actions={"step": action}) as engine:
+        assert str((await engine.status("r/sub")).state) == "succeeded"
+        result = await engine.cancel("r")
+        child = await engine.status("r/sub")
+    assert str(result.state) == "cancelled"
+    assert str(child.state) == "compensated"
+    # The parent never learnt of the child's success: `sub` failed (cancelled), and the
+    # compensation phase undid its child all the same.
+    assert str(result.actions["sub"].state) == "failed"
+    assert journal.names("compensated") == ["c2-p1-out", "c1", "p1"]
