@@ -181,8 +181,9 @@ class _Compiler:
                     depends.add(other)
         timeout = self.duration(body.get("timeout"), (*here, "timeout"))
         retry = self.retry(here, default_retry, _mapping(body.get("retry")))
-        child = self.catalog.child(child_name(uses) or "") if isinstance(uses, str) else None
-        if isinstance(uses, str) and child_name(uses) is not None:
+        child_of = child_name(uses) if isinstance(uses, str) else None
+        child = self.catalog.child(child_of) if child_of is not None else None
+        if child_of is not None:
             # A child retries its own actions and compensates itself when it fails: run
             # once, and only under a timeout the definition gives it (not the defaults').
             if "retry" in body:

@@ -75,7 +75,7 @@ class ActionSpec:
             "description": self.description,
         }
         if self.child is not None:
-            data["child"] = self.child.to_dict()
+            data["child"] = self.child._hashed()  # where its file lies is not part of it
         return data
 
     @classmethod
