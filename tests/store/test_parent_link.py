@@ -11,6 +11,7 @@ from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga
 from sagactl.engine.api import Engine
 from sagactl.engine.store import NewRun, Store
 from sagactl.engine.store.base import ParentLink
+from sagactl.engine.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +41,8 @@ async def test_parent_link_is_kept_and_filtered(store: Store) -> None:
     assert len(await store.list_runs()) == 4
     # Only parents drive their children: `resume --all` and workers never take one.
     assert await store.orphans(["queued"]) == ["p"]
+    if isinstance(store, PostgresStore):
+        assert [c.run_id for c in await store.claim_next(10)] == ["p"]
 
 
 class Echo(Action):
