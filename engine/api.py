@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 import anyio.abc
@@ -40,25 +40,11 @@ from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
+from .task_groups import unwrap
 
 log = structlog.get_logger("sagactl")
 
 ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None
-
-
-def unwrap(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The one real error inside nested task-group errors, if there is exactly one."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return leaves[0] if len(leaves) == 1 else group
 
 
 class Engine:

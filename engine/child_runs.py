@@ -11,7 +11,7 @@ its completed actions in reverse order, so it ends `compensated`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
@@ -19,12 +19,39 @@ from .action import Action, ActionContext, Inputs, Outputs
 from .errors import FatalError, RunNotFound
 from .events import Event, EventKind, RunCompensating
 from .model import CompiledSaga
+from .new_run import pin_new_run
+from .providers import ActionProvider
+from .results import RunResult
+from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RunState, StopReason
-from .store.base import Claim, ParentLink, RunBusy, RunExists, RunRecord
+from .store.base import Claim, ParentLink, RunBusy, RunExists, RunRecord, Store
+from .task_groups import unwrap
 
-if TYPE_CHECKING:
-    from .api import Engine, RunResult
-    from .scheduler import Execution
+
+class ParentEngine(Protocol):
+    """What a child saga needs of the engine running its parent (`sagactl.engine.api.Engine`)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def provider(self) -> ActionProvider: ...
+
+    @property
+    def options(self) -> Options: ...
+
+    def actions_of(self, saga: CompiledSaga) -> dict[str, Action]: ...
+
+    async def status(self, run_id: str) -> RunResult: ...
+
+    async def prepare(
+        self, record: RunRecord, claim: Claim, *, cancel: bool = False
+    ) -> Execution: ...
+
+    async def drive(self, record: RunRecord, execution: Execution) -> RunResult: ...
+
+    async def release(self, claim: Claim) -> None: ...
+
 
 _UNDONE = frozenset({RunState.COMPENSATED, RunState.CANCELLED})
 _FORWARD = frozenset({RunState.QUEUED, RunState.RUNNING})
@@ -48,7 +75,7 @@ class ChildSaga(Action):
 
     description = "Runs another saga as one action"
 
-    def __init__(self, engine: Engine, saga: CompiledSaga) -> None:
+    def __init__(self, engine: ParentEngine, saga: CompiledSaga) -> None:
         self._engine = engine
         self._saga = saga
 
@@ -75,12 +102,9 @@ class ChildSaga(Action):
 
 
 async def run_child(
-    engine: Engine, saga: CompiledSaga, inputs: Inputs, parent: ParentLink
+    engine: ParentEngine, saga: CompiledSaga, inputs: Inputs, parent: ParentLink
 ) -> RunResult:
     """Start the child run, or continue it (after a crash), or return it when finished."""
-    from .new_run import pin_new_run
-    from .scheduler import open_run
-
     run_id = child_run_id(parent.run_id, parent.action)
     new = pin_new_run(saga, inputs, engine.provider, run_id=run_id, parent=parent)
     opened = await open_run(
@@ -100,7 +124,7 @@ async def run_child(
     return await _drive_shielded(engine, record, await engine.prepare(record, claim))
 
 
-async def compensate_child(engine: Engine, run_id: str, *, missing_ok: bool = False) -> None:
+async def compensate_child(engine: ParentEngine, run_id: str, *, missing_ok: bool = False) -> None:
     """Undo a child run: one that succeeded is compensated, one still going forward is
     cancelled (it compensates itself), one compensating goes on. ChildFailed unless it
     ends compensated or cancelled."""
@@ -141,7 +165,7 @@ async def compensate_child(engine: Engine, run_id: str, *, missing_ok: bool = Fa
 
 
 async def _claim(
-    engine: Engine, run_id: str, *, settled: frozenset[RunState] = FINISHED
+    engine: ParentEngine, run_id: str, *, settled: frozenset[RunState] = FINISHED
 ) -> Claim | None:
     """The child's claim, waiting while another process drives it; None when it reached
     a `settled` state meanwhile."""
@@ -154,7 +178,9 @@ async def _claim(
             return None
 
 
-async def _drive_shielded(engine: Engine, record: RunRecord, execution: Execution) -> RunResult:
+async def _drive_shielded(
+    engine: ParentEngine, record: RunRecord, execution: Execution
+) -> RunResult:
     """Drive the child to its end. Cancelling the parent's action (a sibling failed, or its
     timeout) does not abandon the child half way: it asks the child to stop, and waits
     while the child compensates itself."""
@@ -175,7 +201,5 @@ async def _drive_shielded(engine: Engine, record: RunRecord, execution: Executio
                 execution.request_cancel()
                 raise
     except BaseExceptionGroup as group_error:
-        from .api import unwrap
-
         raise unwrap(group_error) from None
     return results[0]

@@ -8,11 +8,12 @@ it ends `compensated`, or `cancelled` when an operator asked for it.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import anyio
 import anyio.abc
 import structlog
 
-from ..child_runs import ChildSaga
 from ..errors import InputError
 from ..events import (
     ActionFailed,
@@ -33,6 +34,14 @@ log = structlog.get_logger("sagactl")
 
 _INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})
 """Failure codes that mean bad input: the CLI exits 2."""
+
+
+@runtime_checkable
+class UndoesFailed(Protocol):
+    """An action with work left behind even when it failed: a child saga
+    (`sagactl.engine.child_runs.ChildSaga`), whose child run may have done work."""
+
+    async def undo_failed(self, parent_run_id: str, action: str) -> None: ...
 
 
 class CompensationPhase:
@@ -88,11 +97,11 @@ class CompensationPhase:
         return []
 
     async def _undo_failed_children(self) -> None:
-        """Child sagas of failed `saga/` actions are undone too (`ChildSaga.undo_failed`):
+        """Child sagas of failed `saga/` actions are undone too (`UndoesFailed`):
         the parent's log cannot say whether such a child did work."""
         for name in self._status.in_state(A.FAILED):
             action = self._runner.action(name)
-            if isinstance(action, ChildSaga):
+            if isinstance(action, UndoesFailed):
                 try:
                     await action.undo_failed(self._journal.run_id, name)
                 except Exception as exc:
