@@ -52,7 +52,13 @@ class ActionSpec:
     pivot: bool = False
     compensable: bool = True
     description: str = ""
+    for_each: str | None = None
+    """A reference to an array: the action runs once per element (a fan-out)."""
+    max_parallel: int | None = None
+    """With `for_each`: elements running at once (None: the run's `max_parallel`)."""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
     child: CompiledSaga | None = None
     """For `uses: saga/NAME`: the child's definition, pinned with the parent's."""
 
@@ -74,6 +80,12 @@ class ActionSpec:
             "compensable": self.compensable,
             "description": self.description,
         }
+        # Only when set: the pinned form (and hash) of a saga without fan-out is unchanged.
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+            data["max_parallel"] = self.max_parallel
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
         if self.child is not None:
             data["child"] = self.child._hashed()  # where its file lies is not part of it
         return data
@@ -91,6 +103,9 @@ class ActionSpec:
             pivot=bool(data.get("pivot", False)),
             compensable=bool(data.get("compensable", True)),
             description=data.get("description", ""),
+            for_each=data.get("for_each"),
+            max_parallel=data.get("max_parallel"),
+            condition=data.get("if"),
             child=CompiledSaga.from_dict(data["child"]) if "child" in data else None,
         )
 

@@ -9,17 +9,24 @@ from .facts import (
     COMPENSATION_COLOUR,
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
+    Counts,
     child_states,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
+)
+from .facts import (
+    title as node_title,
 )
 
 FONT = "Helvetica"
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     title = f"{saga.name} v{saga.version}"
     lines = [
         f"digraph {_quote(saga.name)} {{",
@@ -31,7 +38,7 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
         "  // actions: hexagon = pivot, square corners with notches = irreversible",
     ]
     for name in sorted(saga.actions):
-        lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states)}];")
+        lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states, counts)}];")
         child = saga.actions[name].child
         if child is not None:
             lines += _cluster(child, child_states(states, name), f"{name}/", "  ")
@@ -64,7 +71,7 @@ def _cluster(
         f"{indent}  label={_quote(f'{owner}: saga {saga.name} v{saga.version}')}; style=dashed;",
     ]
     for name in sorted(saga.actions):
-        attributes = _node_attributes(saga, name, states)
+        attributes = _node_attributes(saga, name, states, None)
         lines.append(f"{indent}  {_quote(prefix + name)} [{attributes}];")
         child = saga.actions[name].child
         if child is not None:
@@ -77,10 +84,19 @@ def _cluster(
     return lines
 
 
-def _node_attributes(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> str:
+def _node_attributes(
+    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
+    condition = condition_label(spec)
+    label = [
+        node_title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
     attributes = {"label": "\\n".join(_escape(part) for part in label)}
     style = ["filled"]
     if spec.compensable:

@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import CompiledSaga
-from .facts import child_states, state_of
+from .facts import Counts, child_states, state_of
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
-    return json.dumps(_document(saga, states), indent=2) + "\n"
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
+    return json.dumps(_document(saga, states, counts), indent=2) + "\n"
 
 
-def _document(saga: CompiledSaga, states: Mapping[str, str] | None) -> dict[str, Any]:
+def _document(
+    saga: CompiledSaga, states: Mapping[str, str] | None, counts: Counts | None
+) -> dict[str, Any]:
     """The saga's nodes and edges; a child saga is drawn inside the node that runs it."""
     nodes: list[dict[str, Any]] = []
     for name in sorted(saga.actions):
@@ -25,11 +29,18 @@ def _document(saga: CompiledSaga, states: Mapping[str, str] | None) -> dict[str,
             "pivot": spec.pivot,
             "compensable": spec.compensable,
         }
+        if spec.for_each is not None:
+            node["for_each"] = spec.for_each
+            if counts is not None and name in counts:
+                done, total = counts[name]
+                node["elements"] = {"done": done, "total": total}
+        if spec.condition is not None:
+            node["if"] = spec.condition
         state = state_of(states, name)
         if state is not None:
             node["state"] = state
         if spec.child is not None:
-            node["child"] = _document(spec.child, child_states(states, name))
+            node["child"] = _document(spec.child, child_states(states, name), None)
         nodes.append(node)
     return {
         "saga": saga.name,

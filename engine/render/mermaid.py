@@ -10,11 +10,14 @@ from .facts import (
     COMPENSATION_COLOUR,
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
+    Counts,
     child_states,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
+    title,
 )
 
 _PLAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -28,14 +31,16 @@ def node_id(name: str) -> str:
     return "x_" + name.encode().hex()
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     lines = [
         f"%% {saga.name} v{saga.version}: solid arrows are dependencies (the source runs first),",
         "%% dashed arrows the compensation order (the source is undone first)",
         "flowchart TD",
     ]
     for name in sorted(saga.actions):
-        lines.append(f"  {_node(saga, name, states)}")
+        lines.append(f"  {_node(saga, name, states, counts)}")
     links = 0
     for source, target in saga.edges():
         lines.append(f"  {node_id(source)} --> {node_id(target)}")
@@ -64,7 +69,7 @@ def _subgraph(
     title = _escape(f"{owner}: saga {saga.name} v{saga.version}")
     lines = [f'{indent}subgraph {node_id("sub/" + owner)}["{title}"]']
     for name in sorted(saga.actions):
-        lines.append(f"{indent}  {_node(saga, name, states, prefix)}")
+        lines.append(f"{indent}  {_node(saga, name, states, None, prefix)}")
         child = saga.actions[name].child
         if child is not None:
             lines += _subgraph(child, child_states(states, name), f"{prefix}{name}/", indent + "  ")
@@ -75,13 +80,24 @@ def _subgraph(
     return lines
 
 
-def _node(saga: CompiledSaga, name: str, states: Mapping[str, str] | None, prefix: str = "") -> str:
+def _node(
+    saga: CompiledSaga,
+    name: str,
+    states: Mapping[str, str] | None,
+    counts: Counts | None,
+    prefix: str = "",
+) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = "<br/>".join(
-        _escape(part)
-        for part in [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
-    )
+    condition = condition_label(spec)
+    parts = [
+        title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
+    label = "<br/>".join(_escape(part) for part in parts)
     if spec.pivot:
         opening, closing = "{{", "}}"
     elif not spec.compensable:
