@@ -81,7 +81,8 @@ class TestOutputs:
             "bad.yaml:8:6: outputs.b: unknown action 'nope'",
             "bad.yaml:9:6: outputs.c: unknown input 'missing' (the saga declares no inputs)",
             "bad.yaml:10:6: outputs.d: '${{ actions.echo.oops }}' is not a reference: use"
-            " inputs.NAME, actions.ACTION.outputs.NAME, saga.id or saga.name",
+            " inputs.NAME, actions.ACTION.outputs.NAME, saga.id, saga.name, or item,"
+            " item.FIELD and index in a for_each action",
         ]
 
     def test_outputs_must_be_a_mapping_of_identifiers(
