@@ -23,6 +23,7 @@ from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
 from ..quickschema import surely_valid
 from ..references import Scope, resolve
+from ..saga_outputs import resolve_outputs
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from ..tracing import NOOP_TRACER, Segment
@@ -238,6 +239,10 @@ class AttemptRunner:
         for element in elements:
             with anyio.fail_after(self.saga.actions[name].timeout):
                 await self.action(name).finalize(ctx, self.inputs(name, element))
+
+    def saga_outputs(self) -> dict[str, JSON]:
+        """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
+        return resolve_outputs(self.saga, self._scope())
 
     def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run (and `element`,
