@@ -88,6 +88,8 @@ class RunStuck(TypedDict):
 
 class RunFinished(TypedDict):
     state: str
+    outputs: NotRequired[dict[str, Any]]
+    """The saga's `outputs:`, resolved when it succeeded."""
     error: NotRequired[str | None]
     code: NotRequired[str | None]
     failed_action: NotRequired[str | None]
