@@ -376,6 +376,10 @@ class _Compiler:
         depends: set[str] = set()
         reported = len(self.errors)
         for ref, offset in expression.references():
+            if ref.element:  # an `if:` decides once for the whole action, before its elements
+                where = "only usable in `with:` of an action with for_each, not in its `if:`"
+                self.fail(path, f"'${{{{ {ref.text} }}}}' is {where}", offset=offset)
+                continue
             body = _mapping(actions.get(name))
             depends |= self.check_reference(path, name, ref, body, actions, inputs, offset)
         if len(self.errors) == reported:  # types only of references that exist

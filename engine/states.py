@@ -83,7 +83,6 @@ ACTION_TRANSITIONS: frozenset[tuple[ActionState, ActionState]] = frozenset(
         (A.RUNNING, A.SUCCEEDED),
         (A.RUNNING, A.FAILED),
         (A.FAILED, A.RUNNING),  # retry, or an operator resumes a stuck run
-        (A.FAILED, A.COMPENSATING),  # a for_each that failed undoes its completed elements
         (A.SUCCEEDED, A.COMPENSATING),
         (A.COMPENSATING, A.COMPENSATING),  # compensation retried or resumed
         (A.COMPENSATING, A.COMPENSATED),

@@ -61,6 +61,9 @@ class CompensationPhase:
         self._unblocks: dict[str, list[str]] = {}
         """Action -> the actions waiting for its compensation."""
         self._failures: list[tuple[str, BaseException]] = []
+        self._partial: set[str] = set()
+        """Fan-outs that failed: their completed elements are undone, the action stays
+        failed (an action never undoes a failure: it records nothing of its own)."""
         self._group: anyio.abc.TaskGroup | None = None
 
     async def run(self, first: list[Event]) -> list[Event]:
@@ -78,13 +81,14 @@ class CompensationPhase:
             if status.actions[name].elements:
                 records += interrupted(journal, name)
         targets = [a for a in self._saga.topological_order() if self._undoes(a)]
+        self._partial = {a for a in targets if status.actions[a].state is A.FAILED}
         # Each target waits only for the nearest targets after it: they wait for the rest.
         for name, nearest in nearest_after(self._saga, targets).items():
             self._waiting[name] = set(nearest)
             for later in nearest:
                 self._unblocks.setdefault(later, []).append(name)
         ready = [a for a in reversed(targets) if not self._waiting[a]]
-        records += [self._started(name) for name in ready]
+        records += [r for name in ready for r in self._started(name)]
         await journal.commit(records)
         with anyio.CancelScope(shield=True):
             await self._undo_failed_children()
@@ -117,11 +121,14 @@ class CompensationPhase:
         )
         return done and self._runner.compensable(name)
 
-    def _started(self, name: str) -> Event:
+    def _started(self, name: str) -> list[Event]:
+        """The intent of compensating `name` (none for a failed fan-out's elements: each
+        of them records its own)."""
+        if name in self._partial:
+            return []
         attempt = self._status.actions[name].compensation_attempts + 1
-        return self._journal.record(
-            K.COMPENSATION_STARTED, name, CompensationStarted(attempt=attempt)
-        )
+        data = CompensationStarted(attempt=attempt)
+        return [self._journal.record(K.COMPENSATION_STARTED, name, data)]
 
     async def _compensate(self, name: str) -> None:
         structlog.contextvars.bind_contextvars(run_id=self._journal.run_id, action=name)
@@ -132,7 +139,7 @@ class CompensationPhase:
             undone, tx = await self._undo_elements(name), None
         if not undone:
             return
-        records = [journal.record(K.ACTION_COMPENSATED, name)]
+        records = [] if name in self._partial else [journal.record(K.ACTION_COMPENSATED, name)]
         unblocked: list[str] = []
         waiters = self._unblocks.get(name, [])
         for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
@@ -140,7 +147,7 @@ class CompensationPhase:
             waiting.discard(name)
             if not waiting:
                 unblocked.append(other)
-                records.append(self._started(other))
+                records += self._started(other)
         await journal.commit(records, tx)
         assert self._group is not None
         for other in unblocked:
@@ -151,13 +158,14 @@ class CompensationPhase:
         exc = await compensate_elements(self._journal, self._runner, name)
         if exc is None:
             return True
-        data = CompensationFailed(
-            error=error_text(exc),
-            code=error_code(exc),
-            attempt=self._status.actions[name].compensation_attempts,
-            final=True,
-        )
-        await self._journal.commit([self._journal.record(K.COMPENSATION_FAILED, name, data)])
+        if name not in self._partial:
+            data = CompensationFailed(
+                error=error_text(exc),
+                code=error_code(exc),
+                attempt=self._status.actions[name].compensation_attempts,
+                final=True,
+            )
+            await self._journal.commit([self._journal.record(K.COMPENSATION_FAILED, name, data)])
         log.error("compensation failed", error=error_text(exc))
         self._failures.append((name, exc))
         return False
@@ -189,7 +197,7 @@ class CompensationPhase:
                     self._failures.append((name, exc))
                     return False, None
                 await retries.wait(retries.delay())
-                await journal.commit([self._started(name)])
+                await journal.commit(self._started(name))
                 continue
             return True, ctx.take_transaction()
 

@@ -163,3 +163,22 @@ class TestBad:
             "and this action has none",
             "12:71: actions.b.max_parallel: must be at least 1, not 0",
         ]
+
+    def test_item_and_index_in_an_if(self, problems) -> None:
+        """An `if:` decides once for the whole action: the elements are not known yet."""
+        assert problems(
+            TARGETS
+            + """\
+            actions:
+              a:
+                uses: test.echo
+                for_each: ${{ inputs.names }}
+                if: ${{ item == 'x' || index > 2 }}
+                with: {text: "${{ item }}"}
+            """.replace("            ", "")
+        ) == [
+            "14:13: actions.a.if: '${{ item }}' is only usable in `with:` of an action with "
+            "for_each, not in its `if:`",
+            "14:28: actions.a.if: '${{ index }}' is only usable in `with:` of an action with "
+            "for_each, not in its `if:`",
+        ]
