@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 
 from . import references
 from .action import ActionCatalog, ActionInfo
+from .compile_parking import concurrency_of, definition_problems
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .json_schema import schema_problems, validator
@@ -104,6 +105,11 @@ class _Compiler:
                 if spec is not None:
                     specs[name] = spec
         self.check_cycles(specs)
+        for path, problem in definition_problems(actions):
+            self.fail(path, problem)
+        concurrency, problems = concurrency_of(data.get("concurrency"), inputs)
+        for path, problem in problems:
+            self.fail(path, problem)
         if self.errors:
             raise DefinitionErrors(self.errors)
         metadata = _mapping(data.get("metadata"))
@@ -114,6 +120,7 @@ class _Compiler:
             inputs=inputs,
             actions=specs,
             source=self.source,
+            concurrency=concurrency,
         )
 
     # -- parts -----------------------------------------------------------------------

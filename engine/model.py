@@ -58,7 +58,7 @@ class ActionSpec:
         return {
             "name": self.name,
             "uses": self.uses,
-            "with": _plain(self.with_),
+            "with": plain(self.with_),
             "needs": list(self.needs),
             "depends_on": sorted(self.depends_on),
             "timeout": self.timeout,
@@ -89,6 +89,18 @@ class ActionSpec:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """Runs whose `key` (a template over the inputs) resolves alike run `limit` at once,
+    the others queued in submission order (`sagactl.engine.parking`)."""
+
+    key: str
+    limit: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "limit": self.limit}
+
+
 class CompiledSaga:
     """An immutable, validated saga. networkx is used inside and never handed out."""
 
@@ -97,6 +109,7 @@ class CompiledSaga:
         "_graph",
         "_hash",
         "_order",
+        "concurrency",
         "description",
         "inputs",
         "name",
@@ -113,8 +126,10 @@ class CompiledSaga:
         inputs: Mapping[str, Mapping[str, Any]] | None = None,
         description: str = "",
         source: str | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self.name = name
+        self.concurrency = concurrency
         self.version = version
         self.description = description
         self.source = source
@@ -188,15 +203,18 @@ class CompiledSaga:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
             "description": self.description,
             "source": self.source,
-            "inputs": _plain(self.inputs),
+            "inputs": plain(self.inputs),
             "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
         }
+        if self.concurrency is not None:  # absent otherwise: older sagas keep their hash
+            data["concurrency"] = self.concurrency.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompiledSaga:
@@ -209,6 +227,7 @@ class CompiledSaga:
             source=data.get("source"),
             inputs=data.get("inputs", {}),
             actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
+            concurrency=Concurrency(**data["concurrency"]) if data.get("concurrency") else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -234,10 +253,10 @@ freeze = _frozen
 """A read-only deep copy of JSON-like data, as the compiled form holds it."""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Plain JSON types back from `_frozen` data."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from .json_schema import validator
 from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider
+from .references import Scope, resolve
 from .store.base import NewRun
 
 _ids = random.Random(os.urandom(16))
@@ -62,15 +64,26 @@ def pin_new_run(
     """The new run: its inputs checked, the definition and plugin versions it pins."""
     checked = check_inputs(saga, inputs or {})
     uses = sorted({spec.uses for spec in saga.actions.values()})
+    the_id = run_id or new_run_id()
     return NewRun(
-        run_id=run_id or new_run_id(),
+        run_id=the_id,
         saga=saga.name,
         definition_hash=saga.canonical_hash,
         definition=saga.to_dict(),
         inputs=checked,
         plugin_versions={name: provider.version(name) for name in uses},
         node=node,
+        concurrency_key=concurrency_key(saga, the_id, checked),
+        concurrency_limit=saga.concurrency.limit if saga.concurrency else None,
     )
+
+
+def concurrency_key(saga: CompiledSaga, run_id: str, inputs: Mapping[str, JSON]) -> str | None:
+    """The saga's `concurrency.key` with the run's inputs in it (None: the saga has none)."""
+    if saga.concurrency is None:
+        return None
+    value = resolve(saga.concurrency.key, Scope(run_id, saga.name, inputs, {}))
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _plain(value: Any) -> Any:

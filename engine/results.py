@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,10 @@ class RunResult:
     """When the owner's lease runs out (unix time, database clock); None without leases."""
     node: str | None = None
     """The node the run is pinned to, if any."""
+    waits: Sequence[Mapping[str, Any]] = ()
+    """A `waiting` run: each action's signal and deadline (`RunWaiting.waits`)."""
+    concurrency_key: str | None = None
+    """The key the run takes turns on, if its saga has one."""
 
     @property
     def ok(self) -> bool:
@@ -40,8 +44,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 succeeded, 2 bad input, 1 any other outcome (README, "Exit codes")."""
-        if self.ok:
+        """0 succeeded or parked waiting for a signal, 2 bad input, 1 any other outcome
+        (README, "Exit codes")."""
+        if self.ok or self.state is RunState.WAITING:
             return 0
         return 2 if self.bad_input else 1
 
@@ -57,6 +62,8 @@ class RunResult:
             "owner": self.owner,
             "lease_expires": self.lease_expires,
             "node": self.node,
+            "concurrency_key": self.concurrency_key,
+            "waiting_for": [dict(w) for w in self.waits],
             "actions": {name: s.to_json() for name, s in self.actions.items()},
         }
 
@@ -80,4 +87,6 @@ def result_of(
         owner=record.owner,
         lease_expires=record.lease_expires,
         node=record.node,
+        waits=status.waits,
+        concurrency_key=record.concurrency_key,
     )

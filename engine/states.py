@@ -22,6 +22,8 @@ from .events import Event, EventKind
 class RunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
+    """Parked in the store, held by no process, until a signal or a timer wakes it."""
     COMPENSATING = "compensating"
     SUCCEEDED = "succeeded"
     COMPENSATED = "compensated"
@@ -61,6 +63,9 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.RUNNING, R.COMPENSATING),
         (R.RUNNING, R.STUCK),  # a failure after a pivot ran out of attempts
         (R.RUNNING, R.ABANDONED),
+        (R.RUNNING, R.WAITING),  # every action in hand waits for a signal: parked
+        (R.WAITING, R.RUNNING),  # woken by a signal, a timer, or an operator's cancel
+        (R.WAITING, R.ABANDONED),
         (R.COMPENSATING, R.COMPENSATING),  # resumed: keeps compensating
         (R.COMPENSATING, R.COMPENSATED),
         (R.COMPENSATING, R.CANCELLED),
@@ -90,8 +95,9 @@ FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDON
 """Runs that will never change again."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
-RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
-"""Runs whose record releases the claim it was written under: nothing runs on by itself."""
+RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.WAITING}
+"""Runs whose record releases the claim it was written under: nothing runs on by itself
+(a waiting run is woken by a signal or a timer, `sagactl.engine.parking`)."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -177,6 +183,8 @@ class RunStatus:
     started: float | None = None
     finished: float | None = None
     last_seq: int = 0
+    waits: list[dict[str, Any]] = field(default_factory=list)
+    """What a `waiting` run waits for (`RunWaiting.waits`); empty otherwise."""
 
     def apply(self, record: Event) -> None:
         """Move on by one record; raises `InvalidTransition` on a forbidden move."""
@@ -191,6 +199,7 @@ class RunStatus:
             if new is R.RUNNING and self.started is None:
                 self.started = record.at
             self.finished = record.at if new in FINISHED else None
+            self.waits = list(data.get("waits", ())) if new is R.WAITING else []
             if "bad_input" in data:
                 self.bad_input = bool(data["bad_input"])
             if record.kind is K.RUN_COMPENSATING:

@@ -14,6 +14,7 @@ import psycopg
 
 from ..action import JSON
 from ..events import Event
+from . import postgres_leases as leases
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
 from .postgres_writer import Conn, drop, row
 from .sql import Appending, Statements, translate
@@ -28,6 +29,8 @@ async def write_append(conn: Conn, appending: Appending) -> int:
     if moved is None:
         raise ClaimLost(appending.claim.run_id)
     last_seq = int(moved["last_seq"])
+    if appending.releases and moved["concurrency_key"] is not None:
+        await leases.notify(conn, "")  # the key may be free: the next run's turn
     async with conn.cursor() as cursor:
         if appending.log_rows:
             await cursor.executemany(SQL.insert_log, appending.numbered_rows(last_seq))

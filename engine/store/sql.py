@@ -20,6 +20,7 @@ from ..action import JSON
 from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
 from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
+from .parking_sql import KEY_SEQ
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
@@ -58,6 +59,8 @@ def record_from_row(row: Row) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         node=row["node"],
         lease_expires=row["lease_expires"],
+        concurrency_key=row["concurrency_key"],
+        wake_at=row["wake_at"],
     )
 
 
@@ -112,7 +115,8 @@ DIALECTS = {
 
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested, node"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node,"
+    " concurrency_key, wake_at"
 )
 _CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
 
@@ -131,10 +135,11 @@ class Statements:
         self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-            " plugin_versions, created, updated, owner, fence, last_seq, node) VALUES"
+            " plugin_versions, created, updated, owner, fence, last_seq, node,"
+            " concurrency_key, concurrency_limit, key_seq) VALUES"
             " (:run_id, :saga, :state, :definition_hash, :definition, :inputs,"
-            " :plugin_versions, :now, :now, :owner, :fence, 1, :node)"
-            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+            " :plugin_versions, :now, :now, :owner, :fence, 1, :node, :key, :limit,"
+            f" {KEY_SEQ}) ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
         self.read_log = ready(
@@ -221,10 +226,13 @@ def _append_sql(dialect_name: str, moves: bool, releases: bool) -> str:
             "error_code = :code",
             "started = coalesce(started, :started)",
             "finished = :finished",
+            "wake_at = :wake_at",
         ]
     if releases:
         sets.append(DIALECTS[dialect_name].release)
-    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING last_seq"
+    # A released key lets the next run in (PostgreSQL announces it: `postgres_transaction`).
+    returning = "last_seq, concurrency_key" if releases else "last_seq"
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING {returning}"
     return translate(sql) if dialect_name == POSTGRESQL else sql
 
 
@@ -251,6 +259,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
         "owner": owner,
         "fence": 0 if owner is None else 1,
         "node": run.node,
+        "key": run.concurrency_key,
+        "limit": run.concurrency_limit,
     }
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(
@@ -283,11 +293,12 @@ class Appending:
     ) -> None:
         self.claim, self.records, self.now = claim, records, now
         state: RunState | None = None
-        error = code = None
+        error = code = wake_at = None
         for record in records:
             moved = run_state_of(record)
             if moved is not None:
                 state, error, code = moved, record.data.get("error"), record.data.get("code")
+                wake_at = record.data.get("wake_at")  # a parked run's timer
         self.releases = state in RELEASING
         self.params: dict[str, Any] = {
             "n": len(records),
@@ -303,6 +314,7 @@ class Appending:
                 code=None if code is None else str(code),
                 started=now if state is RunState.RUNNING else None,
                 finished=now if state in FINISHED else None,
+                wake_at=wake_at if state is RunState.WAITING else None,
             )
         # Rows without their seq (known only once the run row moved): (run, at, kind, ...).
         self.log_rows = [
