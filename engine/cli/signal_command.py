@@ -42,8 +42,9 @@ def _data(text: str | None) -> JSON:
     if text is None:
         return None
     try:
-        return parse_json(text)
+        value: JSON = parse_json(text)
     except NotJson as exc:
         raise InputError(f"--data: {exc}") from None
     except ValueError as exc:
         raise InputError(f"--data is not JSON: {exc}") from None
+    return value
