@@ -73,11 +73,11 @@ def test_a_build_submitted_during_another_waits_its_turn(
     upload = tmp_path / "app.tar"
     upload.write_bytes(tar_of_dir(EXAMPLES / "static-site"))
     db = Path(cli_env["SAGACTL_DB"].removeprefix("sqlite://"))
-    older = _run(["build", "site", str(upload), "--fault", "set_active_version:delay=4"], cli_env)
+    older = _run(["build", "site", str(upload), "--fault", "set_active_version:delay=15"], cli_env)
     try:
         _wait(lambda: _version_allocated(db, 1), "the first build's version")
         newer = subprocess.run(
-            [SAGACTL, "build", "site", str(upload), "--json"],
+            [SAGACTL, "build", "site", str(upload)],
             env=cli_env,
             capture_output=True,
             text=True,
@@ -92,12 +92,7 @@ def test_a_build_submitted_during_another_waits_its_turn(
     assert out.startswith("site-v1 is active: ")
     assert newer.returncode == 0, newer.stderr
     assert "[queued] waits for its turn: 1 build of this app ahead" in newer.stderr
-    shown = json.loads(newer.stdout)
-    assert (shown["version"], shown["active_version"], shown["activated"]) == (
-        "site-v2",
-        "site-v2",
-        True,
-    )
+    assert newer.stdout.startswith("site-v2 is active: ")
 
 
 def test_eight_concurrent_builds_end_with_the_last_submitted_active(
