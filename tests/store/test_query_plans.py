@@ -59,6 +59,13 @@ async def _exercise(store: Store) -> None:
     await store.heartbeat()
     await store.release(claim)
     await store.prune(finished_before=0.0, page=10)  # a prune page (nothing that old)
+    await store.turn("queued-0")  # parked runs: a concurrency key's turn, signals, timers
+    await store.pending_signals("done-1")
+    await store.due()
+    claim_next = getattr(store, "claim_next", None)  # a worker's claim (PostgreSQL)
+    if claim_next is not None:
+        for taken in await claim_next(1):
+            await store.release(taken)
 
 
 def _sqlite_plans(path: Path, statements: list[str]) -> dict[str, list[str]]:
