@@ -90,10 +90,12 @@ class WaitSignal(Action):
         deadline = await _deadline(ctx, inputs.get("timeout"))
         async with ctx.transaction() as tx:
             found = await tx.fetchone(
-                "SELECT data FROM run_signals WHERE run_id = ? AND name = ? AND consumed IS NULL",
+                "SELECT data, at FROM run_signals"
+                " WHERE run_id = ? AND name = ? AND consumed IS NULL",
                 (ctx.run_id, name),
             )
-            if found is not None:
+            # A signal sent after the deadline comes too late, even if the run wakes first.
+            if found is not None and (deadline is None or float(found[1]) <= deadline):  # type: ignore[arg-type]
                 await tx.execute(
                     "UPDATE run_signals SET consumed = ? WHERE run_id = ? AND name = ?",
                     (time.time(), ctx.run_id, name),

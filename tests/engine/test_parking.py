@@ -224,3 +224,16 @@ async def test_a_queued_run_keeps_its_place_and_a_cancel_frees_it(db: str) -> No
             gate.set()
         assert (await eng.store.turn(third)).admitted  # type: ignore[union-attr]
         assert (await eng.resume(third)).state is RunState.SUCCEEDED
+
+
+async def test_a_signal_after_the_timeout_comes_too_late(db: str) -> None:
+    """The late signal wakes the run, which notices its timer ran out and compensates."""
+    journal = Journal()
+    async with engine(db, journal) as eng:
+        run_id = (await eng.run(approval_saga(timeout="300ms"))).run_id
+        await anyio.sleep(0.4)
+        late = await eng.signal(run_id, "approve", {"by": "late"})
+        assert await eng.store.pending_signals(run_id) == {"approve"}  # never consumed
+    assert late.state is RunState.COMPENSATED
+    assert late.code == "signal_timeout"
+    assert journal.names("compensated") == ["prepare"]
