@@ -8,11 +8,13 @@ workers never overlap, as the log's timestamps tell, and run in submission order
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sagactl.engine import ActionSpec, CompiledSaga, RetryPolicy
 from sagactl.engine.api import Engine
@@ -173,3 +175,47 @@ async def test_twenty_runs_of_one_key_on_three_workers(pg_url: str, workers: Wor
     assert sorted(r for r, _, _ in done) == sorted([*ids, other])  # each effect once
     claimed = [workers.stats(p)["claimed"] for p in procs if workers.stop(p) == 0]
     assert len(claimed) == 3 and sum(claimed) == 21
+
+
+async def test_a_foreground_run_waits_for_its_key_and_workers_leave_it(
+    pg_url: str,
+) -> None:
+    """While a run holds the key, a second one run in the foreground waits `queued`, held
+    by its process (told so), and a detached third is not claimable; both go in order."""
+    saga = keyed_saga()
+    slow = CompiledSaga(
+        name="keyed",
+        version=1,
+        actions={"work": _effect("work", sleep=1.0)},
+        inputs={"app": {"type": "string"}},
+        concurrency=Concurrency(key="${{ inputs.app }}", limit=1),
+    )
+    events: list[Any] = []
+    async with (
+        Engine(pg_url, actions=ACTIONS) as first,
+        Engine(pg_url, actions=ACTIONS, on_event=events.append) as second,
+    ):
+        store = second.store
+        assert isinstance(store, PostgresStore)
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(first.run, slow, {"app": "a"}, run_id="one"))
+
+            async def running() -> bool:
+                runs = await store.list_runs(states=["running"])
+                return [r.run_id for r in runs] == ["one"]
+
+            await wait_for(running, within=10)
+            group.start_soon(functools.partial(second.run, saga, {"app": "a"}, run_id="two"))
+
+            async def queued() -> bool:
+                return any(e.kind is EventKind.RUN_QUEUED for e in events)
+
+            await wait_for(queued, within=10)
+            third = await second.start(saga, {"app": "a"}, run_id="three")  # after "two"
+            assert (await store.get_run("two")).owner is not None  # held by its process
+            assert await store.claim_next(5) == []  # "two" is held, "three" not its turn
+        assert await _state(first, "two") is RunState.SUCCEEDED
+        (claimed,) = await store.claim_next(5)  # now "three" may go
+        assert claimed.run_id == third
+        await second.execute_claimed(claimed)
+        assert await _state(second, third) is RunState.SUCCEEDED
