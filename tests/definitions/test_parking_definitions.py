@@ -186,3 +186,17 @@ class TestConcurrency:
             "4:31: concurrency.limit: must be at least 1, not 0",
             "4:34: concurrency: unknown key 'per' (expected one of: key, limit)",
         ]
+
+
+def test_the_schema_covers_concurrency_and_wait_signal(catalog: InfoCatalog) -> None:
+    """`sagactl schema`: the saga-level block, and `wait.signal`'s `with:` for editors."""
+    from sagactl.engine.saga_schema import schema_with_actions
+
+    schema = schema_with_actions(catalog)
+    block = schema["properties"]["concurrency"]
+    assert block["required"] == ["key"] and set(block["properties"]) == {"key", "limit"}
+    rules = schema["$defs"]["action"]["allOf"]
+    wait = next(r for r in rules if r["if"]["properties"]["uses"]["const"] == "wait.signal")
+    with_ = wait["then"]["properties"]["with"]
+    assert with_["required"] == ["name"]
+    assert set(with_["properties"]) == {"name", "timeout", "schema"}
