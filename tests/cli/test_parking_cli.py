@@ -138,3 +138,26 @@ def test_runs_of_one_key_wait_their_turn_across_processes(cli: Cli) -> None:
     for proc in [first, *queued]:
         assert proc.wait(timeout=60) == 0
     assert cli.lines() == ["start:r1", "r1", "start:r2", "r2", "start:r3", "r3"]
+
+
+def test_a_signal_process_killed_mid_run_is_resumed(cli: Cli) -> None:
+    """SIGKILL the `sagactl signal` process while it drives the run on: the signal was
+    consumed with the wait's completion, so `resume --all` goes on from there, and the
+    wait neither runs again nor asks for another signal."""
+    saga = approval_saga(cli)
+    body = json.loads(saga.read_text())
+    body["actions"]["deploy"]["with"]["hold"] = str(cli.tmp / "hold")
+    saga.write_text(json.dumps(body))
+    run_id = cli("run", str(saga)).stdout.strip()
+    (cli.tmp / "hold").write_text("")
+    sender = cli.start("signal", run_id, "approve", "--data", '"ann"')
+    wait_for(lambda: cli.lines()[-1:] == ["start:ann"], "deploy to start")
+    sender.kill()
+    sender.wait()
+    (cli.tmp / "hold").unlink()
+    resumed = cli("resume", "--all")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == f"{run_id} succeeded\n"
+    assert cli.lines() == ["start:prepare", "prepare", "start:ann", "start:ann", "ann"]
+    approve = cli.json("status", run_id, "--json")["actions"]["approve"]
+    assert (approve["attempts"], approve["outputs"]) == (2, {"data": "ann"})
