@@ -18,6 +18,7 @@ from sagactl.engine.events import Event, EventKind
 from sagactl.engine.model import Concurrency
 from sagactl.engine.signals import SignalRefused
 from sagactl.engine.states import ActionState, RunState
+from sagactl.engine.testing import rehearse_crashes
 
 from .sagas import Journal, Script, Step
 
@@ -237,3 +238,28 @@ async def test_a_signal_after_the_timeout_comes_too_late(db: str) -> None:
     assert late.state is RunState.COMPENSATED
     assert late.code == "signal_timeout"
     assert journal.names("compensated") == ["prepare"]
+
+
+async def test_a_keyed_saga_survives_a_crash_at_every_write() -> None:
+    """The law of every saga (crash at any log write, resume, same end, nothing twice)
+    holds when the run first waits for its turn on its key."""
+    saga = CompiledSaga(
+        name="keyed-chain",
+        version=1,
+        actions={
+            "a": ActionSpec(name="a", uses="step", with_={"name": "a"}, retry=RetryPolicy(1)),
+            "b": ActionSpec(
+                name="b",
+                uses="step",
+                with_={"name": "b"},
+                needs=("a",),
+                depends_on=frozenset({"a"}),
+                retry=RetryPolicy(1),
+            ),
+        },
+        inputs={"app": {"type": "string"}},
+        concurrency=Concurrency(key="${{ inputs.app }}"),
+    )
+    rehearsal = await rehearse_crashes(saga, {"step": Step(Journal())}, {"app": "x"})
+    assert rehearsal.expected.state == "succeeded"
+    assert rehearsal.writes >= 3
