@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 
 from . import expressions, references
 from .action import ActionCatalog, ActionInfo
+from .child_sagas import ChildCatalog, SagaLookup, child_name
 from .compile_parking import concurrency_of, definition_problems
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
@@ -51,9 +52,11 @@ _KEY_CHECKS = frozenset(
 _ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
 
 
-def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:
+def load_saga_file(
+    path: str | os.PathLike[str], catalog: ActionCatalog, sagas: SagaLookup | None = None
+) -> CompiledSaga:
     """Load, validate and compile one definition file."""
-    return compile_definition(load_yaml(path), catalog=catalog)
+    return compile_definition(load_yaml(path), catalog=catalog, sagas=sagas)
 
 
 def compile_definition(
@@ -61,11 +64,12 @@ def compile_definition(
     *,
     catalog: ActionCatalog,
     source: str | None = None,
+    sagas: SagaLookup | None = None,
 ) -> CompiledSaga:
     """The compiled saga, or DefinitionErrors listing every problem, sorted by position.
 
     `document` is a loaded YAML file (errors then carry line:column) or plain data
-    (errors name `source` only).
+    (errors name `source` only). `sagas` finds the children of `uses: saga/NAME`.
     """
     if isinstance(document, YamlDocument):
         data: Any = document.data
@@ -73,13 +77,21 @@ def compile_definition(
     else:
         data = document
         source = source or "<definition>"
-    return _Compiler(data, catalog, locator_for(document, source), source).run()
+    return _Compiler(data, catalog, locator_for(document, source), source, sagas).run()
 
 
 class _Compiler:
-    def __init__(self, data: Any, catalog: ActionCatalog, where: Locator, source: str) -> None:
+    def __init__(
+        self,
+        data: Any,
+        catalog: ActionCatalog,
+        where: Locator,
+        source: str,
+        sagas: SagaLookup | None = None,
+    ) -> None:
         self.data = data
-        self.catalog = catalog
+        own = _mapping(_mapping(data).get("metadata")).get("name")
+        self.catalog = ChildCatalog(catalog, sagas, own if isinstance(own, str) else None)
         self.where = where
         self.source = source
         self.errors: list[DefinitionError] = []
@@ -112,6 +124,11 @@ class _Compiler:
                 if spec is not None:
                     specs[name] = spec
         self.check_cycles(specs)
+        retention = self.duration(data.get("retention"), ("retention",))
+        outputs = data.get("outputs")
+        output_schema = (
+            self.check_outputs(outputs, actions, inputs) if isinstance(outputs, Mapping) else None
+        )
         for path, problem in definition_problems(actions):
             self.fail(path, problem)
         concurrency, problems = concurrency_of(data.get("concurrency"), inputs)
@@ -127,6 +144,9 @@ class _Compiler:
             inputs=inputs,
             actions=specs,
             source=self.source,
+            retention=retention,
+            outputs=outputs if isinstance(outputs, Mapping) else None,
+            output_schema=output_schema,
             concurrency=concurrency,
         )
 
@@ -150,7 +170,10 @@ class _Compiler:
         here = ("actions", name)
         uses = body.get("uses")
         info = self.catalog.info(uses) if isinstance(uses, str) else None
-        if isinstance(uses, str) and info is None:
+        problem = self.catalog.problem(uses) if isinstance(uses, str) else None
+        if problem is not None:
+            self.fail((*here, "uses"), problem)
+        elif isinstance(uses, str) and info is None:
             hint = did_you_mean(uses, self.catalog.names()) or (
                 " (no actions are installed)"
                 if not self.catalog.names()
@@ -177,6 +200,16 @@ class _Compiler:
                     depends.add(other)
         timeout = self.duration(body.get("timeout"), (*here, "timeout"))
         retry = self.retry(here, default_retry, _mapping(body.get("retry")))
+        child_of = child_name(uses) if isinstance(uses, str) else None
+        child = self.catalog.child(child_of) if child_of is not None else None
+        if child_of is not None:
+            # A child retries its own actions and compensates itself when it fails: run
+            # once, and only under a timeout the definition gives it (not the defaults').
+            if "retry" in body:
+                self.fail((*here, "retry"), "a child saga is not retried: its actions are")
+            if "for_each" in body:  # one child run per action: its id is RUN/ACTION
+                self.fail((*here, "for_each"), "a child saga cannot be fanned out")
+            retry, default_timeout = RetryPolicy(attempts=1), None
         compensate = body.get("compensate")
         if compensate is True and info is not None and not info.compensable:
             self.fail(
@@ -205,6 +238,7 @@ class _Compiler:
             max_parallel=body.get("max_parallel") if for_each is not None else None,
             condition=condition if isinstance(condition, str) else None,
             location=self.where.locate(here, key=True),
+            child=child if isinstance(child, CompiledSaga) else None,
         )
 
     def known_action(
@@ -260,11 +294,13 @@ class _Compiler:
         with_: Mapping[str, Any],
         actions: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        base: JSONPath | None = None,
     ) -> set[str]:
-        """The actions `with_` refers to; reports every reference that cannot be looked up."""
+        """The actions `with_` (at `base`, default `actions.NAME.with`) refers to; reports
+        every reference that cannot be looked up."""
         depends: set[str] = set()
         body = _mapping(actions.get(name))
-        for path, text in _strings(with_, ("actions", name, "with")):
+        for path, text in _strings(with_, tuple(base or ("actions", name, "with"))):
             try:
                 found = list(references.in_string(text))
             except references.BadReference as exc:
@@ -464,6 +500,25 @@ class _Compiler:
         types = _types_of(self.ref_schema(name, ref, actions, inputs)[0])
         return frozenset(types) if types is not None else None
 
+    def check_outputs(
+        self, outputs: Mapping[str, Any], actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check the references of `outputs:`; their JSON Schema, typed as far as known."""
+        self.check_references("", outputs, actions, inputs, base=("outputs",))
+        properties: dict[str, Any] = {}
+        for key, value in outputs.items():
+            types: set[str] | None
+            try:
+                ref = references.whole(value) if isinstance(value, str) else None
+            except references.BadReference:
+                ref = None  # reported by check_references
+            if ref is not None:
+                types = _types_of(self.ref_schema("", ref, actions, inputs)[0])
+            else:
+                types = _literal_types(value)
+            properties[key] = {"type": sorted(types)} if types else {}
+        return {"type": "object", "properties": properties}
+
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
             usable = not any(schema_problems(info.input_schema))
@@ -541,6 +596,21 @@ def _inputs_hint(name: str, inputs: Mapping[str, Any]) -> str:
 
 def _position(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location else (0, 0)
+
+
+def _literal_types(value: Any) -> set[str] | None:
+    """The JSON type of an `outputs:` value that is not one whole reference."""
+    if isinstance(value, str):
+        return {"string"}  # with references embedded, or none: a string either way
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer"}
+    if isinstance(value, float):
+        return {"number"}
+    if value is None:
+        return {"null"}
+    return {"object"} if isinstance(value, Mapping) else {"array"}
 
 
 def _fits(given: Set[str], wanted: Set[str]) -> bool:

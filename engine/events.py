@@ -113,6 +113,8 @@ class RunQueued(TypedDict):
 
 class RunFinished(TypedDict):
     state: str
+    outputs: NotRequired[dict[str, Any]]
+    """The saga's `outputs:`, resolved when it succeeded."""
     error: NotRequired[str | None]
     code: NotRequired[str | None]
     failed_action: NotRequired[str | None]

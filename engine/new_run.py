@@ -17,7 +17,7 @@ from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider
 from .references import Scope, resolve
-from .store.base import NewRun
+from .store.base import NewRun, ParentLink
 
 _ids = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
@@ -60,10 +60,12 @@ def pin_new_run(
     *,
     run_id: str | None = None,
     node: str | None = None,
+    parent: ParentLink | None = None,
 ) -> NewRun:
-    """The new run: its inputs checked, the definition and plugin versions it pins."""
+    """The new run: its inputs checked, the definition and plugin versions it pins (a
+    child saga's definition is pinned inside it)."""
     checked = check_inputs(saga, inputs or {})
-    uses = sorted({spec.uses for spec in saga.actions.values()})
+    uses = sorted({spec.uses for spec in saga.actions.values() if spec.child is None})
     the_id = run_id or new_run_id()
     return NewRun(
         run_id=the_id,
@@ -73,6 +75,8 @@ def pin_new_run(
         inputs=checked,
         plugin_versions={name: provider.version(name) for name in uses},
         node=node,
+        retention=saga.retention,
+        parent=parent,
         concurrency_key=concurrency_key(saga, the_id, checked),
         concurrency_limit=saga.concurrency.limit if saga.concurrency else None,
     )

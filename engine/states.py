@@ -49,6 +49,8 @@ class StopReason(StrEnum):
     """An action failed for good."""
     CANCEL = "cancel"
     """An operator cancelled the run."""
+    PARENT = "parent"
+    """A child saga that succeeded is undone because its parent compensates."""
 
 
 R, A, K = RunState, ActionState, EventKind
@@ -74,6 +76,7 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.STUCK, R.RUNNING),  # an operator resumes a run stuck going forward
         (R.STUCK, R.COMPENSATING),  # ... or one stuck compensating
         (R.STUCK, R.ABANDONED),
+        (R.SUCCEEDED, R.COMPENSATING),  # a child saga whose parent compensates
     }
 )
 
@@ -93,7 +96,8 @@ ACTION_TRANSITIONS: frozenset[tuple[ActionState, ActionState]] = frozenset(
 )
 
 FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDONED, R.CANCELLED})
-"""Runs that will never change again."""
+"""Runs that will never change again (but a child saga's succeeded run, which its
+parent may compensate)."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
 RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.WAITING}
@@ -255,6 +259,8 @@ class RunStatus:
     started: float | None = None
     finished: float | None = None
     last_seq: int = 0
+    saga_outputs: dict[str, Any] | None = None
+    """The saga's `outputs:` as its success recorded them."""
     waits: list[dict[str, Any]] = field(default_factory=list)
     """What a `waiting` run waits for (`RunWaiting.waits`); empty otherwise."""
 
@@ -274,6 +280,8 @@ class RunStatus:
             self.waits = list(data.get("waits", ())) if new is R.WAITING else []
             if "bad_input" in data:
                 self.bad_input = bool(data["bad_input"])
+            if "outputs" in data:
+                self.saga_outputs = dict(data["outputs"])
             if record.kind is K.RUN_COMPENSATING:
                 self.reason = StopReason(data["reason"]) if data.get("reason") else None
             if new in (R.RUNNING, R.COMPENSATING) and record.kind is K.RUN_RESUMED:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,7 +15,7 @@ from rich.text import Text
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, with_engine, with_store
+from .options import DB_OPTION, count, seconds_of, with_engine, with_store
 
 if TYPE_CHECKING:
     from ..api import RunResult
@@ -47,6 +48,8 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
     holder = _holder(result.owner, result.lease_expires, result.node, result.concurrency_key)
     if holder:
         console.print(holder, markup=False)
+    if result.parent is not None:
+        console.print(f"child of run {result.parent.run_id} (action {result.parent.action})")
     for wait in result.waits:
         until = f" until {_when(wait['deadline'])} UTC" if wait.get("deadline") else ""
         line = f"{wait['action']} waits for signal {wait['signal']!r}{until}"
@@ -54,23 +57,55 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
     if result.error:
         console.print(f"error: {result.error}", markup=False)
     table = Table("action", "state", "attempts", "error or reason")
+    _action_rows(table, result, "")
+    console.print(table)
+    if result.outputs is not None:
+        console.print(f"outputs: {json.dumps(result.outputs, sort_keys=True)}", markup=False)
+
+
+def _action_rows(table: Table, result: RunResult, indent: str) -> None:
+    """One row per action; a child saga's actions nested under the action that ran it."""
     for name, action in result.actions.items():
         note = action.error or action.reason or ""
-        table.add_row(name, str(action.state), str(action.attempts), Text(note))
+        table.add_row(indent + name, str(action.state), str(action.attempts), Text(note))
         for index, element in sorted((action.elements or {}).items()):
             row = (str(element.state), str(element.attempts), Text(element.error or ""))
-            table.add_row(f"  {name}[{index}]", *row)
-    console.print(table)
+            table.add_row(f"{indent}  {name}[{index}]", *row)
+        child = result.children.get(name)
+        if child is not None:
+            table.add_row(f"{indent}  run {child.run_id}", str(child.state), "", "")
+            _action_rows(table, child, indent + "    ")
 
 
 @click.command("list")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES), help="Only these.")
+@click.option(
+    "--older-than",
+    "age",
+    metavar="AGE",
+    help="Only runs whose last change is older than AGE (stuck for 1h: --state stuck"
+    " --older-than 1h).",
+)
 @click.option("--limit", type=count(), default=1000, show_default=True)
+@click.option("--parent", metavar="RUN", help="Only the child saga runs RUN started.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, oldest first.")
 @DB_OPTION
-def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:
+def list_runs(
+    states: tuple[str, ...],
+    age: str | None,
+    limit: int,
+    parent: str | None,
+    as_json: bool,
+    db: str | None,
+) -> None:
     """List runs, oldest first: id, saga, state, started, finished."""
-    records = with_store(db, lambda s: s.list_runs(states=list(states) or None, limit=limit))
+    since = None if age is None else time.time() - seconds_of(age, "--older-than")
+    records = with_store(
+        db,
+        lambda s: s.list_runs(
+            states=list(states) or None, limit=limit, unchanged_since=since, parent=parent
+        ),
+    )
     rows: list[dict[str, Any]] = [
         {
             "run_id": r.run_id,
@@ -81,6 +116,7 @@ def list_runs(states: tuple[str, ...], limit: int, as_json: bool, db: str | None
             "owner": r.owner,
             "lease_expires": r.lease_expires,
             "node": r.node,
+            "parent": None if r.parent is None else r.parent.run_id,
             "concurrency_key": r.concurrency_key,
         }
         for r in records

@@ -66,6 +66,15 @@ def state_of(states: Mapping[str, str] | None, action: str) -> str | None:
     return states.get(action, A.PENDING)
 
 
+def child_states(states: Mapping[str, str] | None, action: str) -> Mapping[str, str] | None:
+    """The states of the child saga run by `action` (`ACTION/CHILD_ACTION` keys, as
+    `RunResult.action_states` gives them), keyed by the child's own action names."""
+    if states is None:
+        return None
+    prefix = f"{action}/"
+    return {k[len(prefix) :]: v for k, v in states.items() if k.startswith(prefix)}
+
+
 def fill(state: str) -> str:
     return STATES.get(state, UNKNOWN_STATE_COLOUR)
 

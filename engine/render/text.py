@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from ..model import CompiledSaga
 from .facts import (
     Counts,
+    child_states,
     compensation_stages,
     condition_label,
     marks,
@@ -35,6 +36,9 @@ def render(
             row = rows[name]
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append(("  " + "  ".join([*cells, row[-1]])).rstrip())
+            child = saga.actions[name].child
+            if child is not None:
+                lines += _child(child, child_states(states, name), "    ")
     lines.append("")
     lines += _compensation(saga)
     return "\n".join(lines) + "\n"
@@ -54,6 +58,18 @@ def _row(
         " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
+
+
+def _child(saga: CompiledSaga, states: Mapping[str, str] | None, indent: str) -> list[str]:
+    """A child saga's actions, nested under the action that runs it, in run order."""
+    lines = [f"{indent}child saga {saga.name} v{saga.version}:"]
+    for name in saga.topological_order():
+        row = _row(saga, name, states, None)
+        lines.append(f"{indent}  " + "  ".join(cell for cell in row if cell))
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _child(child, child_states(states, name), indent + "    ")
+    return lines
 
 
 def _compensation(saga: CompiledSaga) -> list[str]:

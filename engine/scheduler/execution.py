@@ -31,6 +31,7 @@ from .frontier import Frontier
 from .journal import Journal, Recorder
 from .options import Options
 from .progress import ProgressFlusher
+from .traced import traced
 
 R, K = RunState, EventKind
 
@@ -72,6 +73,11 @@ class Execution:
             options=options,
             on_progress=self._flusher.report,
         )
+        for hook in options.on_run:
+            hook(claim.run_id, saga.name)
+        self._runner = runner
+        self._tracing = options.tracing
+        self.saga = saga
         self._opened = frontier is not None
         self._frontier = frontier or Frontier(
             saga, status, options.max_parallel, Conditions(saga, status, inputs)
@@ -100,6 +106,13 @@ class Execution:
 
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
+        tracing = self._tracing
+        if tracing is None:
+            return await self.drive()
+        return await traced(tracing, self, self._runner)
+
+    async def drive(self) -> RunStatus:
+        """`run` without tracing."""
         with structlog.contextvars.bound_contextvars(run_id=self.run_id):
             async with anyio.create_task_group() as background:
                 self._flusher.attach(background)

@@ -208,7 +208,11 @@ class ForwardPhase:
         if self._all_succeeded() and not self._finalizer.pending():
             # The last completion also finishes the run: one commit, not two.
             records.append(
-                journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
+                journal.record(
+                    K.RUN_FINISHED,
+                    None,
+                    RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs()),
+                )
             )
         await journal.commit(records, tx)
         names = _launched(started)
@@ -271,7 +275,7 @@ class ForwardPhase:
             await journal.commit([stuck])
         elif all(s.state in DONE_FORWARD for s in status.actions.values()):
             await self._finalizer.run()
-            finished = RunFinished(state=RunState.SUCCEEDED)
+            finished = RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs())
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
         elif self._parked:
             await journal.commit([journal.record(K.RUN_WAITING, None, self._waiting())])

@@ -248,9 +248,11 @@ class PostgresStore(SqlStore):
         runs in `exclude` (ones this worker just failed to drive). Waiting runs are
         runnable once due, queued ones with a concurrency key once their turn came."""
         wanted = sorted(states or [str(s) for s in UNFINISHED])
+        # A child saga's run is driven by its parent, never claimed on its own.
         where = (
             f"(state = ANY(%s) OR {parking_sql.PG_DUE}) AND {parking_sql.ADMITTED}"
             " AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
+            " AND parent_run_id IS NULL"
         )
 
         async def take(conn: Conn) -> list[Claim]:

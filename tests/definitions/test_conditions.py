@@ -173,7 +173,8 @@ class TestBad:
             "(did you mean 'count'?)",
             "10:50: actions.e.if: action 'e' cannot refer to its own outputs",
             "11:33: actions.f.if: '${{ bogus.thing }}' is not a reference: use inputs.NAME, "
-            "actions.ACTION.outputs.NAME, saga.id or saga.name",
+            "actions.ACTION.outputs.NAME, saga.id, saga.name, or item, item.FIELD and index "
+            "in a for_each action",
         ]
 
     def test_not_written_as_an_expression(self, problems) -> None:

@@ -68,9 +68,13 @@ class TestStats:
             "stuck": 0,
             "recovered": 0,
             "taken_over": 0,
+            "stuck_over_1h": 0,
+            "stuck_over_1d": 0,
+            "stuck_over_7d": 0,
+            "oldest_stuck_seconds": 0,
         }
         text = sagactl("stats", "--db", pg_url)
-        assert "taken over   0" in text.stdout
+        assert "taken over           0" in text.stdout
 
     def test_stats_on_sqlite(self, tmp_path: Path) -> None:
         """The counters exist on SQLite too."""
