@@ -33,11 +33,13 @@ from .model import CompiledSaga
 from .new_run import check_inputs as check_inputs
 from .new_run import new_run_id as new_run_id
 from .new_run import pin_new_run
+from .parking import due_now
 from .providers import ActionProvider, as_provider
 from .results import RunResult as RunResult
 from .results import result_of
 from .retention import check_not_pruned, pin_queries, prune_expired
 from .scheduler import Execution, Options, open_run
+from .signals import SignalRefused, check_signal
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
@@ -210,9 +212,11 @@ class Engine:
         return await self._execute(await self.store.get_run(run_id), claim)
 
     async def resume_all(self, *, include_stuck: bool = False) -> list[RunResult]:
-        """Resume every unfinished run nobody live holds (stuck ones too when asked)."""
+        """Resume every unfinished run nobody live holds (stuck ones too when asked), and
+        every waiting run a signal woke or whose timer ran out."""
         states = set(UNFINISHED) | ({RunState.STUCK} if include_stuck else set())
         orphans = await self.store.orphans([str(s) for s in states])
+        orphans += [r for r in await self.store.due() if r not in orphans]
         results: dict[str, RunResult] = {}
 
         async def one(run_id: str) -> None:
@@ -296,9 +300,24 @@ class Engine:
         if execution.status.state not in RELEASING:
             await self.release(claim)
         # The claim is given up by now: nobody holds the run any more.
-        return result_of(
+        result = result_of(
             dataclasses.replace(record, owner=None, lease_expires=None), execution.status
         )
+        if result.state is RunState.WAITING and await due_now(
+            self.store, result.run_id, result.waits
+        ):
+            # A signal came (or a timer ran out) while the run was being parked.
+            return await self._wake(result.run_id) or result
+        return result
+
+    async def _wake(self, run_id: str) -> RunResult | None:
+        """Wake a parked run: a worker takes it (PostgreSQL), else it is driven here;
+        None when someone else drives it."""
+        if await self.store.wake(run_id):
+            return None
+        with contextlib.suppress(RunBusy):
+            return await self.resume(run_id)
+        return None
 
     async def release(self, claim: Claim) -> None:
         with anyio.CancelScope(shield=True):
@@ -339,6 +358,25 @@ class Engine:
         except RunBusy:
             return await self.status(run_id)  # its owner will compensate it
         return await self._execute(await self.store.get_run(run_id), claim, cancel=True)
+
+    async def signal(self, run_id: str, name: str, data: JSON = None) -> RunResult:
+        """Deliver signal `name` with `data` to the run's `wait.signal`: checked against
+        its schema, kept until consumed. A parked run is woken: a worker takes it
+        (PostgreSQL), else it is driven here, as `resume` would. `SignalRefused` (bad
+        input) when the run waits for no such signal, the data breaks its schema, the
+        signal was sent before, or the run finished; nothing is stored then."""
+        record = await self.store.get_run(run_id)
+        state = RunState(record.state)
+        if state in FINISHED:
+            raise SignalRefused(f"run {run_id} has finished ({state}): it waits for no signal")
+        check_signal(self._pinned(record), run_id, name, data)
+        if not await self.store.send_signal(run_id, name, data):
+            raise SignalRefused(f"run {run_id} was sent signal {name!r} before")
+        if RunState((await self.store.get_run(run_id)).state) is RunState.WAITING:
+            woken = await self._wake(run_id)
+            if woken is not None:
+                return woken
+        return await self.status(run_id)
 
     async def abandon(self, run_id: str) -> RunResult:
         """Give up on an unfinished run (typically `stuck`): nothing more will run."""

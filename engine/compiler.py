@@ -23,6 +23,7 @@ from jsonschema.protocols import Validator
 from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .child_sagas import ChildCatalog, SagaLookup, child_name
+from .compile_parking import concurrency_of, definition_problems
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .expression_types import type_problems
@@ -128,6 +129,11 @@ class _Compiler:
         output_schema = (
             self.check_outputs(outputs, actions, inputs) if isinstance(outputs, Mapping) else None
         )
+        for path, problem in definition_problems(actions):
+            self.fail(path, problem)
+        concurrency, problems = concurrency_of(data.get("concurrency"), inputs)
+        for path, problem in problems:
+            self.fail(path, problem)
         if self.errors:
             raise DefinitionErrors(self.errors)
         metadata = _mapping(data.get("metadata"))
@@ -141,6 +147,7 @@ class _Compiler:
             retention=retention,
             outputs=outputs if isinstance(outputs, Mapping) else None,
             output_schema=output_schema,
+            concurrency=concurrency,
         )
 
     # -- parts -----------------------------------------------------------------------

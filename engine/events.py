@@ -21,6 +21,10 @@ class EventKind(StrEnum):
     RUN_RESUMED = "run_resumed"
     RUN_COMPENSATING = "run_compensating"
     RUN_STUCK = "run_stuck"
+    RUN_WAITING = "run_waiting"
+    """Every action in hand waits for a signal: the run is parked, nobody holds it."""
+    RUN_QUEUED = "run_queued"
+    """Emitted to subscribers only: the run waits for its turn on its concurrency key."""
     RUN_FINISHED = "run_finished"
     ACTION_STARTED = "action_started"
     ACTION_PROGRESS = "action_progress"
@@ -84,6 +88,27 @@ class RunStuck(TypedDict):
     code: NotRequired[str]
     failed_action: NotRequired[str | None]
     bad_input: NotRequired[bool]
+
+
+class SignalWait(TypedDict):
+    action: str
+    signal: str
+    deadline: float | None
+    """Unix time the wait times out (None: never)."""
+
+
+class RunWaiting(TypedDict):
+    state: str
+    waits: list[SignalWait]
+    wake_at: float | None
+    """The earliest deadline: when a timer wakes the run (None: only a signal does)."""
+
+
+class RunQueued(TypedDict):
+    key: str
+    ahead: int
+    """Runs submitted before it that still hold or wait for the key."""
+    limit: int
 
 
 class RunFinished(TypedDict):
@@ -176,6 +201,8 @@ Payload = (
     | RunCompensating
     | RunStuck
     | RunFinished
+    | RunWaiting
+    | RunQueued
     | ActionStarted
     | ActionProgress
     | ActionSucceeded

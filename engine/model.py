@@ -66,7 +66,7 @@ class ActionSpec:
         data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
-            "with": _plain(self.with_),
+            "with": plain(self.with_),
             "needs": list(self.needs),
             "depends_on": sorted(self.depends_on),
             "timeout": self.timeout,
@@ -110,6 +110,18 @@ class ActionSpec:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """Runs whose `key` (a template over the inputs) resolves alike run `limit` at once,
+    the others queued in submission order (`sagactl.engine.parking`)."""
+
+    key: str
+    limit: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "limit": self.limit}
+
+
 class CompiledSaga:
     """An immutable, validated saga. networkx is used inside and never handed out."""
 
@@ -118,6 +130,7 @@ class CompiledSaga:
         "_graph",
         "_hash",
         "_order",
+        "concurrency",
         "description",
         "inputs",
         "name",
@@ -140,10 +153,12 @@ class CompiledSaga:
         retention: float | None = None,
         outputs: Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self.name = name
         self.retention = retention
         """Seconds a finished run is kept (None: the store-wide default)."""
+        self.concurrency = concurrency
         self.version = version
         self.description = description
         self.source = source
@@ -236,14 +251,16 @@ class CompiledSaga:
             "version": self.version,
             "description": self.description,
             "source": self.source,
-            "inputs": _plain(self.inputs),
+            "inputs": plain(self.inputs),
             "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
         }
         if self.retention is not None:  # absent when unset: older sagas keep their hash
             data["retention"] = self.retention
         if self.outputs:  # absent when empty: the hashes of older definitions stand
-            data["outputs"] = _plain(self.outputs)
-            data["output_schema"] = _plain(self.output_schema)
+            data["outputs"] = plain(self.outputs)
+            data["output_schema"] = plain(self.output_schema)
+        if self.concurrency is not None:  # absent otherwise: older sagas keep their hash
+            data["concurrency"] = self.concurrency.to_dict()
         return data
 
     @classmethod
@@ -260,6 +277,7 @@ class CompiledSaga:
             retention=data.get("retention"),
             outputs=data.get("outputs"),
             output_schema=data.get("output_schema"),
+            concurrency=Concurrency(**data["concurrency"]) if data.get("concurrency") else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -285,14 +303,10 @@ freeze = _frozen
 """A read-only deep copy of JSON-like data, as the compiled form holds it."""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Plain JSON types back from `_frozen` data."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
-
-
-plain = _plain
-"""Plain JSON types (dicts and lists) back from the compiled form's read-only data."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from .json_schema import validator
 from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider
+from .references import Scope, resolve
 from .store.base import NewRun, ParentLink
 
 _ids = random.Random(os.urandom(16))
@@ -64,8 +66,9 @@ def pin_new_run(
     child saga's definition is pinned inside it)."""
     checked = check_inputs(saga, inputs or {})
     uses = sorted({spec.uses for spec in saga.actions.values() if spec.child is None})
+    the_id = run_id or new_run_id()
     return NewRun(
-        run_id=run_id or new_run_id(),
+        run_id=the_id,
         saga=saga.name,
         definition_hash=saga.canonical_hash,
         definition=saga.to_dict(),
@@ -74,7 +77,17 @@ def pin_new_run(
         node=node,
         retention=saga.retention,
         parent=parent,
+        concurrency_key=concurrency_key(saga, the_id, checked),
+        concurrency_limit=saga.concurrency.limit if saga.concurrency else None,
     )
+
+
+def concurrency_key(saga: CompiledSaga, run_id: str, inputs: Mapping[str, JSON]) -> str | None:
+    """The saga's `concurrency.key` with the run's inputs in it (None: the saga has none)."""
+    if saga.concurrency is None:
+        return None
+    value = resolve(saga.concurrency.key, Scope(run_id, saga.name, inputs, {}))
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _plain(value: Any) -> Any:

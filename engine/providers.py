@@ -14,6 +14,10 @@ from .action_plugins import ACTIONS
 from .deps import Dependencies
 from .errors import PluginError
 from .plugins import load_plugins
+from .signals import WAIT_SIGNAL, WaitSignal
+
+BUILTIN: Mapping[str, Callable[[Dependencies], Action]] = {WAIT_SIGNAL: lambda _: WaitSignal()}
+"""The engine's own actions (also entry points): available even when actions are handed in."""
 
 
 @runtime_checkable
@@ -43,7 +47,7 @@ class MappingProvider:
 
     def create(self, uses: str) -> Action:
         try:
-            found = self._actions[uses]
+            found = self._actions[uses] if uses in self._actions else BUILTIN[uses]
         except KeyError:
             raise PluginError(
                 f"no action {uses!r} is installed",

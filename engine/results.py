@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,10 @@ class RunResult:
     """For a child saga's run: the parent run and its action."""
     children: Mapping[str, RunResult] = field(default_factory=dict)
     """Action -> the run of its child saga, for each that started (`Engine.status`)."""
+    waits: Sequence[Mapping[str, Any]] = ()
+    """A `waiting` run: each action's signal and deadline (`RunWaiting.waits`)."""
+    concurrency_key: str | None = None
+    """The key the run takes turns on, if its saga has one."""
 
     @property
     def ok(self) -> bool:
@@ -46,8 +50,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 succeeded, 2 bad input, 1 any other outcome (README, "Exit codes")."""
-        if self.ok:
+        """0 succeeded or parked waiting for a signal, 2 bad input, 1 any other outcome
+        (README, "Exit codes")."""
+        if self.ok or self.state is RunState.WAITING:
             return 0
         return 2 if self.bad_input else 1
 
@@ -67,6 +72,8 @@ class RunResult:
             "parent": None
             if self.parent is None
             else {"run_id": self.parent.run_id, "action": self.parent.action},
+            "concurrency_key": self.concurrency_key,
+            "waiting_for": [dict(w) for w in self.waits],
             "actions": {name: self._action_json(name, s) for name, s in self.actions.items()},
         }
 
@@ -107,4 +114,6 @@ def result_of(
         node=record.node,
         outputs=status.saga_outputs,
         parent=record.parent,
+        waits=status.waits,
+        concurrency_key=record.concurrency_key,
     )

@@ -22,6 +22,8 @@ from .events import Event, EventKind
 class RunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
+    """Parked in the store, held by no process, until a signal or a timer wakes it."""
     COMPENSATING = "compensating"
     SUCCEEDED = "succeeded"
     COMPENSATED = "compensated"
@@ -63,6 +65,9 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.RUNNING, R.COMPENSATING),
         (R.RUNNING, R.STUCK),  # a failure after a pivot ran out of attempts
         (R.RUNNING, R.ABANDONED),
+        (R.RUNNING, R.WAITING),  # every action in hand waits for a signal: parked
+        (R.WAITING, R.RUNNING),  # woken by a signal, a timer, or an operator's cancel
+        (R.WAITING, R.ABANDONED),
         (R.COMPENSATING, R.COMPENSATING),  # resumed: keeps compensating
         (R.COMPENSATING, R.COMPENSATED),
         (R.COMPENSATING, R.CANCELLED),
@@ -94,8 +99,9 @@ FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDON
 parent may compensate)."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
-RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
-"""Runs whose record releases the claim it was written under: nothing runs on by itself."""
+RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.WAITING}
+"""Runs whose record releases the claim it was written under: nothing runs on by itself
+(a waiting run is woken by a signal or a timer, `sagactl.engine.parking`)."""
 DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
 """Actions the forward phase is done with: succeeded, or skipped by a condition (while a
 run goes forward, nothing else is skipped). Their dependents may start."""
@@ -254,6 +260,8 @@ class RunStatus:
     last_seq: int = 0
     saga_outputs: dict[str, Any] | None = None
     """The saga's `outputs:` as its success recorded them."""
+    waits: list[dict[str, Any]] = field(default_factory=list)
+    """What a `waiting` run waits for (`RunWaiting.waits`); empty otherwise."""
 
     def apply(self, record: Event) -> None:
         """Move on by one record; raises `InvalidTransition` on a forbidden move."""
@@ -268,6 +276,7 @@ class RunStatus:
             if new is R.RUNNING and self.started is None:
                 self.started = record.at
             self.finished = record.at if new in FINISHED else None
+            self.waits = list(data.get("waits", ())) if new is R.WAITING else []
             if "bad_input" in data:
                 self.bad_input = bool(data["bad_input"])
             if "outputs" in data:

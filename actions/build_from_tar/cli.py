@@ -39,6 +39,10 @@ class _Progress:
                 message = f"{message} ({received / (1 << 20):.1f} MiB)"
             if message:
                 click.echo(f"[{event.action}] {message}", err=True)
+        elif kind is EventKind.RUN_QUEUED:  # another build of the app holds its key
+            ahead = int(data["ahead"])
+            builds = "build" if ahead == 1 else "builds"
+            click.echo(f"[queued] waits for its turn: {ahead} {builds} of this app ahead", err=True)
         elif kind is EventKind.ACTION_SUCCEEDED:
             click.echo(f"[{event.action}] done", err=True)
         elif kind in (EventKind.ACTION_FAILED, EventKind.COMPENSATION_FAILED):

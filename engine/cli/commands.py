@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "resume": "run_commands:resume",
     "cancel": "run_commands:cancel",
     "abandon": "run_commands:abandon",
+    "signal": "signal_command:signal",
     "prune": "admin_commands:prune",
     "worker": "worker_command:worker",
     "stats": "worker_command:stats",

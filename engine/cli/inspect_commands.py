@@ -45,11 +45,15 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
         return
     console = Console()
     console.print(f"run {result.run_id}  saga {result.saga}  [bold]{result.state}[/bold]")
-    holder = _holder(result.owner, result.lease_expires, result.node)
+    holder = _holder(result.owner, result.lease_expires, result.node, result.concurrency_key)
     if holder:
         console.print(holder, markup=False)
     if result.parent is not None:
         console.print(f"child of run {result.parent.run_id} (action {result.parent.action})")
+    for wait in result.waits:
+        until = f" until {_when(wait['deadline'])} UTC" if wait.get("deadline") else ""
+        line = f"{wait['action']} waits for signal {wait['signal']!r}{until}"
+        console.print(line, markup=False)
     if result.error:
         console.print(f"error: {result.error}", markup=False)
     table = Table("action", "state", "attempts", "error or reason")
@@ -113,13 +117,14 @@ def list_runs(
             "lease_expires": r.lease_expires,
             "node": r.node,
             "parent": None if r.parent is None else r.parent.run_id,
+            "concurrency_key": r.concurrency_key,
         }
         for r in records
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by")
+    table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by / key")
     table.columns[0].no_wrap = True  # a run id is copied into other commands: never cut it
     for row in rows:
         table.add_row(
@@ -128,14 +133,17 @@ def list_runs(
             row["state"],
             _when(row["started"]),
             _when(row["finished"]),
-            _holder(row["owner"], row["lease_expires"], row["node"]),
+            _holder(row["owner"], row["lease_expires"], row["node"], row["concurrency_key"]),
         )
     Console(width=max(Console().width, 160)).print(table)
 
 
-def _holder(owner: str | None, lease_expires: float | None, node: str | None) -> str:
-    """Who holds a run: its owner (a worker or process), lease expiry and node pin."""
-    parts = []
+def _holder(
+    owner: str | None, lease_expires: float | None, node: str | None, key: str | None = None
+) -> str:
+    """Who holds a run: its owner (a worker or process), lease expiry, node pin, and the
+    concurrency key it takes turns on."""
+    parts = [f"key {key}"] if key else []
     if owner:
         parts.append(f"owner {owner}")
     if lease_expires:

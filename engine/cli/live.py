@@ -7,11 +7,12 @@ reads well in CI logs and can be followed with `tail -f`.
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import structlog
 from rich.console import Console
@@ -57,7 +58,28 @@ def describe(event: Event) -> str:
         details.append(str(data["error"]))
     if data.get("reason"):
         details.append(str(data["reason"]))
+    if event.kind is K.RUN_WAITING:
+        details += [_waiting_for(event.run_id, wait) for wait in data.get("waits", ())]
+    if event.kind is K.RUN_QUEUED:
+        state = "queued"
+        ahead = int(data["ahead"])
+        details.append(
+            f"waits for its turn on concurrency key {data['key']!r}:"
+            f" {ahead} run{'s' if ahead != 1 else ''} ahead, {data['limit']} at a time"
+        )
     return f"{subject} {state}" + (f" ({'; '.join(details)})" if details else "")
+
+
+def _waiting_for(run_id: str, wait: Mapping[str, Any]) -> str:
+    deadline = wait.get("deadline")
+    until = "" if deadline is None else f" until {_utc(float(deadline))}"
+    send = f"sagactl signal {run_id} {wait.get('signal')}"
+    return f"{wait.get('action')} waits for signal {wait.get('signal')!r}{until}: {send}"
+
+
+def _utc(stamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class LiveView:
@@ -132,7 +154,8 @@ class LiveView:
                 print(describe(event), file=self._stream, flush=True)
             return
         if event.action is None:
-            if event.data.get("state") in (RunState.COMPENSATING, RunState.STUCK):
+            shown = (RunState.COMPENSATING, RunState.STUCK, RunState.WAITING)
+            if event.data.get("state") in shown or event.kind is K.RUN_QUEUED:
                 self._progress.console.print(describe(event))
             return
         if event.kind is K.ACTION_FINALIZED:

@@ -51,8 +51,9 @@ def _value(key: str, schema: Mapping[str, JSON], text: str) -> JSON:
 
 
 def _report(result: RunResult) -> int:
-    """One line on stderr for a run that did not succeed; the exit code for it."""
-    if not result.ok:
+    """One line on stderr for a run that did not succeed; the exit code for it (a run
+    parked waiting for a signal is not a failure: the live view says what it waits for)."""
+    if not result.ok and result.state is not RunState.WAITING:
         where = f" at {result.failed_action}" if result.failed_action else ""
         reason = f": {result.error}" if result.error else ""
         click.echo(f"error: run {result.run_id} {result.state}{where}{reason}", err=True)

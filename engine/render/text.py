@@ -23,6 +23,9 @@ def render(
     layers = saga.layers()
     lines = [f"saga {saga.name} v{saga.version}: {len(saga)} actions in {len(layers)} layers"]
     lines += [f"  {line}" for line in saga.description.splitlines()]
+    if saga.concurrency is not None:
+        key, limit = saga.concurrency.key, saga.concurrency.limit
+        lines.append(f"  runs take turns on concurrency key {key!r}, {limit} at a time")
     rows = {name: _row(saga, name, states, counts) for name in saga.actions}
     columns = len(next(iter(rows.values())))
     widths = [max(len(row[i]) for row in rows.values()) for i in range(columns - 1)]

@@ -19,6 +19,7 @@ import structlog
 from ..action import JSON, Action
 from ..events import Event, EventKind, RunCreated, RunFinished, RunResumed, RunStarted
 from ..model import CompiledSaga
+from ..parking import wait_turn
 from ..states import ActionState, RunState, RunStatus, StopReason, fold
 from ..store.base import Claim, NewRun, RunRecord, Store
 from .attempts import AttemptRunner
@@ -60,6 +61,7 @@ class Execution:
             status, options.clock, store=store, claim=claim, handlers=options.on_event
         )
         self._flusher = ProgressFlusher(self.journal, options.progress_interval)
+        self._keyed = saga.concurrency is not None
         runner = AttemptRunner(
             store=store,
             claim=claim,
@@ -114,6 +116,10 @@ class Execution:
         with structlog.contextvars.bound_contextvars(run_id=self.run_id):
             async with anyio.create_task_group() as background:
                 self._flusher.attach(background)
+                if self.status.state is R.QUEUED and self._keyed:
+                    await wait_turn(
+                        self.journal.store, self.run_id, self.journal.emit, self._stopping
+                    )
                 records = self._entry()
                 while (phase := self._phase()) is not None:
                     before = self.status.state
@@ -124,6 +130,9 @@ class Execution:
                 self._flusher.attach(None)
                 background.cancel_scope.cancel()  # the progress flusher, if it started
         return self.status
+
+    def _stopping(self) -> bool:
+        return self._forward.stop is not None
 
     def _phase(self) -> ForwardPhase | CompensationPhase | None:
         """The phase the run's state names; None: nothing runs on."""
@@ -148,7 +157,7 @@ class Execution:
             return [journal.record(K.RUN_RESUMED, None, resumed)]
         if state is R.RUNNING and self._opened:
             return []  # started by `open_run`: its intents were logged with its creation
-        if state in (R.RUNNING, R.STUCK):
+        if state in (R.RUNNING, R.STUCK, R.WAITING):
             return [journal.record(K.RUN_RESUMED, None, resumed)]
         return []
 
@@ -169,9 +178,11 @@ async def open_run(
     status = fold(new.run_id, saga.topological_order(), [created_event])
     recorder = Recorder(status, options.clock)
     frontier = Frontier(saga, status, options.max_parallel, Conditions(saga, status, new.inputs))
-    frontier.queue_ready()
-    opening = [recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
-    opening += frontier.start(recorder)
+    opening: list[Event] = []
+    if saga.concurrency is None:  # else it starts once its turn on its key came
+        frontier.queue_ready()
+        opening = [recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
+        opening += frontier.start(recorder)
     created = await store.create_run(new, claim=True, records=opening)
     if created.claim is None:
         return None

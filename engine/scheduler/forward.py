@@ -9,7 +9,8 @@ pivot succeeded, failures only retry forward and a run that cannot go on ends `s
 
 New kinds of DAG node (a fan-out, a child saga) land in `_run_node`. Conditions are the
 frontier's: a ready action whose `if:` is false is recorded skipped instead of started
-(`sagactl.engine.scheduler.conditions`).
+(`sagactl.engine.scheduler.conditions`). An action waiting for a signal (`Parked`) leaves
+the phase without a failure; when nothing else can run, the run is parked `waiting`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from ..events import (
     RunCompensating,
     RunFinished,
     RunStuck,
+    RunWaiting,
+    SignalWait,
 )
+from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
@@ -66,6 +70,8 @@ class ForwardPhase:
         """Actions that failed for good before a pivot: the run compensates."""
         self._stuck: list[tuple[str, BaseException]] = []
         """Actions that failed for good after a pivot: the run ends stuck."""
+        self._parked: dict[str, Parked] = {}
+        """Actions waiting for a signal: once nothing else runs, the run is parked."""
         self._group: anyio.abc.TaskGroup | None = None
         self._held: list[Event] = []
         """Records of a fan-out's failed elements, committed with the action's failure."""
@@ -150,6 +156,11 @@ class ForwardPhase:
             except anyio.get_cancelled_exc_class():
                 await rollback(ctx)  # a sibling failed and this attempt was cancelled
                 raise
+            except Parked as parked:
+                await rollback(ctx)  # it stays started: the next wake runs it again
+                self._frontier.drop(name)
+                self._parked[name] = parked
+                return None
             except Exception as exc:
                 await rollback(ctx)
                 if not (retries.allows(exc) and self._may_retry()):
@@ -266,10 +277,23 @@ class ForwardPhase:
             await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs())
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
+        elif self._parked:
+            await journal.commit([journal.record(K.RUN_WAITING, None, self._waiting())])
         else:
             stuck_data = RunStuck(state=RunState.STUCK, error="the run cannot go on")
             await journal.commit([journal.record(K.RUN_STUCK, None, stuck_data)])
         return []
+
+    def _waiting(self) -> RunWaiting:
+        """The record parking the run: what it waits for, and when a timer wakes it."""
+        waits = [
+            SignalWait(action=name, signal=p.signal, deadline=p.deadline)
+            for name, p in sorted(self._parked.items())
+        ]
+        deadlines = [p.deadline for p in self._parked.values() if p.deadline is not None]
+        return RunWaiting(
+            state=RunState.WAITING, waits=waits, wake_at=min(deadlines) if deadlines else None
+        )
 
     async def _stop(self) -> list[Event]:
         """Record why the run stopped; hand it to compensation unless a pivot passed."""

@@ -151,6 +151,9 @@ class NewRun:
     """Seconds the run is kept once finished (None: the store-wide default)."""
     parent: ParentLink | None = None
     """Set for a child saga's run: only its parent drives it."""
+    concurrency_key: str | None = None
+    """The saga's `concurrency.key` resolved for this run: runs sharing it take turns."""
+    concurrency_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,24 @@ class RunRecord:
     """The run's OpenTelemetry trace id (32 hex digits), the same in every process."""
     parent: ParentLink | None = None
     """The parent run and action of a child saga's run."""
+    concurrency_key: str | None = None
+    """The key the run takes turns on (`NewRun.concurrency_key`)."""
+    wake_at: float | None = None
+    """A `waiting` run: when a timer (or a signal, which sets it to now) wakes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Where a run with a concurrency key stands: `ahead` runs submitted before it still
+    hold the key or wait for it; it may start once fewer than `limit` do."""
+
+    key: str
+    limit: int
+    ahead: int
+
+    @property
+    def admitted(self) -> bool:
+        return self.ahead < self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +422,30 @@ class Store(ABC):
     async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
         """Which of `run_ids` were flagged (one query on backends that can)."""
         return {run_id for run_id in run_ids if await self.cancel_requested(run_id)}
+
+    # -- parked runs (`sagactl.engine.parking`) ----------------------------------------
+
+    async def turn(self, run_id: str) -> Turn | None:
+        """Where the run stands on its concurrency key (None: it has none)."""
+        raise NotImplementedError(f"{type(self).__name__} has no concurrency keys")
+
+    async def send_signal(self, run_id: str, name: str, data: JSON) -> bool:
+        """Keep the signal until the run's `wait.signal` consumes it; False when a signal
+        of that name was sent to the run before (nothing is written)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no signals")
+
+    async def pending_signals(self, run_id: str) -> set[str]:
+        """Names of the signals sent to the run and not consumed yet."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no signals")
+
+    async def wake(self, run_id: str) -> bool:
+        """Make a `waiting` run due now. True when a worker takes it from here (PostgreSQL);
+        False when the caller must drive it (SQLite: no workers)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot wake runs")
+
+    async def due(self) -> list[str]:
+        """`waiting` runs a signal woke or whose timer ran out, oldest timer first."""
+        raise NotImplementedError(f"{type(self).__name__} cannot wake runs")
 
     # -- retention ---------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ register_migrations(
         Migration(3, schema.scripts(PAGE_INDEXES), "pages of runs"),
         Migration(4, schema.scripts(schema.V4), "trace ids, retention, tombstones"),
         Migration(5, schema.scripts(schema.V5), "child runs' parent link"),
+        Migration(6, schema.scripts(schema.V6), "concurrency keys, waiting runs, signals"),
     ],
 )
 

@@ -28,6 +28,7 @@ from ..errors import RunNotFound
 from ..events import Event
 from ..settings import LEASE
 from ..states import FINISHED, UNFINISHED, RunState, run_state_of
+from . import parking_sql
 from . import postgres_leases as leases
 from .base import (
     RELEASING,
@@ -199,6 +200,8 @@ class PostgresStore(SqlStore):
         new = creation(run, self.token if claim else None, now)
 
         async def create(conn: Conn) -> Created:
+            if run.concurrency_key is not None:  # its place on the key, in commit order
+                await conn.execute(parking_sql.PG_KEY_LOCK, (run.concurrency_key,))
             if await row(conn, SQL.insert_run, dict(new.params)) is None:
                 return created_before(await _get(conn, run.run_id), run)
             await conn.execute(SQL.insert_log, new.log_row)
@@ -242,11 +245,13 @@ class PostgresStore(SqlStore):
     ) -> list[Claim]:
         """Claim up to `limit` runnable runs nobody live holds and pinned to no other node,
         oldest first, skipping rows other workers are claiming (`SKIP LOCKED`) and the
-        runs in `exclude` (ones this worker just failed to drive)."""
+        runs in `exclude` (ones this worker just failed to drive). Waiting runs are
+        runnable once due, queued ones with a concurrency key once their turn came."""
         wanted = sorted(states or [str(s) for s in UNFINISHED])
         # A child saga's run is driven by its parent, never claimed on its own.
         where = (
-            "state = ANY(%s) AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
+            f"(state = ANY(%s) OR {parking_sql.PG_DUE}) AND {parking_sql.ADMITTED}"
+            " AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
             " AND parent_run_id IS NULL"
         )
 
@@ -294,6 +299,14 @@ class PostgresStore(SqlStore):
             if self._held.get(run_id) == held[run_id]:
                 del self._held[run_id]
         return lost
+
+    async def wake(self, run_id: str) -> bool:
+        async def wake(conn: Conn) -> None:
+            await conn.execute(translate(parking_sql.WAKE), (self.now(), run_id))
+            await leases.notify(conn, run_id)
+
+        await self._writer.submit(wake)
+        return True
 
     async def wait_for_work(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Block until a run is announced (NOTIFY) or `timeout` passes; True if announced."""

@@ -15,6 +15,7 @@ import psycopg
 
 from ..action import JSON
 from ..events import Event
+from . import postgres_leases as leases
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
 from .postgres_writer import Conn, drop, row
 from .sql import Appending, Statements, translate
@@ -30,6 +31,8 @@ async def write_append(conn: Conn, appending: Appending) -> int:
     moved = await row(conn, _one_statement(appending.sql(SQL)), _one_statement_params(appending))
     if moved is None:
         raise ClaimLost(appending.claim.run_id)
+    if appending.releases and moved.get("concurrency_key") is not None:
+        await leases.notify(conn, "")  # the key may be free: the next run's turn
     return int(moved["last_seq"])
 
 
@@ -46,7 +49,7 @@ def _one_statement(update: str) -> str:
         " SELECT %(run)s, p.action, %(now)s, p.data"
         " FROM moved, unnest(%(p_actions)s::text[], %(p_datas)s::text[]) AS p(action, data)"
         " ON CONFLICT (run_id, action) DO UPDATE SET at = excluded.at, data = excluded.data)"
-        " SELECT last_seq FROM moved"
+        " SELECT * FROM moved"
     )
 
 

@@ -123,6 +123,26 @@ CREATE INDEX runs_by_parent ON runs (parent_run_id, created, run_id);
 """A child saga's run names its parent run and the parent's action (`list --parent`)."""
 
 
+V6 = """
+ALTER TABLE runs ADD COLUMN concurrency_key TEXT;
+ALTER TABLE runs ADD COLUMN concurrency_limit INTEGER;
+ALTER TABLE runs ADD COLUMN key_seq {bigint};
+ALTER TABLE runs ADD COLUMN wake_at {real};
+CREATE INDEX runs_by_key ON runs (concurrency_key, key_seq) WHERE concurrency_key IS NOT NULL;
+CREATE INDEX runs_waking ON runs (wake_at) WHERE state = 'waiting';
+CREATE TABLE run_signals (
+    run_id    TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    name      TEXT NOT NULL,
+    at        {real} NOT NULL,
+    data      TEXT NOT NULL,
+    consumed  {real},
+    PRIMARY KEY (run_id, name)
+){keyed};
+"""
+"""Parked runs: concurrency keys (a run's key, limit and place), the timer of a waiting
+run, and the signals sent to runs (kept until consumed, and after)."""
+
+
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""
     return template.format_map(_WORDS[dialect])

@@ -21,6 +21,7 @@ from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
 from ..tracing import trace_id_of
 from .base import RELEASING, Claim, Created, NewRun, ParentLink, RunRecord, check_same_request
+from .parking_sql import KEY_SEQ
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
@@ -63,6 +64,8 @@ def record_from_row(row: Row) -> RunRecord:
         parent=ParentLink(row["parent_run_id"], row["parent_action"])
         if row["parent_run_id"] is not None
         else None,
+        concurrency_key=row["concurrency_key"],
+        wake_at=row["wake_at"],
     )
 
 
@@ -124,7 +127,7 @@ DIALECTS = {
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
     " updated, started, finished, error, error_code, owner, cancel_requested, node, trace_id,"
-    " parent_run_id, parent_action"
+    " parent_run_id, parent_action, concurrency_key, wake_at"
 )
 _CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
 
@@ -144,10 +147,11 @@ class Statements:
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
             " plugin_versions, created, updated, owner, fence, last_seq, node, trace_id,"
-            " retention, parent_run_id, parent_action) VALUES (:run_id, :saga, :state,"
+            " retention, parent_run_id, parent_action, concurrency_key, concurrency_limit,"
+            " key_seq) VALUES (:run_id, :saga, :state,"
             " :definition_hash, :definition, :inputs, :plugin_versions, :now, :now, :owner,"
-            " :fence, 1, :node, :trace_id, :retention, :parent_run_id, :parent_action)"
-            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+            " :fence, 1, :node, :trace_id, :retention, :parent_run_id, :parent_action, :key,"
+            f" :limit, {KEY_SEQ}) ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
         self.read_log = ready(
@@ -238,10 +242,13 @@ def _append_sql(dialect_name: str, moves: bool, releases: bool) -> str:
             "error_code = :code",
             "started = coalesce(started, :started)",
             "finished = :finished",
+            "wake_at = :wake_at",
         ]
     if releases:
         sets.append(DIALECTS[dialect_name].release)
-    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING last_seq"
+    # A released key lets the next run in (PostgreSQL announces it: `postgres_transaction`).
+    returning = "last_seq, concurrency_key" if releases else "last_seq"
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING {returning}"
     return translate(sql) if dialect_name == POSTGRESQL else sql
 
 
@@ -272,6 +279,8 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
         "retention": run.retention,
         "parent_run_id": run.parent.run_id if run.parent else None,
         "parent_action": run.parent.action if run.parent else None,
+        "key": run.concurrency_key,
+        "limit": run.concurrency_limit,
     }
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(
@@ -304,11 +313,12 @@ class Appending:
     ) -> None:
         self.claim, self.records, self.now = claim, records, now
         state: RunState | None = None
-        error = code = None
+        error = code = wake_at = None
         for record in records:
             moved = run_state_of(record)
             if moved is not None:
                 state, error, code = moved, record.data.get("error"), record.data.get("code")
+                wake_at = record.data.get("wake_at")  # a parked run's timer
         self.releases = state in RELEASING
         self.params: dict[str, Any] = {
             "n": len(records),
@@ -324,6 +334,7 @@ class Appending:
                 code=None if code is None else str(code),
                 started=now if state is RunState.RUNNING else None,
                 finished=now if state in FINISHED else None,
+                wake_at=wake_at if state is RunState.WAITING else None,
             )
         # Rows without their seq (known only once the run row moved): (run, at, kind, ...).
         self.log_rows = [

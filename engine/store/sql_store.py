@@ -18,11 +18,12 @@ import anyio
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
-from .base import RunRecord, Store
+from . import parking_sql
+from .base import RunRecord, Store, Turn
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 from .pruning import STUCK_SQL, TOMBSTONE, prune_candidates
-from .sql import Row, Statements, by_action, event_of, record_from_row
+from .sql import Row, Statements, by_action, dumps, event_of, record_from_row, translate
 
 Params = Sequence[Any] | dict[str, Any]
 
@@ -146,6 +147,36 @@ class SqlStore(Store):
             rows = await self._query(self.sql.cancel_requests(len(chunk)), chunk)
             found.update(row["run_id"] for row in rows)
         return found
+
+    # -- parked runs -------------------------------------------------------------------
+
+    def _parking(self, sql: str) -> str:
+        return translate(sql) if self.dialect == "postgresql" else sql
+
+    async def turn(self, run_id: str) -> Turn | None:
+        found = await self._query(self._parking(parking_sql.TURN), (run_id,))
+        if not found:
+            raise self._not_found(run_id)
+        row = found[0]
+        if row["concurrency_key"] is None:
+            return None
+        return Turn(str(row["concurrency_key"]), int(row["concurrency_limit"]), int(row["ahead"]))
+
+    async def send_signal(self, run_id: str, name: str, data: JSON) -> bool:
+        params = (run_id, name, self.now(), dumps(data))
+        return await self._write_count(self._parking(parking_sql.INSERT_SIGNAL), params) == 1
+
+    async def pending_signals(self, run_id: str) -> set[str]:
+        rows = await self._query(self._parking(parking_sql.PENDING_SIGNALS), (run_id,))
+        return {str(row["name"]) for row in rows}
+
+    async def wake(self, run_id: str) -> bool:
+        await self._write_count(self._parking(parking_sql.WAKE), (self.now(), run_id))
+        return False
+
+    async def due(self) -> list[str]:
+        rows = await self._query(self._parking(parking_sql.DUE), (self.now(),))
+        return [str(row["run_id"]) for row in rows]
 
     # -- one-statement writes ----------------------------------------------------------
 

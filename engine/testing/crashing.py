@@ -16,6 +16,7 @@ from typing import ClassVar
 from ..action import JSON, Transaction
 from ..events import Event
 from ..store import Claim, Created, NewRun, RunRecord, Store, StoreTransaction
+from ..store.base import Turn
 
 
 class SimulatedCrash(BaseException):
@@ -155,6 +156,24 @@ class CrashingStore(Store):
 
     async def tombstone(self, run_id: str) -> float | None:
         return await self.inner.tombstone(run_id)
+
+    # Parked runs: reads, and writes outside the run's log (a signal is the sender's).
+
+    async def turn(self, run_id: str) -> Turn | None:
+        self._alive()
+        return await self.inner.turn(run_id)
+
+    async def send_signal(self, run_id: str, name: str, data: JSON) -> bool:
+        return await self.inner.send_signal(run_id, name, data)
+
+    async def pending_signals(self, run_id: str) -> set[str]:
+        return await self.inner.pending_signals(run_id)
+
+    async def wake(self, run_id: str) -> bool:
+        return await self.inner.wake(run_id)
+
+    async def due(self) -> list[str]:
+        return await self.inner.due()
 
 
 class _CrashingTransaction(StoreTransaction):

@@ -63,6 +63,13 @@ async def _exercise(store: Store) -> None:
     await store.stuck_runs()  # alerts
     await store.list_runs(states=["stuck"], unchanged_since=1.0)  # list --older-than
     await store.prune(finished_before=Store.now() + 1, page=2)  # prune pages, tombstones
+    await store.turn("queued-0")  # parked runs: a concurrency key's turn, signals, timers
+    await store.pending_signals("done-1")
+    await store.due()
+    claim_next = getattr(store, "claim_next", None)  # a worker's claim (PostgreSQL)
+    if claim_next is not None:
+        for taken in await claim_next(1):
+            await store.release(taken)
 
 
 BIG_STORE_STATS = {
