@@ -40,8 +40,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 succeeded, 2 bad input, 1 any other outcome (README, "Exit codes")."""
-        if self.ok:
+        """0 succeeded (or paused: not an outcome), 2 bad input, 1 any other outcome
+        (README, "Exit codes")."""
+        if self.ok or self.state is RunState.PAUSED:
             return 0
         return 2 if self.bad_input else 1
 

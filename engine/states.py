@@ -28,6 +28,8 @@ class RunState(StrEnum):
     STUCK = "stuck"
     ABANDONED = "abandoned"
     CANCELLED = "cancelled"
+    PAUSED = "paused"
+    """An operator paused it: nothing new starts and nobody claims it until `unpause`."""
 
 
 class ActionState(StrEnum):
@@ -69,6 +71,11 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.STUCK, R.RUNNING),  # an operator resumes a run stuck going forward
         (R.STUCK, R.COMPENSATING),  # ... or one stuck compensating
         (R.STUCK, R.ABANDONED),
+        (R.QUEUED, R.PAUSED),  # paused before it started
+        (R.RUNNING, R.PAUSED),  # paused once the actions in hand finished
+        (R.PAUSED, R.RUNNING),  # unpaused
+        (R.PAUSED, R.COMPENSATING),  # cancelled while paused: still compensates
+        (R.PAUSED, R.ABANDONED),
     }
 )
 
@@ -90,7 +97,7 @@ FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDON
 """Runs that will never change again."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
-RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
+RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.PAUSED}
 """Runs whose record releases the claim it was written under: nothing runs on by itself."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 

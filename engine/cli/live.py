@@ -117,7 +117,7 @@ class LiveView:
                 print(describe(event), file=self._stream, flush=True)
             return
         if event.action is None:
-            if event.data.get("state") in (RunState.COMPENSATING, RunState.STUCK):
+            if event.data.get("state") in (RunState.COMPENSATING, RunState.STUCK, RunState.PAUSED):
                 self._progress.console.print(describe(event))
             return
         if event.kind is K.ACTION_FINALIZED:

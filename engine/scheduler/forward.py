@@ -27,6 +27,7 @@ from ..events import (
     EventKind,
     RunCompensating,
     RunFinished,
+    RunPaused,
     RunStuck,
 )
 from ..states import ActionState, RunState, StopReason
@@ -64,6 +65,8 @@ class ForwardPhase:
         self._stuck: list[tuple[str, BaseException]] = []
         """Actions that failed for good after a pivot: the run ends stuck."""
         self._group: anyio.abc.TaskGroup | None = None
+        self.pausing = False
+        """An operator paused the run: the actions in hand finish, nothing new starts."""
 
     def pivot_passed(self) -> bool:
         """A pivot succeeded: from now on the run only rolls forward."""
@@ -80,6 +83,10 @@ class ForwardPhase:
         self.stop = StopReason.CANCEL
         if self._group is not None:
             self._group.cancel_scope.cancel()
+
+    def request_pause(self) -> None:
+        """Start nothing new; the run is `paused` once the actions in hand are done."""
+        self.pausing = True
 
     async def run(self, first: list[Event]) -> list[Event]:
         """Commit `first` with the intents of the ready actions, run them and whatever they
@@ -101,7 +108,9 @@ class ForwardPhase:
     # -- running nodes -----------------------------------------------------------------
 
     def _start(self) -> list[Event]:
-        return [] if self.stop is not None else self._frontier.start(self._journal)
+        if self.stop is not None or self.pausing:
+            return []
+        return self._frontier.start(self._journal)
 
     def _spawn(self, names: list[str]) -> None:
         assert self._group is not None
@@ -141,6 +150,11 @@ class ForwardPhase:
                 await rollback(ctx)
                 if not (retries.allows(exc) and (self.stop is None or self.pivot_passed())):
                     await self._failed_for_good(name, exc)
+                    return None
+                if self.pausing:
+                    # No new attempt while paused: `unpause` starts the next one.
+                    self._frontier.drop(name)
+                    await journal.commit([self._failed(name, exc, final=False)])
                     return None
                 delay = retries.delay()
                 # info: the failure is an event (live view, results); a warning would repeat it
@@ -229,6 +243,9 @@ class ForwardPhase:
             await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED)
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
+        elif self.pausing:
+            paused = RunPaused(state=RunState.PAUSED)
+            await journal.commit([journal.record(K.RUN_PAUSED, None, paused)])
         else:
             stuck_data = RunStuck(state=RunState.STUCK, error="the run cannot go on")
             await journal.commit([journal.record(K.RUN_STUCK, None, stuck_data)])

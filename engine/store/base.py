@@ -272,10 +272,12 @@ class Store(ABC):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        created_before: float | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
-        `q` matches a run id prefix, a saga, or an input's value. InputError: bad cursor."""
+        `q` matches a run id prefix, a saga, or an input's value; `created_before` (unix
+        time) keeps only older runs. InputError: bad cursor."""
         raise NotImplementedError(f"{type(self).__name__} cannot page runs")
 
     async def census(self) -> list[tuple[str, str, int, float]]:
@@ -375,6 +377,14 @@ class Store(ABC):
     async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
         """Which of `run_ids` were flagged (one query on backends that can)."""
         return {run_id for run_id in run_ids if await self.cancel_requested(run_id)}
+
+    async def request_pause(self, run_id: str, paused: bool = True) -> None:
+        """Flag the run to pause (or clear the flag); its owner notices (`pause_requests`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause runs")
+
+    async def pause_requests(self, run_ids: Collection[str]) -> set[str]:
+        """Which of `run_ids` are flagged to pause (none, on a store that cannot pause)."""
+        return set()
 
     # -- retention ---------------------------------------------------------------------
 

@@ -99,6 +99,11 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value {bigint} NOT NULL DEFAULT 0)
 """Node affinity (a run pinned to the machine holding its inputs) and the counters behind
 `sagactl stats` that cannot be derived from the runs table (takeovers)."""
 
+PAUSE_REQUESTS = """
+ALTER TABLE runs ADD COLUMN pause_requested {bool} NOT NULL DEFAULT {false};
+"""
+"""`sagactl pause` of a run a live process holds: a flag its owner polls, as for cancel."""
+
 
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
+from . import pause_sql
 from .base import RunRecord, Store
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
@@ -82,9 +83,16 @@ class SqlStore(Store):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        created_before: float | None = None,
     ) -> list[RunSummary]:
         sql, params = page_sql(
-            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+            self.dialect,
+            states=states,
+            saga=saga,
+            q=q,
+            before=before,
+            limit=limit,
+            created_before=created_before,
         )
         return summaries(await self._query(sql, params))
 
@@ -125,7 +133,19 @@ class SqlStore(Store):
             found.update(row["run_id"] for row in rows)
         return found
 
+    async def pause_requests(self, run_ids: Collection[str]) -> set[str]:
+        ids, found = list(run_ids), set[str]()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = await self._query(pause_sql.flagged(self.dialect, len(chunk)), chunk)
+            found.update(row["run_id"] for row in rows)
+        return found
+
     # -- one-statement writes ----------------------------------------------------------
+
+    async def request_pause(self, run_id: str, paused: bool = True) -> None:
+        if await self._write_count(pause_sql.flag(self.dialect), (paused, run_id)) == 0:
+            raise self._not_found(run_id)
 
     async def request_cancel(self, run_id: str) -> None:
         if await self._write_count(self.sql.request_cancel, (run_id,)) == 0:

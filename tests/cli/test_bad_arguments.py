@@ -60,7 +60,7 @@ ARGUMENTS = [
     Bad(("cancel", "nope"), "no run 'nope'"),
     Bad(("abandon", "nope"), "no run 'nope'"),
     Bad(("resume", "nope"), "no run 'nope'"),
-    Bad(("resume",), "give either RUN or --all"),
+    Bad(("resume",), "give one of RUN, --all or --filter"),
     Bad(("prune", "--older-than", "nan"), "--older-than 'nan'"),
     Bad(("prune", "--older-than", "-5"), "--older-than '-5'"),
     Bad(("prune", "--page-size", "99999999999999999999"), "Invalid value for '--page-size'"),
