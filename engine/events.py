@@ -35,6 +35,8 @@ class EventKind(StrEnum):
     """The action never ran: the run ended first."""
     ACTION_FINALIZED = "action_finalized"
     """The action's `finalize` hook ran once the run's outcome was settled."""
+    RUN_PAUSING = "run_pausing"
+    """Emitted to subscribers only: the run's owner heard of a pause and starts nothing new."""
     RUN_PAUSED = "run_paused"
     """An operator paused the run (`sagactl pause`): nothing new starts until `unpause`."""
     RUN_FORKED = "run_forked"

@@ -44,6 +44,9 @@ def describe(event: Event) -> str:
     """One plain line for a transition: `run_id action state (details)`."""
     data = event.data
     subject = f"{event.run_id} {event.action}" if event.action else event.run_id
+    if event.kind is K.RUN_PAUSING:
+        running = ", ".join(data.get("running") or []) or "none"
+        return f"{event.run_id} pausing (waiting for the running actions: {running})"
     if event.action is None:
         state = str(data.get("state", event.kind))
     else:
@@ -117,7 +120,8 @@ class LiveView:
                 print(describe(event), file=self._stream, flush=True)
             return
         if event.action is None:
-            if event.data.get("state") in (RunState.COMPENSATING, RunState.STUCK, RunState.PAUSED):
+            shown = (RunState.COMPENSATING, RunState.STUCK, RunState.PAUSED)
+            if event.data.get("state") in shown or event.kind is K.RUN_PAUSING:
                 self._progress.console.print(describe(event))
             return
         if event.kind is K.ACTION_FINALIZED:

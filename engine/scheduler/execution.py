@@ -112,8 +112,10 @@ class Execution:
     def request_pause(self) -> None:
         """Start nothing new; `paused` once the actions in hand are done (a no-op while
         compensating: an undo is never left half done)."""
-        if self.status.state in (R.QUEUED, R.RUNNING):
+        if self.status.state in (R.QUEUED, R.RUNNING) and not self._forward.pausing:
             self._forward.request_pause()
+            running = self.status.in_state(ActionState.RUNNING)
+            self.journal.emit(Event(self.run_id, K.RUN_PAUSING, None, {"running": running}))
 
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
