@@ -7,6 +7,7 @@ logged (the second action holds while its `hold` file exists); the test then SIG
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import anyio
@@ -29,7 +30,7 @@ async def main(db: str, saga_file: str, count: int) -> None:
     engine = Engine(f"sqlite://{db}", process_limit=count + 8, on_event=second_intent)
     async with engine, anyio.create_task_group() as group:
         for i in range(count):
-            group.start_soon(engine.run, saga, None, f"run-{i:05d}")
+            group.start_soon(functools.partial(engine.run, saga, run_id=f"run-{i:05d}"))
         await ready.wait()
         print("ready", flush=True)
         await anyio.sleep_forever()
