@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -48,6 +48,10 @@ from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
+
+if TYPE_CHECKING:
+    from .bulk import BulkReport
+    from .run_filter import RunFilter
 
 log = structlog.get_logger("sagactl")
 
@@ -526,6 +530,23 @@ class Engine:
         if created.claim is not None:
             await self._release(created.claim)
         return created.run.run_id
+
+    async def bulk(
+        self,
+        operation: str,
+        flt: RunFilter | str,
+        *,
+        on_result: Callable[[str, str], None] | None = None,
+    ) -> BulkReport:
+        """`operation` (cancel, resume, retry, pause, abandon) on every run `flt` matches
+        now, page by page (`sagactl.engine.bulk`). InputError: a bad filter or operation."""
+        from .bulk import OPERATIONS, act_on_matches
+        from .run_filter import RunFilter
+
+        if operation not in OPERATIONS:
+            raise InputError(f"no bulk operation {operation!r} (one of: {', '.join(OPERATIONS)})")
+        parsed = RunFilter.parse(flt) if isinstance(flt, str) else flt
+        return await act_on_matches(self, operation, parsed, on_result=on_result)
 
     async def prune(self, older_than: float, *, page: int = 500) -> int:
         """Delete runs finished more than `older_than` seconds ago, `page` per commit."""

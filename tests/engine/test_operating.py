@@ -314,3 +314,32 @@ class TestPause:
             with pytest.raises(InputError, match="passed its pivot a"):
                 await engine.cancel("r")
             assert (await engine.status("r")).state is R.PAUSED
+
+
+class TestBulk:
+    async def test_bulk_pause_then_cancel_by_filter(self, db: str) -> None:
+        """`Engine.bulk` pauses the queued runs of one saga (not the other saga's, not the
+        finished ones), then cancels the paused ones: every one ends cancelled."""
+        one, other = make_saga({"a": []}, name="one"), make_saga({"a": []}, name="other")
+        async with Engine(db, actions={"step": Step(Journal())}) as engine:
+            queued = [await engine.start(one) for _ in range(5)]
+            await engine.run(one, run_id="done")
+            spared = await engine.start(other)
+            seen: list[tuple[str, str]] = []
+            report = await engine.bulk(
+                "pause",
+                "saga=one,state=queued|succeeded",
+                on_result=lambda r, s: seen.append((r, s)),
+            )
+            assert dict(report.states) == {"paused": 5} and report.refused == 1
+            assert report.refusals == [
+                "done: run done is succeeded: only a queued or running run is paused"
+            ]
+            assert sorted(r for r, s in seen if s == "paused") == sorted(queued)
+            cancelled = await engine.bulk("cancel", "state=paused")
+            assert dict(cancelled.states) == {"cancelled": 5} and cancelled.refused == 0
+            assert (await engine.status(spared)).state is R.QUEUED
+            with pytest.raises(InputError, match="no bulk operation 'explode'"):
+                await engine.bulk("explode", "state=paused")
+            with pytest.raises(InputError, match="unknown key 'colour'"):
+                await engine.bulk("cancel", "colour=red")
