@@ -19,6 +19,7 @@ from sagactl.engine.worker import Worker
 
 from .conftest import wait_for
 from .effects import ACTIONS, Effect, chain_saga
+from .test_cli import sagactl
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -147,3 +148,27 @@ class TestPausedRunsOnWorkers:
                 worker.stop()
             assert await effects(store, run_id) == ["b"]
             assert worker.stats.claimed == 2  # once to pause it, once after unpause
+
+
+class TestCommandsOnPostgres:
+    async def test_unpause_leaves_the_run_to_workers_and_pause_by_saga(self, pg_url: str) -> None:
+        """On PostgreSQL `sagactl unpause` drives nothing itself: the run is runnable and
+        unheld, for a worker. `pause --saga` lists (dry run) then pauses that saga's runs."""
+        saga = chain_saga(("a", 0))
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            paused = await engine.start(saga)
+            await engine.pause(paused)
+            queued = sorted([await engine.start(saga) for _ in range(2)])
+        done = sagactl("unpause", paused, "--db", pg_url)
+        assert (done.returncode, done.stdout) == (0, f"{paused} running\n"), done.stderr
+        listed = sagactl("pause", "--saga", "chain", "--dry-run", "--db", pg_url)
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(line.split()[0] for line in listed.stdout.splitlines()) == sorted(
+            [paused, *queued]
+        )
+        assert listed.stderr == "3 runs match 'saga=chain,state=queued|running'\n"
+        acted = sagactl("pause", "--saga", "chain", "--yes", "--db", pg_url)
+        assert acted.returncode == 0, acted.stderr
+        async with PostgresStore(pg_url) as store:
+            runs = {r.run_id: (r.state, r.owner) for r in await store.list_runs()}
+        assert runs == {r: ("paused", None) for r in [paused, *queued]}
