@@ -230,8 +230,10 @@ class Engine:
             options=self.options,
             forked=forked,
         )
-        if opened is None:
-            return await self.resume(new.run_id)  # the run existed: idempotent
+        if opened is None:  # the run existed: idempotent
+            if (await self.store.get_run(new.run_id)).state is RunState.PAUSED:
+                return await self.status(new.run_id)  # as it stands: `unpause` goes on
+            return await self.resume(new.run_id)
         self._sagas.setdefault(saga.canonical_hash, saga)
         return await self._drive(*opened)
 

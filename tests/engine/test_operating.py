@@ -343,3 +343,17 @@ class TestBulk:
                 await engine.bulk("explode", "state=paused")
             with pytest.raises(InputError, match="unknown key 'colour'"):
                 await engine.bulk("cancel", "colour=red")
+
+
+async def test_running_a_paused_run_again_returns_it_as_it_stands(db: str) -> None:
+    """`run` with the id of a paused run is idempotent: the run is returned paused (exit
+    0), nothing runs, and only `unpause` continues it."""
+    saga = make_saga({"a": []})
+    journal = Journal()
+    async with Engine(db, actions={"step": Step(journal)}) as engine:
+        await engine.start(saga, run_id="r")
+        await engine.pause("r")
+        again = await engine.run(saga, run_id="r")
+        assert again.state is R.PAUSED and again.exit_code == 0
+        assert journal.names("execute") == []
+        assert (await engine.unpause("r")).ok
