@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -27,12 +27,21 @@ from .child_runs import ChildSaga, child_run_id
 from .clock import Clock, SystemClock
 from .deps import Dependencies
 from .errors import InputError, RunNotFound
-from .events import Event, EventHandler, EventKind, RunFinished
+from .events import (
+    Event,
+    EventHandler,
+    EventKind,
+    RunFinished,
+    RunForked,
+    RunPaused,
+    RunResumed,
+)
 from .faults import FaultPlan
 from .model import CompiledSaga
 from .new_run import check_inputs as check_inputs
 from .new_run import new_run_id as new_run_id
 from .new_run import pin_new_run
+from .operator import who
 from .parking import due_now
 from .providers import ActionProvider, as_provider
 from .results import RunResult as RunResult
@@ -45,6 +54,10 @@ from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
 from .task_groups import unwrap
 from .tracing import tracing_from_env
+
+if TYPE_CHECKING:
+    from .bulk import BulkReport
+    from .run_filter import RunFilter
 
 log = structlog.get_logger("sagactl")
 
@@ -147,6 +160,15 @@ class Engine:
                 execution = self._live.get(run_id)
                 if execution is not None:
                     execution.request_cancel()
+            try:
+                pausing = await self.store.pause_requests(list(self._live))
+            except Exception:
+                log.exception("cannot poll pause requests")
+                continue
+            for run_id in pausing:
+                execution = self._live.get(run_id)
+                if execution is not None:
+                    execution.request_pause()
 
     async def _heartbeat(self, interval: float) -> None:
         # Leases (PostgreSQL) expire unless renewed: renew every run this store holds.
@@ -186,9 +208,10 @@ class Engine:
         inputs: Mapping[str, JSON] | None = None,
         *,
         run_id: str | None = None,
+        forked: RunForked | None = None,
     ) -> RunResult:
         """Run the saga to its end (idempotent on `run_id`: a known run is resumed or,
-        when finished, returned as it stands)."""
+        when finished, returned as it stands). `forked` links a fork to its source."""
         unknown = self.faults.unknown_actions(saga.actions)
         if unknown:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
@@ -196,10 +219,17 @@ class Engine:
         if run_id is not None:
             await check_not_pruned(self.store, run_id)
         opened = await open_run(
-            self.store, new, saga=saga, actions=self.actions_of(saga), options=self.options
+            self.store,
+            new,
+            saga=saga,
+            actions=self.actions_of(saga),
+            options=self.options,
+            forked=forked,
         )
-        if opened is None:
-            return await self.resume(new.run_id)  # the run existed: idempotent
+        if opened is None:  # the run existed: idempotent
+            if (await self.store.get_run(new.run_id)).state is RunState.PAUSED:
+                return await self.status(new.run_id)  # as it stands: `unpause` goes on
+            return await self.resume(new.run_id)
         self._sagas.setdefault(saga.canonical_hash, saga)
         return await self.drive(*opened)
 
@@ -208,6 +238,8 @@ class Engine:
         record = await self.store.get_run(run_id)
         if RunState(record.state) in FINISHED:
             return await self.status(run_id)
+        if record.state is RunState.PAUSED:
+            raise InputError(f"run {run_id} is paused: continue it with unpause")
         claim = await self.store.claim(run_id)
         return await self._execute(await self.store.get_run(run_id), claim)
 
@@ -253,14 +285,32 @@ class Engine:
             for spec in saga.actions.values()
         }
 
-    async def _execute(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> RunResult:
-        """Drive a run that exists, from its pin and its log, under `claim`."""
-        return await self.drive(record, await self.prepare(record, claim, cancel=cancel))
+    async def _execute(
+        self,
+        record: RunRecord,
+        claim: Claim,
+        *,
+        cancel: bool = False,
+        note: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Drive a run that exists, from its pin and its log, under `claim`; `note` goes
+        into the record resuming it (an operator's retry or unpause)."""
+        execution = await self.prepare(record, claim, cancel=cancel, note=note)
+        return await self.drive(record, execution)
 
-    async def prepare(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> Execution:
+    async def prepare(
+        self,
+        record: RunRecord,
+        claim: Claim,
+        *,
+        cancel: bool = False,
+        note: Mapping[str, Any] | None = None,
+    ) -> Execution:
         """The execution of a run that exists, from its pin and its log, under `claim`
         (released when it cannot be built)."""
         try:
+            cancel = cancel or record.cancel_requested
+            pause = not cancel and bool(await self.store.pause_requests([record.run_id]))
             saga = self._pinned(record)
             self._warn_version_drift(record)
             log_records = await self.store.read_log(record.run_id)
@@ -273,7 +323,9 @@ class Engine:
                 status=fold(record.run_id, saga.topological_order(), log_records),
                 checkpoints=await self.store.checkpoints(record.run_id),
                 options=self.options,
-                cancel_requested=cancel or record.cancel_requested,
+                cancel_requested=cancel,
+                pause_requested=pause,
+                note=note,
             )
         except BaseException:
             await self.release(claim)
@@ -348,6 +400,8 @@ class Engine:
             raise InputError(f"run {run_id} has already finished ({state}): nothing to cancel")
         if state is RunState.STUCK:
             raise InputError(f"run {run_id} is stuck: resume or abandon it")
+        if state is RunState.PAUSED:
+            await self._check_not_past_pivot(record)
         await self.store.request_cancel(run_id)
         live = self._live.get(run_id)
         if live is not None:
@@ -401,6 +455,151 @@ class Engine:
         finally:
             await self.release(claim)
         return await self.status(run_id)
+
+    async def _check_not_past_pivot(self, record: RunRecord) -> None:
+        saga = self._pinned(record)
+        status = fold(
+            record.run_id, saga.topological_order(), await self.store.read_log(record.run_id)
+        )
+        passed = [p for p in saga.pivots() if status.actions[p].state is ActionState.SUCCEEDED]
+        if passed:
+            raise InputError(
+                f"run {record.run_id} passed its pivot {passed[0]}: it only rolls forward"
+                " (unpause it, or abandon it)"
+            )
+
+    async def retry(self, run_id: str) -> RunResult:
+        """Continue a `stuck` run where it stood, after the operator fixed the cause: the
+        same run id and idempotency keys, new attempts. Recorded with who asked."""
+        record = await self.store.get_run(run_id)
+        if record.state is not RunState.STUCK:
+            raise InputError(
+                f"run {run_id} is {record.state}, not stuck: only a stuck run is retried"
+            )
+        if run_id in await self.store.pause_requests([run_id]):
+            await self.store.request_pause(run_id, False)  # a pause that came too late
+        claim = await self.store.claim(run_id)
+        note = {
+            "operation": "retry",
+            "by": who(),
+            "from_state": "stuck",
+            "stuck_error": record.error,
+        }
+        return await self._execute(await self.store.get_run(run_id), claim, note=note)
+
+    async def pause(self, run_id: str) -> RunResult:
+        """Start nothing new in the run; it is `paused` once its running actions finished
+        (by its owner, when a live one holds it: this returns before then)."""
+        record = await self.store.get_run(run_id)
+        state = RunState(record.state)
+        if state is RunState.PAUSED:
+            return await self.status(run_id)
+        if state not in (RunState.QUEUED, RunState.RUNNING):
+            raise InputError(f"run {run_id} is {state}: only a queued or running run is paused")
+        await self.store.request_pause(run_id, True)
+        live = self._live.get(run_id)
+        if live is not None:
+            live.request_pause()
+            return await self.status(run_id)
+        try:
+            claim = await self.store.claim(run_id)
+        except RunBusy:
+            return await self.status(run_id)  # its owner pauses it
+        try:
+            record = await self.store.get_run(run_id)
+            if record.state in (RunState.QUEUED, RunState.RUNNING):
+                saga = self._pinned(record)
+                status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
+                paused = Event(
+                    run_id, EventKind.RUN_PAUSED, None, RunPaused(state=RunState.PAUSED, by=who())
+                )
+                status.apply(paused)  # checks the move against the state machine
+                await self.store.append(claim, [paused])
+        finally:
+            await self.release(claim)
+        return await self.status(run_id)
+
+    async def unpause(self, run_id: str, *, drive: bool = True) -> RunResult:
+        """Let a paused run go on: driven here (`drive`, as `resume` does), or marked
+        runnable and left to a worker."""
+        record = await self.store.get_run(run_id)
+        if record.state is not RunState.PAUSED:
+            raise InputError(f"run {run_id} is {record.state}, not paused")
+        await self.store.request_pause(run_id, False)
+        claim = await self.store.claim(run_id)
+        note = {"operation": "unpause", "by": who(), "from_state": "paused"}
+        if drive:
+            return await self._execute(await self.store.get_run(run_id), claim, note=note)
+        try:
+            record = await self.store.get_run(run_id)
+            saga = self._pinned(record)
+            status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
+            resumed = RunResumed(state=RunState.RUNNING, owner=claim.owner)
+            resumed.update(note)  # type: ignore[typeddict-item]
+            record_ = Event(run_id, EventKind.RUN_RESUMED, None, resumed)
+            status.apply(record_)
+            await self.store.append(claim, [record_])
+        finally:
+            await self.release(claim)  # NOTIFY on PostgreSQL: a worker takes it
+        return await self.status(run_id)
+
+    async def _fork(
+        self, run_id: str, inputs: Mapping[str, JSON] | None
+    ) -> tuple[CompiledSaga, dict[str, JSON], RunForked]:
+        source = await self.store.get_run(run_id)
+        saga = self._pinned(source)
+        edits = dict(inputs or {})
+        merged = check_inputs(saga, {**source.inputs, **edits})
+        changed = sorted(
+            k for k in edits if source.inputs.get(k) != merged[k] or k not in source.inputs
+        )
+        return saga, merged, RunForked(from_run=run_id, by=who(), changed=changed)
+
+    async def fork(
+        self,
+        run_id: str,
+        inputs: Mapping[str, JSON] | None = None,
+        *,
+        new_run_id: str | None = None,
+    ) -> RunResult:
+        """A new run of `run_id`'s pinned definition, with its inputs but those in `inputs`,
+        linked to it in its log (`run_forked`); run to its end as `run` does."""
+        saga, merged, forked = await self._fork(run_id, inputs)
+        return await self.run(saga, merged, run_id=new_run_id, forked=forked)
+
+    async def start_fork(
+        self,
+        run_id: str,
+        inputs: Mapping[str, JSON] | None = None,
+        *,
+        new_run_id: str | None = None,
+    ) -> str:
+        """`fork`, created `queued` for a worker or a later `resume`; returns its id."""
+        saga, merged, forked = await self._fork(run_id, inputs)
+        new = pin_new_run(saga, merged, self.provider, run_id=new_run_id)
+        created = await self.store.create_run(
+            new, claim=True, records=[Event(new.run_id, EventKind.RUN_FORKED, None, forked)]
+        )
+        if created.claim is not None:
+            await self.release(created.claim)
+        return created.run.run_id
+
+    async def bulk(
+        self,
+        operation: str,
+        flt: RunFilter | str,
+        *,
+        on_result: Callable[[str, str], None] | None = None,
+    ) -> BulkReport:
+        """`operation` (cancel, resume, retry, pause, abandon) on every run `flt` matches
+        now, page by page (`sagactl.engine.bulk`). InputError: a bad filter or operation."""
+        from .bulk import OPERATIONS, act_on_matches
+        from .run_filter import RunFilter
+
+        if operation not in OPERATIONS:
+            raise InputError(f"no bulk operation {operation!r} (one of: {', '.join(OPERATIONS)})")
+        parsed = RunFilter.parse(flt) if isinstance(flt, str) else flt
+        return await act_on_matches(self, operation, parsed, on_result=on_result)
 
     async def prune(self, older_than: float, *, page: int = 500) -> int:
         """Delete runs finished more than `older_than` seconds ago, `page` per commit."""

@@ -47,6 +47,12 @@ class EventKind(StrEnum):
     ELEMENT_COMPENSATION_STARTED = "element_compensation_started"
     ELEMENT_COMPENSATED = "element_compensated"
     ELEMENT_COMPENSATION_FAILED = "element_compensation_failed"
+    RUN_PAUSING = "run_pausing"
+    """Emitted to subscribers only: the run's owner heard of a pause and starts nothing new."""
+    RUN_PAUSED = "run_paused"
+    """An operator paused the run (`sagactl pause`): nothing new starts until `unpause`."""
+    RUN_FORKED = "run_forked"
+    """The run was made from another (`sagactl run NAME --from RUN`): which, and by whom."""
 
 
 # -- payloads, one per kind (a kind without one has an empty payload) ------------------
@@ -63,9 +69,37 @@ class RunStarted(TypedDict):
     state: str
 
 
+class Operator(TypedDict):
+    """Who asked for an operator action (`sagactl.engine.operator.who`)."""
+
+    user: str
+    host: str
+    pid: int
+
+
 class RunResumed(TypedDict):
     state: str
     owner: str
+    operation: NotRequired[str]
+    """Set when an operator asked for it: `retry` or `unpause` (plain resumes have none)."""
+    by: NotRequired[Operator]
+    from_state: NotRequired[str]
+    """The state the operator continued the run from."""
+    stuck_error: NotRequired[str | None]
+    """What had stopped it (a retry of a stuck run)."""
+
+
+class RunPaused(TypedDict):
+    state: str
+    by: NotRequired[Operator]
+    """Who asked (absent when the pause was found flagged by a process taking the run)."""
+
+
+class RunForked(TypedDict):
+    from_run: str
+    by: Operator
+    changed: list[str]
+    """The inputs given anew (the others are the original run's)."""
 
 
 class RunFailure(TypedDict):
@@ -198,6 +232,8 @@ Payload = (
     RunCreated
     | RunStarted
     | RunResumed
+    | RunPaused
+    | RunForked
     | RunCompensating
     | RunStuck
     | RunFinished

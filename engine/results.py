@@ -50,9 +50,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 succeeded or parked waiting for a signal, 2 bad input, 1 any other outcome
-        (README, "Exit codes")."""
-        if self.ok or self.state is RunState.WAITING:
+        """0 succeeded, parked waiting for a signal, or paused (neither is an outcome), 2 bad
+        input, 1 any other outcome (README, "Exit codes")."""
+        if self.ok or self.state in (RunState.WAITING, RunState.PAUSED):
             return 0
         return 2 if self.bad_input else 1
 

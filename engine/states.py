@@ -30,6 +30,8 @@ class RunState(StrEnum):
     STUCK = "stuck"
     ABANDONED = "abandoned"
     CANCELLED = "cancelled"
+    PAUSED = "paused"
+    """An operator paused it: nothing new starts and nobody claims it until `unpause`."""
 
 
 class ActionState(StrEnum):
@@ -77,6 +79,11 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.STUCK, R.COMPENSATING),  # ... or one stuck compensating
         (R.STUCK, R.ABANDONED),
         (R.SUCCEEDED, R.COMPENSATING),  # a child saga whose parent compensates
+        (R.QUEUED, R.PAUSED),  # paused before it started
+        (R.RUNNING, R.PAUSED),  # paused once the actions in hand finished
+        (R.PAUSED, R.RUNNING),  # unpaused
+        (R.PAUSED, R.COMPENSATING),  # cancelled while paused: still compensates
+        (R.PAUSED, R.ABANDONED),
     }
 )
 
@@ -99,9 +106,10 @@ FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDON
 parent may compensate)."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
-RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.WAITING}
+RELEASING: frozenset[RunState] = FINISHED | {R.STUCK, R.WAITING, R.PAUSED}
 """Runs whose record releases the claim it was written under: nothing runs on by itself
-(a waiting run is woken by a signal or a timer, `sagactl.engine.parking`)."""
+(a waiting run is woken by a signal or a timer, `sagactl.engine.parking`; a paused one by
+`unpause`)."""
 DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
 """Actions the forward phase is done with: succeeded, or skipped by a condition (while a
 run goes forward, nothing else is skipped). Their dependents may start."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 STATES = [str(s) for s in RunState]
-_SETTLED = FINISHED | {RunState.STUCK}
+_SETTLED = FINISHED | {RunState.STUCK, RunState.PAUSED}
 """Where `logs -f` stops: nothing more happens to the run without an operator."""
 
 

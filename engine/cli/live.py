@@ -45,6 +45,9 @@ def describe(event: Event) -> str:
     """One plain line for a transition: `run_id action state (details)`."""
     data = event.data
     subject = f"{event.run_id} {event.action}" if event.action else event.run_id
+    if event.kind is K.RUN_PAUSING:
+        running = ", ".join(data.get("running") or []) or "none"
+        return f"{event.run_id} pausing (waiting for the running actions: {running})"
     kind = ELEMENT_KINDS.get(event.kind, event.kind)
     if kind is not event.kind:  # an element of a fan-out: `run action[index] state`
         subject += f"[{data.get('index')}]"
@@ -154,8 +157,8 @@ class LiveView:
                 print(describe(event), file=self._stream, flush=True)
             return
         if event.action is None:
-            shown = (RunState.COMPENSATING, RunState.STUCK, RunState.WAITING)
-            if event.data.get("state") in shown or event.kind is K.RUN_QUEUED:
+            shown = (RunState.COMPENSATING, RunState.STUCK, RunState.WAITING, RunState.PAUSED)
+            if event.data.get("state") in shown or event.kind in (K.RUN_QUEUED, K.RUN_PAUSING):
                 self._progress.console.print(describe(event))
             return
         if event.kind is K.ACTION_FINALIZED:

@@ -15,6 +15,8 @@ from ..json_values import NotJson, parse_json
 from ..model import CompiledSaga
 from ..saga_registry import SagaRegistry
 from ..states import RunState
+from .bulk_options import bulk_options, one_or_filter, run_bulk
+from .bulk_options import parse as parse_filter
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
@@ -53,7 +55,13 @@ def _value(key: str, schema: Mapping[str, JSON], text: str) -> JSON:
 def _report(result: RunResult) -> int:
     """One line on stderr for a run that did not succeed; the exit code for it (a run
     parked waiting for a signal is not a failure: the live view says what it waits for)."""
-    if not result.ok and result.state is not RunState.WAITING:
+    if result.state is RunState.PAUSED:
+        click.echo(
+            f"run {result.run_id} paused (its running actions finished):"
+            f" continue it with 'sagactl unpause {result.run_id}'",
+            err=True,
+        )
+    elif not result.ok and result.state is not RunState.WAITING:
         where = f" at {result.failed_action}" if result.failed_action else ""
         reason = f": {result.error}" if result.error else ""
         click.echo(f"error: run {result.run_id} {result.state}{where}{reason}", err=True)
@@ -72,6 +80,12 @@ def _report(result: RunResult) -> int:
     help="Inject a fault, ACTION:KIND[@WHEN] (as $SAGACTL_FAULTS) to rehearse recovery.",
 )
 @click.option("--detach", is_flag=True, help="Only create the run, queued for a worker.")
+@click.option(
+    "--from",
+    "source",
+    metavar="RUN",
+    help="Fork RUN: its pinned definition and inputs, but those given with --input.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No live view on stderr.")
 @DB_OPTION
 def run(
@@ -80,14 +94,19 @@ def run(
     run_id: str | None,
     faults: tuple[str, ...],
     detach: bool,
+    source: str | None,
     quiet: bool,
     db: str | None,
 ) -> None:
     """Run a saga; print its run id on stdout, the live view on stderr.
 
-    Exits 0 when it succeeded, 1 when it did not (compensated, stuck, cancelled), 2 on
-    bad input (including an input error raised by an action).
+    Exits 0 when it succeeded (or was paused), 1 when it did not (compensated, stuck,
+    cancelled), 2 on bad input (including an input error raised by an action).
     """
+    if source is not None:
+        from .fork_command import run_fork
+
+        run_fork(definition, source, pairs, run_id, faults, detach=detach, quiet=quiet, db=db)
     saga = SagaRegistry(_catalog()).resolve(definition)
     inputs = parse_inputs(saga, pairs)
     plan = FaultPlan.from_env(faults)
@@ -117,11 +136,26 @@ def run(
 @click.argument("run_id", metavar="RUN", required=False)
 @click.option("--all", "every", is_flag=True, help="Every unfinished run nobody holds.")
 @click.option("--quiet", "-q", is_flag=True, help="No live view on stderr.")
+@bulk_options
 @DB_OPTION
-def resume(run_id: str | None, every: bool, quiet: bool, db: str | None) -> None:
-    """Continue RUN (or every orphaned run) from its pinned definition and its log."""
-    if every == (run_id is not None):
-        raise click.UsageError("give either RUN or --all")
+def resume(
+    run_id: str | None,
+    every: bool,
+    quiet: bool,
+    filter_text: str | None,
+    yes: bool,
+    dry_run: bool,
+    db: str | None,
+) -> None:
+    """Continue RUN (or every orphaned run, or every match) from its pinned definition and
+    its log."""
+    flt = parse_filter(filter_text)
+    if sum([run_id is not None, every, flt is not None]) != 1:
+        raise click.UsageError("give one of RUN, --all or --filter")
+    if flt is None and (yes or dry_run):
+        raise click.UsageError("--yes and --dry-run go with --filter")
+    if flt is not None:
+        run_bulk(db, "resume", flt, yes=yes, dry_run=dry_run)
     view = LiveView(quiet=quiet)
     with view:
         if run_id is not None:
@@ -136,10 +170,19 @@ def resume(run_id: str | None, every: bool, quiet: bool, db: str | None) -> None
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", required=False)
+@bulk_options
 @DB_OPTION
-def cancel(run_id: str, db: str | None) -> None:
-    """Cancel RUN: its completed actions are compensated (by its owner if one lives)."""
+def cancel(
+    run_id: str | None, filter_text: str | None, yes: bool, dry_run: bool, db: str | None
+) -> None:
+    """Cancel RUN (or every match): its completed actions are compensated (by its owner if
+    one lives)."""
+    flt = parse_filter(filter_text)
+    one_or_filter(run_id, flt, yes, dry_run)
+    if flt is not None:
+        run_bulk(db, "cancel", flt, yes=yes, dry_run=dry_run)
+    assert run_id is not None
     result = with_engine(db, lambda e: e.cancel(run_id))
     click.echo(f"{result.run_id} {result.state}")
     settled = result.state in (RunState.CANCELLED, RunState.RUNNING, RunState.COMPENSATING)
@@ -147,9 +190,18 @@ def cancel(run_id: str, db: str | None) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", required=False)
+@bulk_options
 @DB_OPTION
-def abandon(run_id: str, db: str | None) -> None:
-    """Give up on an unfinished (typically stuck) RUN: nothing more of it will run."""
+def abandon(
+    run_id: str | None, filter_text: str | None, yes: bool, dry_run: bool, db: str | None
+) -> None:
+    """Give up on an unfinished (typically stuck) RUN (or every match): nothing more of it
+    will run."""
+    flt = parse_filter(filter_text)
+    one_or_filter(run_id, flt, yes, dry_run)
+    if flt is not None:
+        run_bulk(db, "abandon", flt, yes=yes, dry_run=dry_run)
+    assert run_id is not None
     result = with_engine(db, lambda e: e.abandon(run_id))
     click.echo(f"{result.run_id} {result.state}")

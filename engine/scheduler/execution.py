@@ -12,12 +12,23 @@ Each phase ends by moving the run on; the execution stops at a state that has no
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import anyio
 import structlog
 
 from ..action import JSON, Action
-from ..events import Event, EventKind, RunCreated, RunFinished, RunResumed, RunStarted
+from ..events import (
+    Event,
+    EventKind,
+    RunCompensating,
+    RunCreated,
+    RunFinished,
+    RunForked,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+)
 from ..model import CompiledSaga
 from ..parking import wait_turn
 from ..states import ActionState, RunState, RunStatus, StopReason, fold
@@ -51,11 +62,15 @@ class Execution:
         checkpoints: Mapping[str, JSON],
         options: Options,
         cancel_requested: bool = False,
+        pause_requested: bool = False,
         frontier: Frontier | None = None,
+        note: Mapping[str, Any] | None = None,
     ) -> None:
         """`status` is the run folded from its log; `actions` maps `uses` to the action.
-        `frontier` carries the actions `open_run` started with the run's creation."""
+        `frontier` carries the actions `open_run` started with the run's creation. `note`
+        goes into the record that resumes the run (who retried or unpaused it)."""
         self.claim = claim
+        self._note = dict(note or {})
         self.status = status
         self.journal = Journal(
             status, options.clock, store=store, claim=claim, handlers=options.on_event
@@ -90,6 +105,8 @@ class Execution:
             finalizer,
             stop=StopReason.CANCEL if cancel_requested else None,
         )
+        if pause_requested:
+            self._forward.request_pause()
         self._phases: Mapping[RunState, ForwardPhase | CompensationPhase] = {
             R.RUNNING: self._forward,
             R.COMPENSATING: CompensationPhase(self.journal, runner, finalizer),
@@ -103,6 +120,14 @@ class Execution:
         """Compensate the run (a no-op once compensating, or after a pivot succeeded)."""
         if self.status.state is not R.COMPENSATING:
             self._forward.request_cancel()
+
+    def request_pause(self) -> None:
+        """Start nothing new; `paused` once the actions in hand are done (a no-op while
+        compensating: an undo is never left half done)."""
+        if self.status.state in (R.QUEUED, R.RUNNING) and not self._forward.pausing:
+            self._forward.request_pause()
+            running = self.status.in_state(ActionState.RUNNING)
+            self.journal.emit(Event(self.run_id, K.RUN_PAUSING, None, {"running": running}))
 
     async def run(self) -> RunStatus:
         """Drive the run until it is finished or stuck; returns its final status."""
@@ -145,6 +170,12 @@ class Execution:
         status, journal = self.status, self.journal
         state = status.state
         resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner)
+        resumed.update(self._note)  # type: ignore[typeddict-item]
+        if state is R.PAUSED:
+            return self._leave_pause()
+        if self._forward.pausing and state in (R.QUEUED, R.RUNNING):
+            # Flagged while nobody held it: paused before anything starts.
+            return [journal.record(K.RUN_PAUSED, None, RunPaused(state=R.PAUSED))]
         if state is R.QUEUED:
             if self._forward.stop is StopReason.CANCEL:  # cancelled before it started
                 pending = status.in_state(ActionState.PENDING)
@@ -161,6 +192,26 @@ class Execution:
             return [journal.record(K.RUN_RESUMED, None, resumed)]
         return []
 
+    def _leave_pause(self) -> list[Event]:
+        """A paused run compensates when cancelled, else goes on (unpaused); with the pause
+        flag still set it stays as it is."""
+        journal = self.journal
+        if self._forward.stop is StopReason.CANCEL:
+            compensating = RunCompensating(
+                state=R.COMPENSATING,
+                reason=StopReason.CANCEL,
+                error="cancelled by an operator",
+                code="cancelled",
+                failed_action=None,
+                bad_input=False,
+            )
+            return [journal.record(K.RUN_COMPENSATING, None, compensating)]
+        if self._forward.pausing:
+            return []
+        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner)
+        resumed.update(self._note)  # type: ignore[typeddict-item]
+        return [journal.record(K.RUN_RESUMED, None, resumed)]
+
 
 async def open_run(
     store: Store,
@@ -169,19 +220,21 @@ async def open_run(
     saga: CompiledSaga,
     actions: Mapping[str, Action],
     options: Options,
+    forked: RunForked | None = None,
 ) -> tuple[RunRecord, Execution] | None:
     """Create `new`, claimed by this process from its first instant, with `run_started`
     and the first actions' intents in the same commit; its execution, ready to `run`.
-    None when a run with that id already existed (it is left untouched)."""
+    None when a run with that id already existed (it is left untouched). `forked`: the
+    run it was made from, recorded first."""
     created_data = RunCreated(state=R.QUEUED, saga=new.saga, definition_hash=new.definition_hash)
     created_event = Event(new.run_id, K.RUN_CREATED, None, created_data, seq=1)
     status = fold(new.run_id, saga.topological_order(), [created_event])
     recorder = Recorder(status, options.clock)
     frontier = Frontier(saga, status, options.max_parallel, Conditions(saga, status, new.inputs))
-    opening: list[Event] = []
+    opening = [recorder.record(K.RUN_FORKED, None, forked)] if forked is not None else []
     if saga.concurrency is None:  # else it starts once its turn on its key came
         frontier.queue_ready()
-        opening = [recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
+        opening.append(recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING)))
         opening += frontier.start(recorder)
     created = await store.create_run(new, claim=True, records=opening)
     if created.claim is None:

@@ -30,6 +30,7 @@ from ..events import (
     EventKind,
     RunCompensating,
     RunFinished,
+    RunPaused,
     RunStuck,
     RunWaiting,
     SignalWait,
@@ -75,6 +76,8 @@ class ForwardPhase:
         self._group: anyio.abc.TaskGroup | None = None
         self._held: list[Event] = []
         """Records of a fan-out's failed elements, committed with the action's failure."""
+        self.pausing = False
+        """An operator paused the run: the actions in hand finish, nothing new starts."""
 
     def pivot_passed(self) -> bool:
         """A pivot succeeded: from now on the run only rolls forward."""
@@ -91,6 +94,10 @@ class ForwardPhase:
         self.stop = StopReason.CANCEL
         if self._group is not None:
             self._group.cancel_scope.cancel()
+
+    def request_pause(self) -> None:
+        """Start nothing new; the run is `paused` once the actions in hand are done."""
+        self.pausing = True
 
     async def run(self, first: list[Event]) -> list[Event]:
         """Commit `first` with the intents of the ready actions, run them and whatever they
@@ -112,7 +119,9 @@ class ForwardPhase:
     # -- running nodes -----------------------------------------------------------------
 
     def _start(self) -> list[Event]:
-        return [] if self.stop is not None else self._frontier.start(self._journal)
+        if self.stop is not None or self.pausing:
+            return []
+        return self._frontier.start(self._journal)
 
     def _spawn(self, names: list[str]) -> None:
         assert self._group is not None
@@ -165,6 +174,11 @@ class ForwardPhase:
                 await rollback(ctx)
                 if not (retries.allows(exc) and self._may_retry()):
                     await self._failed_for_good(name, exc)
+                    return None
+                if self.pausing:
+                    # No new attempt while paused: `unpause` starts the next one.
+                    self._frontier.drop(name)
+                    await journal.commit([self._failed(name, exc, final=False)])
                     return None
                 delay = retries.delay()
                 # info: the failure is an event (live view, results); a warning would repeat it
@@ -277,6 +291,9 @@ class ForwardPhase:
             await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs())
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
+        elif self.pausing:
+            paused = RunPaused(state=RunState.PAUSED)
+            await journal.commit([journal.record(K.RUN_PAUSED, None, paused)])
         elif self._parked:
             await journal.commit([journal.record(K.RUN_WAITING, None, self._waiting())])
         else:

@@ -314,10 +314,12 @@ class Store(ABC):
         before: str | None = None,
         limit: int = 50,
         parent: str | None = None,
+        created_before: float | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
-        `q` matches a run id prefix, a saga, or an input's value. InputError: bad cursor."""
+        `q` matches a run id prefix, a saga, or an input's value; `created_before` (unix
+        time) keeps only older runs. InputError: bad cursor."""
         raise NotImplementedError(f"{type(self).__name__} cannot page runs")
 
     async def census(self) -> list[tuple[str, str, int, float]]:
@@ -446,6 +448,14 @@ class Store(ABC):
     async def due(self) -> list[str]:
         """`waiting` runs a signal woke or whose timer ran out, oldest timer first."""
         raise NotImplementedError(f"{type(self).__name__} cannot wake runs")
+
+    async def request_pause(self, run_id: str, paused: bool = True) -> None:
+        """Flag the run to pause (or clear the flag); its owner notices (`pause_requests`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause runs")
+
+    async def pause_requests(self, run_ids: Collection[str]) -> set[str]:
+        """Which of `run_ids` are flagged to pause (none, on a store that cannot pause)."""
+        return set()
 
     # -- retention ---------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ register_migrations(
         Migration(4, schema.scripts(schema.V4), "trace ids, retention, tombstones"),
         Migration(5, schema.scripts(schema.V5), "child runs' parent link"),
         Migration(6, schema.scripts(schema.V6), "concurrency keys, waiting runs, signals"),
+        Migration(7, schema.scripts(schema.V7), "pause requests"),
     ],
 )
 

@@ -56,6 +56,7 @@ def page_sql(
     before: str | None,
     limit: int,
     parent: str | None = None,
+    created_before: float | None = None,
 ) -> tuple[str, list[Any]]:
     """The query and its parameters. `q` matches a run id by prefix, a saga by name, or
     a run whose inputs hold the value `q` (e.g. the app of a build)."""
@@ -79,6 +80,9 @@ def page_sql(
             f" OR EXISTS (SELECT 1 FROM {inputs} WHERE value = {mark}))"
         )
         params.extend([q, q, q])
+    if created_before is not None:
+        where.append(f"created < {mark}")
+        params.append(created_before)
     if before is not None:
         created, run_id = parse_cursor(before)
         where.append(f"(created < {mark} OR (created = {mark} AND run_id < {mark}))")

@@ -141,6 +141,10 @@ CREATE TABLE run_signals (
 """
 """Parked runs: concurrency keys (a run's key, limit and place), the timer of a waiting
 run, and the signals sent to runs (kept until consumed, and after)."""
+V7 = """
+ALTER TABLE runs ADD COLUMN pause_requested {bool} NOT NULL DEFAULT {false};
+"""
+"""`sagactl pause` of a run a live process holds: a flag its owner polls, as for cancel."""
 
 
 def script(template: str, dialect: str) -> str:

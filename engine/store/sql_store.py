@@ -18,7 +18,7 @@ import anyio
 from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
-from . import parking_sql
+from . import parking_sql, pause_sql
 from .base import RunRecord, Store, Turn
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
@@ -101,9 +101,17 @@ class SqlStore(Store):
         before: str | None = None,
         limit: int = 50,
         parent: str | None = None,
+        created_before: float | None = None,
     ) -> list[RunSummary]:
         sql, params = page_sql(
-            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit, parent=parent
+            self.dialect,
+            states=states,
+            saga=saga,
+            q=q,
+            before=before,
+            limit=limit,
+            parent=parent,
+            created_before=created_before,
         )
         return summaries(await self._query(sql, params))
 
@@ -178,7 +186,19 @@ class SqlStore(Store):
         rows = await self._query(self._parking(parking_sql.DUE), (self.now(),))
         return [str(row["run_id"]) for row in rows]
 
+    async def pause_requests(self, run_ids: Collection[str]) -> set[str]:
+        ids, found = list(run_ids), set[str]()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = await self._query(pause_sql.flagged(self.dialect, len(chunk)), chunk)
+            found.update(row["run_id"] for row in rows)
+        return found
+
     # -- one-statement writes ----------------------------------------------------------
+
+    async def request_pause(self, run_id: str, paused: bool = True) -> None:
+        if await self._write_count(pause_sql.flag(self.dialect), (paused, run_id)) == 0:
+            raise self._not_found(run_id)
 
     async def request_cancel(self, run_id: str) -> None:
         if await self._write_count(self.sql.request_cancel, (run_id,)) == 0:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sagactl.engine import Engine
+from sagactl.engine.run_filter import RunFilter, matches
 from sagactl.engine.store import Store, open_store
 from sagactl.engine.store.sqlite import SqliteStore
 
@@ -49,6 +50,12 @@ async def _exercise(store: Store) -> None:
         await engine.status("done-1")  # status
         await engine.log("done-1", after_seq=2)  # logs, from a point
         await engine.list_runs()  # list
+        await engine.start(saga, run_id="paused-0")
+        await engine.pause("paused-0")  # issue 13: pause, unpause, fork, filters
+        await engine.unpause("paused-0", drive=False)
+        await engine.start_fork("done-0", new_run_id="forked-0")
+        flt = RunFilter.parse(f"saga={saga.name},state=succeeded|queued,before=1ms")
+        assert sum([len(page) async for page in matches(store, flt, now=2e9, page=2)]) == 5
     await store.list_runs(states=["succeeded"], limit=50)
     await store.list_runs(saga=saga.name, limit=50)
     first = await store.page_runs(limit=2)

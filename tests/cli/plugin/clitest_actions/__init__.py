@@ -3,7 +3,8 @@
 Put this folder on PYTHONPATH and the `clitest-actions` distribution (its dist-info next
 to it) is installed as far as entry points go. Inputs: `file` (where to append), `name`,
 `sleep` (seconds before finishing), `fail` (raise a fatal error), `bad` (raise InputError),
-`undo_fail` (the compensation raises a fatal error: the run ends stuck),
+`undo_fail` (the compensation raises a fatal error: the run ends stuck), `undo_fail_while`
+(a file: the compensation fails while it exists, a cause an operator can remove),
 `hold` / `undo_hold` (a file: the action / its compensation waits while it exists, so a
 test can kill the process mid-action and let the resumed run through by deleting it).
 """
@@ -49,6 +50,7 @@ class Append(Action):
             "hold": {"type": "string"},
             "undo_hold": {"type": "string"},
             "undo_fail": {"type": "boolean"},
+            "undo_fail_while": {"type": "string"},
         },
         "required": ["file", "name"],
     }
@@ -78,6 +80,9 @@ class Append(Action):
         await _wait_while(inputs.get("undo_hold"))
         if inputs.get("undo_fail"):
             raise FatalError(f"{inputs['name']} cannot be undone")
+        cause = inputs.get("undo_fail_while")
+        if cause and await anyio.Path(str(cause)).exists():
+            raise FatalError(f"{inputs['name']} cannot be undone while {cause} exists")
         _append(str(inputs["file"]), f"undo:{inputs['name']}")
 
 
