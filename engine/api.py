@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -53,11 +53,7 @@ from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
 from .task_groups import unwrap
-from .tracing import tracing_from_env
-
-if TYPE_CHECKING:
-    from .bulk import BulkReport
-    from .run_filter import RunFilter
+from .tracing import RunTracing, tracing_configured
 
 log = structlog.get_logger("sagactl")
 
@@ -103,7 +99,7 @@ class Engine:
             deps=self.deps,
             on_event=handlers,
             exit=exit,
-            tracing=tracing_from_env(),
+            tracing=_tracing_from_env(),
         )
         self._process_limit = process_limit
         self._cancel_poll = cancel_poll
@@ -584,23 +580,6 @@ class Engine:
             await self.release(created.claim)
         return created.run.run_id
 
-    async def bulk(
-        self,
-        operation: str,
-        flt: RunFilter | str,
-        *,
-        on_result: Callable[[str, str], None] | None = None,
-    ) -> BulkReport:
-        """`operation` (cancel, resume, retry, pause, abandon) on every run `flt` matches
-        now, page by page (`sagactl.engine.bulk`). InputError: a bad filter or operation."""
-        from .bulk import OPERATIONS, act_on_matches
-        from .run_filter import RunFilter
-
-        if operation not in OPERATIONS:
-            raise InputError(f"no bulk operation {operation!r} (one of: {', '.join(OPERATIONS)})")
-        parsed = RunFilter.parse(flt) if isinstance(flt, str) else flt
-        return await act_on_matches(self, operation, parsed, on_result=on_result)
-
     async def prune(self, older_than: float, *, page: int = 500) -> int:
         """Delete runs finished more than `older_than` seconds ago, `page` per commit."""
         if not math.isfinite(older_than) or older_than < 0:
@@ -653,3 +632,13 @@ async def run_saga_async(
     """Run a saga to its end with its own engine (see `Engine` for the options)."""
     async with Engine(db, actions=actions, on_event=on_event, faults=faults, deps=deps) as engine:
         return await engine.run(saga, inputs, run_id=run_id)
+
+
+def _tracing_from_env() -> RunTracing | None:
+    """The run tracing the OpenTelemetry variables configure; None, with OpenTelemetry left
+    unimported (it costs start-up time), when they configure no exporter."""
+    if not tracing_configured():
+        return None
+    from .otel import tracing_from_env
+
+    return tracing_from_env()

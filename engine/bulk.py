@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from .api import Engine, RunResult
-from .errors import SagaError
+from .errors import InputError, SagaError
 from .run_filter import RunFilter, matches
 
 Operation = Callable[[Engine, str], Awaitable[RunResult]]
@@ -84,3 +84,18 @@ async def act_on_matches(
             for run in page:
                 group.start_soon(one, run.run_id)
     return report
+
+
+async def bulk(
+    engine: Engine,
+    operation: str,
+    flt: RunFilter | str,
+    *,
+    on_result: Callable[[str, str], None] | None = None,
+) -> BulkReport:
+    """`operation` (cancel, resume, retry, pause, abandon) on every run `flt` matches now,
+    page by page. InputError: a bad filter or operation (the server's entry point)."""
+    if operation not in OPERATIONS:
+        raise InputError(f"no bulk operation {operation!r} (one of: {', '.join(OPERATIONS)})")
+    parsed = RunFilter.parse(flt) if isinstance(flt, str) else flt
+    return await act_on_matches(engine, operation, parsed, on_result=on_result)

@@ -1,8 +1,8 @@
 """Run tracing with the OpenTelemetry SDK, configured by the standard `OTEL_*` variables.
 
-Imported only when tracing is configured (`tracing.tracing_from_env`). The exporter is
-OTLP over HTTP with protobuf; endpoint, headers, timeouts, sampler, batch sizes and the
-service name all come from the SDK's own environment variables. A segment's parent is
+Imported only when tracing is configured (the engine calls `tracing_from_env` below).
+The exporter is OTLP over HTTP with protobuf; endpoint, headers, timeouts, sampler, batch
+sizes and the service name all come from the SDK's own environment variables. A segment's parent is
 the run's own span, whose trace and span ids are derived from the run id, so segments
 written by different processes, before and after a crash, land in one trace.
 """
@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from .tracing import Segment, Tracer, root_span_id_of, trace_id_of
+from .tracing import RunTracing, Segment, Tracer, root_span_id_of, trace_id_of, tracing_configured
 
 _NS = 1_000_000_000
 
@@ -256,3 +256,11 @@ def _exception_event(exc: Exception) -> Event:
             "exception.stacktrace": "".join(traceback.format_exception(exc)),
         },
     )
+
+
+def tracing_from_env() -> RunTracing | None:
+    """The process's run tracing when the OpenTelemetry variables configure an exporter;
+    None otherwise."""
+    if not tracing_configured():
+        return None
+    return OtelTracing.from_env()

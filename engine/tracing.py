@@ -147,13 +147,3 @@ class RunTracing(Protocol):
     def flush(self) -> None:
         """Export what is buffered now (before a deliberate crash, at exit)."""
         ...
-
-
-def tracing_from_env() -> RunTracing | None:
-    """The process's run tracing when the OpenTelemetry variables configure an exporter;
-    None (and OpenTelemetry left unimported) otherwise."""
-    if not tracing_configured():
-        return None
-    from .otel import OtelTracing  # only now: importing OpenTelemetry costs start-up time
-
-    return OtelTracing.from_env()

@@ -15,7 +15,7 @@ from ..saga_registry import SagaRegistry
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import with_engine
-from .run_commands import _report, parse_inputs
+from .run_inputs import parse_inputs, report
 
 
 def run_fork(
@@ -54,4 +54,4 @@ def run_fork(
 
     with view:
         result = with_engine(db, go, on_event=view, faults=plan)
-    sys.exit(0 if result is None else _report(result))
+    sys.exit(0 if result is None else report(result))

@@ -13,7 +13,7 @@ from .bulk_options import bulk_options, one_or_filter, run_bulk
 from .bulk_options import parse as parse_filter
 from .live import LiveView
 from .options import DB_OPTION, EXIT_OK, with_engine
-from .run_commands import _report
+from .run_inputs import report
 
 if TYPE_CHECKING:
     from ..api import Engine, RunResult
@@ -42,7 +42,7 @@ def retry(
     with LiveView(quiet=quiet) as view:
         result = with_engine(db, lambda e: e.retry(run_id), on_event=view)
     click.echo(f"{result.run_id} {result.state}")
-    sys.exit(_report(result))
+    sys.exit(report(result))
 
 
 @click.command()
@@ -97,4 +97,4 @@ def unpause(run_id: str, to_workers: bool | None, quiet: bool, db: str | None) -
     with LiveView(quiet=quiet) as view:
         result = with_engine(db, go, on_event=view)
     click.echo(f"{result.run_id} {result.state}")
-    sys.exit(EXIT_OK if result.state is RunState.RUNNING else _report(result))
+    sys.exit(EXIT_OK if result.state is RunState.RUNNING else report(result))

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 
 import click
 
-from ..action import JSON
 from ..api import Engine, RunResult, check_inputs, new_run_id
 from ..errors import InputError
 from ..faults import FaultPlan
-from ..json_values import NotJson, parse_json
-from ..model import CompiledSaga
 from ..saga_registry import SagaRegistry
 from ..states import RunState
 from .bulk_options import bulk_options, one_or_filter, run_bulk
@@ -20,52 +16,7 @@ from .bulk_options import parse as parse_filter
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
-
-
-def parse_inputs(saga: CompiledSaga, pairs: tuple[str, ...]) -> dict[str, JSON]:
-    """`K=V` pairs as the saga's inputs: V is JSON when K's schema is not a plain string
-    and V parses as JSON, else the string itself. Schemas are checked by the engine."""
-    inputs: dict[str, JSON] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--input {pair!r}: expected NAME=VALUE")
-        if key not in saga.inputs:
-            known = ", ".join(sorted(saga.inputs)) or "none"
-            raise InputError(f"--input {key}: saga {saga.name} has no such input (it has: {known})")
-        inputs[key] = _value(key, saga.inputs[key], text)
-    return inputs
-
-
-def _value(key: str, schema: Mapping[str, JSON], text: str) -> JSON:
-    """Text that parses as JSON is that value, unless it cannot be stored (NaN, 1e999,
-    nesting too deep): those are refused. Other text is the string itself."""
-    kind = schema.get("type")
-    if kind == "string":
-        return text
-    try:
-        value: JSON = parse_json(text)
-    except NotJson as exc:
-        raise InputError(f"--input {key}: {exc}") from None
-    except ValueError:
-        return text
-    return value
-
-
-def _report(result: RunResult) -> int:
-    """One line on stderr for a run that did not succeed; the exit code for it (a run
-    parked waiting for a signal is not a failure: the live view says what it waits for)."""
-    if result.state is RunState.PAUSED:
-        click.echo(
-            f"run {result.run_id} paused (its running actions finished):"
-            f" continue it with 'sagactl unpause {result.run_id}'",
-            err=True,
-        )
-    elif not result.ok and result.state is not RunState.WAITING:
-        where = f" at {result.failed_action}" if result.failed_action else ""
-        reason = f": {result.error}" if result.error else ""
-        click.echo(f"error: run {result.run_id} {result.state}{where}{reason}", err=True)
-    return result.exit_code
+from .run_inputs import parse_inputs, report
 
 
 @click.command()
@@ -129,7 +80,7 @@ def run(
     view = LiveView(saga.topological_order(), quiet=quiet)
     with view:
         result = with_engine(db, go, on_event=view, faults=plan)
-    sys.exit(_report(result))
+    sys.exit(report(result))
 
 
 @click.command()
@@ -165,7 +116,7 @@ def resume(
     code = EXIT_OK
     for result in results:
         click.echo(f"{result.run_id} {result.state}")
-        code = max(code, _report(result))
+        code = max(code, report(result))
     sys.exit(code)
 
 

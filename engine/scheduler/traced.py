@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..model import CompiledSaga
 from ..states import FINISHED, RunStatus
 from ..tracing import RunTracing
 from .attempts import AttemptRunner
 
-if TYPE_CHECKING:
-    from .execution import Execution
+
+class Execution(Protocol):
+    """What a traced execution offers (`execution.Execution`, which imports this)."""
+
+    status: RunStatus
+    saga: CompiledSaga
+
+    @property
+    def run_id(self) -> str: ...
+
+    async def drive(self) -> RunStatus: ...
 
 
 async def traced(tracing: RunTracing, execution: Execution, runner: AttemptRunner) -> RunStatus:

@@ -12,6 +12,7 @@ import os
 import anyio
 import pytest
 from sagactl.engine import Engine
+from sagactl.engine.bulk import bulk
 from sagactl.engine.errors import InputError
 from sagactl.engine.events import Event, EventKind
 from sagactl.engine.model import ActionSpec, CompiledSaga, RetryPolicy
@@ -326,7 +327,8 @@ class TestBulk:
             await engine.run(one, run_id="done")
             spared = await engine.start(other)
             seen: list[tuple[str, str]] = []
-            report = await engine.bulk(
+            report = await bulk(
+                engine,
                 "pause",
                 "saga=one,state=queued|succeeded",
                 on_result=lambda r, s: seen.append((r, s)),
@@ -336,13 +338,13 @@ class TestBulk:
                 "done: run done is succeeded: only a queued or running run is paused"
             ]
             assert sorted(r for r, s in seen if s == "paused") == sorted(queued)
-            cancelled = await engine.bulk("cancel", "state=paused")
+            cancelled = await bulk(engine, "cancel", "state=paused")
             assert dict(cancelled.states) == {"cancelled": 5} and cancelled.refused == 0
             assert (await engine.status(spared)).state is R.QUEUED
             with pytest.raises(InputError, match="no bulk operation 'explode'"):
-                await engine.bulk("explode", "state=paused")
+                await bulk(engine, "explode", "state=paused")
             with pytest.raises(InputError, match="unknown key 'colour'"):
-                await engine.bulk("cancel", "colour=red")
+                await bulk(engine, "cancel", "colour=red")
 
 
 async def test_running_a_paused_run_again_returns_it_as_it_stands(db: str) -> None:
