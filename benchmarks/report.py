@@ -1,4 +1,4 @@
-"""The ratios issues 3 and 4 ask for, computed from one benchmark session's results.
+"""The ratios issues 3, 4 and 12 ask for, computed from one benchmark session's results.
 
 Each benchmark tags itself with `extra_info["key"]` (what it measured) and
 `extra_info["units"]` (actions, sagas or bytes handled per round). The conftest prints the
@@ -83,6 +83,24 @@ def _overhead_per_action(r: Mapping[str, Result]) -> float:
 
 
 RATIOS: tuple[Ratio, ...] = (
+    Ratio(
+        12,
+        "child saga call / inline action, per call (chain of 20)",
+        ("sagactl_child_calls", "sagactl_inline_calls"),
+        lambda r: r["sagactl_child_calls"].per_unit / r["sagactl_inline_calls"].per_unit,
+        "x",
+        "reported",
+        None,
+    ),
+    Ratio(
+        12,
+        "child saga: added cost per call",
+        ("sagactl_child_calls", "sagactl_inline_calls"),
+        lambda r: _us(r["sagactl_child_calls"].per_unit - r["sagactl_inline_calls"].per_unit),
+        "µs",
+        "reported",
+        None,
+    ),
     Ratio(
         3,
         "plain call per action",
@@ -172,6 +190,33 @@ RATIOS: tuple[Ratio, ...] = (
         "x",
         "<= 0.5",
         lambda v: v <= 0.5,
+    ),
+    Ratio(
+        12,
+        "sagactl per element, 10,000-element fan-out",
+        ("sagactl_fan_out",),
+        lambda r: _us(r["sagactl_fan_out"].per_unit),
+        "µs",
+        "",
+        None,
+    ),
+    Ratio(
+        12,
+        "sagactl per action, 300 independent (between fan-out rounds)",
+        ("sagactl_independent_paired",),
+        lambda r: _us(r["sagactl_independent_paired"].per_unit),
+        "µs",
+        "",
+        None,
+    ),
+    Ratio(
+        12,
+        "per element: 10,000-element fan-out / per action: 300 independent",
+        ("sagactl_fan_out", "sagactl_independent_paired"),
+        lambda r: r["sagactl_fan_out"].per_unit / r["sagactl_independent_paired"].per_unit,
+        "x",
+        "<= 1.5",
+        lambda v: v <= 1.5,
     ),
     *(
         Ratio(

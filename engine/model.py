@@ -52,10 +52,18 @@ class ActionSpec:
     pivot: bool = False
     compensable: bool = True
     description: str = ""
+    for_each: str | None = None
+    """A reference to an array: the action runs once per element (a fan-out)."""
+    max_parallel: int | None = None
+    """With `for_each`: elements running at once (None: the run's `max_parallel`)."""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
+    child: CompiledSaga | None = None
+    """For `uses: saga/NAME`: the child's definition, pinned with the parent's."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -72,6 +80,15 @@ class ActionSpec:
             "compensable": self.compensable,
             "description": self.description,
         }
+        # Only when set: the pinned form (and hash) of a saga without fan-out is unchanged.
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+            data["max_parallel"] = self.max_parallel
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
+        if self.child is not None:
+            data["child"] = self.child._hashed()  # where its file lies is not part of it
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActionSpec:
@@ -86,6 +103,10 @@ class ActionSpec:
             pivot=bool(data.get("pivot", False)),
             compensable=bool(data.get("compensable", True)),
             description=data.get("description", ""),
+            for_each=data.get("for_each"),
+            max_parallel=data.get("max_parallel"),
+            condition=data.get("if"),
+            child=CompiledSaga.from_dict(data["child"]) if "child" in data else None,
         )
 
 
@@ -100,6 +121,8 @@ class CompiledSaga:
         "description",
         "inputs",
         "name",
+        "output_schema",
+        "outputs",
         "retention",
         "source",
         "version",
@@ -115,6 +138,8 @@ class CompiledSaga:
         description: str = "",
         source: str | None = None,
         retention: float | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.retention = retention
@@ -123,6 +148,12 @@ class CompiledSaga:
         self.description = description
         self.source = source
         self.inputs: Mapping[str, Mapping[str, Any]] = _frozen(inputs or {})
+        self.outputs: Mapping[str, Any] = _frozen(outputs or {})
+        """`outputs:`: name -> a value holding references, resolved when the run succeeds."""
+        self.output_schema: Mapping[str, Any] = _frozen(
+            output_schema or {"type": "object", "properties": {}}
+        )
+        """The outputs' JSON Schema, as far as the compiler knows their types."""
         self._actions: Mapping[str, ActionSpec] = MappingProxyType(dict(actions))
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(self._actions)
@@ -191,8 +222,15 @@ class CompiledSaga:
         data.pop("source", None)
         return data
 
+    def children(self) -> Iterator[CompiledSaga]:
+        """Every child saga (`uses: saga/NAME`) at any depth, parents before children."""
+        for spec in self._actions.values():
+            if spec.child is not None:
+                yield spec.child
+                yield from spec.child.children()
+
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
@@ -203,6 +241,9 @@ class CompiledSaga:
         }
         if self.retention is not None:  # absent when unset: older sagas keep their hash
             data["retention"] = self.retention
+        if self.outputs:  # absent when empty: the hashes of older definitions stand
+            data["outputs"] = _plain(self.outputs)
+            data["output_schema"] = _plain(self.output_schema)
         return data
 
     @classmethod
@@ -217,6 +258,8 @@ class CompiledSaga:
             inputs=data.get("inputs", {}),
             actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
             retention=data.get("retention"),
+            outputs=data.get("outputs"),
+            output_schema=data.get("output_schema"),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -249,3 +292,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+plain = _plain
+"""Plain JSON types (dicts and lists) back from the compiled form's read-only data."""

@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import compensation_stages, marks, rolls_forward, state_of
+from .facts import (
+    Counts,
+    child_states,
+    compensation_stages,
+    condition_label,
+    marks,
+    rolls_forward,
+    state_of,
+    title,
+)
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     layers = saga.layers()
     lines = [f"saga {saga.name} v{saga.version}: {len(saga)} actions in {len(layers)} layers"]
     lines += [f"  {line}" for line in saga.description.splitlines()]
-    rows = {name: _row(saga, name, states) for name in saga.actions}
+    rows = {name: _row(saga, name, states, counts) for name in saga.actions}
     columns = len(next(iter(rows.values())))
     widths = [max(len(row[i]) for row in rows.values()) for i in range(columns - 1)]
     for number, layer in enumerate(layers, 1):
@@ -22,22 +33,40 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
             row = rows[name]
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append(("  " + "  ".join([*cells, row[-1]])).rstrip())
+            child = saga.actions[name].child
+            if child is not None:
+                lines += _child(child, child_states(states, name), "    ")
     lines.append("")
     lines += _compensation(saga)
     return "\n".join(lines) + "\n"
 
 
-def _row(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> tuple[str, ...]:
+def _row(
+    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+) -> tuple[str, ...]:
     spec = saga.actions[name]
     state = state_of(states, name)
     dependencies = sorted(saga.dependencies(name))
+    condition = condition_label(spec)
     return (
-        name,
+        title(name, spec, counts),
         *(() if state is None else (state,)),
         spec.uses,
-        " ".join(f"[{mark}]" for mark in marks(spec)),
+        " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
+
+
+def _child(saga: CompiledSaga, states: Mapping[str, str] | None, indent: str) -> list[str]:
+    """A child saga's actions, nested under the action that runs it, in run order."""
+    lines = [f"{indent}child saga {saga.name} v{saga.version}:"]
+    for name in saga.topological_order():
+        row = _row(saga, name, states, None)
+        lines.append(f"{indent}  " + "  ".join(cell for cell in row if cell))
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _child(child, child_states(states, name), indent + "    ")
+    return lines
 
 
 def _compensation(saga: CompiledSaga) -> list[str]:

@@ -23,6 +23,7 @@ from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
 from ..quickschema import surely_valid
 from ..references import Scope, resolve
+from ..saga_outputs import resolve_outputs
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from ..tracing import NOOP_TRACER, Segment
@@ -99,6 +100,11 @@ class AttemptRunner:
         self.segment: Segment | None = None
         """The span of this process's part of the run, while tracing is on."""
 
+    @property
+    def max_parallel(self) -> int:
+        """Actions of one run executing at once (also a fan-out's elements, by default)."""
+        return self._options.max_parallel
+
     def action(self, name: str) -> Action:
         return self._actions[self.saga.actions[name].uses]
 
@@ -109,41 +115,61 @@ class AttemptRunner:
     def retries(self, name: str) -> RetryBudget:
         return RetryBudget(self.saga.actions[name].retry, self.action(name), self._options)
 
-    def context(self, name: str, *, compensating: bool = False) -> RunContext:
-        """The context of `name`'s current attempt (as the log counts it)."""
+    def context(
+        self, name: str, *, compensating: bool = False, index: int | None = None
+    ) -> RunContext:
+        """The context of `name`'s current attempt (as the log counts it); of its element
+        `index` when given."""
         status = self._status.actions[name]
+        if index is not None:
+            status = status.element(index)
+        key = name if index is None else f"{name}/{index}"
         return RunContext(
             store=self._store,
             claim=self._claim,
             action=name,
             attempt=status.compensation_attempts if compensating else status.attempts,
             deps=self._options.deps,
-            last_checkpoint=self._checkpoints.get(name),
+            last_checkpoint=self._checkpoints.get(key),
             on_progress=self._on_progress,
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
+            index=index,
             tracer=NOOP_TRACER if self.segment is None else self.segment.tracer(name),
         )
 
-    async def execute(self, name: str, ctx: RunContext) -> Outputs:
-        """One forward attempt; its outputs, checked. Raises what the attempt raised."""
+    def elements(self, name: str) -> list[Any]:
+        """The array a `for_each` action runs over, resolved from the run."""
+        spec = self.saga.actions[name]
+        found = resolve(spec.for_each, self._scope())
+        if not isinstance(found, list):
+            raise InputError(f"for_each: {spec.for_each} is {type(found).__name__}, not a list")
+        return found
+
+    async def execute(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None = None
+    ) -> Outputs:
+        """One forward attempt (of `element`, `(index, item)`, of a `for_each` action);
+        its outputs, checked. Raises what the attempt raised."""
         segment = self.segment
         if segment is None:
-            return await self._execute(name, ctx)
+            return await self._execute(name, ctx, element)
         key = ctx.idempotency_key
         with segment.attempt(name, ctx.attempt, key, compensating=False) as span:
-            outputs = await self._execute(name, ctx)
+            outputs = await self._execute(name, ctx, element)
             span.succeeded()
         return outputs
 
-    async def _execute(self, name: str, ctx: RunContext) -> Outputs:
+    async def _execute(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> Outputs:
         spec = self.saga.actions[name]
         action = self.action(name)
         options = self._options
         faults = options.faults
         if faults:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
-        inputs = self.inputs(name)
+        inputs = self.inputs(name, element)
         _validate(action, "input", inputs, name)
         limiter = options.limiter
         if limiter is not None:
@@ -174,36 +200,60 @@ class AttemptRunner:
             await inject(faults.at(name, "after"), options.clock, options.exit)
         return outputs
 
-    async def compensate(self, name: str, ctx: RunContext) -> None:
-        """One attempt at undoing `name`, given the outputs it completed with."""
+    async def compensate(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None = None
+    ) -> None:
+        """One attempt at undoing `name` (or its `element`), given the outputs it completed
+        with."""
         segment = self.segment
         if segment is None:
-            return await self._compensate(name, ctx)
+            return await self._compensate(name, ctx, element)
         key = ctx.idempotency_key
         with segment.attempt(name, ctx.attempt, key, compensating=True) as span:
-            await self._compensate(name, ctx)
+            await self._compensate(name, ctx, element)
             span.succeeded()
 
-    async def _compensate(self, name: str, ctx: RunContext) -> None:
+    async def _compensate(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> None:
         spec = self.saga.actions[name]
-        outputs = dict(self._status.actions[name].outputs or {})
+        status = self._status.actions[name]
+        if element is not None:
+            status = status.element(element[0])
+        outputs = dict(status.outputs or {})
         async with self._compensation_limiter:
-            inputs = self.inputs(name)
+            inputs = self.inputs(name, element)
             with anyio.fail_after(spec.timeout):
                 await self.action(name).compensate(ctx, inputs, outputs)
 
     async def finalize(self, name: str, ctx: RunContext) -> None:
-        """`name`'s `finalize` hook, under its timeout."""
-        with anyio.fail_after(self.saga.actions[name].timeout):
-            await self.action(name).finalize(ctx, self.inputs(name))
+        """`name`'s `finalize` hook, under its timeout; a fan-out's, once per element that
+        started (in one context: the hooks are recorded together)."""
+        status = self._status.actions[name]
+        if self.saga.actions[name].for_each is None:
+            elements: list[tuple[int, Any] | None] = [None]
+        else:
+            items = self.elements(name) if status.elements else []
+            started = status.elements or {}
+            elements = [(i, items[i]) for i in sorted(started) if started[i].attempts]
+        for element in elements:
+            with anyio.fail_after(self.saga.actions[name].timeout):
+                await self.action(name).finalize(ctx, self.inputs(name, element))
 
-    def inputs(self, name: str) -> dict[str, Any]:
-        """`name`'s `with:` block, its references resolved from the run."""
-        status = self._status
-        scope = Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions))
-        resolved = resolve(self.saga.actions[name].with_, scope)
+    def saga_outputs(self) -> dict[str, JSON]:
+        """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
+        return resolve_outputs(self.saga, self._scope())
+
+    def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
+        """`name`'s `with:` block, its references resolved from the run (and `element`,
+        `(index, item)`, for a `for_each` action)."""
+        resolved = resolve(self.saga.actions[name].with_, self._scope(element))
         assert isinstance(resolved, dict)
         return resolved
+
+    def _scope(self, element: tuple[int, Any] | None = None) -> Scope:
+        status = self._status
+        return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
 
 def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:

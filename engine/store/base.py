@@ -125,6 +125,14 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentLink:
+    """A child saga's run names the run and the action that started it."""
+
+    run_id: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """What a run pins when it is created: the compiled definition and plugin versions."""
 
@@ -141,6 +149,8 @@ class NewRun:
     """Node affinity: only a worker on this node claims the run (None: any node)."""
     retention: float | None = None
     """Seconds the run is kept once finished (None: the store-wide default)."""
+    parent: ParentLink | None = None
+    """Set for a child saga's run: only its parent drives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,8 @@ class RunRecord:
     leases (SQLite: a live process) or nobody holds the run."""
     trace_id: str | None = None
     """The run's OpenTelemetry trace id (32 hex digits), the same in every process."""
+    parent: ParentLink | None = None
+    """The parent run and action of a child saga's run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +278,11 @@ class Store(ABC):
         limit: int = 1000,
         saga: str | None = None,
         unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         """Runs oldest first (by creation), optionally only those in `states`, of `saga`,
-        or whose last record is older than `unchanged_since` (e.g. stuck for an hour)."""
+        whose last record is older than `unchanged_since` (e.g. stuck for an hour), or
+        started as child sagas by the run `parent`."""
 
     async def page_runs(
         self,
@@ -278,6 +292,7 @@ class Store(ABC):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
@@ -319,7 +334,8 @@ class Store(ABC):
 
     @abstractmethod
     async def orphans(self, states: Collection[str]) -> list[str]:
-        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes."""
+        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes.
+        Child sagas' runs are left out: their parents drive them."""
 
     # -- writes under a claim ----------------------------------------------------------
 

@@ -115,6 +115,14 @@ the store-wide default), stuck runs by age, and the ids of pruned runs, which ar
 given to a new run."""
 
 
+V5 = """
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_action TEXT;
+CREATE INDEX runs_by_parent ON runs (parent_run_id, created, run_id);
+"""
+"""A child saga's run names its parent run and the parent's action (`list --parent`)."""
+
+
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""
     return template.format_map(_WORDS[dialect])

@@ -74,14 +74,19 @@ class SqlStore(Store):
         limit: int = 1000,
         saga: str | None = None,
         unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         sql = self.sql.list_runs(
-            None if states is None else len(states), saga is not None, unchanged_since is not None
+            None if states is None else len(states),
+            saga is not None,
+            unchanged_since is not None,
+            parent is not None,
         )
-        params = [
+        params: list[Any] = [
             *(states or ()),
             *([saga] if saga is not None else []),
             *([unchanged_since] if unchanged_since is not None else []),
+            *([parent] if parent is not None else []),
             limit,
         ]
         return [record_from_row(row) for row in await self._query(sql, params)]
@@ -94,9 +99,10 @@ class SqlStore(Store):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         sql, params = page_sql(
-            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit, parent=parent
         )
         return summaries(await self._query(sql, params))
 

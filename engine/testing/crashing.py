@@ -78,9 +78,10 @@ class CrashingStore(Store):
         limit: int = 1000,
         saga: str | None = None,
         unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         return await self.inner.list_runs(
-            states=states, limit=limit, saga=saga, unchanged_since=unchanged_since
+            states=states, limit=limit, saga=saga, unchanged_since=unchanged_since, parent=parent
         )
 
     async def read_log(

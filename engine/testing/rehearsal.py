@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..errors import RunNotFound
 from ..events import Event, EventKind
 from ..model import CompiledSaga
 from ..states import ActionState
-from ..store import open_store
+from ..store import Store, open_store
 from .crashing import CrashingStore, SimulatedCrash
 from .harness import sqlite_url
 from .probes import Probe, probe_db
@@ -43,6 +43,8 @@ class FinalState:
     """Action -> (state, outputs)."""
     effect: JSON = None
     """The probe's snapshot after the run (None without a probe)."""
+    elements: dict[str, tuple[ActionState, ...]] = field(default_factory=dict)
+    """`for_each` action -> the state of each of its elements that has a record."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,14 @@ class _Rehearsal:
     async def final(self, db: str, result: RunResult) -> FinalState:
         actions = {n: (s.state, self.stable(n, s.outputs)) for n, s in result.actions.items()}
         effect = None if self.probe is None else await probe_db(db, self.probe)
-        return FinalState(state=str(result.state), actions=actions, effect=effect)
+        elements = {
+            name: tuple(s.elements[i].state for i in sorted(s.elements))
+            for name, s in result.actions.items()
+            if s.elements
+        }
+        return FinalState(
+            state=str(result.state), actions=actions, effect=effect, elements=elements
+        )
 
     def stable(self, action: str, outputs: dict[str, Any] | None) -> dict[str, Any] | None:
         """`outputs` without the volatile ones."""
@@ -136,8 +145,9 @@ class _Rehearsal:
                 result = await engine.resume(self.run_id)
             except RunNotFound:  # the crash came before the run was created
                 result = await engine.run(self.saga, self.inputs, run_id=self.run_id)
-            after = await engine.store.read_log(self.run_id)
-        _check_nothing_redone(before, after, where)
+            after = await _logs(engine.store, self.run_id)
+        for run_id, log in after.items():
+            _check_nothing_redone(before.get(run_id, []), log, f"{where}, run {run_id}")
         got = await self.final(db, result)
         if got != self.expected:
             raise CrashRehearsalFailed(
@@ -145,8 +155,9 @@ class _Rehearsal:
                 f"  clean:   {self.expected}\n  resumed: {got}"
             )
 
-    async def crash(self, db: str, crash_at: int) -> list[Event]:
-        """Run until the crash at write `crash_at`; the log as the dead process left it."""
+    async def crash(self, db: str, crash_at: int) -> dict[str, list[Event]]:
+        """Run until the crash at write `crash_at`; the logs as the dead process left them
+        (the run's and its child sagas')."""
         inner = open_store(db)
         await inner.open()
         crashing = CrashingStore(inner, crash_at)
@@ -160,29 +171,54 @@ class _Rehearsal:
                 raise
         finally:
             try:
-                log = await inner.read_log(self.run_id)
+                logs = await _logs(inner, self.run_id)
             except RunNotFound:
-                log = []
+                logs = {}
             await inner.close()
         if not crashing.crashed:
             raise CrashRehearsalFailed(
                 f"the run made fewer than {crash_at} log writes this time: it must write "
                 "the same way on every run (is an action's behaviour random?)"
             )
-        return log
+        return logs
+
+
+async def _logs(store: Store, run_id: str) -> dict[str, list[Event]]:
+    """The log of `run_id` and of every child saga run under it, by run id."""
+    logs = {run_id: await store.read_log(run_id)}
+    for child in await store.list_runs(parent=run_id):
+        logs.update(await _logs(store, child.run_id))
+    return logs
 
 
 def _check_nothing_redone(before: list[Event], after: list[Event], where: str) -> None:
-    """No action that had succeeded (or been compensated) before the crash starts again."""
+    """No action, nor element of a `for_each` action, that had succeeded (or been
+    compensated) before the crash starts again."""
     done = {r.action for r in before if r.kind is EventKind.ACTION_SUCCEEDED}
     undone = {r.action for r in before if r.kind is EventKind.ACTION_COMPENSATED}
+    elements_done = _elements(before, EventKind.ELEMENT_SUCCEEDED)
+    elements_undone = _elements(before, EventKind.ELEMENT_COMPENSATED)
     last = max((r.seq for r in before), default=0)
     for record in after:
         if record.seq <= last:
             continue
+        element = (record.action, record.data.get("index"))
+        if record.kind is EventKind.ELEMENT_STARTED and element in elements_done:
+            raise CrashRehearsalFailed(
+                f"{where}: element {element[1]} of {record.action} succeeded, then ran again"
+            )
+        if record.kind is EventKind.ELEMENT_COMPENSATION_STARTED and element in elements_undone:
+            raise CrashRehearsalFailed(
+                f"{where}: element {element[1]} of {record.action} was compensated, "
+                "then compensated again"
+            )
         if record.kind is EventKind.ACTION_STARTED and record.action in done:
             raise CrashRehearsalFailed(f"{where}: {record.action} succeeded, then ran again")
         if record.kind is EventKind.COMPENSATION_STARTED and record.action in undone:
             raise CrashRehearsalFailed(
                 f"{where}: {record.action} was compensated, then compensated again"
             )
+
+
+def _elements(records: list[Event], kind: EventKind) -> set[tuple[str | None, Any]]:
+    return {(r.action, r.data.get("index")) for r in records if r.kind is kind}

@@ -100,6 +100,8 @@ class TestRuns:
             assert rest["next"] is None
             assert [r["run_id"] for r in client.get("/api/runs?q=two").json()["runs"]] == [ids[1]]
             assert client.get("/api/runs?state=running").json()["runs"] == []
+            # Builds start no child sagas: filtered by parent, none is left.
+            assert client.get(f"/api/runs?parent={ids[0]}").json()["runs"] == []
             assert (
                 len(client.get("/api/runs?state=succeeded&saga=build-from-tar").json()["runs"]) == 3
             )
