@@ -77,7 +77,10 @@ class Engine:
         process_limit: int = 256,
         cancel_poll: float = 0.5,
         exit: Callable[[int], NoReturn] = os._exit,
+        on_run: Sequence[Callable[[str, str], None]] = (),
     ) -> None:
+        """`on_run`: called with (run id, saga) whenever this engine takes a run to drive
+        (how metrics label a run's events with its saga)."""
         self._owns_store = not isinstance(db, Store)
         self.store: Store = db if isinstance(db, Store) else open_store(db)
         self.deps = deps or Dependencies()
@@ -99,6 +102,7 @@ class Engine:
             deps=self.deps,
             on_event=handlers,
             exit=exit,
+            on_run=tuple(on_run),
             tracing=_tracing_from_env(),
         )
         self._process_limit = process_limit

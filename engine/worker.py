@@ -90,9 +90,13 @@ class Worker:
         self.metrics_bound: int | None = None
         """The port metrics are served on, once listening."""
         self._prune = prune
-        self._engine = Engine(self.store, actions=actions, deps=deps, on_event=handlers)
-        if self.metrics is not None:
-            self._engine.options.on_run = (self.metrics.driving,)
+        self._engine = Engine(
+            self.store,
+            actions=actions,
+            deps=deps,
+            on_event=handlers,
+            on_run=() if self.metrics is None else (self.metrics.driving,),
+        )
         self._owns_store = not isinstance(db, Store)
         self._active: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()

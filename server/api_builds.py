@@ -129,6 +129,7 @@ async def post_build(request: Request) -> Response:
                 deps=services.deps,
                 registry=services.uploads,
                 on_progress=services.relay,
+                on_run=(services.metrics.driving,),  # labels the build's metrics
                 stream_id=stream_id,
                 faults=services.faults,
                 saga=services.sagas.get(SAGA),  # compiled once, not per upload

@@ -76,8 +76,7 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
             metrics.observe(event)
 
         faults = FaultPlan.from_env()
-        engine = Engine(store, deps=deps, on_event=relay, faults=faults)
-        engine.options.on_run = (metrics.driving,)
+        engine = Engine(store, deps=deps, on_event=relay, faults=faults, on_run=(metrics.driving,))
         async with engine:
             services = Services(
                 config=config,
