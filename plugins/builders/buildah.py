@@ -3,10 +3,10 @@
 Every RUN step runs with `--isolation oci --runtime runc`: its own PID, mount, IPC, UTS and
 network namespaces, no capabilities, and a network that reaches the registries but not the
 host (buildnet.py), with the operator's CA bundle mounted read-only. Images land in
-buildah's own storage (vfs by default), named `localhost/sagactl/APP:VERSION`; apps without
-a Containerfile get the stack's template on the stack's base (bases.py) unless the
-operator configured one. Layers are cached (`--layers`), so a build whose manifests did not
-change reuses its dependency install.
+buildah's own storage (overlay where it works here, storage.py), named
+`localhost/sagactl/APP:VERSION`; apps without a Containerfile get the stack's template on
+the stack's base (bases.py) unless the operator configured one. Layers are cached
+(`--layers`), so a build whose manifests did not change reuses its dependency install.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from . import bases, buildnet, stacks, uploaded
+from . import bases, buildnet, stacks, storage, uploaded
 from .base import (
     BuilderOptions,
     BuildSpec,
@@ -45,6 +45,9 @@ class BuildahBuilder:
             options.buildah, options.storage_driver, options.storage_root, options.run_root
         )
         self.files = options.work_dir / "buildah"
+        self.storage = storage.resolve(
+            options.buildah, options.storage_driver, options.storage_root, options.run_root
+        )
 
     def image_name(self, spec: BuildSpec) -> str:
         return f"localhost/sagactl/{spec.app}:{spec.version}"
@@ -63,7 +66,7 @@ class BuildahBuilder:
         if status != 0:
             raise ImageBuildFailed(f"buildah does not work here: {output.strip()}")
         root = self.options.storage_root or "default storage"
-        return f"buildah:{self.options.storage_driver}:{root}"
+        return f"buildah:{self.storage.driver}:{root}"
 
     async def teardown(self) -> None:
         """buildah runs no daemon: nothing to stop."""
@@ -124,6 +127,7 @@ class BuildahBuilder:
 
     async def build(self, spec: BuildSpec, on_output: OutputCallback) -> BuiltImage:
         name = self.image_name(spec)
+        on_output(f"buildah storage: {self.storage.why}")
         recipe, extra = await self._recipe(spec, on_output)
         argv = [
             *self.command,
