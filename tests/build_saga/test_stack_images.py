@@ -142,8 +142,9 @@ class TestStackImages:
         self, builder: BuildahBuilder, tmp_path: Path
     ) -> None:
         """requirements.txt is installed with pip from PyPI (the CA bundle mounted); the
-        default command is gunicorn on app:app; a source-only rebuild reuses the install
-        layer and makes no new base."""
+        default command is gunicorn on app:app; a source-only rebuild builds on the
+        dependency image (no install step at all) and makes no new base; a changed
+        requirements.txt installs again."""
         await builder.prepare()
         context = _app(tmp_path / "py", PYTHON_APP)
         lines: list[str] = []
@@ -162,9 +163,14 @@ class TestStackImages:
         (context / "app.py").write_text(PYTHON_APP["app.py"] + "# changed\n")
         again: list[str] = []
         await _build(builder, context, "python", "pyapp-v2", again)
-        install = next(i for i, line in enumerate(again) if "pip" in line and "RUN" in line)
-        assert again[install + 1].startswith("--> Using cache"), again
+        assert any(line.startswith("dependencies unchanged: building on") for line in again)
+        assert not any("pip" in line for line in again if line.startswith("STEP")), again
         assert not any("making" in line for line in again)
+        # A changed manifest makes a new dependency image; the install runs again.
+        (context / "requirements.txt").write_text(PYTHON_APP["requirements.txt"] + "# new\n")
+        third: list[str] = []
+        await _build(builder, context, "python", "pyapp-v3", third)
+        assert any("pip" in line for line in third if line.startswith("STEP")), third
         assert _image_id(builder, base) == base_id
 
     async def test_node_installs_from_npm(self, builder: BuildahBuilder, tmp_path: Path) -> None:
