@@ -29,10 +29,16 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT = (
     "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT; "
     '/bin/sh -c "$1" & child=$!; wait "$child"; status=$?; '
-    'wait "$child" 2>/dev/null && status=$?; exit "$status"'
+    'wait "$child" 2>/dev/null && status=$?; '
+    "while :; do left=; for p in /proc/[0-9]*; do [ \"$p\" = /proc/1 ] || left=1; done; "
+    '[ -z "$left" ] && break; sleep 0.1; done; exit "$status"'
 )
 """PID 1 of the container: a process with no handler ignores SIGTERM there, so a shell
-that traps it and passes it on stands in front of the service, and stop is graceful."""
+that traps it and passes it on stands in front of the service, and stop is graceful. When
+the service has exited, PID 1 waits for what it left running (a forked handler still
+answering a request) before exiting, since the kernel kills a PID namespace's processes
+with its init: requests in flight when the stop came are drained, within the grace period
+(then the runtime's SIGKILL ends it all)."""
 
 _NOSUID = ["nosuid", "noexec", "nodev"]
 BASE: Mapping[str, Any] = {
