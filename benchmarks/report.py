@@ -399,6 +399,27 @@ RATIOS: tuple[Ratio, ...] = (
             ("validate", "validate FILE", 8),
         )
     ),
+    *(
+        Ratio(
+            14,
+            f"{backend} at 1M runs / near-empty: {what}",
+            (f"scale_{backend}_{op}", f"scale_{backend}_{op}_small"),
+            lambda r, k=f"scale_{backend}_{op}": r[k].seconds / r[f"{k}_small"].seconds,
+            "x",
+            "<= 2",
+            lambda v: v <= 2.0,
+        )
+        for backend in ("sqlite", "postgresql")
+        for op, what in (
+            ("list", "list --limit 50"),
+            ("page", "first page, newest"),
+            ("page_state", "first page of a state"),
+            ("status", "status reads"),
+            ("logs", "logs"),
+            ("claim", "claim + release"),
+            ("prune_page", "prune page of 100"),
+        )
+    ),
 )
 
 
