@@ -30,7 +30,7 @@ INIT = (
     "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT; "
     '/bin/sh -c "$1" & child=$!; wait "$child"; status=$?; '
     'wait "$child" 2>/dev/null && status=$?; '
-    "while :; do left=; for p in /proc/[0-9]*; do [ \"$p\" = /proc/1 ] || left=1; done; "
+    'while :; do left=; for p in /proc/[0-9]*; do [ "$p" = /proc/1 ] || left=1; done; '
     '[ -z "$left" ] && break; sleep 0.1; done; exit "$status"'
 )
 """PID 1 of the container: a process with no handler ignores SIGTERM there, so a shell
