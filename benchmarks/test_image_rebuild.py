@@ -110,3 +110,74 @@ class TestImageRebuild:
         assert not any(line.startswith("Successfully installed") for line in lines)
         benchmark.extra_info.update(storage_driver=builder.storage.why)
         print(f"\nbuildah storage: {builder.storage.why}")
+
+
+class TestImageUnpack:
+    @pytest.mark.timeout(3600)
+    def test_new_version_unpack_vs_first(
+        self, benchmark: Any, builder: BuildahBuilder, tmp_path: Path, runner: asyncio.Runner
+    ) -> None:
+        """The runc runtime readying a new version's image (export from buildah, unpack,
+        mount) when an earlier version of the app is unpacked already, against readying
+        the first version into an empty cache. Images in buildah's storage are not unpacked
+        at all (a working container of each is mounted), so both take about the same."""
+        from sagactl.plugins.runtimes.images import ImageCache
+
+        runner.run(builder.prepare())
+        context = tmp_path / "app"
+        context.mkdir()
+        (context / "requirements.txt").write_text(REQUIREMENTS)
+        number = [0]
+
+        def build() -> Any:
+            number[0] += 1
+            (context / "app.py").write_text(APP + f"# {secrets.token_hex(8)}\n")
+            spec = BuildSpec(
+                app="unpack",
+                version=f"unpack-v{number[0]}",
+                context_dir=context,
+                stack="python",
+                command="gunicorn --bind 0.0.0.0:$PORT app:app",
+                port=8080,
+            )
+            return runner.run(builder.build(spec, lambda _: None))
+
+        first = build()
+        shared = ImageCache(tmp_path / "shared", lambda: builder.command)
+        with shared.locked():
+            shared.unpack(first.ref, first.digest)
+        fresh: list[ImageCache] = []
+
+        def first_version() -> None:
+            cache = ImageCache(tmp_path / f"fresh-{len(fresh)}", lambda: builder.command)
+            fresh.append(cache)
+            with cache.locked():
+                cache.unpack(first.ref, first.digest)
+
+        def next_version() -> tuple[Any]:
+            for cache in fresh:  # unmounted, so the temp dir can go
+                with cache.locked():
+                    cache.prune([])
+            return (build(),)
+
+        def unpack(image: Any) -> int:
+            with shared.locked():
+                return shared.unpack(image.ref, image.digest).new_layers
+
+        try:
+            made = paired(
+                benchmark,
+                unpack,
+                first_version,
+                key="image_unpack_new_version",
+                units=1,
+                baseline_key="image_unpack_first_version",
+                baseline_units=1,
+                rounds=3,
+                prepare=next_version,
+            )
+            assert made == 0  # nothing unpacked: the root is a buildah container's mount
+        finally:
+            for cache in (*fresh, shared):
+                with cache.locked():
+                    cache.prune([])

@@ -1,19 +1,21 @@
-"""Built images made ready for runc: layers unpacked once and shared, roots mounted from them.
+"""Built images made ready for runc: one root per image, sharing what versions share.
 
 Under `<dir>/`:
-- `layers/<diff id>/`: each layer unpacked once (layers.py), shared by every image that
-  has it, so a new version of an app unpacks only its own new layers, not its base;
-- `roots/<manifest digest>/`: `image.json` (its layers, bottom first, and the image
-  config) and `rootfs/`, the read-only overlay mount of those layers;
-- `layout/`: the OCI layout images from buildah's storage are exported to, uncompressed
-  (blob digest = diff id), tagged by manifest digest; blobs already there are not copied
-  again;
+- `roots/<manifest digest>/`: `image.json` (how the root was made, and the image config)
+  and `rootfs/`, the root runc is given (read-only in the sandbox's config);
+- `layers/<diff id>/`: for `oci:DIR:TAG` images (the oci builder), each layer unpacked
+  once (layers.py) and shared by every image that has it; the root is the overlay mount
+  of its layers, so a new version unpacks only its own new layers, not its base;
 - `.lock`: one file lock over all of it, held by whoever unpacks, mounts or prunes (and,
   through `locked()`, while a sandbox's bundle is written, so a prune never takes a root a
   starting sandbox is about to use).
 
-`oci:DIR:TAG` refs (the oci builder) are read in place. `prune(keep)` unmounts and removes
-the roots not in `keep` and the layers and exported blobs only those roots used.
+An image in buildah's storage (the buildah builder) is not exported at all: its root is a
+buildah working container of it (`sagactl-root-<digest>`), mounted by buildah (with
+overlay storage, over the very layers the builds made and share) and bound at `rootfs/`.
+
+`prune(keep)` unmounts and removes the roots not in `keep` (and their containers), and
+the layers only those roots used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -65,7 +66,6 @@ class ImageCache:
         """buildah with the builder's storage options (resolved only when exporting)."""
         self.layers = root / "layers"
         self.roots = root / "roots"
-        self.layout = root / "layout"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -91,18 +91,25 @@ class ImageCache:
         root = self.roots / key
         made = 0
         if not (root / "image.json").is_file():
-            made = self._make_root(ref, key, root)
+            if ref.startswith("oci:"):
+                made = self._make_layered_root(ref, root)
+            else:
+                self._make_container_root(ref, key, root)
         known = json.loads((root / "image.json").read_text())
         rootfs = root / "rootfs"
-        if not os.path.ismount(rootfs):  # made just now, or unmounted by a reboot
-            try:
-                layers.mount(rootfs, self.layers, known["layers"])
-            except layers.LayerError as exc:
-                raise ImageUnavailable(str(exc)) from None
+        if not layers.is_mounted(rootfs):  # made just now, or unmounted by a reboot
+            if known.get("container"):
+                self._mount_container(known["container"], rootfs)
+            else:
+                try:
+                    layers.mount(rootfs, self.layers, known["layers"])
+                except layers.LayerError as exc:
+                    raise ImageUnavailable(str(exc)) from None
         return UnpackedImage(rootfs, dict(known["config"]), made)
 
-    def _make_root(self, ref: str, key: str, root: Path) -> int:
-        image = self._read(ref, key)
+    def _make_layered_root(self, ref: str, root: Path) -> int:
+        """A root that is the overlay of `ref`'s layers, each unpacked once and shared."""
+        image = self._read(ref)
         diff_ids = image.config.get("rootfs", {}).get("diff_ids") or []
         if len(diff_ids) != len(image.layers):
             raise ImageUnavailable(f"{ref}: its config does not list one diff id per layer")
@@ -126,28 +133,47 @@ class ImageCache:
         partial.replace(root / "image.json")
         return made
 
-    def _read(self, ref: str, key: str) -> ocilayout.Image:
-        if ref.startswith("oci:"):
-            path, tag = ocilayout.parse_ref(ref)
-            if not (path / "index.json").is_file():
-                raise ImageUnavailable(f"{ref}: no OCI layout at {path}")
-        else:
-            path, tag = self.layout, key
-            self._export(ref, key)
+    def _read(self, ref: str) -> ocilayout.Image:
+        path, tag = ocilayout.parse_ref(ref)
+        if not (path / "index.json").is_file():
+            raise ImageUnavailable(f"{ref}: no OCI layout at {path}")
         try:
             return ocilayout.read_image(path, tag)
         except ocilayout.LayoutError as exc:
             raise ImageUnavailable(f"{ref}: {exc}") from None
 
-    def _export(self, ref: str, key: str) -> None:
-        """Pushes `ref` from buildah's storage into the shared layout, uncompressed (its
-        blobs are then named by the layers' diff ids, and those already there are kept)."""
-        target = f"oci:{self.layout}:{key}"
-        argv = [*self.buildah(), "push", "--quiet", "--disable-compression", ref, target]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    def _buildah(self, *args: str) -> str:
+        done = subprocess.run([*self.buildah(), *args], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            raise ImageUnavailable(f"exporting {ref} failed: {tail}")
+            raise ImageUnavailable(f"buildah {args[0]} failed: {tail}")
+        return done.stdout.strip()
+
+    def _make_container_root(self, ref: str, key: str, root: Path) -> None:
+        """A root that is a buildah working container of `ref` (nothing is unpacked)."""
+        shown = json.loads(self._buildah("inspect", "--type", "image", ref))
+        config = (shown.get("OCIv1") or {}).get("config") or {}
+        container = f"sagactl-root-{key[:32]}"
+        subprocess.run([*self.buildah(), "rm", container], capture_output=True, check=False)
+        self._buildah("from", "--pull-never", "--quiet", "--name", container, ref)
+        root.mkdir(parents=True, exist_ok=True)
+        described = {"ref": ref, "container": container, "layers": [], "config": config}
+        partial = root / ".image.json"
+        partial.write_text(json.dumps(described))
+        partial.replace(root / "image.json")
+
+    def _mount_container(self, container: str, rootfs: Path) -> None:
+        merged = Path(self._buildah("mount", container))
+        for name in ("proc", "dev", "sys"):  # runc mounts over them
+            (merged / name).mkdir(exist_ok=True)
+        if not (merged / "tmp").exists():
+            (merged / "tmp").mkdir(mode=0o1777)
+            (merged / "tmp").chmod(0o1777)  # runc gives a tmpfs its mount point's mode
+        rootfs.mkdir(parents=True, exist_ok=True)
+        try:
+            layers.bind(merged, rootfs)
+        except layers.LayerError as exc:
+            raise ImageUnavailable(str(exc)) from None
 
     def prune(self, keep: Iterable[Path]) -> list[str]:
         """Removes the roots not in `keep` (root directories or paths inside them), then the
@@ -163,15 +189,23 @@ class ImageCache:
                     layers.unmount(root / "rootfs")
                 except layers.LayerError:
                     continue  # still in use (a container nobody recorded): kept
+                self._remove_container(root)
                 shutil.rmtree(root, ignore_errors=True)
                 removed.append(f"sha256:{root.name}")
-        used, described = self._in_use()
+        used = self._layers_in_use()
         if self.layers.is_dir():
             for layer in self.layers.iterdir():
                 if layer.name not in used and not layer.name.startswith("."):
                     shutil.rmtree(layer, ignore_errors=True)
-        self._prune_layout(described)
         return removed
+
+    def _remove_container(self, root: Path) -> None:
+        try:
+            container = json.loads((root / "image.json").read_text()).get("container")
+        except (OSError, ValueError):
+            return
+        if container:  # buildah unmounts it too
+            subprocess.run([*self.buildah(), "rm", container], capture_output=True, check=False)
 
     def _root_of(self, path: Path) -> str:
         try:
@@ -179,40 +213,9 @@ class ImageCache:
         except (ValueError, IndexError):
             return ""
 
-    def _in_use(self) -> tuple[set[str], set[str]]:
-        """(the layers, the root digests) the remaining roots use."""
+    def _layers_in_use(self) -> set[str]:
         used: set[str] = set()
-        roots: set[str] = set()
         if self.roots.is_dir():
             for described in self.roots.glob("*/image.json"):
                 used.update(json.loads(described.read_text())["layers"])
-                roots.add(described.parent.name)
-        return used, roots
-
-    def _prune_layout(self, roots: set[str]) -> None:
-        """Drops exported images no root uses from the layout, then its unreferenced blobs."""
-        index_path = self.layout / "index.json"
-        if not index_path.is_file():
-            return
-        index = json.loads(index_path.read_text())
-        manifests = [
-            m
-            for m in index.get("manifests", [])
-            if (m.get("annotations") or {}).get(ocilayout.REF_NAME) in roots
-        ]
-        index["manifests"] = manifests
-        partial = self.layout / ".index.json"
-        partial.write_text(json.dumps(index))
-        partial.replace(index_path)
-        wanted: set[str] = set()
-        for descriptor in manifests:
-            wanted.add(descriptor["digest"])
-            blob = self.layout / ocilayout.blob_name(descriptor["digest"])
-            manifest = json.loads(blob.read_text())
-            wanted.add(manifest["config"]["digest"])
-            wanted.update(layer["digest"] for layer in manifest.get("layers", []))
-        blobs = self.layout / "blobs" / "sha256"
-        if blobs.is_dir():
-            for blob in blobs.iterdir():
-                if f"sha256:{blob.name}" not in wanted:
-                    blob.unlink(missing_ok=True)
+        return used

@@ -89,8 +89,32 @@ def mount(rootfs: Path, layers_dir: Path, layers: Sequence[str]) -> None:
     )
 
 
+def bind(source: Path, rootfs: Path) -> None:
+    """Binds `source` (a root another tool mounted) at `rootfs`."""
+    _run(["mount", "--bind", str(source), str(rootfs)], "binding the image's root")
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether something is mounted at `path` (a bind mount from the same file system
+    included, which `os.path.ismount` cannot tell)."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+        for line in mounts:
+            point = line.split(" ", 5)[4]
+            if _unescape(point) == target:
+                return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field: space, tab, newline and backslash are octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
 def unmount(rootfs: Path) -> None:
-    if os.path.ismount(rootfs):
+    if is_mounted(rootfs):
         _run(["umount", str(rootfs)], f"unmounting {rootfs}")
 
 

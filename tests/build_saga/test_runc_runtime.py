@@ -403,42 +403,60 @@ class TestImageCache:
         await runtime.stop(four, grace=2)
         assert not v2_root.exists()
 
-    async def test_exported_buildah_images_are_pruned_from_the_layout(
-        self, runtime: RuncRuntime, tmp_path: Path, busybox_oci: str
+    async def test_a_buildah_image_runs_from_a_working_container_of_it(
+        self, tmp_path: Path, buildah_storage: dict[str, Path]
     ) -> None:
-        """The shared export layout keeps only the images of remaining roots, and only
-        their blobs."""
-        from sagactl.plugins.builders import ocilayout
+        """An image in buildah's storage is not exported: its root is a buildah working
+        container of it, mounted; stopping its last sandbox removes the container."""
+        from sagactl.plugins.builders.buildah import BuildahBuilder
 
-        layout = runtime.cache.layout
-        kept = _layered(layout, busybox_oci, "a" * 64, {"app/x": "kept"})
-        gone = _layered(layout, busybox_oci, "b" * 64, {"app/x": "gone"})
-        for image in (kept, gone):  # as if exported for these roots
-            root = runtime.cache.roots / image.digest.removeprefix("sha256:")
-            root.mkdir(parents=True)
-            (root / "image.json").write_text(json.dumps({"layers": [], "config": {}}))
-        index = json.loads((layout / "index.json").read_text())
-        index["manifests"] = [  # both tagged, as exports of two roots leave them
-            ocilayout.Descriptor(
-                ocilayout.MEDIA_MANIFEST,
-                image.digest,
-                ocilayout.blob_path(layout, image.digest).stat().st_size,
-                {ocilayout.REF_NAME: image.digest.removeprefix("sha256:")},
-            ).to_json()
-            for image in (kept, gone)
-        ]
-        (layout / "index.json").write_text(json.dumps(index))
-        before = set((layout / "blobs" / "sha256").iterdir())
-        with runtime.cache.locked():
-            runtime.cache.prune([runtime.cache.roots / kept.digest.removeprefix("sha256:")])
-        after = set((layout / "blobs" / "sha256").iterdir())
-        tags = [
-            m["annotations"][ocilayout.REF_NAME]
-            for m in json.loads((layout / "index.json").read_text())["manifests"]
-        ]
-        assert tags == [kept.digest.removeprefix("sha256:")]
-        assert after < before
-        assert ocilayout.read_image(layout, tags[0]).manifest_digest == kept.digest
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "index.html").write_text("from buildah\n")
+        (source / "Containerfile").write_text(
+            "FROM localhost/sagactl/busybox:latest\nCOPY index.html /app/index.html\n"
+        )
+        options = BuilderOptions(
+            work_dir=tmp_path / "work",
+            storage_driver="vfs",
+            storage_root=buildah_storage["storage_root"],
+            run_root=buildah_storage["run_root"],
+            allowed_base_images=frozenset({"localhost/sagactl/busybox:latest"}),
+            network="none",
+        )
+        builder = BuildahBuilder(options)
+        built = await builder.build(
+            BuildSpec(
+                app="bah",
+                version="bah-v1",
+                context_dir=source,
+                stack="dockerfile",
+                containerfile=source / "Containerfile",
+            ),
+            lambda line: None,
+        )
+        runtime = RuncRuntime(
+            RuntimeOptions(
+                state_dir=tmp_path / "state",
+                buildah_driver="vfs",
+                buildah_root=buildah_storage["storage_root"],
+                buildah_runroot=buildah_storage["run_root"],
+            )
+        )
+
+        async def containers() -> list[str]:
+            listed = await anyio.run_process(
+                [*builder.command, "containers", "--format", "{{.ContainerName}}"]
+            )
+            return [n for n in listed.stdout.decode().split() if n.startswith("sagactl-root-")]
+
+        serve = "exec httpd -f -p 127.0.0.1:$PORT -h /app"
+        handle = await runtime.start(_spec(built, serve, sandbox_id="bah-v1-web-1"))
+        assert await _fetch(handle.port, "/index.html") == b"from buildah\n"
+        assert len(await containers()) == 1
+        await runtime.stop(handle, grace=2)
+        assert await containers() == []
+        assert list(runtime.cache.roots.iterdir()) == []
 
 
 class TestUser:
