@@ -29,6 +29,22 @@ IRREVERSIBLE_COLOUR = "#e9ecef"
 COMPENSATION_COLOUR = "#b22222"
 
 
+TIMES = "\N{MULTIPLICATION SIGN}"
+Counts = Mapping[str, tuple[int, int | None]]
+"""`for_each` action -> (elements done, elements in all; None until known), in a run."""
+
+
+def title(name: str, spec: ActionSpec, counts: Counts | None = None) -> str:
+    """The action's name, and for a fan-out its count: `deploy` times N (the count is
+    known only at run time), or in a run times 3/5 (elements done of all)."""
+    if spec.for_each is None:
+        return name
+    done, total = (counts or {}).get(name, (0, None))
+    if counts is None or total is None:
+        return f"{name} {TIMES}N"
+    return f"{name} {TIMES}{done}/{total}"
+
+
 def marks(spec: ActionSpec) -> tuple[str, ...]:
     """`pivot` and/or `irreversible` (an action without compensation)."""
     return (("pivot",) if spec.pivot else ()) + (() if spec.compensable else ("irreversible",))

@@ -32,6 +32,7 @@ from ..events import (
 from ..states import ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
+from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
 from .journal import Journal, error_code, error_text
@@ -64,6 +65,8 @@ class ForwardPhase:
         self._stuck: list[tuple[str, BaseException]] = []
         """Actions that failed for good after a pivot: the run ends stuck."""
         self._group: anyio.abc.TaskGroup | None = None
+        self._held: list[Event] = []
+        """Records of a fan-out's failed elements, committed with the action's failure."""
 
     def pivot_passed(self) -> bool:
         """A pivot succeeded: from now on the run only rolls forward."""
@@ -115,11 +118,15 @@ class ForwardPhase:
             next_name = await self._run_node(next_name)
 
     async def _run_node(self, name: str) -> str | None:
-        """Run one node to its end; returns a ready node this task runs next. Every node is
-        an action today; another kind of node is another branch here, ending in
-        `_succeeded` (or `_failed_for_good`)."""
+        """Run one node to its end; returns a ready node this task runs next. A node is an
+        action or a fan-out (`for_each`); another kind of node is another branch here,
+        ending in `_succeeded` (or `_failed_for_good`)."""
         structlog.contextvars.bind_contextvars(action=name)
-        done = await self._run_action(name)
+        done: tuple[Outputs, StoreTransaction | None] | None
+        if self._runner.saga.actions[name].for_each is not None:
+            done = await self._run_fan_out(name)
+        else:
+            done = await self._run_action(name)
         if done is None:
             return None
         outputs, tx = done
@@ -139,7 +146,7 @@ class ForwardPhase:
                 raise
             except Exception as exc:
                 await rollback(ctx)
-                if not (retries.allows(exc) and (self.stop is None or self.pivot_passed())):
+                if not (retries.allows(exc) and self._may_retry()):
                     await self._failed_for_good(name, exc)
                     return None
                 delay = retries.delay()
@@ -156,6 +163,22 @@ class ForwardPhase:
                 await journal.commit([started])
                 continue
             return outputs, ctx.take_transaction()
+
+    async def _run_fan_out(self, name: str) -> tuple[Outputs, None] | None:
+        """A `for_each` action: its elements' outputs, or None when one failed for good."""
+        fan_out = FanOut(self._journal, self._runner, name, self._may_retry)
+        try:
+            return await fan_out.run(), None
+        except (FanOutFailed, BadElementInput) as exc:
+            self._held += exc.records
+            await self._failed_for_good(name, exc)
+        except InputError as exc:  # its array is not one
+            await self._failed_for_good(name, exc)
+        return None
+
+    def _may_retry(self) -> bool:
+        """A failed attempt may be retried: the run goes on (or only rolls forward)."""
+        return self.stop is None or self.pivot_passed()
 
     async def _succeeded(
         self, name: str, outputs: Outputs, tx: StoreTransaction | None
@@ -201,7 +224,7 @@ class ForwardPhase:
         if self.pivot_passed():
             # Nothing is compensated after a pivot: the others go on as far as they can.
             self._stuck.append((name, exc))
-            records = [self._failed(name, exc, final=True)]
+            records = [*self._take_held(), self._failed(name, exc, final=True)]
             started = self._start()
             await self._journal.commit(records + started)
             self._spawn([r.action for r in started if r.action is not None])
@@ -211,6 +234,10 @@ class ForwardPhase:
             self.stop = StopReason.FAILURE
         assert self._group is not None
         self._group.cancel_scope.cancel()
+
+    def _take_held(self) -> list[Event]:
+        held, self._held = self._held, []
+        return held
 
     # -- the end of the phase ----------------------------------------------------------
 
@@ -238,7 +265,8 @@ class ForwardPhase:
         """Record why the run stopped; hand it to compensation unless a pivot passed."""
         assert self.stop is not None
         journal = self._journal
-        records = [self._failed(name, exc, final=True) for name, exc in self._failures.items()]
+        records = self._take_held()
+        records += [self._failed(name, exc, final=True) for name, exc in self._failures.items()]
         note = "cancelled" if self.stop is StopReason.CANCEL else "cancelled: a sibling failed"
         for name in self._status.in_state(A.RUNNING):
             data = ActionFailed(error=note, code="cancelled", final=True)

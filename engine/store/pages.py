@@ -84,6 +84,8 @@ def page_sql(
         "SELECT run_id, saga, state, created, started, finished, owner, node,"
         f" {lease} AS lease_expires"
         " FROM runs"
+        # As `Dialect.by_state` (sql.py) says: SQLite's planner needs the index named.
+        + (" INDEXED BY runs_by_state_newest" if states and dialect == "sqlite" else "")
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY created DESC, run_id DESC LIMIT {mark}"
     )

@@ -61,6 +61,41 @@ async def _exercise(store: Store) -> None:
     await store.prune(finished_before=0.0, page=10)  # a prune page (nothing that old)
 
 
+BIG_STORE_STATS = {
+    "runs_by_state": "1000000 250000 1",
+    "runs_by_state_newest": "1000000 250000 1 1",
+    "runs_by_saga_newest": "1000000 100000 1 1",
+    "runs_newest": "1000000 1 1",
+    "runs_by_created": "1000000 1",
+    "runs_by_finished": "1000000 1",
+}
+"""What `ANALYZE` writes of a million runs in four states and ten sagas: with it, SQLite's
+planner weighs an index by how few rows it selects, and may prefer another order."""
+
+
+def _as_if_big(path: Path) -> None:
+    """Gives the database the statistics of a big store (read when a connection opens)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("ANALYZE")
+        rows = {"runs": 1_000_000, "run_log": 12_000_000}
+        for table, index, stat in conn.execute(
+            "SELECT tbl, idx, stat FROM sqlite_stat1"
+        ).fetchall():
+            if table not in rows:
+                continue
+            # The table's own row and every other index: as many rows, each value rare.
+            scaled = BIG_STORE_STATS.get(index) or " ".join(
+                [str(rows[table])] + ["1"] * (len(stat.split()) - 1)
+            )
+            conn.execute(
+                "UPDATE sqlite_stat1 SET stat = ? WHERE tbl = ? AND idx IS ?",
+                (scaled, table, index),
+            )
+    finally:
+        conn.close()
+
+
 def _sqlite_plans(path: Path, statements: list[str]) -> dict[str, list[str]]:
     conn = sqlite3.connect(path)
     try:
@@ -71,13 +106,16 @@ def _sqlite_plans(path: Path, statements: list[str]) -> dict[str, list[str]]:
         conn.close()
 
 
-def _sqlite_full_scans(plan: list[str]) -> list[str]:
-    """`SCAN table` without an index is a full scan; `SEARCH` and `SCAN ... USING INDEX`
-    are not."""
+def _sqlite_full_scans(sql: str, plan: list[str]) -> list[str]:
+    """A walk of a whole table: `SCAN table`, or `SCAN table USING [COVERING] INDEX` (every
+    row in the index's order) unless nothing filters the rows and a LIMIT ends the walk
+    (the first page of all runs); `SEARCH` finds rows through an index."""
+    first_rows = " LIMIT " in sql and " WHERE " not in sql
     return [
         line
         for line in plan
-        if any(re.fullmatch(rf"SCAN {table}( AS \w+)?", line) for table in BIG_TABLES)
+        for table in BIG_TABLES
+        if re.match(rf"SCAN {table}\b", line) and not (first_rows and " INDEX " in line)
     ]
 
 
@@ -104,9 +142,12 @@ async def test_sqlite_queries_use_indexes(tmp_path: Path, sqlite_traced: list[st
     statements = sorted({s for s in sqlite_traced if _explained(s)})
     assert any("FROM run_log" in s for s in statements), "the log was never read"
     assert any(s.lstrip().upper().startswith("DELETE") for s in statements), "no prune page"
-    plans = _sqlite_plans(path, statements)
-    scans = {sql: _sqlite_full_scans(plan) for sql, plan in plans.items()}
-    assert {sql: lines for sql, lines in scans.items() if lines} == {}
+    for statistics in ("none", "a big store's"):
+        if statistics != "none":
+            _as_if_big(path)
+        plans = _sqlite_plans(path, statements)
+        scans = {sql: _sqlite_full_scans(sql, plan) for sql, plan in plans.items()}
+        assert {sql: lines for sql, lines in scans.items() if lines} == {}, statistics
 
 
 def _pg_full_scans(plan: list[str]) -> list[str]:
