@@ -59,11 +59,19 @@ def _hex(digest: str, what: str) -> str:
     return match[1]
 
 
+def _describe(root: Path, described: dict[str, Any]) -> None:
+    """Writes the root's `image.json` whole (a root without one is not made yet)."""
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / ".image.json"
+    partial.write_text(json.dumps(described))
+    partial.replace(root / "image.json")
+
+
 class ImageCache:
     def __init__(self, root: Path, buildah: Callable[[], Sequence[str]]) -> None:
         self.root = root
         self.buildah = buildah
-        """buildah with the builder's storage options (resolved only when exporting)."""
+        """buildah with the builder's storage options (resolved on first use)."""
         self.layers = root / "layers"
         self.roots = root / "roots"
 
@@ -126,11 +134,7 @@ class ImageCache:
             except (layers.LayerError, ocilayout.LayoutError, OSError) as exc:
                 raise ImageUnavailable(f"unpacking a layer of {ref}: {exc}") from None
             made += 1
-        root.mkdir(parents=True, exist_ok=True)
-        described = {"ref": ref, "layers": names, "config": image.config.get("config") or {}}
-        partial = root / ".image.json"
-        partial.write_text(json.dumps(described))
-        partial.replace(root / "image.json")
+        _describe(root, {"ref": ref, "layers": names, "config": image.config.get("config") or {}})
         return made
 
     def _read(self, ref: str) -> ocilayout.Image:
@@ -156,11 +160,7 @@ class ImageCache:
         container = f"sagactl-root-{key[:32]}"
         subprocess.run([*self.buildah(), "rm", container], capture_output=True, check=False)
         self._buildah("from", "--pull-never", "--quiet", "--name", container, ref)
-        root.mkdir(parents=True, exist_ok=True)
-        described = {"ref": ref, "container": container, "layers": [], "config": config}
-        partial = root / ".image.json"
-        partial.write_text(json.dumps(described))
-        partial.replace(root / "image.json")
+        _describe(root, {"ref": ref, "container": container, "layers": [], "config": config})
 
     def _mount_container(self, container: str, rootfs: Path) -> None:
         merged = Path(self._buildah("mount", container))
