@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -130,8 +131,9 @@ def _config(builder: BuildahBuilder, image: str) -> dict[str, Any]:
     return config
 
 
+GUNICORN = "gunicorn==23.0.0\n"
 PYTHON_APP = {
-    "requirements.txt": "gunicorn==23.0.0\n",
+    "requirements.txt": GUNICORN,
     "app.py": "def app(environ, start_response):\n"
     "    start_response('200 OK', [])\n    return [b'ok']\n",
 }
@@ -146,9 +148,13 @@ class TestStackImages:
         dependency image (no install step at all) and makes no new base; a changed
         requirements.txt installs again."""
         await builder.prepare()
-        context = _app(tmp_path / "py", PYTHON_APP)
+        # A comment of its own: a kept store (SAGACTL_TEST_BASE_STORE) may hold the
+        # dependency image of an earlier session's identical requirements.
+        token = f"# {secrets.token_hex(8)}\n"
+        context = _app(tmp_path / "py", {**PYTHON_APP, "requirements.txt": GUNICORN + token})
         lines: list[str] = []
         image = await _build(builder, context, "python", "pyapp-v1", lines)
+        assert any("pip" in line for line in lines if line.startswith("STEP")), lines
         version = _run_in(
             builder, image.ref, "python3", "-c", "import gunicorn; print(gunicorn.__version__)"
         )
@@ -167,7 +173,7 @@ class TestStackImages:
         assert not any("pip" in line for line in again if line.startswith("STEP")), again
         assert not any("making" in line for line in again)
         # A changed manifest makes a new dependency image; the install runs again.
-        (context / "requirements.txt").write_text(PYTHON_APP["requirements.txt"] + "# new\n")
+        (context / "requirements.txt").write_text(GUNICORN + token + "# new\n")
         third: list[str] = []
         await _build(builder, context, "python", "pyapp-v3", third)
         assert any("pip" in line for line in third if line.startswith("STEP")), third
@@ -179,6 +185,7 @@ class TestStackImages:
         package = {
             "name": "nodeapp",
             "version": "1.0.0",
+            "description": secrets.token_hex(8),  # no dependency image from a kept store
             "scripts": {"start": "node server.js"},
             "dependencies": {"ms": "2.1.3"},
         }
