@@ -84,6 +84,24 @@ def _overhead_per_action(r: Mapping[str, Result]) -> float:
 
 RATIOS: tuple[Ratio, ...] = (
     Ratio(
+        12,
+        "child saga call / inline action, per call (chain of 20)",
+        ("sagactl_child_calls", "sagactl_inline_calls"),
+        lambda r: r["sagactl_child_calls"].per_unit / r["sagactl_inline_calls"].per_unit,
+        "x",
+        "reported",
+        None,
+    ),
+    Ratio(
+        12,
+        "child saga: added cost per call",
+        ("sagactl_child_calls", "sagactl_inline_calls"),
+        lambda r: _us(r["sagactl_child_calls"].per_unit - r["sagactl_inline_calls"].per_unit),
+        "µs",
+        "reported",
+        None,
+    ),
+    Ratio(
         3,
         "plain call per action",
         ("plain_build",),

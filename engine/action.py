@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from .deps import Dependencies
+from .tracing import Tracer
 
 JSON = Mapping[str, "JSON"] | Sequence["JSON"] | str | int | float | bool | None
 """A JSON-compatible value: an object, an array, a string, a number, a boolean or null.
@@ -64,6 +65,12 @@ class ActionContext(Protocol):
     @property
     def log(self) -> Any:
         """A structlog logger bound to `run_id` and `action`."""
+        ...
+
+    @property
+    def tracer(self) -> Tracer:
+        """OpenTelemetry tracer: `with ctx.tracer.start_as_current_span("step"):` opens a
+        child span of this attempt's span (a no-op tracer when tracing is off)."""
         ...
 
     @property

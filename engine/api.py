@@ -16,16 +16,17 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 import anyio.abc
 import structlog
 
 from .action import JSON, Action
+from .child_runs import ChildSaga, child_run_id
 from .clock import Clock, SystemClock
 from .deps import Dependencies
-from .errors import InputError
+from .errors import InputError, RunNotFound
 from .events import Event, EventHandler, EventKind, RunFinished
 from .faults import FaultPlan
 from .model import CompiledSaga
@@ -35,29 +36,17 @@ from .new_run import pin_new_run
 from .providers import ActionProvider, as_provider
 from .results import RunResult as RunResult
 from .results import result_of
+from .retention import check_not_pruned, pin_queries, prune_expired
 from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
 from .store.base import Claim, ClaimLost
+from .task_groups import unwrap
+from .tracing import tracing_from_env
 
 log = structlog.get_logger("sagactl")
 
 ActionsArg = ActionProvider | Mapping[str, Action | Callable[[Dependencies], Action]] | None
-
-
-def _unwrap(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The one real error inside nested task-group errors, if there is exactly one."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return leaves[0] if len(leaves) == 1 else group
 
 
 class Engine:
@@ -99,6 +88,7 @@ class Engine:
             deps=self.deps,
             on_event=handlers,
             exit=exit,
+            tracing=tracing_from_env(),
         )
         self._process_limit = process_limit
         self._cancel_poll = cancel_poll
@@ -183,6 +173,8 @@ class Engine:
         """Create the run `queued` (for a worker or a later `resume`); returns its id.
         With `node`, only a worker on that node claims it (its inputs live there)."""
         new = pin_new_run(saga, inputs, self.provider, run_id=run_id, node=node)
+        if run_id is not None:
+            await check_not_pruned(self.store, run_id)
         created = await self.store.create_run(new, claim=False)
         return created.run.run_id
 
@@ -199,13 +191,15 @@ class Engine:
         if unknown:
             raise InputError(f"--fault names {unknown[0]!r}, not an action of {saga.name}")
         new = pin_new_run(saga, inputs, self.provider, run_id=run_id)
+        if run_id is not None:
+            await check_not_pruned(self.store, run_id)
         opened = await open_run(
-            self.store, new, saga=saga, actions=self._actions(saga), options=self.options
+            self.store, new, saga=saga, actions=self.actions_of(saga), options=self.options
         )
         if opened is None:
             return await self.resume(new.run_id)  # the run existed: idempotent
         self._sagas.setdefault(saga.canonical_hash, saga)
-        return await self._drive(*opened)
+        return await self.drive(*opened)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its pin: at once if its owner died; `RunBusy` if one lives."""
@@ -234,7 +228,7 @@ class Engine:
         """Drive a run a worker claimed (`claim_next`) by the normal recovery rules."""
         record = await self.store.get_run(claim.run_id)
         if RunState(record.state) in FINISHED:
-            await self._release(claim)
+            await self.release(claim)
             return await self.status(claim.run_id)
         return await self._execute(record, claim)
 
@@ -245,12 +239,23 @@ class Engine:
             saga = self._sagas[record.definition_hash] = CompiledSaga.from_dict(record.definition)
         return saga
 
-    def _actions(self, saga: CompiledSaga) -> dict[str, Action]:
-        """`uses` -> the action, for every action of `saga`."""
-        return {spec.uses: self.provider.create(spec.uses) for spec in saga.actions.values()}
+    def actions_of(self, saga: CompiledSaga) -> dict[str, Action]:
+        """`uses` -> the action, for every action of `saga` (a child saga's runs its
+        pinned definition as a run of its own)."""
+        return {
+            spec.uses: self.provider.create(spec.uses)
+            if spec.child is None
+            else ChildSaga(self, spec.child)
+            for spec in saga.actions.values()
+        }
 
     async def _execute(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> RunResult:
         """Drive a run that exists, from its pin and its log, under `claim`."""
+        return await self.drive(record, await self.prepare(record, claim, cancel=cancel))
+
+    async def prepare(self, record: RunRecord, claim: Claim, *, cancel: bool = False) -> Execution:
+        """The execution of a run that exists, from its pin and its log, under `claim`
+        (released when it cannot be built)."""
         try:
             saga = self._pinned(record)
             self._warn_version_drift(record)
@@ -260,42 +265,42 @@ class Engine:
                 claim=claim,
                 saga=saga,
                 inputs=record.inputs,
-                actions=self._actions(saga),
+                actions=self.actions_of(saga),
                 status=fold(record.run_id, saga.topological_order(), log_records),
                 checkpoints=await self.store.checkpoints(record.run_id),
                 options=self.options,
                 cancel_requested=cancel or record.cancel_requested,
             )
         except BaseException:
-            await self._release(claim)
+            await self.release(claim)
             raise
-        return await self._drive(record, execution)
+        return execution
 
-    async def _drive(self, record: RunRecord, execution: Execution) -> RunResult:
+    async def drive(self, record: RunRecord, execution: Execution) -> RunResult:
         claim = execution.claim
         self._live[record.run_id] = execution
         try:
             await execution.run()
         except BaseExceptionGroup as group:
-            error = _unwrap(group)
+            error = unwrap(group)
             if isinstance(error, Exception) and not isinstance(error, ClaimLost):
-                await self._release(claim)
+                await self.release(claim)
             raise error from None
         except ClaimLost:
             raise
         except Exception:
-            await self._release(claim)
+            await self.release(claim)
             raise
         finally:
             self._live.pop(record.run_id, None)
         if execution.status.state not in RELEASING:
-            await self._release(claim)
+            await self.release(claim)
         # The claim is given up by now: nobody holds the run any more.
         return result_of(
             dataclasses.replace(record, owner=None, lease_expires=None), execution.status
         )
 
-    async def _release(self, claim: Claim) -> None:
+    async def release(self, claim: Claim) -> None:
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(ClaimLost):
                 await self.store.release(claim)
@@ -356,7 +361,7 @@ class Engine:
                 status.apply(r)  # checks every move against the state machine
             await self.store.append(claim, records)
         finally:
-            await self._release(claim)
+            await self.release(claim)
         return await self.status(run_id)
 
     async def prune(self, older_than: float, *, page: int = 500) -> int:
@@ -364,7 +369,12 @@ class Engine:
         if not math.isfinite(older_than) or older_than < 0:
             raise InputError("the age to prune must be a number of seconds >= 0")
         cutoff = self.options.clock.now() - older_than
-        return await self.store.prune(finished_before=cutoff, page=page)
+        return await self.store.prune(finished_before=cutoff, page=page, keep=pin_queries())
+
+    async def prune_expired(self, *, page: int = 500) -> int:
+        """Delete runs finished longer ago than their retention (the saga's, else
+        `$SAGACTL_RETENTION`), `page` per commit."""
+        return await prune_expired(self.store, page=page)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -373,12 +383,19 @@ class Engine:
         record = await self.store.get_run(run_id)
         saga = self._pinned(record)
         status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
-        return result_of(record, status, await self.store.progress(run_id))
+        result = result_of(record, status, await self.store.progress(run_id))
+        children: dict[str, RunResult] = {}
+        for name, spec in saga.actions.items():
+            if spec.child is not None and status.actions[name].attempts:
+                with contextlib.suppress(RunNotFound):  # a crash before the child was created
+                    children[name] = await self.status(child_run_id(run_id, name))
+        return dataclasses.replace(result, children=children) if children else result
 
     async def list_runs(
-        self, *, states: Sequence[str] | None = None, limit: int = 1000
+        self, *, states: Sequence[str] | None = None, limit: int = 1000, parent: str | None = None
     ) -> list[RunRecord]:
-        return await self.store.list_runs(states=states, limit=limit)
+        """Runs oldest first; with `parent`, the child saga runs that run started."""
+        return await self.store.list_runs(states=states, limit=limit, parent=parent)
 
     async def log(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         await self.store.get_run(run_id)  # RunNotFound for an unknown id

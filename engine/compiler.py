@@ -5,24 +5,27 @@ schema (unknown keys, types, apiVersion/kind, empty `actions`), unknown `uses`,
 references to unknown inputs, actions or outputs (or to the action itself), `needs`
 naming unknown actions, literal `with:` values that break the action's input schema
 (values holding references are only known at run time and are skipped), timeouts and
-retry policies, and dependency cycles (named: `a -> b -> a`). References are looked up,
-never evaluated.
+retry policies, dependency cycles (named: `a -> b -> a`), and `if:` conditions (parsed
+by `sagactl.engine.expressions`, their references checked as `with:`'s are and their
+operand types against the declared schemas). References are looked up, never evaluated.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 import networkx as nx
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
-from . import references
+from . import expressions, references
 from .action import ActionCatalog, ActionInfo
+from .child_sagas import ChildCatalog, SagaLookup, child_name
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .expression_types import type_problems
 from .fanout_schema import RESULTS, field_schema, items_of, results_schema
 from .fanout_schema import declares as _declares
 from .fanout_schema import types_of as _types_of
@@ -38,7 +41,7 @@ from .saga_schema import (
     type_words,
     validate_definition,
 )
-from .yaml_loader import JSONPath, YamlDocument, load_yaml
+from .yaml_loader import JSONPath, YamlDocument, YamlScalar, load_yaml
 
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
@@ -48,9 +51,11 @@ _KEY_CHECKS = frozenset(
 _ACTION_KEYS = frozenset(base_schema()["$defs"]["action"]["properties"])
 
 
-def load_saga_file(path: str | os.PathLike[str], catalog: ActionCatalog) -> CompiledSaga:
+def load_saga_file(
+    path: str | os.PathLike[str], catalog: ActionCatalog, sagas: SagaLookup | None = None
+) -> CompiledSaga:
     """Load, validate and compile one definition file."""
-    return compile_definition(load_yaml(path), catalog=catalog)
+    return compile_definition(load_yaml(path), catalog=catalog, sagas=sagas)
 
 
 def compile_definition(
@@ -58,11 +63,12 @@ def compile_definition(
     *,
     catalog: ActionCatalog,
     source: str | None = None,
+    sagas: SagaLookup | None = None,
 ) -> CompiledSaga:
     """The compiled saga, or DefinitionErrors listing every problem, sorted by position.
 
     `document` is a loaded YAML file (errors then carry line:column) or plain data
-    (errors name `source` only).
+    (errors name `source` only). `sagas` finds the children of `uses: saga/NAME`.
     """
     if isinstance(document, YamlDocument):
         data: Any = document.data
@@ -70,25 +76,36 @@ def compile_definition(
     else:
         data = document
         source = source or "<definition>"
-    return _Compiler(data, catalog, locator_for(document, source), source).run()
+    return _Compiler(data, catalog, locator_for(document, source), source, sagas).run()
 
 
 class _Compiler:
-    def __init__(self, data: Any, catalog: ActionCatalog, where: Locator, source: str) -> None:
+    def __init__(
+        self,
+        data: Any,
+        catalog: ActionCatalog,
+        where: Locator,
+        source: str,
+        sagas: SagaLookup | None = None,
+    ) -> None:
         self.data = data
-        self.catalog = catalog
+        own = _mapping(_mapping(data).get("metadata")).get("name")
+        self.catalog = ChildCatalog(catalog, sagas, own if isinstance(own, str) else None)
         self.where = where
         self.source = source
         self.errors: list[DefinitionError] = []
         self.validators: dict[str, Validator | None] = {}
 
-    def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
+    def fail(
+        self, path: JSONPath, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
+        """Report `message` at `path` (its key with `key`; character `offset` of a string)."""
         prefix = dotted(path[:-1] if key else path)
-        self.errors.append(
-            DefinitionError(
-                f"{prefix}: {message}" if prefix else message, self.where.locate(path, key=key)
-            )
-        )
+        location = self.where.locate(path, key=key)
+        node = self.where.node_at(path) if offset is not None else None
+        if isinstance(node, YamlScalar) and offset is not None:
+            location = node.at_offset(offset)
+        self.errors.append(DefinitionError(f"{prefix}: {message}" if prefix else message, location))
 
     def run(self) -> CompiledSaga:
         self.errors.extend(validate_definition(self.data, self.where))
@@ -106,6 +123,11 @@ class _Compiler:
                 if spec is not None:
                     specs[name] = spec
         self.check_cycles(specs)
+        retention = self.duration(data.get("retention"), ("retention",))
+        outputs = data.get("outputs")
+        output_schema = (
+            self.check_outputs(outputs, actions, inputs) if isinstance(outputs, Mapping) else None
+        )
         if self.errors:
             raise DefinitionErrors(self.errors)
         metadata = _mapping(data.get("metadata"))
@@ -116,6 +138,9 @@ class _Compiler:
             inputs=inputs,
             actions=specs,
             source=self.source,
+            retention=retention,
+            outputs=outputs if isinstance(outputs, Mapping) else None,
+            output_schema=output_schema,
         )
 
     # -- parts -----------------------------------------------------------------------
@@ -138,7 +163,10 @@ class _Compiler:
         here = ("actions", name)
         uses = body.get("uses")
         info = self.catalog.info(uses) if isinstance(uses, str) else None
-        if isinstance(uses, str) and info is None:
+        problem = self.catalog.problem(uses) if isinstance(uses, str) else None
+        if problem is not None:
+            self.fail((*here, "uses"), problem)
+        elif isinstance(uses, str) and info is None:
             hint = did_you_mean(uses, self.catalog.names()) or (
                 " (no actions are installed)"
                 if not self.catalog.names()
@@ -153,6 +181,9 @@ class _Compiler:
             if info is not None and set(body) <= _ACTION_KEYS:
                 self.check_literals(name, info, with_)
                 self.check_reference_types(name, info, with_, actions, inputs)
+        condition = body.get("if")
+        if isinstance(condition, str):
+            depends |= self.check_condition(name, condition, actions, inputs)
         needs = body.get("needs", [])
         if isinstance(needs, list):
             for index, other in enumerate(needs):
@@ -162,6 +193,16 @@ class _Compiler:
                     depends.add(other)
         timeout = self.duration(body.get("timeout"), (*here, "timeout"))
         retry = self.retry(here, default_retry, _mapping(body.get("retry")))
+        child_of = child_name(uses) if isinstance(uses, str) else None
+        child = self.catalog.child(child_of) if child_of is not None else None
+        if child_of is not None:
+            # A child retries its own actions and compensates itself when it fails: run
+            # once, and only under a timeout the definition gives it (not the defaults').
+            if "retry" in body:
+                self.fail((*here, "retry"), "a child saga is not retried: its actions are")
+            if "for_each" in body:  # one child run per action: its id is RUN/ACTION
+                self.fail((*here, "for_each"), "a child saga cannot be fanned out")
+            retry, default_timeout = RetryPolicy(attempts=1), None
         compensate = body.get("compensate")
         if compensate is True and info is not None and not info.compensable:
             self.fail(
@@ -188,7 +229,9 @@ class _Compiler:
             else "",
             for_each=for_each,
             max_parallel=body.get("max_parallel") if for_each is not None else None,
+            condition=condition if isinstance(condition, str) else None,
             location=self.where.locate(here, key=True),
+            child=child if isinstance(child, CompiledSaga) else None,
         )
 
     def known_action(
@@ -244,11 +287,13 @@ class _Compiler:
         with_: Mapping[str, Any],
         actions: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        base: JSONPath | None = None,
     ) -> set[str]:
-        """The actions `with_` refers to; reports every reference that cannot be looked up."""
+        """The actions `with_` (at `base`, default `actions.NAME.with`) refers to; reports
+        every reference that cannot be looked up."""
         depends: set[str] = set()
         body = _mapping(actions.get(name))
-        for path, text in _strings(with_, ("actions", name, "with")):
+        for path, text in _strings(with_, tuple(base or ("actions", name, "with"))):
             try:
                 found = list(references.in_string(text))
             except references.BadReference as exc:
@@ -266,30 +311,36 @@ class _Compiler:
         body: Mapping[str, Any],
         actions: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        offset: int | None = None,
     ) -> set[str]:
-        """The action `ref` makes `name` depend on, if any; reports why it cannot be looked up."""
+        """The action `ref` makes `name` (whose definition is `body`) depend on, if any;
+        reports a reference that cannot be looked up (at character `offset` of the string
+        at `path`, when given)."""
         if ref.input is not None and ref.input not in inputs:
-            self.fail(path, f"unknown input '{ref.input}'{_inputs_hint(ref.input, inputs)}")
+            hint = _inputs_hint(ref.input, inputs)
+            self.fail(path, f"unknown input '{ref.input}'{hint}", offset=offset)
         elif ref.element:
             if body.get("for_each") is None:
                 usable = "is only usable in an action with for_each"
-                self.fail(path, f"'${{{{ {ref.text} }}}}' {usable}")
+                self.fail(path, f"'${{{{ {ref.text} }}}}' {usable}", offset=offset)
             elif ref.item:
                 problem = self.element_field(name, ref, actions, inputs)[1]
                 if problem is not None:
-                    self.fail(path, problem)
+                    self.fail(path, problem, offset=offset)
         elif ref.action is not None and ref.output is not None:
             if ref.action == name:
-                self.fail(path, f"action '{name}' cannot refer to its own outputs")
+                self.fail(path, f"action '{name}' cannot refer to its own outputs", offset=offset)
             elif ref.action not in actions:
                 hint = did_you_mean(ref.action, list(actions))
-                self.fail(path, f"unknown action '{ref.action}'{hint}")
+                self.fail(path, f"unknown action '{ref.action}'{hint}", offset=offset)
             else:
-                self.check_output(path, ref.action, ref.output, actions[ref.action])
+                self.check_output(path, ref.action, ref.output, actions[ref.action], offset)
                 return {ref.action}
         return set()
 
-    def check_output(self, path: JSONPath, action: str, output: str, body: Any) -> None:
+    def check_output(
+        self, path: JSONPath, action: str, output: str, body: Any, offset: int | None = None
+    ) -> None:
         uses = body.get("uses") if isinstance(body, Mapping) else None
         info = self.catalog.info(uses) if isinstance(uses, str) else None
         if isinstance(body, Mapping) and body.get("for_each") is not None:
@@ -306,7 +357,33 @@ class _Compiler:
         hint = did_you_mean(output, declared) or (
             f" (its outputs: {', '.join(declared)})" if declared else " (it declares no outputs)"
         )
-        self.fail(path, f"action '{action}' ({info.name}) has no output '{output}'{hint}")
+        message = f"action '{action}' ({info.name}) has no output '{output}'{hint}"
+        self.fail(path, message, offset=offset)
+
+    def check_condition(
+        self, name: str, text: str, actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> set[str]:
+        """The actions the `if:` of `name` refers to; reports a condition that does not
+        parse, a reference that cannot be looked up, and operands that can never fit."""
+        path = ("actions", name, "if")
+        if not expressions.is_condition(text):
+            return set()  # not `${{ ... }}`: the schema's pattern reported it
+        try:
+            expression = expressions.parse_condition(text)
+        except expressions.ExpressionError as exc:
+            self.fail(path, exc.message, offset=exc.offset)
+            return set()
+        depends: set[str] = set()
+        reported = len(self.errors)
+        for ref, offset in expression.references():
+            body = _mapping(actions.get(name))
+            depends |= self.check_reference(path, name, ref, body, actions, inputs, offset)
+        if len(self.errors) == reported:  # types only of references that exist
+            for offset, problem in type_problems(
+                expression, lambda ref: self.declared_types(name, ref, actions, inputs)
+            ):
+                self.fail(path, problem, offset=offset)
+        return depends
 
     def ref_schema(
         self,
@@ -403,6 +480,38 @@ class _Compiler:
                     f"{type_words(sorted(given))}",
                 )
 
+    def declared_types(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> frozenset[str] | None:
+        """The JSON types `ref`'s value is declared to have; None when nothing says."""
+        if ref.action == name:
+            return None
+        types = _types_of(self.ref_schema(name, ref, actions, inputs)[0])
+        return frozenset(types) if types is not None else None
+
+    def check_outputs(
+        self, outputs: Mapping[str, Any], actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check the references of `outputs:`; their JSON Schema, typed as far as known."""
+        self.check_references("", outputs, actions, inputs, base=("outputs",))
+        properties: dict[str, Any] = {}
+        for key, value in outputs.items():
+            types: set[str] | None
+            try:
+                ref = references.whole(value) if isinstance(value, str) else None
+            except references.BadReference:
+                ref = None  # reported by check_references
+            if ref is not None:
+                types = _types_of(self.ref_schema("", ref, actions, inputs)[0])
+            else:
+                types = _literal_types(value)
+            properties[key] = {"type": sorted(types)} if types else {}
+        return {"type": "object", "properties": properties}
+
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
             usable = not any(schema_problems(info.input_schema))
@@ -482,7 +591,22 @@ def _position(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location else (0, 0)
 
 
-def _fits(given: set[str], wanted: set[str]) -> bool:
+def _literal_types(value: Any) -> set[str] | None:
+    """The JSON type of an `outputs:` value that is not one whole reference."""
+    if isinstance(value, str):
+        return {"string"}  # with references embedded, or none: a string either way
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer"}
+    if isinstance(value, float):
+        return {"number"}
+    if value is None:
+        return {"null"}
+    return {"object"} if isinstance(value, Mapping) else {"array"}
+
+
+def _fits(given: Set[str], wanted: Set[str]) -> bool:
     """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
     return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
 

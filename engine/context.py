@@ -13,6 +13,7 @@ from .action import JSON, Transaction
 from .deps import Dependencies
 from .json_values import check_json
 from .store.base import Claim, Store, StoreTransaction
+from .tracing import NOOP_TRACER, Tracer
 
 ProgressSink = Callable[[str, float | None, str, int | None], None]
 
@@ -33,6 +34,7 @@ class RunContext:
         on_checkpoint: Callable[[str, JSON], None],
         compensating: bool = False,
         index: int | None = None,
+        tracer: Tracer = NOOP_TRACER,
     ) -> None:
         """`index` is the element of a `for_each` action this attempt runs."""
         self._store = store
@@ -47,6 +49,7 @@ class RunContext:
         self._on_progress = on_progress
         self._on_checkpoint = on_checkpoint
         self.compensating = compensating
+        self._tracer = tracer
         self._log: Any = None
         self._tx: StoreTransaction | None = None
 
@@ -71,6 +74,10 @@ class RunContext:
         if self._log is None:  # bound on first use: most actions never log
             self._log = structlog.get_logger("sagactl").bind(run_id=self.run_id, action=self.action)
         return self._log
+
+    @property
+    def tracer(self) -> Tracer:
+        return self._tracer
 
     @property
     def deps(self) -> Dependencies:

@@ -32,7 +32,8 @@ class EventKind(StrEnum):
     ACTION_COMPENSATED = "action_compensated"
     COMPENSATION_FAILED = "compensation_failed"
     ACTION_SKIPPED = "action_skipped"
-    """The action never ran: the run ended first."""
+    """The action never ran: its condition was false, or it uses outputs of a skipped
+    action (`reason` says which), or the run ended first (no reason)."""
     ACTION_FINALIZED = "action_finalized"
     """The action's `finalize` hook ran once the run's outcome was settled."""
     # One element of a `for_each` action (`data["index"]`), as the action kinds above.
@@ -87,6 +88,8 @@ class RunStuck(TypedDict):
 
 class RunFinished(TypedDict):
     state: str
+    outputs: NotRequired[dict[str, Any]]
+    """The saga's `outputs:`, resolved when it succeeded."""
     error: NotRequired[str | None]
     code: NotRequired[str | None]
     failed_action: NotRequired[str | None]
@@ -157,6 +160,10 @@ class ElementCompensationFailed(CompensationFailed):
     index: int
 
 
+class ActionSkipped(TypedDict):
+    reason: NotRequired[str]
+
+
 class ActionFinalized(TypedDict):
     error: NotRequired[str]
     """Set when the hook failed: it is not run again (the run's outcome stands)."""
@@ -176,6 +183,7 @@ Payload = (
     | ActionRetrying
     | CompensationStarted
     | CompensationFailed
+    | ActionSkipped
     | ActionFinalized
     | ElementStarted
     | ElementSucceeded

@@ -57,9 +57,13 @@ class ActionSpec:
     max_parallel: int | None = None
     """With `for_each`: elements running at once (None: the run's `max_parallel`)."""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
+    child: CompiledSaga | None = None
+    """For `uses: saga/NAME`: the child's definition, pinned with the parent's."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -80,6 +84,10 @@ class ActionSpec:
         if self.for_each is not None:
             data["for_each"] = self.for_each
             data["max_parallel"] = self.max_parallel
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
+        if self.child is not None:
+            data["child"] = self.child._hashed()  # where its file lies is not part of it
         return data
 
     @classmethod
@@ -97,6 +105,8 @@ class ActionSpec:
             description=data.get("description", ""),
             for_each=data.get("for_each"),
             max_parallel=data.get("max_parallel"),
+            condition=data.get("if"),
+            child=CompiledSaga.from_dict(data["child"]) if "child" in data else None,
         )
 
 
@@ -111,6 +121,9 @@ class CompiledSaga:
         "description",
         "inputs",
         "name",
+        "output_schema",
+        "outputs",
+        "retention",
         "source",
         "version",
     )
@@ -124,12 +137,23 @@ class CompiledSaga:
         inputs: Mapping[str, Mapping[str, Any]] | None = None,
         description: str = "",
         source: str | None = None,
+        retention: float | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.retention = retention
+        """Seconds a finished run is kept (None: the store-wide default)."""
         self.version = version
         self.description = description
         self.source = source
         self.inputs: Mapping[str, Mapping[str, Any]] = _frozen(inputs or {})
+        self.outputs: Mapping[str, Any] = _frozen(outputs or {})
+        """`outputs:`: name -> a value holding references, resolved when the run succeeds."""
+        self.output_schema: Mapping[str, Any] = _frozen(
+            output_schema or {"type": "object", "properties": {}}
+        )
+        """The outputs' JSON Schema, as far as the compiler knows their types."""
         self._actions: Mapping[str, ActionSpec] = MappingProxyType(dict(actions))
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(self._actions)
@@ -198,8 +222,15 @@ class CompiledSaga:
         data.pop("source", None)
         return data
 
+    def children(self) -> Iterator[CompiledSaga]:
+        """Every child saga (`uses: saga/NAME`) at any depth, parents before children."""
+        for spec in self._actions.values():
+            if spec.child is not None:
+                yield spec.child
+                yield from spec.child.children()
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "name": self.name,
             "version": self.version,
@@ -208,6 +239,12 @@ class CompiledSaga:
             "inputs": _plain(self.inputs),
             "actions": {name: self._actions[name].to_dict() for name in sorted(self._actions)},
         }
+        if self.retention is not None:  # absent when unset: older sagas keep their hash
+            data["retention"] = self.retention
+        if self.outputs:  # absent when empty: the hashes of older definitions stand
+            data["outputs"] = _plain(self.outputs)
+            data["output_schema"] = _plain(self.output_schema)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompiledSaga:
@@ -220,6 +257,9 @@ class CompiledSaga:
             source=data.get("source"),
             inputs=data.get("inputs", {}),
             actions={n: ActionSpec.from_dict(a) for n, a in data["actions"].items()},
+            retention=data.get("retention"),
+            outputs=data.get("outputs"),
+            output_schema=data.get("output_schema"),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -252,3 +292,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+plain = _plain
+"""Plain JSON types (dicts and lists) back from the compiled form's read-only data."""

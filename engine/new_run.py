@@ -15,7 +15,7 @@ from .json_schema import validator
 from .json_values import NotJson, check_json
 from .model import CompiledSaga
 from .providers import ActionProvider
-from .store.base import NewRun
+from .store.base import NewRun, ParentLink
 
 _ids = random.Random(os.urandom(16))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
@@ -58,10 +58,12 @@ def pin_new_run(
     *,
     run_id: str | None = None,
     node: str | None = None,
+    parent: ParentLink | None = None,
 ) -> NewRun:
-    """The new run: its inputs checked, the definition and plugin versions it pins."""
+    """The new run: its inputs checked, the definition and plugin versions it pins (a
+    child saga's definition is pinned inside it)."""
     checked = check_inputs(saga, inputs or {})
-    uses = sorted({spec.uses for spec in saga.actions.values()})
+    uses = sorted({spec.uses for spec in saga.actions.values() if spec.child is None})
     return NewRun(
         run_id=run_id or new_run_id(),
         saga=saga.name,
@@ -70,6 +72,8 @@ def pin_new_run(
         inputs=checked,
         plugin_versions={name: provider.version(name) for name in uses},
         node=node,
+        retention=saga.retention,
+        parent=parent,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .action import JSON
 from .states import ActionStatus, RunState, RunStatus
-from .store.base import RunRecord
+from .store.base import ParentLink, RunRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,12 @@ class RunResult:
     """When the owner's lease runs out (unix time, database clock); None without leases."""
     node: str | None = None
     """The node the run is pinned to, if any."""
+    outputs: Mapping[str, JSON] | None = None
+    """The saga's `outputs:` once it succeeded (None before)."""
+    parent: ParentLink | None = None
+    """For a child saga's run: the parent run and its action."""
+    children: Mapping[str, RunResult] = field(default_factory=dict)
+    """Action -> the run of its child saga, for each that started (`Engine.status`)."""
 
     @property
     def ok(self) -> bool:
@@ -57,8 +63,27 @@ class RunResult:
             "owner": self.owner,
             "lease_expires": self.lease_expires,
             "node": self.node,
-            "actions": {name: s.to_json() for name, s in self.actions.items()},
+            "outputs": None if self.outputs is None else dict(self.outputs),
+            "parent": None
+            if self.parent is None
+            else {"run_id": self.parent.run_id, "action": self.parent.action},
+            "actions": {name: self._action_json(name, s) for name, s in self.actions.items()},
         }
+
+    def action_states(self) -> dict[str, str]:
+        """Action -> state, a child saga's actions as `ACTION/CHILD_ACTION` (what
+        `graph --run` draws)."""
+        states = {name: str(s.state) for name, s in self.actions.items()}
+        for name, child in self.children.items():
+            states.update((f"{name}/{k}", v) for k, v in child.action_states().items())
+        return states
+
+    def _action_json(self, name: str, status: ActionStatus) -> dict[str, Any]:
+        data = status.to_json()
+        child = self.children.get(name)
+        if child is not None:
+            data["child"] = child.to_json()
+        return data
 
 
 def result_of(
@@ -80,4 +105,6 @@ def result_of(
         owner=record.owner,
         lease_expires=record.lease_expires,
         node=record.node,
+        outputs=status.saga_outputs,
+        parent=record.parent,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .action import ActionCatalog
+from .child_sagas import child_name
 from .compiler import load_saga_file
 from .errors import DefinitionError, Location, PluginError
 from .model import CompiledSaga
@@ -46,14 +47,21 @@ class SagaRegistry:
         self._folders = list(folders)
         self._files: dict[str, list[Path]] | None = None
         self._compiled: dict[Path, CompiledSaga] = {}
+        self._children: dict[str, tuple[str, ...] | None] = {}
+        self._beside: list[Path] = []
+        """Folders of files named on the command line: their neighbours serve as child
+        sagas (`uses: saga/NAME`) where no installed definition has the name."""
 
     def _index(self) -> dict[str, list[Path]]:
         if self._files is None:
             files: dict[str, list[Path]] = {}
             for folder in self._folders:
-                for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-                    if path.suffix in SUFFIXES and path.is_file():
-                        files.setdefault(path.stem, []).append(path)
+                for path in _definitions_in(folder):
+                    files.setdefault(path.stem, []).append(path)
+            for folder in self._beside:
+                for path in _definitions_in(folder):
+                    if path.stem not in files:
+                        files[path.stem] = [path]
             self._files = files
         return self._files
 
@@ -74,6 +82,26 @@ class SagaRegistry:
             )
         return paths[0]
 
+    def children_of(self, name: str) -> tuple[str, ...] | None:
+        """The child sagas (`uses: saga/NAME`) that `name` names, read from its file without
+        compiling it (so recursion is found before it recurses); None: no such saga."""
+        if name not in self._children:
+            paths = self._index().get(name)
+            if not paths:
+                self._children[name] = None
+            else:
+                try:
+                    data = load_yaml(paths[0]).data
+                except DefinitionError:
+                    data = None  # reported when the saga itself is compiled
+                actions = data.get("actions") if isinstance(data, dict) else None
+                bodies = actions.values() if isinstance(actions, dict) else ()
+                uses = [b.get("uses") for b in bodies if isinstance(b, dict)]
+                self._children[name] = tuple(
+                    c for u in uses if isinstance(u, str) and (c := child_name(u)) is not None
+                )
+        return self._children[name]
+
     def get(self, name: str) -> CompiledSaga:
         """The compiled definition named `name` from the folders."""
         path = self.path(name)
@@ -90,7 +118,7 @@ class SagaRegistry:
         """A definition file, compiled (once per path)."""
         key = Path(path)
         if key not in self._compiled:
-            self._compiled[key] = load_saga_file(path, self._catalog)
+            self._compiled[key] = load_saga_file(path, self._catalog, sagas=self)
         return self._compiled[key]
 
     def resolve(self, name_or_path: str) -> CompiledSaga:
@@ -98,5 +126,16 @@ class SagaRegistry:
         if looks_like_path(name_or_path):
             if not os.path.exists(name_or_path):
                 raise DefinitionError("no such file", Location(name_or_path))
+            folder = Path(name_or_path).resolve().parent
+            if folder not in self._beside:
+                self._beside.append(folder)
+                self._files = None
+                self._children.clear()
             return self.load_file(name_or_path)
         return self.get(name_or_path)
+
+
+def _definitions_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.iterdir()) if p.suffix in SUFFIXES and p.is_file()]

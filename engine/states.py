@@ -47,6 +47,8 @@ class StopReason(StrEnum):
     """An action failed for good."""
     CANCEL = "cancel"
     """An operator cancelled the run."""
+    PARENT = "parent"
+    """A child saga that succeeded is undone because its parent compensates."""
 
 
 R, A, K = RunState, ActionState, EventKind
@@ -69,6 +71,7 @@ RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
         (R.STUCK, R.RUNNING),  # an operator resumes a run stuck going forward
         (R.STUCK, R.COMPENSATING),  # ... or one stuck compensating
         (R.STUCK, R.ABANDONED),
+        (R.SUCCEEDED, R.COMPENSATING),  # a child saga whose parent compensates
     }
 )
 
@@ -88,11 +91,15 @@ ACTION_TRANSITIONS: frozenset[tuple[ActionState, ActionState]] = frozenset(
 )
 
 FINISHED: frozenset[RunState] = frozenset({R.SUCCEEDED, R.COMPENSATED, R.ABANDONED, R.CANCELLED})
-"""Runs that will never change again."""
+"""Runs that will never change again (but a child saga's succeeded run, which its
+parent may compensate)."""
 UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING})
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
 RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
 """Runs whose record releases the claim it was written under: nothing runs on by itself."""
+DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
+"""Actions the forward phase is done with: succeeded, or skipped by a condition (while a
+run goes forward, nothing else is skipped). Their dependents may start."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -165,6 +172,8 @@ class ActionStatus:
     """A `for_each` action's elements that have a record, by index (None: no element has)."""
     count: int | None = None
     """A `for_each` action's number of elements, once one started."""
+    reason: str | None = None
+    """Why it was skipped, when a condition skipped it."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -178,6 +187,8 @@ class ActionStatus:
             data["elements"] = [
                 {"index": i, **self.elements[i].to_json()} for i in sorted(self.elements)
             ]
+        if self.reason is not None:
+            data["reason"] = self.reason
         return data
 
     def tally(self) -> tuple[int, int | None]:
@@ -221,6 +232,8 @@ class ActionStatus:
             self.final_failure = bool(data.get("final", True))
         elif kind is K.ACTION_COMPENSATED:
             self.error = self.code = None
+        elif kind is K.ACTION_SKIPPED:
+            self.reason = data.get("reason")
 
 
 @dataclass(slots=True)
@@ -240,6 +253,8 @@ class RunStatus:
     started: float | None = None
     finished: float | None = None
     last_seq: int = 0
+    saga_outputs: dict[str, Any] | None = None
+    """The saga's `outputs:` as its success recorded them."""
 
     def apply(self, record: Event) -> None:
         """Move on by one record; raises `InvalidTransition` on a forbidden move."""
@@ -256,6 +271,8 @@ class RunStatus:
             self.finished = record.at if new in FINISHED else None
             if "bad_input" in data:
                 self.bad_input = bool(data["bad_input"])
+            if "outputs" in data:
+                self.saga_outputs = dict(data["outputs"])
             if record.kind is K.RUN_COMPENSATING:
                 self.reason = StopReason(data["reason"]) if data.get("reason") else None
             if new in (R.RUNNING, R.COMPENSATING) and record.kind is K.RUN_RESUMED:

@@ -23,6 +23,9 @@ from .api import ActionsArg, Engine, RunResult
 from .deps import Dependencies
 from .errors import InputError
 from .events import EventHandler
+from .metrics import Metrics
+from .metrics_http import serve_metrics
+from .retention import prune_in_background
 from .store import Store, open_store
 from .store.base import Claim, ClaimLost
 
@@ -57,7 +60,11 @@ class Worker:
         on_event: EventHandler | Sequence[EventHandler] | None = None,
         poll: float = 5.0,
         grace: float = 30.0,
+        metrics_port: int | None = None,
+        prune: bool = True,
     ) -> None:
+        """`metrics_port`: serve Prometheus metrics there (0: any free port, see
+        `metrics_bound`). `prune`: prune runs past their retention in the background."""
         if concurrency < 1:
             raise InputError("--concurrency must be at least 1")
         self.store = db if isinstance(db, Store) else open_store(db)
@@ -74,7 +81,18 @@ class Worker:
         self.poll = poll
         self.grace = grace
         self.stats = WorkerStats()
-        self._engine = Engine(self.store, actions=actions, deps=deps, on_event=on_event)
+        handlers = [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
+        self.metrics: Metrics | None = None
+        if metrics_port is not None:
+            self.metrics = Metrics()
+            handlers.append(self.metrics.observe)
+        self._metrics_port = metrics_port
+        self.metrics_bound: int | None = None
+        """The port metrics are served on, once listening."""
+        self._prune = prune
+        self._engine = Engine(self.store, actions=actions, deps=deps, on_event=handlers)
+        if self.metrics is not None:
+            self._engine.options.on_run = (self.metrics.driving,)
         self._owns_store = not isinstance(db, Store)
         self._active: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
@@ -106,14 +124,42 @@ class Worker:
                 async with anyio.create_task_group() as group:
                     listener = anyio.CancelScope()
                     group.start_soon(self._listen, listener)
+                    side = [anyio.CancelScope(), anyio.CancelScope()]
+                    await self._start_side_tasks(group, *side)
                     self.started.set()
                     await self._claim_loop(engine, group)
                     await self._drain()
-                    listener.cancel()
+                    for scope in [listener, *side]:
+                        scope.cancel()
         finally:
             if self._owns_store:
                 await self.store.close()  # hands back any lease still held
         return self.stats
+
+    async def _start_side_tasks(
+        self, group: anyio.abc.TaskGroup, serving: anyio.CancelScope, pruning: anyio.CancelScope
+    ) -> None:
+        """Metrics and retention, each under its scope, cancelled when the worker stops."""
+        metrics = self.metrics
+
+        async def metrics_server(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            assert metrics is not None and self._metrics_port is not None
+            with serving:
+                await serve_metrics(
+                    lambda: metrics.render(self.store),
+                    port=self._metrics_port,
+                    task_status=task_status,
+                )
+
+        async def pruner() -> None:
+            on_pruned = None if metrics is None else metrics.pruned.inc
+            with pruning:
+                await prune_in_background(self.store, on_pruned=on_pruned)
+
+        if metrics is not None:
+            self.metrics_bound = await group.start(metrics_server)
+        if self._prune:
+            group.start_soon(pruner)
 
     async def _claim_loop(self, engine: Engine, group: anyio.abc.TaskGroup) -> None:
         poll = min(self.poll, max(0.05, (self.store.heartbeat_interval or self.poll) * 1.5))
@@ -137,6 +183,8 @@ class Worker:
                     scope = anyio.CancelScope()
                     self._active[claim.run_id] = scope
                     self.stats.claimed += 1
+                    if self.metrics is not None:
+                        self.metrics.claimed(claim)
                     group.start_soon(self._drive, engine, claim, scope)
                 if len(claims) == free:
                     continue  # there may be more: claim again at once
@@ -169,6 +217,8 @@ class Worker:
         except ClaimLost:
             if claim.run_id not in self._lost_runs:  # else the heartbeat counted it already
                 self.stats.lost += 1
+                if self.metrics is not None:
+                    self.metrics.lost.inc()
             log.warning("run lost to another worker", run_id=claim.run_id)
         except Exception:
             # E.g. an action this worker does not have installed: leave the run to other
@@ -186,6 +236,8 @@ class Worker:
         if scope is not None:
             self._lost_runs.add(run_id)
             self.stats.lost += 1
+            if self.metrics is not None:
+                self.metrics.lost.inc()
             scope.cancel()
 
     async def _drain(self) -> None:
@@ -207,11 +259,19 @@ async def run_worker(
     actions: ActionsArg = None,
     poll: float = 5.0,
     grace: float = 30.0,
+    metrics_port: int | None = None,
 ) -> WorkerStats:
     """A worker that stops on SIGTERM or SIGINT (a second signal cancels at once)."""
     import signal
 
-    worker = Worker(db, concurrency=concurrency, actions=actions, poll=poll, grace=grace)
+    worker = Worker(
+        db,
+        concurrency=concurrency,
+        actions=actions,
+        poll=poll,
+        grace=grace,
+        metrics_port=metrics_port,
+    )
 
     async def on_signals() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -36,7 +36,8 @@ def summary_json(run: RunSummary) -> dict[str, Any]:
 
 
 def page_query(request: Request) -> dict[str, Any]:
-    """`state` (repeatable or comma-separated), `saga`, `q`, `limit`, `before`, checked."""
+    """`state` (repeatable or comma-separated), `saga`, `q`, `limit`, `before`, `parent`
+    (the child saga runs of a run), checked."""
     params = request.query_params
     states = [s for value in params.getlist("state") for s in value.split(",") if s]
     unknown = sorted(set(states) - set(STATES))
@@ -54,6 +55,7 @@ def page_query(request: Request) -> dict[str, Any]:
         "q": (params.get("q") or "").strip()[:200] or None,
         "before": params.get("before") or None,
         "limit": limit,
+        "parent": params.get("parent") or None,
     }
 
 

@@ -13,6 +13,7 @@ import structlog
 from sagactl.actions.build_from_tar import StreamRegistry
 from sagactl.engine import Dependencies, Engine, Event, EventHandler, SagaRegistry, load_plugins
 from sagactl.engine.faults import FaultPlan
+from sagactl.engine.retention import prune_in_background
 from sagactl.engine.store import Store, open_store
 from starlette.requests import Request
 
@@ -76,6 +77,7 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
 
         faults = FaultPlan.from_env()
         engine = Engine(store, deps=deps, on_event=relay, faults=faults)
+        engine.options.on_run = (metrics.driving,)
         async with engine:
             services = Services(
                 config=config,
@@ -90,6 +92,10 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 relay=relay,
                 faults=faults,
                 tasks=tasks,
+            )
+            services.spawn(
+                "prune runs past their retention",
+                lambda: prune_in_background(store, on_pruned=metrics.pruned.inc),
             )
             if config.resume_orphans:
                 services.spawn("resume orphaned runs", engine.resume_all)

@@ -66,7 +66,12 @@ def schema(output: Path | None) -> None:
 
     Point an editor at it: `# yaml-language-server: $schema=PATH` on a definition's first line.
     """
-    text = json.dumps(schema_with_actions(_catalog()), indent=2, sort_keys=False) + "\n"
+    from ..child_sagas import ChildCatalog
+
+    actions = _catalog()
+    # Installed sagas too, as `saga/NAME` with their inputs (a broken one is left out).
+    catalog = ChildCatalog(actions, SagaRegistry(actions), None, list_children=True)
+    text = json.dumps(schema_with_actions(catalog), indent=2, sort_keys=False) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -119,7 +124,7 @@ def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]
         record = await engine.store.get_run(run_id)
         result = await engine.status(run_id)
         saga = CompiledSaga.from_dict(record.definition)
-        states = {name: str(a.state) for name, a in result.actions.items()}
+        states = result.action_states()  # a child saga's as ACTION/CHILD_ACTION
         counts = {
             name: result.actions[name].tally()
             for name, spec in saga.actions.items()

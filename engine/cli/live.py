@@ -55,6 +55,8 @@ def describe(event: Event) -> str:
         details.append(f"in {float(data['delay']):.2f}s")
     if data.get("error"):
         details.append(str(data["error"]))
+    if data.get("reason"):
+        details.append(str(data["reason"]))
     return f"{subject} {state}" + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -73,6 +75,8 @@ class LiveView:
         self._elements: dict[str, tuple[int, int]] = {}
         """Fan-out -> (elements succeeded, elements in all), for its bar."""
         self._actions = list(actions)
+        self._root: str | None = None
+        """The run the view was opened for: the first one it hears of."""
         if self._fancy:
             self._progress = Progress(
                 TextColumn("{task.description}", justify="left"),
@@ -109,7 +113,16 @@ class LiveView:
             )
         return self._tasks[name]
 
+    def _line(self, run_id: str, action: str) -> str:
+        """A child saga's actions (run `ROOT/ACTION`) show as `ACTION/CHILD_ACTION`."""
+        root = self._root or run_id
+        if run_id != root and run_id.startswith(root + "/"):
+            return f"{run_id[len(root) + 1 :]}/{action}"
+        return action
+
     def __call__(self, event: Event) -> None:
+        if self._root is None:
+            self._root = event.run_id
         if event.kind is not K.ACTION_PROGRESS:  # -v: every transition as a structured line
             log.info(event.kind, run_id=event.run_id, action=event.action, seq=event.seq)
         if self._quiet:
@@ -124,7 +137,8 @@ class LiveView:
             return
         if event.kind is K.ACTION_FINALIZED:
             return  # the action's state stays as it was
-        task = self._task(event.action)
+        line = self._line(event.run_id, event.action)
+        task = self._task(line)
         if event.kind in ELEMENT_KINDS:
             self._element(task, event)
             return
@@ -139,7 +153,7 @@ class LiveView:
         state = _SHOWN.get(event.kind, event.kind)
         style = _STYLE.get(state, "")
         if event.kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
-            self._started.setdefault(event.action, time.monotonic())
+            self._started.setdefault(line, time.monotonic())
             self._progress.reset(task, start=True, total=1.0, completed=0)
         done = event.kind in (K.ACTION_SUCCEEDED, K.ACTION_COMPENSATED)
         self._progress.update(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import anyio
 import click
 
+from ..alerts import stuck_summary
 from ..store import open_store
 from .options import DB_OPTION, FiniteFloat, count
 
@@ -34,12 +36,27 @@ from .options import DB_OPTION, FiniteFloat, count
     show_default=True,
     help="Seconds SIGTERM lets runs in hand finish before handing them back.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics.",
+)
 @DB_OPTION
-def worker(concurrency: int, poll: float, grace: float, db: str | None) -> None:
-    """Claim and drive queued runs (and runs whose lease expired) until SIGTERM."""
+def worker(
+    concurrency: int, poll: float, grace: float, metrics_port: int | None, db: str | None
+) -> None:
+    """Claim and drive queued runs (and runs whose lease expired) until SIGTERM.
+
+    Also prunes finished runs past their retention in the background."""
     from ..worker import run_worker
 
-    anyio.run(lambda: run_worker(db, concurrency=concurrency, poll=poll, grace=grace))
+    anyio.run(
+        lambda: run_worker(
+            db, concurrency=concurrency, poll=poll, grace=grace, metrics_port=metrics_port
+        )
+    )
 
 
 @click.command()
@@ -50,14 +67,16 @@ def stats(as_json: bool, db: str | None) -> None:
 
     async def read() -> dict[str, int]:
         async with open_store(db) as store:
-            return await store.stats()
+            counters = await store.stats()
+            stuck = await store.stuck_runs()
+        return {**counters, **stuck_summary(stuck, time.time())}
 
     counters = anyio.run(read)
     if as_json:
         click.echo(json.dumps(counters, sort_keys=True))
         return
     for name, value in counters.items():
-        click.echo(f"{name.replace('_', ' '):<12} {value}")
+        click.echo(f"{name.replace('_', ' '):<20} {value}")
 
 
 @click.group()

@@ -10,7 +10,9 @@ from .facts import (
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
     Counts,
+    child_states,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -37,6 +39,9 @@ def render(
     ]
     for name in sorted(saga.actions):
         lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states, counts)}];")
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _cluster(child, child_states(states, name), f"{name}/", "  ")
     if saga.edges():
         lines.append("")
         lines.append("  // dependencies: the source runs first")
@@ -55,15 +60,41 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def _cluster(
+    saga: CompiledSaga, states: Mapping[str, str] | None, prefix: str, indent: str
+) -> list[str]:
+    """A child saga as a dashed cluster beside the action that runs it (node ids are
+    `ACTION/CHILD_ACTION`), linked to it by a dotted line."""
+    owner = prefix[:-1]
+    lines = [
+        f"{indent}subgraph {_quote('cluster_' + owner)} {{",
+        f"{indent}  label={_quote(f'{owner}: saga {saga.name} v{saga.version}')}; style=dashed;",
+    ]
+    for name in sorted(saga.actions):
+        attributes = _node_attributes(saga, name, states, None)
+        lines.append(f"{indent}  {_quote(prefix + name)} [{attributes}];")
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _cluster(child, child_states(states, name), f"{prefix}{name}/", indent + "  ")
+    for source, target in saga.edges():
+        lines.append(f"{indent}  {_quote(prefix + source)} -> {_quote(prefix + target)};")
+    lines.append(f"{indent}}}")
+    for root in saga.roots():
+        lines.append(f"{indent}{_quote(owner)} -> {_quote(prefix + root)} [style=dotted];")
+    return lines
+
+
 def _node_attributes(
     saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
 ) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
+    condition = condition_label(spec)
     label = [
         node_title(name, spec, counts),
         spec.uses,
         *marks(spec),
+        *([condition] if condition else []),
         *([f"[{state}]"] if state is not None else []),
     ]
     attributes = {"label": "\\n".join(_escape(part) for part in label)}

@@ -18,7 +18,7 @@ STATES: Mapping[str, str] = MappingProxyType(
         A.FAILED: "#f8d7da",
         A.COMPENSATING: "#ffe5b4",
         A.COMPENSATED: "#e2d9f3",
-        A.SKIPPED: "#ffffff",
+        A.SKIPPED: "#dee2e6",
     }
 )
 """Every action state and the fill colour it is drawn with."""
@@ -50,11 +50,29 @@ def marks(spec: ActionSpec) -> tuple[str, ...]:
     return (("pivot",) if spec.pivot else ()) + (() if spec.compensable else ("irreversible",))
 
 
+def condition_label(spec: ActionSpec) -> str | None:
+    """`if EXPR` for a conditional action (the expression without its `${{ }}`)."""
+    if spec.condition is None:
+        return None
+    text = spec.condition.strip()
+    inner = text[3:-2] if text.startswith("${{") and text.endswith("}}") else text
+    return "if " + " ".join(inner.split())
+
+
 def state_of(states: Mapping[str, str] | None, action: str) -> str | None:
     """The action's state when states are drawn; an action without one is pending."""
     if states is None:
         return None
     return states.get(action, A.PENDING)
+
+
+def child_states(states: Mapping[str, str] | None, action: str) -> Mapping[str, str] | None:
+    """The states of the child saga run by `action` (`ACTION/CHILD_ACTION` keys, as
+    `RunResult.action_states` gives them), keyed by the child's own action names."""
+    if states is None:
+        return None
+    prefix = f"{action}/"
+    return {k[len(prefix) :]: v for k, v in states.items() if k.startswith(prefix)}
 
 
 def fill(state: str) -> str:

@@ -7,12 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import CompiledSaga
-from .facts import Counts, state_of
+from .facts import Counts, child_states, state_of
 
 
 def render(
     saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
 ) -> str:
+    return json.dumps(_document(saga, states, counts), indent=2) + "\n"
+
+
+def _document(
+    saga: CompiledSaga, states: Mapping[str, str] | None, counts: Counts | None
+) -> dict[str, Any]:
+    """The saga's nodes and edges; a child saga is drawn inside the node that runs it."""
     nodes: list[dict[str, Any]] = []
     for name in sorted(saga.actions):
         spec = saga.actions[name]
@@ -27,14 +34,17 @@ def render(
             if counts is not None and name in counts:
                 done, total = counts[name]
                 node["elements"] = {"done": done, "total": total}
+        if spec.condition is not None:
+            node["if"] = spec.condition
         state = state_of(states, name)
         if state is not None:
             node["state"] = state
+        if spec.child is not None:
+            node["child"] = _document(spec.child, child_states(states, name), None)
         nodes.append(node)
-    document = {
+    return {
         "saga": saga.name,
         "version": saga.version,
         "nodes": nodes,
         "edges": [{"source": source, "target": target} for source, target in saga.edges()],
     }
-    return json.dumps(document, indent=2) + "\n"

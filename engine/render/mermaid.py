@@ -11,7 +11,9 @@ from .facts import (
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
     Counts,
+    child_states,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
@@ -49,31 +51,60 @@ def render(
     if compensations:
         dashed = ",".join(str(links + i) for i in range(len(compensations)))
         lines.append(f"  linkStyle {dashed} stroke:{COMPENSATION_COLOUR}")
+    # Child sagas last: their links come after the ones `linkStyle` counted.
+    for name in sorted(saga.actions):
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _subgraph(child, child_states(states, name), f"{name}/", "  ")
     lines += _classes(saga, states)
     return "\n".join(lines) + "\n"
 
 
+def _subgraph(
+    saga: CompiledSaga, states: Mapping[str, str] | None, prefix: str, indent: str
+) -> list[str]:
+    """A child saga as a subgraph (node ids spell `ACTION/CHILD_ACTION`), joined to the
+    action that runs it by a dotted line."""
+    owner = prefix[:-1]
+    title = _escape(f"{owner}: saga {saga.name} v{saga.version}")
+    lines = [f'{indent}subgraph {node_id("sub/" + owner)}["{title}"]']
+    for name in sorted(saga.actions):
+        lines.append(f"{indent}  {_node(saga, name, states, None, prefix)}")
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _subgraph(child, child_states(states, name), f"{prefix}{name}/", indent + "  ")
+    for source, target in saga.edges():
+        lines.append(f"{indent}  {node_id(prefix + source)} --> {node_id(prefix + target)}")
+    lines.append(f"{indent}end")
+    lines += [f"{indent}{node_id(owner)} -.- {node_id(prefix + r)}" for r in saga.roots()]
+    return lines
+
+
 def _node(
-    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+    saga: CompiledSaga,
+    name: str,
+    states: Mapping[str, str] | None,
+    counts: Counts | None,
+    prefix: str = "",
 ) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = "<br/>".join(
-        _escape(part)
-        for part in [
-            title(name, spec, counts),
-            spec.uses,
-            *marks(spec),
-            *([f"[{state}]"] if state is not None else []),
-        ]
-    )
+    condition = condition_label(spec)
+    parts = [
+        title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
+    label = "<br/>".join(_escape(part) for part in parts)
     if spec.pivot:
         opening, closing = "{{", "}}"
     elif not spec.compensable:
         opening, closing = "[[", "]]"  # a box with double sides
     else:
         opening, closing = "(", ")"
-    return f'{node_id(name)}{opening}"{label}"{closing}'
+    return f'{node_id(prefix + name)}{opening}"{label}"{closing}'
 
 
 def _classes(saga: CompiledSaga, states: Mapping[str, str] | None) -> list[str]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import Counts, compensation_stages, marks, rolls_forward, state_of, title
+from .facts import (
+    Counts,
+    child_states,
+    compensation_stages,
+    condition_label,
+    marks,
+    rolls_forward,
+    state_of,
+    title,
+)
 
 
 def render(
@@ -24,6 +33,9 @@ def render(
             row = rows[name]
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append(("  " + "  ".join([*cells, row[-1]])).rstrip())
+            child = saga.actions[name].child
+            if child is not None:
+                lines += _child(child, child_states(states, name), "    ")
     lines.append("")
     lines += _compensation(saga)
     return "\n".join(lines) + "\n"
@@ -35,13 +47,26 @@ def _row(
     spec = saga.actions[name]
     state = state_of(states, name)
     dependencies = sorted(saga.dependencies(name))
+    condition = condition_label(spec)
     return (
         title(name, spec, counts),
         *(() if state is None else (state,)),
         spec.uses,
-        " ".join(f"[{mark}]" for mark in marks(spec)),
+        " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
+
+
+def _child(saga: CompiledSaga, states: Mapping[str, str] | None, indent: str) -> list[str]:
+    """A child saga's actions, nested under the action that runs it, in run order."""
+    lines = [f"{indent}child saga {saga.name} v{saga.version}:"]
+    for name in saga.topological_order():
+        row = _row(saga, name, states, None)
+        lines.append(f"{indent}  " + "  ".join(cell for cell in row if cell))
+        child = saga.actions[name].child
+        if child is not None:
+            lines += _child(child, child_states(states, name), indent + "    ")
+    return lines
 
 
 def _compensation(saga: CompiledSaga) -> list[str]:

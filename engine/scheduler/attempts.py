@@ -23,8 +23,10 @@ from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
 from ..quickschema import surely_valid
 from ..references import Scope, resolve
+from ..saga_outputs import resolve_outputs
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
+from ..tracing import NOOP_TRACER, Segment
 from .options import Options
 
 
@@ -95,6 +97,8 @@ class AttemptRunner:
         self._options = options
         self._on_progress = on_progress
         self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self.segment: Segment | None = None
+        """The span of this process's part of the run, while tracing is on."""
 
     @property
     def max_parallel(self) -> int:
@@ -131,6 +135,7 @@ class AttemptRunner:
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
             index=index,
+            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer(name),
         )
 
     def elements(self, name: str) -> list[Any]:
@@ -146,6 +151,18 @@ class AttemptRunner:
     ) -> Outputs:
         """One forward attempt (of `element`, `(index, item)`, of a `for_each` action);
         its outputs, checked. Raises what the attempt raised."""
+        segment = self.segment
+        if segment is None:
+            return await self._execute(name, ctx, element)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=False) as span:
+            outputs = await self._execute(name, ctx, element)
+            span.succeeded()
+        return outputs
+
+    async def _execute(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> Outputs:
         spec = self.saga.actions[name]
         action = self.action(name)
         options = self._options
@@ -188,6 +205,17 @@ class AttemptRunner:
     ) -> None:
         """One attempt at undoing `name` (or its `element`), given the outputs it completed
         with."""
+        segment = self.segment
+        if segment is None:
+            return await self._compensate(name, ctx, element)
+        key = ctx.idempotency_key
+        with segment.attempt(name, ctx.attempt, key, compensating=True) as span:
+            await self._compensate(name, ctx, element)
+            span.succeeded()
+
+    async def _compensate(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None
+    ) -> None:
         spec = self.saga.actions[name]
         status = self._status.actions[name]
         if element is not None:
@@ -211,6 +239,10 @@ class AttemptRunner:
         for element in elements:
             with anyio.fail_after(self.saga.actions[name].timeout):
                 await self.action(name).finalize(ctx, self.inputs(name, element))
+
+    def saga_outputs(self) -> dict[str, JSON]:
+        """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
+        return resolve_outputs(self.saga, self._scope())
 
     def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run (and `element`,

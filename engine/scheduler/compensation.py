@@ -8,6 +8,8 @@ it ends `compensated`, or `cancelled` when an operator asked for it.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import anyio
 import anyio.abc
 import structlog
@@ -34,6 +36,14 @@ log = structlog.get_logger("sagactl")
 
 _INPUT_CODES = frozenset({InputError.code, "definition_error", "run_not_found"})
 """Failure codes that mean bad input: the CLI exits 2."""
+
+
+@runtime_checkable
+class UndoesFailed(Protocol):
+    """An action with work left behind even when it failed: a child saga
+    (`sagactl.engine.child_runs.ChildSaga`), whose child run may have done work."""
+
+    async def undo_failed(self, parent_run_id: str, action: str) -> None: ...
 
 
 class CompensationPhase:
@@ -77,6 +87,7 @@ class CompensationPhase:
         records += [self._started(name) for name in ready]
         await journal.commit(records)
         with anyio.CancelScope(shield=True):
+            await self._undo_failed_children()
             async with anyio.create_task_group() as group:
                 self._group = group
                 for name in ready:
@@ -84,6 +95,18 @@ class CompensationPhase:
             self._group = None
             await self._end()
         return []
+
+    async def _undo_failed_children(self) -> None:
+        """Child sagas of failed `saga/` actions are undone too (`UndoesFailed`):
+        the parent's log cannot say whether such a child did work."""
+        for name in self._status.in_state(A.FAILED):
+            action = self._runner.action(name)
+            if isinstance(action, UndoesFailed):
+                try:
+                    await action.undo_failed(self._journal.run_id, name)
+                except Exception as exc:
+                    log.error("undoing a child saga failed", action=name, error=error_text(exc))
+                    self._failures.append((name, exc))
 
     def _undoes(self, name: str) -> bool:
         """Whether `name` has something to undo: it completed (a fan-out that failed: some

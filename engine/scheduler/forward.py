@@ -7,7 +7,9 @@ made ready, and only further ones get tasks of their own. When an action fails f
 running siblings are cancelled and the phase hands the run to compensation; after a
 pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
 
-New kinds of DAG node (a condition, a fan-out, a child saga) land in `_run_node`.
+New kinds of DAG node (a fan-out, a child saga) land in `_run_node`. Conditions are the
+frontier's: a ready action whose `if:` is false is recorded skipped instead of started
+(`sagactl.engine.scheduler.conditions`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..events import (
     RunFinished,
     RunStuck,
 )
-from ..states import ActionState, RunState, StopReason
+from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
 from .fanout import BadElementInput, FanOut, FanOutFailed
@@ -122,6 +124,10 @@ class ForwardPhase:
         action or a fan-out (`for_each`); another kind of node is another branch here,
         ending in `_succeeded` (or `_failed_for_good`)."""
         structlog.contextvars.bind_contextvars(action=name)
+        problem = self._frontier.conditions.problem(name)
+        if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
+            await self._failed_for_good(name, problem)
+            return None
         done: tuple[Outputs, StoreTransaction | None] | None
         if self._runner.saga.actions[name].for_each is not None:
             done = await self._run_fan_out(name)
@@ -191,10 +197,14 @@ class ForwardPhase:
         if self._all_succeeded() and not self._finalizer.pending():
             # The last completion also finishes the run: one commit, not two.
             records.append(
-                journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
+                journal.record(
+                    K.RUN_FINISHED,
+                    None,
+                    RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs()),
+                )
             )
         await journal.commit(records, tx)
-        names = [r.action for r in started if r.action is not None]
+        names = _launched(started)
         if not names:
             return None
         self._spawn(names[1:])
@@ -205,7 +215,7 @@ class ForwardPhase:
             self.stop is None
             and not self._frontier.busy
             and not self._stuck
-            and all(s.state is A.SUCCEEDED for s in self._status.actions.values())
+            and all(s.state in DONE_FORWARD for s in self._status.actions.values())
         )
 
     def _failed(self, name: str, exc: BaseException, *, final: bool) -> Event:
@@ -227,7 +237,7 @@ class ForwardPhase:
             records = [*self._take_held(), self._failed(name, exc, final=True)]
             started = self._start()
             await self._journal.commit(records + started)
-            self._spawn([r.action for r in started if r.action is not None])
+            self._spawn(_launched(started))
             return
         self._failures[name] = exc
         if self.stop is None:
@@ -252,9 +262,9 @@ class ForwardPhase:
             error = f"{name}: {error_text(exc)}"
             stuck = journal.stuck(name, exc, error, bad_input=isinstance(exc, InputError))
             await journal.commit([stuck])
-        elif all(s.state is A.SUCCEEDED for s in status.actions.values()):
+        elif all(s.state in DONE_FORWARD for s in status.actions.values()):
             await self._finalizer.run()
-            finished = RunFinished(state=RunState.SUCCEEDED)
+            finished = RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs())
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
         else:
             stuck_data = RunStuck(state=RunState.STUCK, error="the run cannot go on")
@@ -298,3 +308,8 @@ class ForwardPhase:
         )
         records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
         return records
+
+
+def _launched(records: list[Event]) -> list[str]:
+    """The actions whose intents are among `records` (the others were skipped)."""
+    return [r.action for r in records if r.kind is K.ACTION_STARTED and r.action is not None]

@@ -14,6 +14,7 @@ from ..clock import Clock, SystemClock
 from ..deps import Dependencies
 from ..events import EventHandler
 from ..faults import FaultPlan
+from ..tracing import RunTracing
 
 
 @dataclass(slots=True)
@@ -34,3 +35,7 @@ class Options:
     """At most one progress-only write per run per this many seconds."""
     exit: Callable[[int], NoReturn] = os._exit
     """What a `crash` fault calls."""
+    on_run: Sequence[Callable[[str, str], None]] = ()
+    """Called with (run id, saga) when this process takes a run to drive (metrics)."""
+    tracing: RunTracing | None = None
+    """Spans of runs, attempts and compensations (None: tracing is off, at no cost)."""

@@ -125,6 +125,14 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentLink:
+    """A child saga's run names the run and the action that started it."""
+
+    run_id: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """What a run pins when it is created: the compiled definition and plugin versions."""
 
@@ -139,6 +147,10 @@ class NewRun:
     state: RunState = RunState.QUEUED
     node: str | None = None
     """Node affinity: only a worker on this node claims the run (None: any node)."""
+    retention: float | None = None
+    """Seconds the run is kept once finished (None: the store-wide default)."""
+    parent: ParentLink | None = None
+    """Set for a child saga's run: only its parent drives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +177,10 @@ class RunRecord:
     lease_expires: float | None = None
     """Unix time (database clock) the owner's lease runs out; None where claims are not
     leases (SQLite: a live process) or nobody holds the run."""
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id (32 hex digits), the same in every process."""
+    parent: ParentLink | None = None
+    """The parent run and action of a child saga's run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +277,12 @@ class Store(ABC):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        """Runs oldest first (by creation), optionally only those in `states`."""
+        """Runs oldest first (by creation), optionally only those in `states`, of `saga`,
+        whose last record is older than `unchanged_since` (e.g. stuck for an hour), or
+        started as child sagas by the run `parent`."""
 
     async def page_runs(
         self,
@@ -272,6 +292,7 @@ class Store(ABC):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, `limit` of them, below the cursor `before` (the `cursor` of
         the last run of the previous page): one index range per page, however deep.
@@ -281,6 +302,10 @@ class Store(ABC):
     async def census(self) -> list[tuple[str, str, int, float]]:
         """(saga, state, runs, oldest creation time) for every saga and state present."""
         raise NotImplementedError(f"{type(self).__name__} keeps no census")
+
+    async def stuck_runs(self) -> list[tuple[str, float]]:
+        """(saga, when it got stuck) of every stuck run."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list stuck runs")
 
     @abstractmethod
     async def read_log(
@@ -309,7 +334,8 @@ class Store(ABC):
 
     @abstractmethod
     async def orphans(self, states: Collection[str]) -> list[str]:
-        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes."""
+        """Runs in `states` that no live owner holds, oldest first: what `resume --all` takes.
+        Child sagas' runs are left out: their parents drive them."""
 
     # -- writes under a claim ----------------------------------------------------------
 
@@ -379,9 +405,25 @@ class Store(ABC):
     # -- retention ---------------------------------------------------------------------
 
     @abstractmethod
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        """Delete finished runs (and their logs) finished before the time, in pages of
-        `page` runs per transaction; returns how many were deleted."""
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        """Delete finished runs (and their logs), `page` runs per transaction, each leaving
+        a tombstone (`tombstone`); returns how many were deleted.
+
+        With `finished_before`: every run finished before that time. Without: every run
+        finished longer ago than its own retention, else `default_retention` seconds (None:
+        such runs are kept). Runs listed by any of the `keep` queries (SQL selecting a
+        `run_id` column) are never deleted."""
+
+    async def tombstone(self, run_id: str) -> float | None:
+        """When the run `run_id` was pruned; None if it never was."""
+        return None
 
     # -- leases and ops (defaults for backends whose claims are not leases) ------------
 

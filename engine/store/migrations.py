@@ -113,6 +113,8 @@ register_migrations(
         Migration(1, schema.scripts(schema.V1), "runs, run log, checkpoints, progress"),
         Migration(2, schema.scripts(schema.V2), "run node affinity, counters"),
         Migration(3, schema.scripts(PAGE_INDEXES), "pages of runs"),
+        Migration(4, schema.scripts(schema.V4), "trace ids, retention, tombstones"),
+        Migration(5, schema.scripts(schema.V5), "child runs' parent link"),
     ],
 )
 

@@ -55,6 +55,7 @@ def page_sql(
     q: str | None,
     before: str | None,
     limit: int,
+    parent: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The query and its parameters. `q` matches a run id by prefix, a saga by name, or
     a run whose inputs hold the value `q` (e.g. the app of a build)."""
@@ -67,6 +68,9 @@ def page_sql(
     if saga:
         where.append(f"saga = {mark}")
         params.append(saga)
+    if parent:
+        where.append(f"parent_run_id = {mark}")
+        params.append(parent)
     if q:
         inputs = "json_each(inputs)" if dialect == "sqlite" else "jsonb_each_text(inputs::jsonb)"
         # A prefix by substr: LIKE would need its wildcards escaped, per dialect.

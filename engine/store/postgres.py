@@ -244,7 +244,11 @@ class PostgresStore(SqlStore):
         oldest first, skipping rows other workers are claiming (`SKIP LOCKED`) and the
         runs in `exclude` (ones this worker just failed to drive)."""
         wanted = sorted(states or [str(s) for s in UNFINISHED])
-        where = "state = ANY(%s) AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
+        # A child saga's run is driven by its parent, never claimed on its own.
+        where = (
+            "state = ANY(%s) AND (node IS NULL OR node = %s) AND run_id <> ALL(%s)"
+            " AND parent_run_id IS NULL"
+        )
 
         async def take(conn: Conn) -> list[Claim]:
             return await self._take(conn, where, (wanted, self.node, list(exclude)), limit=limit)

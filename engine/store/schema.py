@@ -99,6 +99,29 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value {bigint} NOT NULL DEFAULT 0)
 """Node affinity (a run pinned to the machine holding its inputs) and the counters behind
 `sagactl stats` that cannot be derived from the runs table (takeovers)."""
 
+V4 = """
+ALTER TABLE runs ADD COLUMN trace_id TEXT;
+ALTER TABLE runs ADD COLUMN retention {real};
+CREATE INDEX runs_stuck ON runs (state, updated) WHERE state = 'stuck';
+CREATE TABLE run_tombstones (
+    run_id   TEXT PRIMARY KEY,
+    saga     TEXT NOT NULL,
+    finished {real},
+    pruned   {real} NOT NULL
+){keyed};
+"""
+"""Telemetry and retention: each run's trace id and how long it is kept once finished (NULL:
+the store-wide default), stuck runs by age, and the ids of pruned runs, which are never
+given to a new run."""
+
+
+V5 = """
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_action TEXT;
+CREATE INDEX runs_by_parent ON runs (parent_run_id, created, run_id);
+"""
+"""A child saga's run names its parent run and the parent's action (`list --parent`)."""
+
 
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from ..action import JSON
 from ..events import Event, EventKind
 from ..states import FINISHED, RunState, run_state_of
-from .base import RELEASING, Claim, Created, NewRun, RunRecord, check_same_request
+from ..tracing import trace_id_of
+from .base import RELEASING, Claim, Created, NewRun, ParentLink, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
@@ -58,6 +59,10 @@ def record_from_row(row: Row) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         node=row["node"],
         lease_expires=row["lease_expires"],
+        trace_id=row["trace_id"],
+        parent=ParentLink(row["parent_run_id"], row["parent_action"])
+        if row["parent_run_id"] is not None
+        else None,
     )
 
 
@@ -118,7 +123,8 @@ DIALECTS = {
 
 _RUN_COLUMNS = (
     "run_id, saga, state, definition_hash, definition, inputs, plugin_versions, created,"
-    " updated, started, finished, error, error_code, owner, cancel_requested, node"
+    " updated, started, finished, error, error_code, owner, cancel_requested, node, trace_id,"
+    " parent_run_id, parent_action"
 )
 _CLAIMED = "run_id = :run AND owner = :owner AND fence = :fence"
 
@@ -137,9 +143,10 @@ class Statements:
         self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs,"
-            " plugin_versions, created, updated, owner, fence, last_seq, node) VALUES"
-            " (:run_id, :saga, :state, :definition_hash, :definition, :inputs,"
-            " :plugin_versions, :now, :now, :owner, :fence, 1, :node)"
+            " plugin_versions, created, updated, owner, fence, last_seq, node, trace_id,"
+            " retention, parent_run_id, parent_action) VALUES (:run_id, :saga, :state,"
+            " :definition_hash, :definition, :inputs, :plugin_versions, :now, :now, :owner,"
+            " :fence, 1, :node, :trace_id, :retention, :parent_run_id, :parent_action)"
             " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         self.insert_log = ready("INSERT INTO run_log VALUES (?, ?, ?, ?, ?, ?)")
@@ -161,10 +168,7 @@ class Statements:
         self.release = ready(f"UPDATE runs SET {d.release} WHERE {_CLAIMED} RETURNING state")
         self.pin_node = ready("UPDATE runs SET node = ? WHERE run_id = ?")
         self.request_cancel = ready("UPDATE runs SET cancel_requested = TRUE WHERE run_id = ?")
-        self.prune_page = ready(
-            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs"
-            " WHERE finished IS NOT NULL AND finished < ? ORDER BY finished LIMIT ?)"
-        )
+        self.tombstone = ready("SELECT pruned FROM run_tombstones WHERE run_id = ?")
         self.stats = ready(
             "SELECT (SELECT count(*) FROM runs WHERE started IS NOT NULL) AS started,"
             " (SELECT count(*) FROM runs WHERE state = 'succeeded') AS succeeded,"
@@ -188,10 +192,15 @@ class Statements:
         )
         self.record_migration = ready("INSERT INTO schema_migrations VALUES (?, ?, ?)")
 
-    def list_runs(self, states: int | None, saga: bool) -> str:
-        """Runs oldest first, filtered by `states` states (their number) and a saga."""
+    def list_runs(
+        self, states: int | None, saga: bool, unchanged: bool = False, parent: bool = False
+    ) -> str:
+        """Runs oldest first, filtered by `states` states (their number), a saga, a time
+        their last record is older than, and a parent run."""
         where = [f"state IN ({_marks(states)})"] if states is not None else []
         where += ["saga = ?"] if saga else []
+        where += ["updated < ?"] if unchanged else []
+        where += ["parent_run_id = ?"] if parent else []
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         hint = self.dialect.by_state if states is not None else ""
         return self.select_runs + self._ready(f"{hint}{clause} ORDER BY created, run_id LIMIT ?")
@@ -201,7 +210,7 @@ class Statements:
         return self._ready(
             f"SELECT run_id, owner FROM runs{self.dialect.by_state}"
             f" WHERE state IN ({_marks(states)})"
-            f" AND ({self.dialect.unheld}) ORDER BY created, run_id"
+            f" AND ({self.dialect.unheld}) AND parent_run_id IS NULL ORDER BY created, run_id"
         )
 
     def cancel_requests(self, ids: int) -> str:
@@ -259,6 +268,10 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
         "owner": owner,
         "fence": 0 if owner is None else 1,
         "node": run.node,
+        "trace_id": trace_id_of(run.run_id),
+        "retention": run.retention,
+        "parent_run_id": run.parent.run_id if run.parent else None,
+        "parent_action": run.parent.action if run.parent else None,
     }
     data = {"state": "queued", "saga": run.saga, "definition_hash": run.definition_hash}
     return Creation(

@@ -8,9 +8,12 @@ differs: claims, appends, transactions, migrations.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
+
+import anyio
 
 from ..action import JSON
 from ..errors import RunNotFound
@@ -18,6 +21,7 @@ from ..events import Event
 from .base import RunRecord, Store
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
+from .pruning import STUCK_SQL, TOMBSTONE, prune_candidates
 from .sql import Row, Statements, by_action, event_of, record_from_row
 
 Params = Sequence[Any] | dict[str, Any]
@@ -69,9 +73,22 @@ class SqlStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        sql = self.sql.list_runs(None if states is None else len(states), saga is not None)
-        params = [*(states or ()), *([saga] if saga is not None else []), limit]
+        sql = self.sql.list_runs(
+            None if states is None else len(states),
+            saga is not None,
+            unchanged_since is not None,
+            parent is not None,
+        )
+        params: list[Any] = [
+            *(states or ()),
+            *([saga] if saga is not None else []),
+            *([unchanged_since] if unchanged_since is not None else []),
+            *([parent] if parent is not None else []),
+            limit,
+        ]
         return [record_from_row(row) for row in await self._query(sql, params)]
 
     async def page_runs(
@@ -82,9 +99,10 @@ class SqlStore(Store):
         q: str | None = None,
         before: str | None = None,
         limit: int = 50,
+        parent: str | None = None,
     ) -> list[RunSummary]:
         sql, params = page_sql(
-            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit
+            self.dialect, states=states, saga=saga, q=q, before=before, limit=limit, parent=parent
         )
         return summaries(await self._query(sql, params))
 
@@ -93,6 +111,10 @@ class SqlStore(Store):
             (str(r["saga"]), str(r["state"]), int(r["runs"]), float(r["oldest"]))
             for r in await self._query(CENSUS_SQL)
         ]
+
+    async def stuck_runs(self) -> list[tuple[str, float]]:
+        rows = await self._query(STUCK_SQL)
+        return [(str(r["saga"]), float(r["updated"])) for r in rows]
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -131,10 +153,37 @@ class SqlStore(Store):
         if await self._write_count(self.sql.request_cancel, (run_id,)) == 0:
             raise self._not_found(run_id)
 
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        select, params = prune_candidates(
+            self.dialect,
+            now=self.now(),
+            finished_before=finished_before,
+            default_retention=default_retention,
+            keep=keep,
+        )
         total = 0
         while True:
-            deleted = await self._write_count(self.sql.prune_page, (finished_before, page))
-            total += deleted
-            if deleted < page:
+            began = time.monotonic()
+            async with self.transaction() as tx:
+                ids = [str(row[0]) for row in await tx.fetchall(select, [*params, page])]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    await tx.execute(TOMBSTONE.format(marks=marks), [self.now(), *ids])
+                    await tx.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+            total += len(ids)
+            if len(ids) < page:
                 return total
+            # As long a pause as the page took: the runs' own writes get the write lock
+            # at least half the time (SQLite's busy wait would lose every race to us).
+            await anyio.sleep(time.monotonic() - began)
+
+    async def tombstone(self, run_id: str) -> float | None:
+        rows = await self._query(self.sql.tombstone, (run_id,))
+        return float(rows[0]["pruned"]) if rows else None

@@ -77,8 +77,12 @@ class CrashingStore(Store):
         states: Collection[str] | None = None,
         limit: int = 1000,
         saga: str | None = None,
+        unchanged_since: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
-        return await self.inner.list_runs(states=states, limit=limit, saga=saga)
+        return await self.inner.list_runs(
+            states=states, limit=limit, saga=saga, unchanged_since=unchanged_since, parent=parent
+        )
 
     async def read_log(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -134,8 +138,23 @@ class CrashingStore(Store):
     async def cancel_requested(self, run_id: str) -> bool:
         return await self.inner.cancel_requested(run_id)
 
-    async def prune(self, *, finished_before: float, page: int = 500) -> int:
-        return await self.inner.prune(finished_before=finished_before, page=page)
+    async def prune(
+        self,
+        *,
+        finished_before: float | None = None,
+        default_retention: float | None = None,
+        page: int = 500,
+        keep: Sequence[str] = (),
+    ) -> int:
+        return await self.inner.prune(
+            finished_before=finished_before,
+            default_retention=default_retention,
+            page=page,
+            keep=keep,
+        )
+
+    async def tombstone(self, run_id: str) -> float | None:
+        return await self.inner.tombstone(run_id)
 
 
 class _CrashingTransaction(StoreTransaction):

@@ -24,7 +24,7 @@ from ..errors import RunNotFound
 from ..events import Event, EventKind
 from ..model import CompiledSaga
 from ..states import ActionState
-from ..store import open_store
+from ..store import Store, open_store
 from .crashing import CrashingStore, SimulatedCrash
 from .harness import sqlite_url
 from .probes import Probe, probe_db
@@ -145,8 +145,9 @@ class _Rehearsal:
                 result = await engine.resume(self.run_id)
             except RunNotFound:  # the crash came before the run was created
                 result = await engine.run(self.saga, self.inputs, run_id=self.run_id)
-            after = await engine.store.read_log(self.run_id)
-        _check_nothing_redone(before, after, where)
+            after = await _logs(engine.store, self.run_id)
+        for run_id, log in after.items():
+            _check_nothing_redone(before.get(run_id, []), log, f"{where}, run {run_id}")
         got = await self.final(db, result)
         if got != self.expected:
             raise CrashRehearsalFailed(
@@ -154,8 +155,9 @@ class _Rehearsal:
                 f"  clean:   {self.expected}\n  resumed: {got}"
             )
 
-    async def crash(self, db: str, crash_at: int) -> list[Event]:
-        """Run until the crash at write `crash_at`; the log as the dead process left it."""
+    async def crash(self, db: str, crash_at: int) -> dict[str, list[Event]]:
+        """Run until the crash at write `crash_at`; the logs as the dead process left them
+        (the run's and its child sagas')."""
         inner = open_store(db)
         await inner.open()
         crashing = CrashingStore(inner, crash_at)
@@ -169,16 +171,24 @@ class _Rehearsal:
                 raise
         finally:
             try:
-                log = await inner.read_log(self.run_id)
+                logs = await _logs(inner, self.run_id)
             except RunNotFound:
-                log = []
+                logs = {}
             await inner.close()
         if not crashing.crashed:
             raise CrashRehearsalFailed(
                 f"the run made fewer than {crash_at} log writes this time: it must write "
                 "the same way on every run (is an action's behaviour random?)"
             )
-        return log
+        return logs
+
+
+async def _logs(store: Store, run_id: str) -> dict[str, list[Event]]:
+    """The log of `run_id` and of every child saga run under it, by run id."""
+    logs = {run_id: await store.read_log(run_id)}
+    for child in await store.list_runs(parent=run_id):
+        logs.update(await _logs(store, child.run_id))
+    return logs
 
 
 def _check_nothing_redone(before: list[Event], after: list[Event], where: str) -> None:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from sagactl.actions.build_from_tar.staging import StagingArea
 from sagactl.actions.build_from_tar.tarcheck import StagingLimits
+from sagactl.engine.tracing import NOOP_TRACER
 
 
 @pytest.fixture
@@ -118,6 +119,7 @@ class StandInContext:
         self.pinned = False
         """Whether the action pinned the run to this node (`pin_to_node`)."""
         self.log = structlog.get_logger().bind(run_id=run_id, action=action)
+        self.tracer = NOOP_TRACER
 
     @property
     def idempotency_key(self) -> str:

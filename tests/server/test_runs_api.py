@@ -100,6 +100,8 @@ class TestRuns:
             assert rest["next"] is None
             assert [r["run_id"] for r in client.get("/api/runs?q=two").json()["runs"]] == [ids[1]]
             assert client.get("/api/runs?state=running").json()["runs"] == []
+            # Builds start no child sagas: filtered by parent, none is left.
+            assert client.get(f"/api/runs?parent={ids[0]}").json()["runs"] == []
             assert (
                 len(client.get("/api/runs?state=succeeded&saga=build-from-tar").json()["runs"]) == 3
             )
@@ -206,7 +208,7 @@ class TestCatalog:
             text = client.get("/metrics").text
         assert 'sagactl_runs{saga="build-from-tar",state="succeeded"} 1.0' in text
         assert (
-            'sagactl_action_duration_seconds_count{action="receive_tar",outcome="succeeded"} 1.0'
-            in text
+            "sagactl_action_duration_seconds_count"
+            '{action="receive_tar",outcome="succeeded",saga="build-from-tar"} 1.0' in text
         )
-        assert "sagactl_oldest_unfinished_run_age_seconds 0.0" in text
+        assert "sagactl_oldest_unfinished_run_age_seconds{" not in text  # none unfinished

@@ -58,7 +58,11 @@ async def _exercise(store: Store) -> None:
     claim = await store.claim("queued-0")  # a claim
     await store.heartbeat()
     await store.release(claim)
-    await store.prune(finished_before=0.0, page=10)  # a prune page (nothing that old)
+    await store.prune(default_retention=3600.0, page=10)  # by retention (none expired)
+    await store.tombstone("done-0")  # is the id of a pruned run?
+    await store.stuck_runs()  # alerts
+    await store.list_runs(states=["stuck"], unchanged_since=1.0)  # list --older-than
+    await store.prune(finished_before=Store.now() + 1, page=2)  # prune pages, tombstones
 
 
 BIG_STORE_STATS = {

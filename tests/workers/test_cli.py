@@ -34,7 +34,7 @@ class TestDbUpgrade:
         """db upgrade applies every migration and says which versions are in place."""
         done = sagactl("db", "upgrade", "--db", pg_url)
         assert done.returncode == 0, done.stderr
-        assert "engine v3" in done.stdout
+        assert "engine v4" in done.stdout
 
     def test_many_workers_may_migrate_at_once(self, pg_url: str) -> None:
         """Six upgrades started together on an empty database all succeed (advisory lock)."""
@@ -68,9 +68,13 @@ class TestStats:
             "stuck": 0,
             "recovered": 0,
             "taken_over": 0,
+            "stuck_over_1h": 0,
+            "stuck_over_1d": 0,
+            "stuck_over_7d": 0,
+            "oldest_stuck_seconds": 0,
         }
         text = sagactl("stats", "--db", pg_url)
-        assert "taken over   0" in text.stdout
+        assert "taken over           0" in text.stdout
 
     def test_stats_on_sqlite(self, tmp_path: Path) -> None:
         """The counters exist on SQLite too."""

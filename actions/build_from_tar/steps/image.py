@@ -14,6 +14,7 @@ from sagactl.plugins.builders.base import Builder, BuildSpec, ImageBuildFailed
 from .. import backends, procfile, stack
 from .. import schemas as s
 from ..settings import settings_of
+from ..step_spans import StepSpans
 from ..values import mapping, maybe_text, text
 
 BUILDER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$"}
@@ -71,15 +72,23 @@ class BuildImage(Action):
         spec = await anyio.to_thread.run_sync(_spec, inputs, services, settings.cluster.host)
         builder = _builder(ctx, str(inputs["builder"]))
 
+        steps = StepSpans(ctx.tracer, str(inputs["builder"]))
+
         def on_output(line: str) -> None:
             step = _STEP.match(line)
             fraction = int(step[1]) / int(step[2]) if step else None
             ctx.progress(fraction, line)
+            steps.line(line)
 
         try:
             built = await builder.build(spec, on_output)
         except ImageBuildFailed as exc:
+            steps.close(exc)
             raise FatalError(f"building {spec.version} failed: {exc}") from None
+        except BaseException as exc:
+            steps.close(exc)
+            raise
+        steps.close()
         return {"image": built.ref, "digest": built.digest, "services": services}
 
     async def compensate(self, ctx: ActionContext, inputs: Inputs, outputs: Outputs) -> None:

@@ -1,0 +1,177 @@
+"""Issue 13: what tracing costs per action (on vs off, in the same run), and how fast
+retention prunes on both stores while sagas run, and what it does to their throughput.
+
+Figures are printed and kept in `extra_info`; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga
+from sagactl.engine.api import Engine
+
+ACTIONS = 20
+ROUNDS = 25
+
+
+class Noop(Action):
+    async def execute(self, ctx: ActionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+def chain(n: int, name: str = "chain") -> CompiledSaga:
+    specs = {}
+    for i in range(n):
+        needs = (f"a{i - 1}",) if i else ()
+        specs[f"a{i}"] = ActionSpec(
+            name=f"a{i}", uses="noop", needs=needs, depends_on=frozenset(needs)
+        )
+    return CompiledSaga(name=name, version=1, actions=specs)
+
+
+@pytest.fixture
+def sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint on loopback that accepts every export (and counts bytes)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tracing_cost_per_action(benchmark: Any, sink: str, tmp_path: Path) -> None:
+    """The same chain run alternately with tracing off and on, in one process and store."""
+    os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    saga = chain(ACTIONS)
+
+    async def measure() -> dict[str, float]:
+        from sagactl.engine.otel import OtelTracing
+
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink
+        try:
+            tracing = OtelTracing.from_env()
+        finally:
+            del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        times: dict[str, list[float]] = {"off": [], "on": [], "off_cpu": [], "on_cpu": []}
+        async with Engine(tmp_path / "runs.db", actions={"noop": Noop()}) as engine:
+            assert engine.options.tracing is None  # no exporter configured: nothing at all
+            await engine.run(saga)  # warm-up
+            for _ in range(ROUNDS):
+                for mode in ("off", "on"):
+                    engine.options.tracing = tracing if mode == "on" else None
+                    began, cpu = time.perf_counter(), time.process_time()
+                    result = await engine.run(saga)
+                    times[mode].append((time.perf_counter() - began) / ACTIONS)
+                    # CPU time of the whole process (the exporter's thread included): on a
+                    # shared, loaded machine this is the steadier measure of the cost.
+                    times[f"{mode}_cpu"].append((time.process_time() - cpu) / ACTIONS)
+                    assert result.state == "succeeded"
+        tracing.flush()
+        return {mode: statistics.median(values) for mode, values in times.items()}
+
+    medians = benchmark.pedantic(lambda: anyio.run(measure), rounds=1, iterations=1)
+    added = medians["on"] / medians["off"] - 1
+    added_cpu = medians["on_cpu"] / medians["off_cpu"] - 1
+    benchmark.extra_info.update(
+        {f"{k}_us_per_action": v * 1e6 for k, v in medians.items()},
+        added_cost=added,
+        added_cpu=added_cpu,
+    )
+    print(
+        f"\ntracing: off {medians['off'] * 1e6:.0f} us/action, on {medians['on'] * 1e6:.0f}"
+        f" us/action: {added:+.1%} wall; CPU {medians['off_cpu'] * 1e6:.0f} ->"
+        f" {medians['on_cpu'] * 1e6:.0f} us/action: {added_cpu:+.1%}"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'runs.db'}"
+        return
+    from tests.store.conftest import pg_schema  # the test suite's schema-per-test helper
+
+    try:
+        with pg_schema("bench") as url:
+            yield url
+    except Exception as exc:  # no server here
+        pytest.skip(f"no PostgreSQL: {exc}")
+
+
+PRUNABLE = 2000
+
+
+@pytest.mark.timeout(900)
+def test_prune_rate_while_sagas_run(benchmark: Any, db: str) -> None:
+    """2,000 old finished runs pruned (pages of 100) while sagas run; sagas/s with and
+    without pruning alongside."""
+    saga = chain(3)
+
+    async def measure() -> dict[str, float]:
+        async with Engine(db, actions={"noop": Noop()}) as engine:
+
+            async def some(n: int) -> None:
+                for _ in range(n):
+                    await engine.run(saga)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(20):
+                    group.start_soon(some, PRUNABLE // 20)
+            async with engine.store.transaction() as tx:
+                await tx.execute("UPDATE runs SET finished = ?", (time.time() - 7 * 86400,))
+
+            async def sagas_for(seconds: float) -> float:
+                done, end = 0, time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    await engine.run(saga)
+                    done += 1
+                return done / seconds
+
+            alone = await sagas_for(2.0)
+            pruned = 0
+            timing: dict[str, float] = {}
+
+            async def prune() -> None:
+                nonlocal pruned
+                began = time.perf_counter()
+                pruned = await engine.prune(86400, page=100)
+                timing["prune"] = time.perf_counter() - began
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(prune)
+                began = time.perf_counter()
+                done = 0
+                while "prune" not in timing:
+                    await engine.run(saga)
+                    done += 1
+                beside = done / (time.perf_counter() - began)
+        assert pruned == PRUNABLE
+        return {"prune_rate": pruned / timing["prune"], "alone": alone, "beside": beside}
+
+    figures = benchmark.pedantic(lambda: anyio.run(measure), rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(
+        f"\nprune on {db.split(':')[0]}: {figures['prune_rate']:.0f} runs/s while sagas run;"
+        f" sagas {figures['alone']:.0f}/s alone, {figures['beside']:.0f}/s beside pruning"
+    )

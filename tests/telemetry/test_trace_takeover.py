@@ -1,0 +1,100 @@
+"""One trace across a worker takeover on PostgreSQL: the first worker is SIGKILLed inside an
+action, the second takes the run over after the lease; both export to one receiver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sagactl.engine.api import Engine
+from sagactl.engine.store.postgres import PostgresStore
+from sagactl.engine.tracing import trace_id_of
+
+from ..workers.conftest import pg_url as pg_url
+from ..workers.conftest import wait_for
+from ..workers.effects import ACTIONS, LOG_ENV, chain_saga
+from .otlp import OtlpReceiver, otel_env
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.slow]
+
+PROC = Path(__file__).parent.parent / "workers" / "worker_proc.py"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_one_trace_across_a_takeover(
+    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    """Spans of both workers share the run's trace id; the attempt spans match the
+    attempts the log saw end; the run's span comes from the worker that finished it."""
+    effects = tmp_path / "effects.log"
+    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
+    env.update(otel_env(receiver.endpoint))
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        out = (tmp_path / f"w{len(procs)}.out").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
+        )
+        out.close()
+        procs.append(proc)
+        return proc
+
+    try:
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            store = engine.store
+            assert isinstance(store, PostgresStore)
+            first = start()
+            run_id = await engine.start(chain_saga(("a", 0), ("slow", 2.0), ("c", 0)))
+
+            async def in_slow() -> bool:
+                started = effects.read_text() if effects.exists() else ""
+                return f"{run_id} slow {first.pid} started" in started and bool(
+                    receiver.named("action a")
+                )
+
+            await wait_for(in_slow, within=30)
+            first.kill()
+            first.wait()
+            second = start()
+
+            async def finished() -> bool:
+                return (await store.get_run(run_id)).state == "succeeded"
+
+            await wait_for(finished, within=60, every=0.1)
+            record = await store.get_run(run_id)
+            events = await store.read_log(run_id)
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=30) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    trace_id = trace_id_of(run_id)
+    assert record.trace_id == trace_id
+    spans = receiver.received()
+    assert spans and {s.trace_id for s in spans} == {trace_id}
+    attempts = [s for s in spans if s.name.startswith("action ")]
+    ended = Counter(
+        e.action for e in events if e.kind in ("action_succeeded", "action_failed") and e.action
+    )
+    assert Counter(s.attributes["sagactl.action"] for s in attempts) == ended
+    (segment,) = receiver.named("saga chain")  # the killed worker's segment never ended
+    assert segment.attributes["sagactl.entry_state"] == "running"
+    (slow,) = receiver.named("action slow")
+    assert slow.parent_id == segment.span_id and slow.attributes["sagactl.attempt"] == 2
+    (a,) = receiver.named("action a")
+    assert a.parent_id != segment.span_id  # the first worker's segment
+    (run_span,) = receiver.named("run chain")
+    assert run_span.attributes["sagactl.outcome"] == "succeeded"
