@@ -374,6 +374,15 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     Ratio(
         15,
+        "runc image root ready: first version / a new version",
+        ("image_unpack_new_version", "image_unpack_first_version"),
+        lambda r: r["image_unpack_first_version"].seconds / r["image_unpack_new_version"].seconds,
+        "x",
+        "reported",
+        None,
+    ),
+    Ratio(
+        15,
         "redeploy (runc): longest window with neither version serving",
         ("redeploy",),
         lambda r: float(r["redeploy"].extra["max_gap_seconds"]) * 1e3,

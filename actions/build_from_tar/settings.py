@@ -12,7 +12,7 @@ actions read the environment:
 | SAGACTL_ALLOWED_BASE_IMAGES | further bases an app.toml may name (space separated) | none |
 | SAGACTL_BUILD_NETWORK | RUN steps' network: `outbound` (never the host) or `none` | outbound |
 | SAGACTL_CA_BUNDLE | CA bundle mounted read-only into RUN steps (`none`: none) | the host's |
-| SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | vfs, buildah's own |
+| SAGACTL_BUILDAH_DRIVER, _ROOT, _RUNROOT | buildah storage | auto (overlay if it works) |
 | SAGACTL_CLUSTER_HOST | cluster host name | cluster.local |
 | SAGACTL_CLUSTER_STRICT | `1`: fail instead of falling back to 127.0.0.1 | 0 |
 | SAGACTL_MAX_UPLOAD_BYTES, SAGACTL_MAX_MEMBERS | staging caps | 2 GiB, 100,000 |
@@ -44,7 +44,6 @@ from sagactl.engine.settings import (
     text,
 )
 from sagactl.plugins.builders.base import DEFAULT_BASE_IMAGES, DEFAULT_CA_BUNDLE, BuilderOptions
-from sagactl.plugins.builders.baseimage import buildah_args
 from sagactl.plugins.runtimes.base import RuntimeOptions
 
 from .cluster import ClusterSettings
@@ -144,7 +143,8 @@ class BuildSettings:
     build_network: str = "outbound"
     ca_bundle: Path | None = DEFAULT_CA_BUNDLE
     buildkit_addr: str | None = None
-    buildah_driver: str = "vfs"
+    buildah_driver: str = "auto"
+    """`auto`: overlay where it works here, else vfs (plugins/builders/storage.py)."""
     buildah_root: Path | None = None
     buildah_runroot: Path | None = None
     runtime: str | None = None
@@ -181,11 +181,9 @@ class BuildSettings:
             state_dir=self.state_dir / "sandboxes",
             grace=self.stop_grace,
             allow_root=self.local_as_root,
-            buildah_command=tuple(
-                buildah_args(
-                    "buildah", self.buildah_driver, self.buildah_root, self.buildah_runroot
-                )
-            ),
+            buildah_driver=self.buildah_driver,
+            buildah_root=self.buildah_root,
+            buildah_runroot=self.buildah_runroot,
         )
 
     @classmethod
@@ -217,7 +215,7 @@ class BuildSettings:
             build_network=BUILD_NETWORK.read(env),
             ca_bundle=CA_BUNDLE.read(env),
             buildkit_addr=env.get("SAGACTL_BUILDKIT_ADDR") or None,
-            buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "vfs",
+            buildah_driver=env.get("SAGACTL_BUILDAH_DRIVER") or "auto",
             buildah_root=Path(root) if root else None,
             buildah_runroot=Path(runroot) if runroot else None,
             stop_grace=STOP_GRACE.read(env),

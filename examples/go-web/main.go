@@ -22,11 +22,18 @@ func facts(w http.ResponseWriter, _ *http.Request) {
 			processes++
 		}
 	}
+	var probe any
+	if path, ok := os.LookupEnv("PROBE"); ok {
+		_, err := os.Stat(path)
+		probe = err == nil
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"cwd":       cwd,
 		"pid":       os.Getpid(),
 		"processes": processes,
+		"uid":       os.Getuid(),
+		"probe":     probe,
 		"version":   os.Getenv("SAGACTL_VERSION"),
 	})
 }

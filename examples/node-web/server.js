@@ -14,6 +14,8 @@ http
         cwd: process.cwd(),
         pid: process.pid,
         processes: fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).length,
+        uid: process.getuid(),
+        probe: process.env.PROBE ? fs.existsSync(process.env.PROBE) : null,
         ms: require("ms/package.json").version,
         uptime: ms(1234000, { long: true }),
         version,

@@ -19,6 +19,8 @@ def facts() -> dict[str, object]:
         "cwd": os.getcwd(),
         "pid": os.getpid(),
         "processes": sum(name.isdigit() for name in os.listdir("/proc")),
+        "uid": os.getuid(),
+        "probe": os.path.exists(os.environ["PROBE"]) if "PROBE" in os.environ else None,
         "humanize": getattr(humanize, "__version__", None),
         "uptime": humanize.naturaldelta(1234) if humanize else None,
         "version": os.environ.get("SAGACTL_VERSION"),

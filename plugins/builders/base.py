@@ -41,8 +41,8 @@ class BuilderOptions:
     base_images: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
     allowed_base_images: frozenset[str] = frozenset()
     """Further base images an app may name in app.toml (besides registry references)."""
-    storage_driver: str = "vfs"
-    """buildah: vfs works everywhere, without a daemon or overlay mounts."""
+    storage_driver: str = "auto"
+    """buildah: `auto` is overlay where it works here, else vfs (storage.py says why)."""
     storage_root: Path | None = None
     """buildah `--root` (None: buildah's own configuration)."""
     run_root: Path | None = None

@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from . import ocilayout
+from . import ocilayout, storage
 
 BUSYBOX = "/bin/busybox"
 TAG = "latest"
@@ -91,8 +91,9 @@ def buildah_args(
     storage_root: Path | None = None,
     run_root: Path | None = None,
 ) -> list[str]:
-    """buildah and its global storage options."""
-    args = [buildah, "--storage-driver", storage_driver]
+    """buildah and its global storage options (`auto`: the driver storage.py picks)."""
+    chosen = storage.resolve(buildah, storage_driver, storage_root, run_root)
+    args = [buildah, *chosen.args()]
     if storage_root is not None:
         args += ["--root", str(storage_root)]
     if run_root is not None:

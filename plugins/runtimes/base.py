@@ -77,8 +77,16 @@ class RuntimeOptions:
     grace: float = DEFAULT_GRACE
     allow_root: bool = False
     """local runtime: run app commands as root (an explicit operator opt-in)."""
-    buildah_command: tuple[str, ...] = ("buildah",)
-    """buildah with its storage options, to export images the buildah builder made."""
+    buildah_driver: str = "auto"
+    """buildah's storage (as the builder's), to export images the buildah builder made."""
+    buildah_root: Path | None = None
+    buildah_runroot: Path | None = None
+
+    def buildah_command(self) -> list[str]:
+        """buildah with the builder's storage options (the driver resolved on first use)."""
+        from sagactl.plugins.builders.baseimage import buildah_args
+
+        return buildah_args("buildah", self.buildah_driver, self.buildah_root, self.buildah_runroot)
 
 
 def runtime_options_from(source: Any) -> RuntimeOptions:

@@ -1,11 +1,13 @@
 """The `runc` runtime: each sandbox is an OCI container run from the version's built image.
 
-The image is unpacked once (images.py) and each sandbox gets its own bundle with a
-config.json (ocispec.py), run detached with `runc run -d` under this runtime's own runc
+An image's layers are unpacked once and shared, and its root is a read-only overlay mount
+of them (images.py); each sandbox gets its own bundle with a config.json (ocispec.py),
+written under the image cache's lock, run detached with `runc run -d` under this runtime's own runc
 state directory, its output appended to a per-sandbox log. runc's state is the truth after
 a crash: a handle names the container id, its init pid and that pid's kernel start time,
 so a container that reuses an id (or a pid) is never taken for the recorded one. Stopping
-sends SIGTERM, waits the grace period, then SIGKILL, and deletes the container.
+sends SIGTERM, waits the grace period, then SIGKILL, and deletes the container; then the
+roots no remaining bundle uses (and the layers only they used) are pruned.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import anyio.to_thread
 
 from .base import DEFAULT_GRACE, RuntimeOptions, SandboxHandle, SandboxSpec, runtime_options_from
 from .env import check_app_env
-from .images import unpack
+from .images import ImageCache
+from .layers import overlay_supported
 from .local import process_start
 from .ocispec import sandbox_config
 from .ports import lease_port, release_port
@@ -39,8 +42,8 @@ def runc_usable() -> str | None:
     """None when runc can run containers here, else why not."""
     if shutil.which("runc") is None:
         return "runc is not installed"
-    if shutil.which("umoci") is None:
-        return "umoci is not installed"
+    if not overlay_supported():
+        return "the kernel has no overlayfs (image roots are overlay mounts)"
     if os.geteuid() != 0:
         return "runc needs root here (no rootless setup)"
     return None
@@ -62,6 +65,7 @@ class RuncRuntime:
         self.root = options.state_dir / "runc"
         self.bundles = options.state_dir / "bundles"
         self.images = options.state_dir / "images"
+        self.cache = ImageCache(self.images, options.buildah_command)
         self.leases = options.state_dir / "ports"
 
     def _runc(self, *args: str) -> list[str]:
@@ -86,20 +90,15 @@ class RuncRuntime:
         if not spec.image or not spec.digest:
             raise ContainerFailed(f"sandbox {spec.sandbox_id}: no image to run")
         check_app_env(spec.env)
+        self.cache.check(spec.image, spec.digest)
         await self._remove_leftover(spec.sandbox_id)
-        image = await anyio.to_thread.run_sync(
-            lambda: unpack(
-                str(spec.image),
-                str(spec.digest),
-                self.images,
-                buildah=self.options.buildah_command,
-            )
-        )
         port = lease_port(self.leases, spec.sandbox_id) if spec.port is not None else None
         bundle = self.bundles / spec.sandbox_id
-        bundle.mkdir(parents=True, exist_ok=True)
-        config = sandbox_config(image.config, image.rootfs, spec, port)
-        (bundle / "config.json").write_text(json.dumps(config, indent=1))
+        try:
+            await anyio.to_thread.run_sync(self._make_bundle, spec, port, bundle)
+        except BaseException:
+            release_port(self.leases, port, spec.sandbox_id)
+            raise
         log_dir = spec.log_dir or self.options.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.sandbox_id}.log"
@@ -118,12 +117,37 @@ class RuncRuntime:
         if done.returncode != 0 or started is None:
             await self._remove_leftover(spec.sandbox_id)
             release_port(self.leases, port, spec.sandbox_id)
+            await anyio.to_thread.run_sync(self.prune_images)
             what = "exited at once" if done.returncode == 0 else "did not start"
             raise ContainerFailed(
                 f"sandbox {spec.sandbox_id} {what} (runc exit {done.returncode}); "
                 f"log {log_path}:\n{_tail(log_path)}"
             )
         return SandboxHandle(pid, started, str(log_path), spec.sandbox_id, port)
+
+    def _make_bundle(self, spec: SandboxSpec, port: int | None, bundle: Path) -> None:
+        """The sandbox's bundle, its root mounted; under the cache's lock so no prune
+        unmounts that root before the bundle names it."""
+        with self.cache.locked():
+            image = self.cache.unpack(str(spec.image), str(spec.digest))
+            bundle.mkdir(parents=True, exist_ok=True)
+            config = sandbox_config(image.config, image.rootfs, spec, port)
+            (bundle / "config.json").write_text(json.dumps(config, indent=1))
+
+    def prune_images(self) -> list[str]:
+        """Unmounts and removes the image roots no bundle names (and the layers only they
+        used); returns the removed roots' digests."""
+        with self.cache.locked():
+            return self.cache.prune(self._roots_in_use())
+
+    def _roots_in_use(self) -> list[Path]:
+        used = []
+        for config in self.bundles.glob("*/config.json"):
+            try:
+                used.append(Path(json.loads(config.read_text())["root"]["path"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return used
 
     async def _remove_leftover(self, container_id: str) -> None:
         """Kills and deletes what an earlier attempt of this start left under its id."""
@@ -159,6 +183,7 @@ class RuncRuntime:
             await anyio.run_process(self._runc("delete", "--force", container), check=False)
         shutil.rmtree(self.bundles / container, ignore_errors=True)
         release_port(self.leases, handle.port, container)
+        await anyio.to_thread.run_sync(self.prune_images)
         return running
 
     async def _wait_gone(self, handle: SandboxHandle) -> None:

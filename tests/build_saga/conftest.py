@@ -221,6 +221,7 @@ def stop_leftover_sandboxes(root: Path) -> list[str]:
         if process_start(int(known["pid"])) == str(known["start"]):
             os.killpg(int(known["pid"]), signal.SIGKILL)
             killed.append(handle.stem)
+    _release_mounts(root)  # image roots (overlay mounts) would block the temp dir's removal
     return killed
 
 

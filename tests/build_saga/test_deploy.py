@@ -41,6 +41,13 @@ HEALTH_500 = (
     '#!/bin/sh\necho "Status: 500 Internal Server Error"\necho "Content-Type: text/plain"\n'
     "echo\necho failing\n"
 )
+SERVE_NOTING_PID = "web: echo $$ > /tmp/main.pid; exec httpd -f -p 127.0.0.1:$PORT -h /app\n"
+AFTER_STOP = (
+    "#!/bin/sh\n# Answers only once the server's main process is gone (the stop reached it).\n"
+    "main=$(cat /tmp/main.pid); i=0\n"
+    'while [ -e "/proc/$main" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done\n'
+    'echo "Content-Type: text/plain"; echo; echo "answered after the stop"\n'
+)
 SAGACTL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sagactl")
 
 
@@ -211,6 +218,44 @@ class TestRedeployAndRollback:
         (third,) = _running(shown, "roll-v3")
         assert _get(third["url"] + "/index.html") == b"v3\n"
         assert _containers(settings) == [third["id"]]
+
+
+class TestDraining:
+    async def test_a_request_in_flight_completes_when_the_old_version_stops(
+        self, runc_deps: Any, db: str, tmp_path: Path
+    ) -> None:
+        """A request to v1 is in flight when v2 goes live and v1 is stopped (SIGTERM): its
+        handler answers only once v1's server process is gone, and the answer still
+        arrives, since the container's PID 1 waits for it within the grace period."""
+        v1_source = _app(tmp_path, "v1", "v1\n", SERVE_NOTING_PID)
+        slow = v1_source / "cgi-bin" / "slow"
+        slow.write_text(AFTER_STOP)
+        slow.chmod(0o755)
+        v1 = await _build("drain", v1_source, runc_deps, db)
+        (old,) = _running(await _show(db, "drain"), v1.version)
+        answers: list[bytes | None] = []
+
+        def in_flight() -> None:
+            answers.append(_get_slowly(old["url"] + "/cgi-bin/slow"))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, in_flight)
+            await anyio.sleep(0.5)  # the request reaches v1's handler, which waits
+            assert answers == []
+            v2 = await _build("drain", _app(tmp_path, "v2", "v2\n"), runc_deps, db)
+        assert answers == [b"answered after the stop\n"]
+        shown = await _show(db, "drain")
+        assert shown["active_version"] == v2.version
+        assert _running(shown, v1.version) == []
+
+
+def _get_slowly(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            body: bytes = answer.read()
+            return body
+    except (OSError, http.client.HTTPException):
+        return None
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ FACTS = (
     'echo "pid1=$(tr "\\0" " " < /proc/1/cmdline)" >> /tmp/www/facts; '
     "n=$(ls /proc | grep -c '^[0-9]'); echo pids=$n >> /tmp/www/facts; "
     'echo "greeting=$GREETING port=$PORT app=$SAGACTL_APP" >> /tmp/www/facts; '
+    'echo "uid=$(id -u) gid=$(id -g) caps=$(grep CapEff /proc/self/status)" >> /tmp/www/facts; '
     "for f in {probes}; do test -e $f && echo seen=$f >> /tmp/www/facts; done; "
     "exec httpd -f -p 127.0.0.1:$PORT -h /tmp/www"
 )
@@ -105,7 +106,8 @@ class TestIsolation:
     ) -> None:
         """The service answers HTTP on its allocated port over the host network, from /app
         in the image's filesystem: its own PID namespace (PID 1 is the runtime's shell, a
-        handful of processes), none of the host's files, the app's env and PORT."""
+        handful of processes), none of the host's files, the app's env and PORT; it runs
+        as nobody (uid 65534), with no capability, and still binds $PORT."""
         secret = tmp_path / "host-secret"
         secret.write_text("the host's")
         probes = f"{secret} /proc/{os.getpid()} /etc/os-release /usr/bin/python3"
@@ -120,6 +122,7 @@ class TestIsolation:
         pids = int(next(line for line in lines if line.startswith("pids=")).split("=")[1])
         assert pids < 10, facts
         assert f"greeting=hi port={handle.port} app=demo" in facts
+        assert "uid=65534 gid=65534 caps=CapEff:\t0000000000000000\n" in facts
         assert not [line for line in lines if line.startswith("seen=")], facts  # no host path
         assert await runtime.status(handle) == "running"
         assert _runc_ids(runtime) == ["demo-v1-web-1"]
@@ -291,3 +294,182 @@ def _as_dict(handle: SandboxHandle) -> dict[str, Any]:
         "sandbox_id": handle.sandbox_id,
         "port": handle.port,
     }
+
+
+def _layered(
+    layout: Path,
+    base_ref: str,
+    tag: str,
+    files: dict[str, str],
+    config: dict[str, Any] | None = None,
+) -> BuiltImage:
+    """An image of `base_ref`'s layers plus one layer holding `files` (a name starting
+    with `.wh.` is written as an OCI whiteout), written with the layout tools directly into
+    `layout` (whose index then names it alone)."""
+    import io
+    import tarfile
+
+    from sagactl.plugins.builders import ocilayout
+
+    base_dir, base_tag = ocilayout.parse_ref(base_ref)
+    base = ocilayout.read_image(base_dir, base_tag)
+
+    def fill(tar: tarfile.TarFile) -> None:
+        for name, body in files.items():
+            data = body.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+
+    writer = ocilayout.LayoutWriter(layout)
+    layer = writer.write_layer(fill)
+    tagged = ocilayout.write_image(
+        layout,
+        tag=tag,
+        base=base,
+        layers=[layer],
+        config={**base.config.get("config", {}), **(config or {})},
+        history=[{"created_by": "test"}],
+    )
+    return BuiltImage(f"oci:{layout}:{tag}", tagged.digest)
+
+
+def _mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+class TestImageCache:
+    async def test_versions_share_their_base_layers_and_unpack_only_new_ones(
+        self, runtime: RuncRuntime, tmp_path: Path, busybox_oci: str
+    ) -> None:
+        """v2 on the same base unpacks one layer (its own), not the base's; both roots are
+        read-only overlay mounts of the same base directory; whiteouts hide what a layer
+        deleted (a file, and a directory's old content when it is made opaque)."""
+        v1 = _layered(tmp_path / "v1", busybox_oci, "v1", {"app/a": "a1", "app/d/old": "old"})
+        v2 = _layered(
+            tmp_path / "v2",
+            v1.ref,
+            "v2",
+            {"app/.wh.a": "", "app/d/.wh..wh..opq": "", "app/d/new": "new"},
+        )
+        cache = runtime.cache
+        with cache.locked():
+            first = cache.unpack(v1.ref, v1.digest)
+            second = cache.unpack(v2.ref, v2.digest)
+            again = cache.unpack(v2.ref, v2.digest)
+        assert (first.new_layers, second.new_layers, again.new_layers) == (2, 1, 0)
+        assert (first.rootfs / "app" / "a").read_text() == "a1"
+        assert not (second.rootfs / "app" / "a").exists()
+        assert sorted(p.name for p in (second.rootfs / "app" / "d").iterdir()) == ["new"]
+        assert (first.rootfs / "bin" / "busybox").stat().st_ino == (
+            second.rootfs / "bin" / "busybox"
+        ).stat().st_ino  # one file on disk for both versions
+        assert len(list(cache.layers.iterdir())) == 3 + 1  # base, v1's, v2's + mount points
+        with pytest.raises(OSError, match="Read-only"):
+            (second.rootfs / "app" / "x").write_text("x")
+
+    async def test_stopping_the_last_sandbox_of_a_version_prunes_its_root(
+        self, runtime: RuncRuntime, tmp_path: Path, busybox_oci: str
+    ) -> None:
+        """v1 stops while v2 (same base) serves: v1's root is unmounted and removed with
+        its own layer, the base stays for v2; when v2 stops too, nothing is left. A root
+        unmounted behind the runtime's back (a reboot) is mounted again on the next start."""
+        v1 = _layered(tmp_path / "v1", busybox_oci, "v1", {"app/index.html": "v1\n"})
+        v2 = _layered(tmp_path / "v2", busybox_oci, "v2", {"app/index.html": "v2\n"})
+        serve = "exec httpd -f -p 127.0.0.1:$PORT -h /app"
+        one = await runtime.start(_spec(v1, serve, sandbox_id="demo-v1-web-1"))
+        two = await runtime.start(_spec(v2, serve, sandbox_id="demo-v2-web-1", version="demo-v2"))
+        roots = runtime.cache.roots
+        v1_root, v2_root = (roots / b.digest.removeprefix("sha256:") for b in (v1, v2))
+        assert _mounted(v1_root / "rootfs") and _mounted(v2_root / "rootfs")
+        assert len(list(runtime.cache.layers.iterdir())) == 3 + 1
+
+        await runtime.stop(one, grace=2)
+        assert not v1_root.exists() and _mounted(v2_root / "rootfs")
+        assert len(list(runtime.cache.layers.iterdir())) == 2 + 1
+        assert await _fetch(two.port, "/index.html") == b"v2\n"
+        await runtime.stop(two, grace=2)
+        assert list(roots.iterdir()) == []
+        assert [p.name for p in runtime.cache.layers.iterdir()] == [".mountpoints"]
+
+        three = await runtime.start(_spec(v2, serve, sandbox_id="demo-v2-web-2"))
+        await anyio.run_process(["umount", "-l", str(v2_root / "rootfs")])
+        four = await runtime.start(_spec(v2, serve, sandbox_id="demo-v2-web-3"))
+        assert _mounted(v2_root / "rootfs")
+        assert await _fetch(four.port, "/index.html") == b"v2\n"
+        await runtime.stop(three, grace=2)
+        assert _mounted(v2_root / "rootfs")  # web-3 still uses it
+        await runtime.stop(four, grace=2)
+        assert not v2_root.exists()
+
+    async def test_a_buildah_image_runs_from_a_working_container_of_it(
+        self, tmp_path: Path, buildah_storage: dict[str, Path]
+    ) -> None:
+        """An image in buildah's storage is not exported: its root is a buildah working
+        container of it, mounted; stopping its last sandbox removes the container."""
+        from sagactl.plugins.builders.buildah import BuildahBuilder
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "index.html").write_text("from buildah\n")
+        (source / "Containerfile").write_text(
+            "FROM localhost/sagactl/busybox:latest\nCOPY index.html /app/index.html\n"
+        )
+        options = BuilderOptions(
+            work_dir=tmp_path / "work",
+            storage_driver="vfs",
+            storage_root=buildah_storage["storage_root"],
+            run_root=buildah_storage["run_root"],
+            allowed_base_images=frozenset({"localhost/sagactl/busybox:latest"}),
+            network="none",
+        )
+        builder = BuildahBuilder(options)
+        built = await builder.build(
+            BuildSpec(
+                app="bah",
+                version="bah-v1",
+                context_dir=source,
+                stack="dockerfile",
+                containerfile=source / "Containerfile",
+            ),
+            lambda line: None,
+        )
+        runtime = RuncRuntime(
+            RuntimeOptions(
+                state_dir=tmp_path / "state",
+                buildah_driver="vfs",
+                buildah_root=buildah_storage["storage_root"],
+                buildah_runroot=buildah_storage["run_root"],
+            )
+        )
+
+        async def containers() -> list[str]:
+            listed = await anyio.run_process(
+                [*builder.command, "containers", "--format", "{{.ContainerName}}"]
+            )
+            return listed.stdout.decode().split()
+
+        # Other tests' sandboxes on this session's store may have left theirs: this one's.
+        ours = f"sagactl-root-{built.digest.removeprefix('sha256:')[:32]}"
+
+        serve = "exec httpd -f -p 127.0.0.1:$PORT -h /app"
+        handle = await runtime.start(_spec(built, serve, sandbox_id="bah-v1-web-1"))
+        assert await _fetch(handle.port, "/index.html") == b"from buildah\n"
+        assert ours in await containers()
+        await runtime.stop(handle, grace=2)
+        assert ours not in await containers()
+        assert list(runtime.cache.roots.iterdir()) == []
+
+
+class TestUser:
+    async def test_the_image_user_is_kept_unless_it_is_root(
+        self, runtime: RuncRuntime, tmp_path: Path, busybox_oci: str
+    ) -> None:
+        """An image whose USER is 1000:1000 runs as it; USER root (or none) runs as nobody."""
+        show = "mkdir -p /tmp/w; id -u > /tmp/w/uid; exec httpd -f -p 127.0.0.1:$PORT -h /tmp/w"
+        for tag, user, expected in (("u", "1000:1000", b"1000\n"), ("r", "root", b"65534\n")):
+            image = _layered(tmp_path / tag, busybox_oci, tag, {"app/i": "i"}, {"User": user})
+            handle = await runtime.start(_spec(image, show, sandbox_id=f"demo-{tag}-web-1"))
+            assert await _fetch(handle.port, "/uid") == expected
+            await runtime.stop(handle, grace=2)

@@ -1,8 +1,12 @@
 """Issue 15, items 1-2: real images on the bases made here, with their dependencies installed.
 
-Each stack's base is made once per session (conftest `stack_store`); every build installs
-from the app's manifest inside the sandbox, with the host's CA bundle, from the real
-registries, and the test runs the image under runc to see the dependency import.
+Each stack's base is made once per session (conftest `stack_store`, all at once; the ruby
+and rust bases are the slowest, several minutes each from deb.debian.org); every build
+installs from the app's manifest inside the sandbox, with the host's CA bundle, from the
+real registries, and the test runs the image under runc to see the dependency import.
+Each example app is then built with the defaults through the saga and served from its
+container: its own answer says where it runs. RubyGems and crates.io are not reachable
+from this machine: a gem or crate dependency fails its build with the tool's reason.
 """
 # ruff: noqa: ASYNC221  (tests run real buildah and read real files)
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +27,7 @@ from sagactl.plugins.builders import bases
 from sagactl.plugins.builders.base import BuilderOptions, BuildSpec, BuiltImage, ImageBuildFailed
 from sagactl.plugins.builders.buildah import BuildahBuilder
 from sagactl.plugins.builders.stacks import MissingCommand, default_web
+from sagactl.plugins.runtimes.runc import runc_usable
 
 pytestmark = [
     pytest.mark.anyio,
@@ -49,7 +55,7 @@ def made_bases(stack_store: dict[str, Any]) -> dict[str, str]:
     async def make_all() -> None:
         await builder.prepare()
         async with anyio.create_task_group() as group:
-            for stack in ("python", "node", "go", "static"):
+            for stack in ("python", "node", "go", "static", "ruby", "rust"):
                 group.start_soon(make, stack)
 
     anyio.run(make_all)
@@ -125,8 +131,9 @@ def _config(builder: BuildahBuilder, image: str) -> dict[str, Any]:
     return config
 
 
+GUNICORN = "gunicorn==23.0.0\n"
 PYTHON_APP = {
-    "requirements.txt": "gunicorn==23.0.0\n",
+    "requirements.txt": GUNICORN,
     "app.py": "def app(environ, start_response):\n"
     "    start_response('200 OK', [])\n    return [b'ok']\n",
 }
@@ -137,12 +144,17 @@ class TestStackImages:
         self, builder: BuildahBuilder, tmp_path: Path
     ) -> None:
         """requirements.txt is installed with pip from PyPI (the CA bundle mounted); the
-        default command is gunicorn on app:app; a source-only rebuild reuses the install
-        layer and makes no new base."""
+        default command is gunicorn on app:app; a source-only rebuild builds on the
+        dependency image (no install step at all) and makes no new base; a changed
+        requirements.txt installs again."""
         await builder.prepare()
-        context = _app(tmp_path / "py", PYTHON_APP)
+        # A comment of its own: a kept store (SAGACTL_TEST_BASE_STORE) may hold the
+        # dependency image of an earlier session's identical requirements.
+        token = f"# {secrets.token_hex(8)}\n"
+        context = _app(tmp_path / "py", {**PYTHON_APP, "requirements.txt": GUNICORN + token})
         lines: list[str] = []
         image = await _build(builder, context, "python", "pyapp-v1", lines)
+        assert any("pip" in line for line in lines if line.startswith("STEP")), lines
         version = _run_in(
             builder, image.ref, "python3", "-c", "import gunicorn; print(gunicorn.__version__)"
         )
@@ -157,9 +169,14 @@ class TestStackImages:
         (context / "app.py").write_text(PYTHON_APP["app.py"] + "# changed\n")
         again: list[str] = []
         await _build(builder, context, "python", "pyapp-v2", again)
-        install = next(i for i, line in enumerate(again) if "pip" in line and "RUN" in line)
-        assert again[install + 1].startswith("--> Using cache"), again
+        assert any(line.startswith("dependencies unchanged: building on") for line in again)
+        assert not any("pip" in line for line in again if line.startswith("STEP")), again
         assert not any("making" in line for line in again)
+        # A changed manifest makes a new dependency image; the install runs again.
+        (context / "requirements.txt").write_text(GUNICORN + token + "# new\n")
+        third: list[str] = []
+        await _build(builder, context, "python", "pyapp-v3", third)
+        assert any("pip" in line for line in third if line.startswith("STEP")), third
         assert _image_id(builder, base) == base_id
 
     async def test_node_installs_from_npm(self, builder: BuildahBuilder, tmp_path: Path) -> None:
@@ -168,6 +185,7 @@ class TestStackImages:
         package = {
             "name": "nodeapp",
             "version": "1.0.0",
+            "description": secrets.token_hex(8),  # no dependency image from a kept store
             "scripts": {"start": "node server.js"},
             "dependencies": {"ms": "2.1.3"},
         }
@@ -436,3 +454,161 @@ class TestBuildCommand:
         built = self._sagactl(env, "build", "bad", "-", upload=_app(tmp_path / "bad", files))
         assert built.returncode == 2, built.stderr[-2000:]
         assert said in built.stderr and "Traceback" not in built.stderr
+
+
+def _saga_deps(store: dict[str, Any], state: Path) -> Any:
+    """Dependencies for the build saga on the defaults: buildah on the session's store (and
+    its bases), the runc runtime."""
+    from sagactl.actions.build_from_tar.cluster import ClusterSettings
+    from sagactl.actions.build_from_tar.settings import BuildSettings
+    from sagactl.engine import Dependencies
+
+    deps = Dependencies()
+    deps.provide(
+        BuildSettings,
+        BuildSettings(
+            state_dir=state,
+            cluster=ClusterSettings(host="localhost"),
+            builder="buildah",
+            buildah_driver=store["storage_driver"],
+            buildah_root=store["storage_root"],
+            buildah_runroot=store["run_root"],
+            runtime="runc",
+            stop_grace=2.0,
+            health_timeout=30.0,
+        ),
+    )
+    return deps
+
+
+def _with_env(source: Path, target: Path, env: dict[str, str]) -> Path:
+    """A copy of the example at `source` whose app.toml `[env]` also holds `env`."""
+    import shutil
+
+    shutil.copytree(source, target, symlinks=True)
+    toml = target / "app.toml"
+    lines = "".join(f'{key} = "{value}"\n' for key, value in env.items())
+    text = toml.read_text() if toml.exists() else ""
+    if "[env]\n" in text:
+        text = text.replace("[env]\n", f"[env]\n{lines}", 1)
+    else:
+        text = f"[env]\n{lines}\n{text}"
+    toml.write_text(text)
+    return target
+
+
+async def _build_example(deps: Any, db: str, app: str, source: Path) -> tuple[Any, dict[str, Any]]:
+    """Builds `source` as `app` through the saga; (the result, `app show`)."""
+    import io
+
+    from sagactl.actions.build_from_tar import records
+    from sagactl.actions.build_from_tar.entry import build_from_tar_async
+    from sagactl.engine import open_store
+    from tars import tar_of_dir
+
+    result = await build_from_tar_async(app, io.BytesIO(tar_of_dir(source)), deps=deps, db=db)
+    async with open_store(db) as store, store.transaction() as tx:
+        shown = await records.show_app(tx, app)
+    return result, shown
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body: dict[str, Any] = json.loads(answer.read())
+        return body
+
+
+@pytest.mark.skipif(runc_usable() is not None, reason=f"runc unusable: {runc_usable()}")
+class TestServedStacks:
+    """Each example built with the defaults (no base, builder or runtime named), served from
+    its container; its /facts answer (the app's own code) says where it runs."""
+
+    @pytest.mark.parametrize(
+        ("example", "dependency"),
+        [
+            ("python-web", ("humanize", "4.")),
+            ("node-web", ("ms", "2.1.")),
+            ("go-web", None),
+            ("ruby-web", ("bundler", "2.")),
+            ("rust-web", None),
+        ],
+    )
+    async def test_example_serves_from_its_container(
+        self,
+        stack_store: dict[str, Any],
+        made_bases: dict[str, str],
+        tmp_path: Path,
+        example: str,
+        dependency: tuple[str, str] | None,
+    ) -> None:
+        """Working directory /app; its own PID namespace (a handful of processes); not root
+        (uid 65534); a host file is not visible; its dependency is importable."""
+        secret = tmp_path / "host-secret"
+        secret.write_text("the host's")
+        source = _with_env(EXAMPLES / example, tmp_path / example, {"PROBE": str(secret)})
+        deps = _saga_deps(stack_store, tmp_path / "state")
+        db = f"sqlite://{tmp_path / 'sagactl.db'}"
+        result, shown = await _build_example(deps, db, example, source)
+        assert shown["active_version"] == result.version
+        version = next(v for v in shown["versions"] if v["version"] == result.version)
+        (sandbox,) = [s for s in version["sandboxes"] if s["state"] == "running"]
+        assert sandbox["runtime"] == "runc"
+        facts = await anyio.to_thread.run_sync(_get_json, sandbox["url"] + "/facts")
+        assert facts["cwd"] == "/app", facts
+        assert facts["processes"] < 10, facts
+        assert facts["uid"] == 65534, facts
+        assert facts["probe"] is False, facts
+        assert facts["version"] == result.version
+        if dependency is not None:
+            name, prefix = dependency
+            assert str(facts[name]).startswith(prefix), facts
+
+    @pytest.mark.parametrize(
+        ("example", "manifest", "text", "said"),
+        [
+            (
+                "ruby-web",
+                "Gemfile",
+                'source "https://rubygems.org"\ngem "rack", "3.0.8"\n',
+                "Could not reach host index.rubygems.org",
+            ),
+            (
+                "rust-web",
+                "Cargo.toml",
+                '[package]\nname = "rust-web"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                '[[bin]]\nname = "hello-web"\npath = "src/main.rs"\n\n'
+                '[dependencies]\nitoa = "1"\n',
+                "failed to fetch `https://github.com/rust-lang/crates.io-index`",
+            ),
+        ],
+    )
+    async def test_a_registry_dependency_fails_the_build_clearly(
+        self,
+        stack_store: dict[str, Any],
+        made_bases: dict[str, str],
+        tmp_path: Path,
+        example: str,
+        manifest: str,
+        text: str,
+        said: str,
+    ) -> None:
+        """A gem or crate needs its registry, unreachable here: build_image fails with the
+        tool's own reason, and the app has no version, active or not."""
+        from sagactl.actions.build_from_tar import BuildFailed
+        from sagactl.engine import open_store
+
+        source = _with_env(EXAMPLES / example, tmp_path / example, {})
+        (source / manifest).write_text(text)
+        deps = _saga_deps(stack_store, tmp_path / "state")
+        db = f"sqlite://{tmp_path / 'sagactl.db'}"
+        with pytest.raises(BuildFailed) as failed:
+            await _build_example(deps, db, example, source)
+        assert failed.value.result.failed_action == "build_image"
+        assert said in str(failed.value)
+        async with open_store(db) as store, store.transaction() as tx:
+            apps = await tx.fetchall("SELECT name, active_version FROM apps", ())
+            versions = await tx.fetchall("SELECT id FROM versions", ())
+        assert [tuple(row) for row in apps] in ([], [(example, None)])
+        assert list(versions) == []
