@@ -113,6 +113,7 @@ register_migrations(
         Migration(1, schema.scripts(schema.V1), "runs, run log, checkpoints, progress"),
         Migration(2, schema.scripts(schema.V2), "run node affinity, counters"),
         Migration(3, schema.scripts(PAGE_INDEXES), "pages of runs"),
+        Migration(4, schema.search_scripts(), "runs found by id, saga or input (search)"),
     ],
 )
 

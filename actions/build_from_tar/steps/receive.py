@@ -75,11 +75,22 @@ class ReceiveTar(Action):
                 )
             path = found
             ctx.log.info("recovered upload from the staged file", size=size)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: extract(path, source_dir, limits=limits, sha256=sha256)
+                )
+            except OSError as exc:
+                raise FatalError(
+                    f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
+                    f"{cause_of(exc)}"
+                ) from None
         else:
             try:
                 reader = registry.claim(stream_id)
             except StreamGone as exc:
                 await anyio.to_thread.run_sync(area.remove, stream_id)
+                # Unpacked by an attempt that crashed before its checkpoint: not ours to keep.
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, True))
                 raise FatalError(
                     f"upload {stream_id} is gone and was not staged whole ({exc})"
                 ) from None
@@ -88,25 +99,18 @@ class ReceiveTar(Action):
                 ctx.progress(None, "receiving upload", bytes=received)
 
             try:
-                staged = await area.stage(stream_id, reader, on_progress)
+                # Unpacked in the same pass: each byte is read, hashed and parsed once.
+                staged = await area.stage(stream_id, reader, on_progress, unpack_to=source_dir)
             except OSError as exc:
                 # The reader is consumed: a retry could not read it again, so say why now.
                 registry.failed(stream_id, cause_of(exc))
                 raise FatalError(
-                    f"upload {stream_id} could not be staged in {area.directory}: {cause_of(exc)}"
+                    f"upload {stream_id} could not be staged in {area.directory} and unpacked "
+                    f"in {settings.sources_dir}: {cause_of(exc)}"
                 ) from None
             path, sha256, size = staged.path, staged.sha256, staged.size
             await ctx.checkpoint({"staged": True, "sha256": sha256, "size": size})
         registry.set_staged(stream_id, path)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: extract(path, source_dir, limits=limits, sha256=sha256)
-            )
-        except OSError as exc:
-            raise FatalError(
-                f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
-                f"{cause_of(exc)}"
-            ) from None
         ctx.progress(1.0, "upload staged and unpacked", bytes=size)
         return {"path": str(path), "sha256": sha256, "size": size, "source_dir": str(source_dir)}
 
