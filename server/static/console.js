@@ -23,10 +23,14 @@ function el(tag, text, cls) {
 
 function token() { return sessionStorage.getItem("sagactlToken"); }
 
-async function post(url) {
+async function post(url, body) {
+  // A same-origin fetch: the browser sends its Origin, which the server checks.
+  const headers = token() ? { Authorization: "Bearer " + token() } : {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const send = () => fetch(url, {
     method: "POST",
-    headers: token() ? { Authorization: "Bearer " + token() } : {},
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   let answer = await send();
   if (answer.status === 401) {
@@ -260,8 +264,30 @@ class RunPage {
   }
 }
 
+// -- app page ---------------------------------------------------------------------------
+
+function rollbackButtons(root) {
+  const shown = document.getElementById("rollback-answer");
+  for (const button of root.querySelectorAll("button.rollback")) {
+    button.addEventListener("click", async () => {
+      const app = button.dataset.app;
+      const version = parseInt(button.dataset.number, 10);
+      shown.textContent = "rolling back to version " + version + "…";
+      const answer = await post("/api/apps/" + encodeURIComponent(app) + "/rollback", { version });
+      const body = await answer.json().catch(() => ({}));
+      if (answer.ok) {
+        shown.textContent = "active: " + body.active_version;
+        window.location.reload();
+      } else {
+        shown.textContent = body.error || answer.statusText;
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   fillTimes(document);
+  rollbackButtons(document);
   const runs = document.getElementById("runs");
   if (runs && runs.dataset.live === "yes") liveRuns(runs);
   const data = document.getElementById("run-data");
