@@ -127,6 +127,7 @@ async def post_build(request: Request) -> Response:
                 stream_id=stream_id,
                 faults=services.faults,
                 saga=services.sagas.get(SAGA),  # compiled once, not per upload
+                actions=services.actions,  # described once, not per upload
             )
         except BuildFailed as exc:
             outcome["result"] = exc.result
