@@ -1,4 +1,4 @@
-"""The ratios issues 3 and 4 ask for, computed from one benchmark session's results.
+"""The ratios issues 3, 4 and 12 ask for, computed from one benchmark session's results.
 
 Each benchmark tags itself with `extra_info["key"]` (what it measured) and
 `extra_info["units"]` (actions, sagas or bytes handled per round). The conftest prints the
@@ -172,6 +172,33 @@ RATIOS: tuple[Ratio, ...] = (
         "x",
         "<= 0.5",
         lambda v: v <= 0.5,
+    ),
+    Ratio(
+        12,
+        "sagactl per element, 10,000-element fan-out",
+        ("sagactl_fan_out",),
+        lambda r: _us(r["sagactl_fan_out"].per_unit),
+        "µs",
+        "",
+        None,
+    ),
+    Ratio(
+        12,
+        "sagactl per action, 300 independent (between fan-out rounds)",
+        ("sagactl_independent_paired",),
+        lambda r: _us(r["sagactl_independent_paired"].per_unit),
+        "µs",
+        "",
+        None,
+    ),
+    Ratio(
+        12,
+        "per element: 10,000-element fan-out / per action: 300 independent",
+        ("sagactl_fan_out", "sagactl_independent_paired"),
+        lambda r: r["sagactl_fan_out"].per_unit / r["sagactl_independent_paired"].per_unit,
+        "x",
+        "<= 1.5",
+        lambda v: v <= 1.5,
     ),
     *(
         Ratio(
@@ -397,6 +424,27 @@ RATIOS: tuple[Ratio, ...] = (
             ("status", "status RUN", 5),
             ("list", "list", 5),
             ("validate", "validate FILE", 8),
+        )
+    ),
+    *(
+        Ratio(
+            14,
+            f"{backend} at 1M runs / near-empty: {what}",
+            (f"scale_{backend}_{op}", f"scale_{backend}_{op}_small"),
+            lambda r, k=f"scale_{backend}_{op}": r[k].seconds / r[f"{k}_small"].seconds,
+            "x",
+            "<= 2",
+            lambda v: v <= 2.0,
+        )
+        for backend in ("sqlite", "postgresql")
+        for op, what in (
+            ("list", "list --limit 50"),
+            ("page", "first page, newest"),
+            ("page_state", "first page of a state"),
+            ("status", "status reads"),
+            ("logs", "logs"),
+            ("claim", "claim + release"),
+            ("prune_page", "prune page of 100"),
         )
     ),
 )

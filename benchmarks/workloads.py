@@ -1,4 +1,5 @@
-"""The benchmark workloads: the build saga's 11-action DAG, a 300-wide DAG and a 300-chain.
+"""The benchmark workloads: the build saga's 11-action DAG, a 300-wide DAG, a 300-chain,
+and a 10,000-element fan-out.
 
 Every runner (plain calls, sagactl, TaskFlow, DBOS) executes the same no-op function per
 action, fed with the outputs of the action's dependencies, so only the machinery differs.
@@ -112,6 +113,19 @@ def chain(n: int = WIDE_SIZE) -> Dag:
     return Dag(
         name=f"bench-chain-{n}",
         needs={name: (names[i - 1],) if i else () for i, name in enumerate(names)},
+    )
+
+
+FAN_OUT_SIZE = 10_000
+
+
+def fan_out() -> CompiledSaga:
+    """One `for_each` action running the no-op once per element of `inputs.items`."""
+    action = ActionSpec(
+        name="each", uses=NOOP_USES, for_each="${{ inputs.items }}", with_={"item": "${{ item }}"}
+    )
+    return CompiledSaga(
+        name="bench-fan-out", version=1, actions={"each": action}, inputs={"items": {}}
     )
 
 

@@ -5,25 +5,29 @@ schema (unknown keys, types, apiVersion/kind, empty `actions`), unknown `uses`,
 references to unknown inputs, actions or outputs (or to the action itself), `needs`
 naming unknown actions, literal `with:` values that break the action's input schema
 (values holding references are only known at run time and are skipped), timeouts and
-retry policies, and dependency cycles (named: `a -> b -> a`). References are looked up,
-never evaluated.
+retry policies, dependency cycles (named: `a -> b -> a`), and `if:` conditions (parsed
+by `sagactl.engine.expressions`, their references checked as `with:`'s are and their
+operand types against the declared schemas). References are looked up, never evaluated.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 import networkx as nx
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
-from . import references
+from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
+from .expression_types import type_problems
+from .fanout_schema import RESULTS, field_schema, items_of, results_schema
+from .fanout_schema import declares as _declares
+from .fanout_schema import types_of as _types_of
 from .json_schema import schema_problems, validator
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
 from .saga_schema import (
@@ -36,7 +40,7 @@ from .saga_schema import (
     type_words,
     validate_definition,
 )
-from .yaml_loader import JSONPath, YamlDocument, load_yaml
+from .yaml_loader import JSONPath, YamlDocument, YamlScalar, load_yaml
 
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
@@ -80,13 +84,16 @@ class _Compiler:
         self.errors: list[DefinitionError] = []
         self.validators: dict[str, Validator | None] = {}
 
-    def fail(self, path: JSONPath, message: str, *, key: bool = False) -> None:
+    def fail(
+        self, path: JSONPath, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
+        """Report `message` at `path` (its key with `key`; character `offset` of a string)."""
         prefix = dotted(path[:-1] if key else path)
-        self.errors.append(
-            DefinitionError(
-                f"{prefix}: {message}" if prefix else message, self.where.locate(path, key=key)
-            )
-        )
+        location = self.where.locate(path, key=key)
+        node = self.where.node_at(path) if offset is not None else None
+        if isinstance(node, YamlScalar) and offset is not None:
+            location = node.at_offset(offset)
+        self.errors.append(DefinitionError(f"{prefix}: {message}" if prefix else message, location))
 
     def run(self) -> CompiledSaga:
         self.errors.extend(validate_definition(self.data, self.where))
@@ -144,13 +151,16 @@ class _Compiler:
             )
             self.fail((*here, "uses"), f"unknown action '{uses}'{hint}")
         with_ = body.get("with", {})
-        depends: set[str] = set()
+        for_each, depends = self.check_for_each(name, body, actions, inputs)
         if isinstance(with_, Mapping):
             depends |= self.check_references(name, with_, actions, inputs)
             # A misspelt key (`wiht:`) is reported as such, not as every input missing.
             if info is not None and set(body) <= _ACTION_KEYS:
                 self.check_literals(name, info, with_)
                 self.check_reference_types(name, info, with_, actions, inputs)
+        condition = body.get("if")
+        if isinstance(condition, str):
+            depends |= self.check_condition(name, condition, actions, inputs)
         needs = body.get("needs", [])
         if isinstance(needs, list):
             for index, other in enumerate(needs):
@@ -184,6 +194,9 @@ class _Compiler:
             description=body.get("description", "")
             if isinstance(body.get("description"), str)
             else "",
+            for_each=for_each,
+            max_parallel=body.get("max_parallel") if for_each is not None else None,
+            condition=condition if isinstance(condition, str) else None,
             location=self.where.locate(here, key=True),
         )
 
@@ -199,6 +212,41 @@ class _Compiler:
             return False
         return True
 
+    def check_for_each(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> tuple[str | None, set[str]]:
+        """The `for_each` reference (None: not a fan-out) and the action it depends on;
+        reports a `for_each` over something that is not an array."""
+        here: JSONPath = ("actions", name, "for_each")
+        value = body.get("for_each")
+        if value is None:
+            if "max_parallel" in body:
+                self.fail(
+                    ("actions", name, "max_parallel"),
+                    "max_parallel limits the elements of a for_each, and this action has none",
+                )
+            return None, set()
+        try:
+            ref = references.whole(value) if isinstance(value, str) else None
+        except references.BadReference as exc:
+            self.fail(here, str(exc))
+            return None, set()
+        if ref is None:
+            return None, set()  # not one reference: the schema reported it
+        if ref.element:
+            self.fail(here, f"for_each cannot iterate over its own '{ref.text}'")
+            return None, set()
+        depends = self.check_reference(here, name, ref, body, actions, inputs)
+        schema, what = self.ref_schema(name, ref, actions, inputs)
+        types = _types_of(schema)
+        if types is not None and "array" not in types:
+            self.fail(here, f"for_each needs an array, but {what} is {type_words(sorted(types))}")
+        return value, depends
+
     def check_references(
         self,
         name: str,
@@ -208,6 +256,7 @@ class _Compiler:
     ) -> set[str]:
         """The actions `with_` refers to; reports every reference that cannot be looked up."""
         depends: set[str] = set()
+        body = _mapping(actions.get(name))
         for path, text in _strings(with_, ("actions", name, "with")):
             try:
                 found = list(references.in_string(text))
@@ -215,29 +264,140 @@ class _Compiler:
                 self.fail(path, str(exc))
                 continue
             for ref in found:
-                if ref.input is not None and ref.input not in inputs:
-                    self.fail(path, f"unknown input '{ref.input}'{_inputs_hint(ref.input, inputs)}")
-                elif ref.action is not None and ref.output is not None:
-                    if ref.action == name:
-                        self.fail(path, f"action '{name}' cannot refer to its own outputs")
-                    elif ref.action not in actions:
-                        hint = did_you_mean(ref.action, list(actions))
-                        self.fail(path, f"unknown action '{ref.action}'{hint}")
-                    else:
-                        depends.add(ref.action)
-                        self.check_output(path, ref.action, ref.output, actions[ref.action])
+                depends |= self.check_reference(path, name, ref, body, actions, inputs)
         return depends
 
-    def check_output(self, path: JSONPath, action: str, output: str, body: Any) -> None:
+    def check_reference(
+        self,
+        path: JSONPath,
+        name: str,
+        ref: references.Reference,
+        body: Mapping[str, Any],
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        offset: int | None = None,
+    ) -> set[str]:
+        """The action `ref` makes `name` (whose definition is `body`) depend on, if any;
+        reports a reference that cannot be looked up (at character `offset` of the string
+        at `path`, when given)."""
+        if ref.input is not None and ref.input not in inputs:
+            hint = _inputs_hint(ref.input, inputs)
+            self.fail(path, f"unknown input '{ref.input}'{hint}", offset=offset)
+        elif ref.element:
+            if body.get("for_each") is None:
+                usable = "is only usable in an action with for_each"
+                self.fail(path, f"'${{{{ {ref.text} }}}}' {usable}", offset=offset)
+            elif ref.item:
+                problem = self.element_field(name, ref, actions, inputs)[1]
+                if problem is not None:
+                    self.fail(path, problem, offset=offset)
+        elif ref.action is not None and ref.output is not None:
+            if ref.action == name:
+                self.fail(path, f"action '{name}' cannot refer to its own outputs", offset=offset)
+            elif ref.action not in actions:
+                hint = did_you_mean(ref.action, list(actions))
+                self.fail(path, f"unknown action '{ref.action}'{hint}", offset=offset)
+            else:
+                self.check_output(path, ref.action, ref.output, actions[ref.action], offset)
+                return {ref.action}
+        return set()
+
+    def check_output(
+        self, path: JSONPath, action: str, output: str, body: Any, offset: int | None = None
+    ) -> None:
         uses = body.get("uses") if isinstance(body, Mapping) else None
         info = self.catalog.info(uses) if isinstance(uses, str) else None
+        if isinstance(body, Mapping) and body.get("for_each") is not None:
+            if output != RESULTS:
+                self.fail(
+                    path,
+                    f"action '{action}' runs for_each: its one output is '{RESULTS}' "
+                    f"(the list of each element's outputs), not '{output}'",
+                )
+            return
         if info is None or _declares(info.output_schema, output):
             return
         declared = sorted(_mapping(info.output_schema.get("properties")))
         hint = did_you_mean(output, declared) or (
             f" (its outputs: {', '.join(declared)})" if declared else " (it declares no outputs)"
         )
-        self.fail(path, f"action '{action}' ({info.name}) has no output '{output}'{hint}")
+        message = f"action '{action}' ({info.name}) has no output '{output}'{hint}"
+        self.fail(path, message, offset=offset)
+
+    def check_condition(
+        self, name: str, text: str, actions: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> set[str]:
+        """The actions the `if:` of `name` refers to; reports a condition that does not
+        parse, a reference that cannot be looked up, and operands that can never fit."""
+        path = ("actions", name, "if")
+        if not expressions.is_condition(text):
+            return set()  # not `${{ ... }}`: the schema's pattern reported it
+        try:
+            expression = expressions.parse_condition(text)
+        except expressions.ExpressionError as exc:
+            self.fail(path, exc.message, offset=exc.offset)
+            return set()
+        depends: set[str] = set()
+        reported = len(self.errors)
+        for ref, offset in expression.references():
+            body = _mapping(actions.get(name))
+            depends |= self.check_reference(path, name, ref, body, actions, inputs, offset)
+        if len(self.errors) == reported:  # types only of references that exist
+            for offset, problem in type_problems(
+                expression, lambda ref: self.declared_types(name, ref, actions, inputs)
+            ):
+                self.fail(path, problem, offset=offset)
+        return depends
+
+    def ref_schema(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> tuple[Mapping[str, Any] | None, str]:
+        """The schema of what `ref` names as used in action `name` (None: unknown), and
+        how an error names it."""
+        if ref.input is not None:
+            schema = inputs.get(ref.input)
+            return (schema if isinstance(schema, Mapping) else None), f"input '{ref.input}'"
+        if ref.saga is not None:
+            return {"type": "string"}, f"saga.{ref.saga}"
+        if ref.index:
+            return {"type": "integer"}, "index"
+        if ref.item is not None:
+            return self.element_field(name, ref, actions, inputs)[0], ref.text
+        what = f"output '{ref.output}' of '{ref.action}'"
+        if ref.action is None or ref.output is None:
+            return None, what
+        body = _mapping(actions.get(ref.action))
+        uses = body.get("uses")
+        source = self.catalog.info(uses) if isinstance(uses, str) else None
+        if source is None or ref.action == name:
+            return None, what
+        if body.get("for_each") is not None:
+            return (results_schema(source.output_schema) if ref.output == RESULTS else None), what
+        outputs = _mapping(source.output_schema.get("properties"))
+        found = outputs.get(ref.output)
+        return (found if isinstance(found, Mapping) else None), what
+
+    def element_field(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """The schema of `ref` (`item...`) in fan-out `name`, or why it cannot exist."""
+        over = _mapping(actions.get(name)).get("for_each")
+        try:
+            source = references.whole(over) if isinstance(over, str) else None
+        except references.BadReference:
+            source = None
+        if source is None or source.element:
+            return None, None
+        array = self.ref_schema(name, source, actions, inputs)[0]
+        return field_schema(items_of(array), ref.item or ())
 
     def check_literals(self, name: str, info: ActionInfo, with_: Mapping[str, Any]) -> None:
         """Check `with_` against the action's input schema, skipping values with references."""
@@ -273,26 +433,29 @@ class _Compiler:
                 continue  # reported by check_references
             if ref is None or wanted is None:
                 continue
-            if ref.input is not None:
-                given, what = _types_of(inputs.get(ref.input)), f"input '{ref.input}'"
-            elif ref.action is not None and ref.output is not None and ref.action != name:
-                body = _mapping(actions.get(ref.action))
-                source = (
-                    self.catalog.info(body["uses"]) if isinstance(body.get("uses"), str) else None
-                )
-                outputs = _mapping(source.output_schema.get("properties")) if source else {}
-                given = _types_of(outputs.get(ref.output))
-                what = f"output '{ref.output}' of '{ref.action}'"
-            elif ref.saga is not None:
-                given, what = {"string"}, f"saga.{ref.saga}"
-            else:
+            if ref.action == name:
                 continue  # a reference to itself, reported by check_references
+            schema, what = self.ref_schema(name, ref, actions, inputs)
+            given = _types_of(schema)
             if given and not _fits(given, wanted):
                 self.fail(
                     ("actions", name, "with", key),
                     f"expected {type_words(sorted(wanted))}, but {what} is "
                     f"{type_words(sorted(given))}",
                 )
+
+    def declared_types(
+        self,
+        name: str,
+        ref: references.Reference,
+        actions: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+    ) -> frozenset[str] | None:
+        """The JSON types `ref`'s value is declared to have; None when nothing says."""
+        if ref.action == name:
+            return None
+        types = _types_of(self.ref_schema(name, ref, actions, inputs)[0])
+        return frozenset(types) if types is not None else None
 
     def validator(self, info: ActionInfo) -> Validator | None:
         if info.name not in self.validators:
@@ -373,17 +536,7 @@ def _position(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location else (0, 0)
 
 
-def _types_of(schema: Any) -> set[str] | None:
-    """The JSON types a schema declares with `type`, or None when it does not say."""
-    declared = schema.get("type") if isinstance(schema, Mapping) else None
-    if isinstance(declared, str):
-        return {declared}
-    if isinstance(declared, list) and all(isinstance(t, str) for t in declared):
-        return set(declared)
-    return None
-
-
-def _fits(given: set[str], wanted: set[str]) -> bool:
+def _fits(given: Set[str], wanted: Set[str]) -> bool:
     """Whether some value of a `given` type can be of a `wanted` type (integers are numbers)."""
     return any(t in wanted or (t == "integer" and "number" in wanted) for t in given)
 
@@ -411,13 +564,3 @@ def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[JSONPath
 def _holds_reference(value: Any) -> bool:
     """Whether a value holds a `${{` anywhere (malformed ones are reported on their own)."""
     return any("${{" in text for _, text in _strings(value, ()))
-
-
-def _declares(schema: Mapping[str, Any], output: str) -> bool:
-    """Whether an output schema lets `output` exist: a property, a pattern or open extras."""
-    if output in _mapping(schema.get("properties")):
-        return True
-    if any(re.search(p, output) for p in _mapping(schema.get("patternProperties"))):
-        return True
-    extra = schema.get("additionalProperties")
-    return extra is True or isinstance(extra, Mapping)

@@ -32,10 +32,15 @@ class RunContext:
         on_progress: ProgressSink,
         on_checkpoint: Callable[[str, JSON], None],
         compensating: bool = False,
+        index: int | None = None,
     ) -> None:
+        """`index` is the element of a `for_each` action this attempt runs."""
         self._store = store
         self._claim = claim
         self._action = action
+        self._index = index
+        self._key = action if index is None else f"{action}/{index}"
+        """What the attempt is: the action, or one element of it."""
         self._attempt = attempt
         self._deps = deps
         self._last_checkpoint = last_checkpoint
@@ -59,7 +64,7 @@ class RunContext:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self._claim.run_id}/{self._action}"
+        return f"{self._claim.run_id}/{self._key}"
 
     @property
     def log(self) -> Any:
@@ -89,9 +94,9 @@ class RunContext:
             # wait for it forever (on SQLite). Checkpoint before opening the transaction.
             raise RuntimeError("checkpoint() cannot be called while transaction() is open")
         with anyio.CancelScope(shield=True):
-            await self._store.save_checkpoint(self._claim, self._action, data)
+            await self._store.save_checkpoint(self._claim, self._key, data)
         self._last_checkpoint = data
-        self._on_checkpoint(self._action, data)
+        self._on_checkpoint(self._key, data)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         return self._transaction()

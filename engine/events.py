@@ -32,9 +32,17 @@ class EventKind(StrEnum):
     ACTION_COMPENSATED = "action_compensated"
     COMPENSATION_FAILED = "compensation_failed"
     ACTION_SKIPPED = "action_skipped"
-    """The action never ran: the run ended first."""
+    """The action never ran: its condition was false, or it uses outputs of a skipped
+    action (`reason` says which), or the run ended first (no reason)."""
     ACTION_FINALIZED = "action_finalized"
     """The action's `finalize` hook ran once the run's outcome was settled."""
+    # One element of a `for_each` action (`data["index"]`), as the action kinds above.
+    ELEMENT_STARTED = "element_started"
+    ELEMENT_SUCCEEDED = "element_succeeded"
+    ELEMENT_FAILED = "element_failed"
+    ELEMENT_COMPENSATION_STARTED = "element_compensation_started"
+    ELEMENT_COMPENSATED = "element_compensated"
+    ELEMENT_COMPENSATION_FAILED = "element_compensation_failed"
 
 
 # -- payloads, one per kind (a kind without one has an empty payload) ------------------
@@ -124,6 +132,36 @@ class CompensationFailed(TypedDict):
     final: bool
 
 
+class ElementStarted(ActionStarted):
+    index: int
+    of: int
+    """How many elements the fan-out has."""
+
+
+class ElementSucceeded(ActionSucceeded):
+    index: int
+
+
+class ElementFailed(ActionFailed):
+    index: int
+
+
+class ElementCompensationStarted(CompensationStarted):
+    index: int
+
+
+class ElementCompensated(TypedDict):
+    index: int
+
+
+class ElementCompensationFailed(CompensationFailed):
+    index: int
+
+
+class ActionSkipped(TypedDict):
+    reason: NotRequired[str]
+
+
 class ActionFinalized(TypedDict):
     error: NotRequired[str]
     """Set when the hook failed: it is not run again (the run's outcome stands)."""
@@ -143,7 +181,14 @@ Payload = (
     | ActionRetrying
     | CompensationStarted
     | CompensationFailed
+    | ActionSkipped
     | ActionFinalized
+    | ElementStarted
+    | ElementSucceeded
+    | ElementFailed
+    | ElementCompensationStarted
+    | ElementCompensated
+    | ElementCompensationFailed
 )
 
 

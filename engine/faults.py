@@ -18,11 +18,10 @@ from typing import Literal, NoReturn
 
 from .clock import Clock
 from .errors import InputError, SagaError
+from .exit_codes import CRASH_EXIT_CODE as CRASH_EXIT_CODE
 from .settings import Setting, declare
 
 ENV = "SAGACTL_FAULTS"
-CRASH_EXIT_CODE = 75
-"""What a process killed by a `crash` fault exits with."""
 
 Kind = Literal["error", "crash", "delay"]
 When = Literal["before", "after"]

@@ -52,10 +52,16 @@ class ActionSpec:
     pivot: bool = False
     compensable: bool = True
     description: str = ""
+    for_each: str | None = None
+    """A reference to an array: the action runs once per element (a fan-out)."""
+    max_parallel: int | None = None
+    """With `for_each`: elements running at once (None: the run's `max_parallel`)."""
     location: Location | None = field(default=None, compare=False)
+    condition: str | None = None
+    """The `if:` as written (`${{ EXPR }}`); None: the action always runs."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "uses": self.uses,
             "with": _plain(self.with_),
@@ -72,6 +78,13 @@ class ActionSpec:
             "compensable": self.compensable,
             "description": self.description,
         }
+        # Only when set: the pinned form (and hash) of a saga without fan-out is unchanged.
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+            data["max_parallel"] = self.max_parallel
+        if self.condition is not None:  # absent otherwise: older pins keep their hash
+            data["if"] = self.condition
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActionSpec:
@@ -86,6 +99,9 @@ class ActionSpec:
             pivot=bool(data.get("pivot", False)),
             compensable=bool(data.get("compensable", True)),
             description=data.get("description", ""),
+            for_each=data.get("for_each"),
+            max_parallel=data.get("max_parallel"),
+            condition=data.get("if"),
         )
 
 

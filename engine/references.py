@@ -14,19 +14,30 @@ _REF = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _PATH = re.compile(
     r"^(?:inputs\.(?P<input>[A-Za-z_][A-Za-z0-9_-]*)"
     r"|actions\.(?P<action>[A-Za-z_][A-Za-z0-9_-]*)\.outputs\.(?P<output>[A-Za-z_][A-Za-z0-9_-]*)"
-    r"|saga\.(?P<saga>id|name))$"
+    r"|saga\.(?P<saga>id|name)"
+    r"|(?P<item>item(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)"
+    r"|(?P<index>index))$"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """One parsed reference. Exactly one of `input`, `action` or `saga` is set."""
+    """One parsed reference. Exactly one of `input`, `action`, `saga`, `item` or `index`
+    is set (`item` and `index` are the element of a `for_each` action)."""
 
     text: str
     input: str | None = None
     action: str | None = None
     output: str | None = None
     saga: str | None = None
+    item: tuple[str, ...] | None = None
+    """The element's field path: () for the element itself."""
+    index: bool = False
+
+    @property
+    def element(self) -> bool:
+        """Refers to the current `for_each` element (`item...` or `index`)."""
+        return self.item is not None or self.index
 
 
 class BadReference(ValueError):
@@ -41,14 +52,18 @@ def parse(expression: str) -> Reference:
     if match is None:
         raise BadReference(
             f"'${{{{ {expression} }}}}' is not a reference: use inputs.NAME, "
-            "actions.ACTION.outputs.NAME, saga.id or saga.name"
+            "actions.ACTION.outputs.NAME, saga.id, saga.name, or item, item.FIELD and "
+            "index in a for_each action"
         )
+    item = match["item"]
     return Reference(
         text=expression,
         input=match["input"],
         action=match["action"],
         output=match["output"],
         saga=match["saga"],
+        item=tuple(item.split(".")[1:]) if item is not None else None,
+        index=match["index"] is not None,
     )
 
 
@@ -84,8 +99,12 @@ class Scope:
     saga: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Mapping[str, Any]]
+    element: tuple[int, Any] | None = None
+    """(index, item) of the `for_each` element being resolved for, if any."""
 
     def lookup(self, ref: Reference) -> Any:
+        if ref.element:
+            return self._element(ref)
         if ref.input is not None:
             if ref.input not in self.inputs:
                 raise InputError(f"input '{ref.input}' was not given")
@@ -96,6 +115,19 @@ class Scope:
                 raise InputError(f"action '{ref.action}' has no output '{ref.output}'")
             return outputs[ref.output]
         return self.run_id if ref.saga == "id" else self.saga
+
+    def _element(self, ref: Reference) -> Any:
+        if self.element is None:
+            raise InputError(f"'${{{{ {ref.text} }}}}' is only usable in a for_each action")
+        index, value = self.element
+        if ref.index:
+            return index
+        for depth, field in enumerate(ref.item or ()):
+            if not isinstance(value, Mapping) or field not in value:
+                where = ".".join(("item", *(ref.item or ())[:depth]))
+                raise InputError(f"{where} has no field '{field}'")
+            value = value[field]
+        return value
 
 
 def resolve(value: Any, scope: Scope) -> Any:

@@ -37,6 +37,8 @@ _PATTERN_MEANING = {
     "starting with a letter, at most 63 characters)",
     "^[A-Za-z_][A-Za-z0-9_-]{0,127}$": "a valid name (letters, digits, '_' and '-', "
     "starting with a letter or '_')",
+    "^\\s*\\$\\{\\{.*\\}\\}\\s*$": "one reference to an array, e.g. ${{ inputs.targets }}",
+    "^\\s*\\$\\{\\{[\\s\\S]*\\}\\}\\s*$": "a condition written as ${{ EXPRESSION }}",
 }
 _YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 

@@ -80,6 +80,7 @@ ACTION_TRANSITIONS: frozenset[tuple[ActionState, ActionState]] = frozenset(
         (A.RUNNING, A.SUCCEEDED),
         (A.RUNNING, A.FAILED),
         (A.FAILED, A.RUNNING),  # retry, or an operator resumes a stuck run
+        (A.FAILED, A.COMPENSATING),  # a for_each that failed undoes its completed elements
         (A.SUCCEEDED, A.COMPENSATING),
         (A.COMPENSATING, A.COMPENSATING),  # compensation retried or resumed
         (A.COMPENSATING, A.COMPENSATED),
@@ -92,6 +93,9 @@ UNFINISHED: frozenset[RunState] = frozenset({R.QUEUED, R.RUNNING, R.COMPENSATING
 """Runs that `resume --all` (and every worker) picks up. `stuck` waits for an operator."""
 RELEASING: frozenset[RunState] = FINISHED | {R.STUCK}
 """Runs whose record releases the claim it was written under: nothing runs on by itself."""
+DONE_FORWARD: frozenset[ActionState] = frozenset({A.SUCCEEDED, A.SKIPPED})
+"""Actions the forward phase is done with: succeeded, or skipped by a condition (while a
+run goes forward, nothing else is skipped). Their dependents may start."""
 DID_NOT_SUCCEED: frozenset[RunState] = frozenset({R.COMPENSATED, R.STUCK, R.CANCELLED})
 
 
@@ -127,6 +131,16 @@ ACTION_KIND_STATE: Mapping[EventKind, ActionState] = {
 }
 """Which state each action-level record moves its action to (other kinds move nothing)."""
 
+ELEMENT_KINDS: Mapping[EventKind, EventKind] = {
+    K.ELEMENT_STARTED: K.ACTION_STARTED,
+    K.ELEMENT_SUCCEEDED: K.ACTION_SUCCEEDED,
+    K.ELEMENT_FAILED: K.ACTION_FAILED,
+    K.ELEMENT_COMPENSATION_STARTED: K.COMPENSATION_STARTED,
+    K.ELEMENT_COMPENSATED: K.ACTION_COMPENSATED,
+    K.ELEMENT_COMPENSATION_FAILED: K.COMPENSATION_FAILED,
+}
+"""A `for_each` element's records, and the action record each moves its element as."""
+
 
 def run_state_of(record: Event) -> RunState | None:
     """The state a run-level record moves its run to, if it moves it."""
@@ -150,14 +164,72 @@ class ActionStatus:
     """The last failure used up the attempts (the action will not be retried by itself)."""
     finalized: bool = False
     """Its `finalize` hook ran (recorded: it never runs twice)."""
+    elements: dict[int, ActionStatus] | None = None
+    """A `for_each` action's elements that have a record, by index (None: no element has)."""
+    count: int | None = None
+    """A `for_each` action's number of elements, once one started."""
+    reason: str | None = None
+    """Why it was skipped, when a condition skipped it."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "state": str(self.state),
             "attempts": self.attempts,
             "error": self.error,
             "outputs": self.outputs,
         }
+        if self.elements is not None:
+            data["count"] = self.count
+            data["elements"] = [
+                {"index": i, **self.elements[i].to_json()} for i in sorted(self.elements)
+            ]
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+    def tally(self) -> tuple[int, int | None]:
+        """A `for_each` action's elements that succeeded, and how many it has (None: not
+        known until its array is)."""
+        elements = self.elements or {}
+        done = sum(1 for e in elements.values() if e.state is A.SUCCEEDED)
+        total = self.count
+        if total is None and self.outputs is not None and "results" in self.outputs:
+            total = len(self.outputs["results"])  # an empty array: no element has a record
+        return done, total
+
+    def element(self, index: int) -> ActionStatus:
+        """Element `index` of a `for_each` action (pending when it has no record yet)."""
+        if self.elements is None:
+            self.elements = {}
+        found = self.elements.get(index)
+        if found is None:
+            found = self.elements[index] = ActionStatus()
+        return found
+
+    def move(self, name: str, kind: EventKind, data: Mapping[str, Any]) -> None:
+        """Apply an action-level record of `kind` to this action (or element) `name`."""
+        target = ACTION_KIND_STATE[kind]
+        check_action(name, self.state, target)
+        self.state = target
+        if kind is K.ACTION_STARTED:
+            self.attempts = int(data.get("attempt", self.attempts + 1))
+            self.error = self.code = None
+            self.final_failure = False
+        elif kind is K.ACTION_SUCCEEDED:
+            self.outputs = dict(data.get("outputs") or {})
+        elif kind is K.ACTION_FAILED:
+            self.error, self.code = data.get("error"), data.get("code")
+            self.final_failure = bool(data.get("final", True))
+        elif kind is K.COMPENSATION_STARTED:
+            self.compensation_attempts = int(data.get("attempt", self.compensation_attempts + 1))
+            self.error = self.code = None
+        elif kind is K.COMPENSATION_FAILED:
+            self.error, self.code = data.get("error"), data.get("code")
+            self.final_failure = bool(data.get("final", True))
+        elif kind is K.ACTION_COMPENSATED:
+            self.error = self.code = None
+        elif kind is K.ACTION_SKIPPED:
+            self.reason = data.get("reason")
 
 
 @dataclass(slots=True)
@@ -202,8 +274,15 @@ class RunStatus:
                 self.code = data.get("code", self.code)
                 self.failed_action = data.get("failed_action", self.failed_action)
             return
-        target = ACTION_KIND_STATE.get(record.kind)
-        if target is None:
+        as_action = ELEMENT_KINDS.get(record.kind)
+        if as_action is not None:
+            parent = self.actions.setdefault(record.action, ActionStatus())
+            index = int(data["index"])
+            if "of" in data:
+                parent.count = int(data["of"])
+            parent.element(index).move(f"{record.action}[{index}]", as_action, data)
+            return
+        if record.kind not in ACTION_KIND_STATE:
             if record.kind is K.ACTION_FINALIZED:
                 status = self.actions.setdefault(record.action, ActionStatus())
                 if status.finalized or not status.attempts:
@@ -212,28 +291,9 @@ class RunStatus:
                     )
                 status.finalized = True
             return
-        status = self.actions.setdefault(record.action, ActionStatus())
-        check_action(record.action, status.state, target)
-        status.state = target
-        if record.kind is K.ACTION_STARTED:
-            status.attempts = int(data.get("attempt", status.attempts + 1))
-            status.error = status.code = None
-            status.final_failure = False
-        elif record.kind is K.ACTION_SUCCEEDED:
-            status.outputs = dict(data.get("outputs") or {})
-        elif record.kind is K.ACTION_FAILED:
-            status.error, status.code = data.get("error"), data.get("code")
-            status.final_failure = bool(data.get("final", True))
-        elif record.kind is K.COMPENSATION_STARTED:
-            status.compensation_attempts = int(
-                data.get("attempt", status.compensation_attempts + 1)
-            )
-            status.error = status.code = None
-        elif record.kind is K.COMPENSATION_FAILED:
-            status.error, status.code = data.get("error"), data.get("code")
-            status.final_failure = bool(data.get("final", True))
-        elif record.kind is K.ACTION_COMPENSATED:
-            status.error = status.code = None
+        self.actions.setdefault(record.action, ActionStatus()).move(
+            record.action, record.kind, data
+        )
 
     def in_state(self, *states: ActionState) -> list[str]:
         return [name for name, s in self.actions.items() if s.state in states]

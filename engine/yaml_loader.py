@@ -46,6 +46,16 @@ class YamlScalar:
     text: str
     quoted: bool
     location: Location
+    verbatim: bool = field(default=False, compare=False)
+    """Written on one line exactly as its text (after the opening quote, if quoted)."""
+
+    def at_offset(self, offset: int) -> Location:
+        """Where the character `offset` of the text is written (the scalar's start when the
+        text is not written verbatim: escapes or line folding move characters)."""
+        here = self.location
+        if not self.verbatim or here.column <= 0:
+            return here
+        return Location(here.file, here.line, here.column + offset + (1 if self.quoted else 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +298,19 @@ class _Composer:
     def scalar(self, event: ev.ScalarEvent) -> YamlScalar:
         text = event.value
         location = self._loc(event)
+        verbatim = _verbatim(event)
         if not event.implicit[0]:  # quoted or block: always a string
-            return YamlScalar(text, text, True, location)
-        return YamlScalar(_resolve(text, location), text, False, location)
+            return YamlScalar(text, text, True, location, verbatim)
+        return YamlScalar(_resolve(text, location), text, False, location, verbatim)
+
+
+def _verbatim(event: ev.ScalarEvent) -> bool:
+    """A plain or quoted scalar on one line whose source is its text, character for character."""
+    start, end = event.start_mark, event.end_mark
+    if start is None or end is None or event.style not in (None, "", "'", '"'):
+        return False
+    quotes = 2 if event.style in ("'", '"') else 0
+    return start.line == end.line and end.column - start.column == len(event.value) + quotes
 
 
 def _resolve(text: str, location: Location) -> str | int | float | bool | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from ..saga_registry import SagaRegistry
 from ..saga_schema import schema_with_actions
 from ..settings import check_declared
 from .options import DB_OPTION, EXIT_BAD_INPUT, OUTPUT_OPTION, with_engine, write_output
+
+if TYPE_CHECKING:
+    from ..render.facts import Counts
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
@@ -88,14 +92,15 @@ def graph(
     from ..render import render
 
     states: dict[str, str] | None = None
+    counts: Counts | None = None
     if run_id is not None:
-        saga, states = run_graph(db, run_id)
+        saga, states, counts = run_graph(db, run_id)
     elif definition is None:
         raise click.UsageError("give NAME|FILE or --run RUN")
     else:
         saga = SagaRegistry(_catalog()).resolve(definition)
 
-    drawing = render(saga, fmt, states=states)
+    drawing = render(saga, fmt, states=states, counts=counts)
     data = drawing.encode() if isinstance(drawing, str) else drawing
     if output is not None:
         write_output(output, data)
@@ -106,13 +111,20 @@ def graph(
     sys.stdout.flush()
 
 
-def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]]:
-    """RUN's pinned compiled saga (never the file as it is now) and each action's state."""
+def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str], Counts]:
+    """RUN's pinned compiled saga (never the file as it is now), each action's state, and
+    each fan-out's elements done of all."""
 
-    async def read(engine: Engine) -> tuple[CompiledSaga, dict[str, str]]:
+    async def read(engine: Engine) -> tuple[CompiledSaga, dict[str, str], Counts]:
         record = await engine.store.get_run(run_id)
         result = await engine.status(run_id)
         saga = CompiledSaga.from_dict(record.definition)
-        return saga, {name: str(a.state) for name, a in result.actions.items()}
+        states = {name: str(a.state) for name, a in result.actions.items()}
+        counts = {
+            name: result.actions[name].tally()
+            for name, spec in saga.actions.items()
+            if spec.for_each is not None
+        }
+        return saga, states, counts
 
     return with_engine(db, read)

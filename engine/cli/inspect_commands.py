@@ -10,6 +10,7 @@ import anyio
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..events import Event
 from ..states import FINISHED, RunState
@@ -35,7 +36,8 @@ def _when(stamp: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @DB_OPTION
 def status(run_id: str, as_json: bool, db: str | None) -> None:
-    """Show RUN's state and each action's state, attempts, error (and outputs in JSON)."""
+    """Show RUN's state and each action's state, attempts, error (and outputs in JSON);
+    a for_each action's elements, each on its own row."""
     result: RunResult = with_engine(db, lambda e: e.status(run_id))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
@@ -47,9 +49,13 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
         console.print(holder, markup=False)
     if result.error:
         console.print(f"error: {result.error}", markup=False)
-    table = Table("action", "state", "attempts", "error")
+    table = Table("action", "state", "attempts", "error or reason")
     for name, action in result.actions.items():
-        table.add_row(name, str(action.state), str(action.attempts), action.error or "")
+        note = action.error or action.reason or ""
+        table.add_row(name, str(action.state), str(action.attempts), Text(note))
+        for index, element in sorted((action.elements or {}).items()):
+            row = (str(element.state), str(element.attempts), Text(element.error or ""))
+            table.add_row(f"  {name}[{index}]", *row)
     console.print(table)
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ..events import Event, EventKind
-from ..states import ACTION_KIND_STATE, ActionState, RunState
+from ..states import ACTION_KIND_STATE, ELEMENT_KINDS, ActionState, RunState
 
 K = EventKind
 log = structlog.get_logger("sagactl.cli")
@@ -44,17 +44,19 @@ def describe(event: Event) -> str:
     """One plain line for a transition: `run_id action state (details)`."""
     data = event.data
     subject = f"{event.run_id} {event.action}" if event.action else event.run_id
-    if event.action is None:
-        state = str(data.get("state", event.kind))
-    else:
-        state = _SHOWN.get(event.kind, event.kind)
+    kind = ELEMENT_KINDS.get(event.kind, event.kind)
+    if kind is not event.kind:  # an element of a fan-out: `run action[index] state`
+        subject += f"[{data.get('index')}]"
+    state = _SHOWN.get(kind, kind) if event.action else str(data.get("state", event.kind))
     details = []
-    if "attempt" in data and event.kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
+    if "attempt" in data and kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
         details.append(f"attempt {data['attempt']}")
     if data.get("delay") is not None and event.kind is K.ACTION_RETRYING:
         details.append(f"in {float(data['delay']):.2f}s")
     if data.get("error"):
         details.append(str(data["error"]))
+    if data.get("reason"):
+        details.append(str(data["reason"]))
     return f"{subject} {state}" + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -70,6 +72,8 @@ class LiveView:
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._started: dict[str, float] = {}
+        self._elements: dict[str, tuple[int, int]] = {}
+        """Fan-out -> (elements succeeded, elements in all), for its bar."""
         self._actions = list(actions)
         if self._fancy:
             self._progress = Progress(
@@ -123,6 +127,9 @@ class LiveView:
         if event.kind is K.ACTION_FINALIZED:
             return  # the action's state stays as it was
         task = self._task(event.action)
+        if event.kind in ELEMENT_KINDS:
+            self._element(task, event)
+            return
         if event.kind is K.ACTION_PROGRESS:
             fraction = event.data.get("fraction")
             self._progress.update(
@@ -141,7 +148,7 @@ class LiveView:
             task,
             state=f"[{style}]{state}" if style else state,
             completed=1.0 if done else None,
-            message=str(event.data.get("error") or "") if not done else "",
+            message=str(event.data.get("error") or "") if not done else self._tally(event.action),
         )
         if (
             done
@@ -149,3 +156,20 @@ class LiveView:
             or (event.kind is K.ACTION_FAILED and event.data.get("final"))
         ):
             self._progress.stop_task(task)
+
+    def _tally(self, action: str) -> str:
+        """`done/all elements` for a fan-out, else nothing."""
+        done, total = self._elements.get(action, (0, 0))
+        return f"{done}/{total} elements" if action in self._elements else ""
+
+    def _element(self, task: TaskID, event: Event) -> None:
+        """A fan-out's bar counts its elements: succeeded of all."""
+        assert self._progress is not None and event.action is not None
+        done, total = self._elements.get(event.action, (0, 0))
+        total = int(event.data.get("of", total))
+        if event.kind is K.ELEMENT_SUCCEEDED:
+            done += 1
+        self._elements[event.action] = (done, total)
+        self._progress.update(
+            task, completed=done / total if total else None, message=self._tally(event.action)
+        )

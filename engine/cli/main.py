@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from ..errors import InputError, SagaError
+from ..exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 from .commands import BUILTIN, builtin_command, plugin_commands
-from .options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 
 
 class SagaGroup(click.Group):
@@ -95,6 +95,7 @@ def _fail(message: str, code: int) -> None:
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
     """Run sagas declared in YAML, with a durable log that survives crashes."""
+    from .. import faults  # noqa: F401  (declares $SAGACTL_FAULTS, checked with the rest)
     from ..settings import check_declared
     from .logging import configure
 

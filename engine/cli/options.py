@@ -15,8 +15,13 @@ import click
 
 from ..durations import EXAMPLES, parse_text_duration
 from ..errors import InputError
-from ..faults import CRASH_EXIT_CODE
-from ..store import ENV, open_store
+from ..exit_codes import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from ..exit_codes import EXIT_CRASHED as EXIT_CRASHED
+from ..exit_codes import EXIT_FAILED as EXIT_FAILED
+from ..exit_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ..exit_codes import EXIT_OK as EXIT_OK
+from ..exit_codes import EXIT_PLUGIN_ERRORS as EXIT_PLUGIN_ERRORS
+from ..store_location import ENV
 
 if TYPE_CHECKING:
     from ..api import Engine
@@ -41,17 +46,6 @@ __all__ = [
     "write_output",
 ]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-"""The saga did not succeed: compensated, stuck or cancelled (or the run is held)."""
-EXIT_PLUGIN_ERRORS = 1
-"""`sagactl actions --strict`: a plugin failed to load."""
-EXIT_BAD_INPUT = 2
-"""A definition, an argument, an input, an unknown run: the caller's mistake."""
-EXIT_CRASHED = CRASH_EXIT_CODE
-"""A `crash` fault ended the process; `sagactl resume` finishes the run."""
-EXIT_INTERRUPTED = 130
-
 DB_OPTION = click.option(
     "--db",
     envvar=ENV,
@@ -72,6 +66,8 @@ def with_store(db: str | None, call: Callable[[Store], Awaitable[T]]) -> T:
     """`call(store)` on the opened store over `db`, run to its end: for the commands that
     only read runs, which need no engine (nor its compiler and scheduler)."""
     import anyio
+
+    from ..store import open_store
 
     async def main() -> T:
         async with open_store(db) as store:

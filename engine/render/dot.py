@@ -9,16 +9,23 @@ from .facts import (
     COMPENSATION_COLOUR,
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
+    Counts,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
+)
+from .facts import (
+    title as node_title,
 )
 
 FONT = "Helvetica"
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     title = f"{saga.name} v{saga.version}"
     lines = [
         f"digraph {_quote(saga.name)} {{",
@@ -30,7 +37,7 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
         "  // actions: hexagon = pivot, square corners with notches = irreversible",
     ]
     for name in sorted(saga.actions):
-        lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states)}];")
+        lines.append(f"  {_quote(name)} [{_node_attributes(saga, name, states, counts)}];")
     if saga.edges():
         lines.append("")
         lines.append("  // dependencies: the source runs first")
@@ -49,10 +56,19 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _node_attributes(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> str:
+def _node_attributes(
+    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
+    condition = condition_label(spec)
+    label = [
+        node_title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
     attributes = {"label": "\\n".join(_escape(part) for part in label)}
     style = ["filled"]
     if spec.compensable:

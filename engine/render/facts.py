@@ -18,7 +18,7 @@ STATES: Mapping[str, str] = MappingProxyType(
         A.FAILED: "#f8d7da",
         A.COMPENSATING: "#ffe5b4",
         A.COMPENSATED: "#e2d9f3",
-        A.SKIPPED: "#ffffff",
+        A.SKIPPED: "#dee2e6",
     }
 )
 """Every action state and the fill colour it is drawn with."""
@@ -29,9 +29,34 @@ IRREVERSIBLE_COLOUR = "#e9ecef"
 COMPENSATION_COLOUR = "#b22222"
 
 
+TIMES = "\N{MULTIPLICATION SIGN}"
+Counts = Mapping[str, tuple[int, int | None]]
+"""`for_each` action -> (elements done, elements in all; None until known), in a run."""
+
+
+def title(name: str, spec: ActionSpec, counts: Counts | None = None) -> str:
+    """The action's name, and for a fan-out its count: `deploy` times N (the count is
+    known only at run time), or in a run times 3/5 (elements done of all)."""
+    if spec.for_each is None:
+        return name
+    done, total = (counts or {}).get(name, (0, None))
+    if counts is None or total is None:
+        return f"{name} {TIMES}N"
+    return f"{name} {TIMES}{done}/{total}"
+
+
 def marks(spec: ActionSpec) -> tuple[str, ...]:
     """`pivot` and/or `irreversible` (an action without compensation)."""
     return (("pivot",) if spec.pivot else ()) + (() if spec.compensable else ("irreversible",))
+
+
+def condition_label(spec: ActionSpec) -> str | None:
+    """`if EXPR` for a conditional action (the expression without its `${{ }}`)."""
+    if spec.condition is None:
+        return None
+    text = spec.condition.strip()
+    inner = text[3:-2] if text.startswith("${{") and text.endswith("}}") else text
+    return "if " + " ".join(inner.split())
 
 
 def state_of(states: Mapping[str, str] | None, action: str) -> str | None:

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import CompiledSaga
-from .facts import state_of
+from .facts import Counts, state_of
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     nodes: list[dict[str, Any]] = []
     for name in sorted(saga.actions):
         spec = saga.actions[name]
@@ -20,6 +22,13 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
             "pivot": spec.pivot,
             "compensable": spec.compensable,
         }
+        if spec.for_each is not None:
+            node["for_each"] = spec.for_each
+            if counts is not None and name in counts:
+                done, total = counts[name]
+                node["elements"] = {"done": done, "total": total}
+        if spec.condition is not None:
+            node["if"] = spec.condition
         state = state_of(states, name)
         if state is not None:
             node["state"] = state

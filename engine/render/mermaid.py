@@ -10,10 +10,13 @@ from .facts import (
     COMPENSATION_COLOUR,
     IRREVERSIBLE_COLOUR,
     PIVOT_COLOUR,
+    Counts,
     compensation_edges,
+    condition_label,
     fill,
     marks,
     state_of,
+    title,
 )
 
 _PLAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -27,14 +30,16 @@ def node_id(name: str) -> str:
     return "x_" + name.encode().hex()
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     lines = [
         f"%% {saga.name} v{saga.version}: solid arrows are dependencies (the source runs first),",
         "%% dashed arrows the compensation order (the source is undone first)",
         "flowchart TD",
     ]
     for name in sorted(saga.actions):
-        lines.append(f"  {_node(saga, name, states)}")
+        lines.append(f"  {_node(saga, name, states, counts)}")
     links = 0
     for source, target in saga.edges():
         lines.append(f"  {node_id(source)} --> {node_id(target)}")
@@ -49,13 +54,20 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _node(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> str:
+def _node(
+    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+) -> str:
     spec = saga.actions[name]
     state = state_of(states, name)
-    label = "<br/>".join(
-        _escape(part)
-        for part in [name, spec.uses, *marks(spec), *([f"[{state}]"] if state is not None else [])]
-    )
+    condition = condition_label(spec)
+    parts = [
+        title(name, spec, counts),
+        spec.uses,
+        *marks(spec),
+        *([condition] if condition else []),
+        *([f"[{state}]"] if state is not None else []),
+    ]
+    label = "<br/>".join(_escape(part) for part in parts)
     if spec.pivot:
         opening, closing = "{{", "}}"
     elif not spec.compensable:

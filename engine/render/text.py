@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import CompiledSaga
-from .facts import compensation_stages, marks, rolls_forward, state_of
+from .facts import (
+    Counts,
+    compensation_stages,
+    condition_label,
+    marks,
+    rolls_forward,
+    state_of,
+    title,
+)
 
 
-def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
+def render(
+    saga: CompiledSaga, states: Mapping[str, str] | None = None, counts: Counts | None = None
+) -> str:
     layers = saga.layers()
     lines = [f"saga {saga.name} v{saga.version}: {len(saga)} actions in {len(layers)} layers"]
     lines += [f"  {line}" for line in saga.description.splitlines()]
-    rows = {name: _row(saga, name, states) for name in saga.actions}
+    rows = {name: _row(saga, name, states, counts) for name in saga.actions}
     columns = len(next(iter(rows.values())))
     widths = [max(len(row[i]) for row in rows.values()) for i in range(columns - 1)]
     for number, layer in enumerate(layers, 1):
@@ -27,15 +37,18 @@ def render(saga: CompiledSaga, states: Mapping[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _row(saga: CompiledSaga, name: str, states: Mapping[str, str] | None) -> tuple[str, ...]:
+def _row(
+    saga: CompiledSaga, name: str, states: Mapping[str, str] | None, counts: Counts | None
+) -> tuple[str, ...]:
     spec = saga.actions[name]
     state = state_of(states, name)
     dependencies = sorted(saga.dependencies(name))
+    condition = condition_label(spec)
     return (
-        name,
+        title(name, spec, counts),
         *(() if state is None else (state,)),
         spec.uses,
-        " ".join(f"[{mark}]" for mark in marks(spec)),
+        " ".join(f"[{mark}]" for mark in (*marks(spec), *([condition] if condition else []))),
         f"← {', '.join(dependencies)}" if dependencies else "",
     )
 

@@ -96,6 +96,11 @@ class AttemptRunner:
         self._on_progress = on_progress
         self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
 
+    @property
+    def max_parallel(self) -> int:
+        """Actions of one run executing at once (also a fan-out's elements, by default)."""
+        return self._options.max_parallel
+
     def action(self, name: str) -> Action:
         return self._actions[self.saga.actions[name].uses]
 
@@ -106,30 +111,48 @@ class AttemptRunner:
     def retries(self, name: str) -> RetryBudget:
         return RetryBudget(self.saga.actions[name].retry, self.action(name), self._options)
 
-    def context(self, name: str, *, compensating: bool = False) -> RunContext:
-        """The context of `name`'s current attempt (as the log counts it)."""
+    def context(
+        self, name: str, *, compensating: bool = False, index: int | None = None
+    ) -> RunContext:
+        """The context of `name`'s current attempt (as the log counts it); of its element
+        `index` when given."""
         status = self._status.actions[name]
+        if index is not None:
+            status = status.element(index)
+        key = name if index is None else f"{name}/{index}"
         return RunContext(
             store=self._store,
             claim=self._claim,
             action=name,
             attempt=status.compensation_attempts if compensating else status.attempts,
             deps=self._options.deps,
-            last_checkpoint=self._checkpoints.get(name),
+            last_checkpoint=self._checkpoints.get(key),
             on_progress=self._on_progress,
             on_checkpoint=self._checkpoints.__setitem__,
             compensating=compensating,
+            index=index,
         )
 
-    async def execute(self, name: str, ctx: RunContext) -> Outputs:
-        """One forward attempt; its outputs, checked. Raises what the attempt raised."""
+    def elements(self, name: str) -> list[Any]:
+        """The array a `for_each` action runs over, resolved from the run."""
+        spec = self.saga.actions[name]
+        found = resolve(spec.for_each, self._scope())
+        if not isinstance(found, list):
+            raise InputError(f"for_each: {spec.for_each} is {type(found).__name__}, not a list")
+        return found
+
+    async def execute(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None = None
+    ) -> Outputs:
+        """One forward attempt (of `element`, `(index, item)`, of a `for_each` action);
+        its outputs, checked. Raises what the attempt raised."""
         spec = self.saga.actions[name]
         action = self.action(name)
         options = self._options
         faults = options.faults
         if faults:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
-        inputs = self.inputs(name)
+        inputs = self.inputs(name, element)
         _validate(action, "input", inputs, name)
         limiter = options.limiter
         if limiter is not None:
@@ -160,27 +183,45 @@ class AttemptRunner:
             await inject(faults.at(name, "after"), options.clock, options.exit)
         return outputs
 
-    async def compensate(self, name: str, ctx: RunContext) -> None:
-        """One attempt at undoing `name`, given the outputs it completed with."""
+    async def compensate(
+        self, name: str, ctx: RunContext, element: tuple[int, Any] | None = None
+    ) -> None:
+        """One attempt at undoing `name` (or its `element`), given the outputs it completed
+        with."""
         spec = self.saga.actions[name]
-        outputs = dict(self._status.actions[name].outputs or {})
+        status = self._status.actions[name]
+        if element is not None:
+            status = status.element(element[0])
+        outputs = dict(status.outputs or {})
         async with self._compensation_limiter:
-            inputs = self.inputs(name)
+            inputs = self.inputs(name, element)
             with anyio.fail_after(spec.timeout):
                 await self.action(name).compensate(ctx, inputs, outputs)
 
     async def finalize(self, name: str, ctx: RunContext) -> None:
-        """`name`'s `finalize` hook, under its timeout."""
-        with anyio.fail_after(self.saga.actions[name].timeout):
-            await self.action(name).finalize(ctx, self.inputs(name))
+        """`name`'s `finalize` hook, under its timeout; a fan-out's, once per element that
+        started (in one context: the hooks are recorded together)."""
+        status = self._status.actions[name]
+        if self.saga.actions[name].for_each is None:
+            elements: list[tuple[int, Any] | None] = [None]
+        else:
+            items = self.elements(name) if status.elements else []
+            started = status.elements or {}
+            elements = [(i, items[i]) for i in sorted(started) if started[i].attempts]
+        for element in elements:
+            with anyio.fail_after(self.saga.actions[name].timeout):
+                await self.action(name).finalize(ctx, self.inputs(name, element))
 
-    def inputs(self, name: str) -> dict[str, Any]:
-        """`name`'s `with:` block, its references resolved from the run."""
-        status = self._status
-        scope = Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions))
-        resolved = resolve(self.saga.actions[name].with_, scope)
+    def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
+        """`name`'s `with:` block, its references resolved from the run (and `element`,
+        `(index, item)`, for a `for_each` action)."""
+        resolved = resolve(self.saga.actions[name].with_, self._scope(element))
         assert isinstance(resolved, dict)
         return resolved
+
+    def _scope(self, element: tuple[int, Any] | None = None) -> Scope:
+        status = self._status
+        return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
 
 def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:

@@ -23,7 +23,9 @@ from ..events import (
 )
 from ..ordering import nearest_after
 from ..states import ActionState, RunState, StopReason
+from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
+from .fanout import compensate_elements, completed, interrupted
 from .finalize import Finalizer
 from .journal import Journal, error_code, error_text
 
@@ -62,12 +64,10 @@ class CompensationPhase:
                 error="interrupted while the saga compensated", code="interrupted", final=True
             )
             records.append(journal.record(K.ACTION_FAILED, name, data))
-        targets = [
-            a
-            for a in self._saga.topological_order()
-            if status.actions[a].state in (A.SUCCEEDED, A.COMPENSATING)
-            and self._runner.compensable(a)
-        ]
+        for name in self._saga.topological_order():
+            if status.actions[name].elements:
+                records += interrupted(journal, name)
+        targets = [a for a in self._saga.topological_order() if self._undoes(a)]
         # Each target waits only for the nearest targets after it: they wait for the rest.
         for name, nearest in nearest_after(self._saga, targets).items():
             self._waiting[name] = set(nearest)
@@ -85,6 +85,15 @@ class CompensationPhase:
             await self._end()
         return []
 
+    def _undoes(self, name: str) -> bool:
+        """Whether `name` has something to undo: it completed (a fan-out that failed: some
+        of its elements did) and it can be compensated."""
+        status = self._status.actions[name]
+        done = status.state in (A.SUCCEEDED, A.COMPENSATING) or (
+            status.state is A.FAILED and bool(completed(status))
+        )
+        return done and self._runner.compensable(name)
+
     def _started(self, name: str) -> Event:
         attempt = self._status.actions[name].compensation_attempts + 1
         return self._journal.record(
@@ -93,6 +102,46 @@ class CompensationPhase:
 
     async def _compensate(self, name: str) -> None:
         structlog.contextvars.bind_contextvars(run_id=self._journal.run_id, action=name)
+        journal = self._journal
+        if self._saga.actions[name].for_each is None:
+            undone, tx = await self._undo(name)
+        else:
+            undone, tx = await self._undo_elements(name), None
+        if not undone:
+            return
+        records = [journal.record(K.ACTION_COMPENSATED, name)]
+        unblocked: list[str] = []
+        waiters = self._unblocks.get(name, [])
+        for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
+            waiting = self._waiting[other]
+            waiting.discard(name)
+            if not waiting:
+                unblocked.append(other)
+                records.append(self._started(other))
+        await journal.commit(records, tx)
+        assert self._group is not None
+        for other in unblocked:
+            self._group.start_soon(self._compensate, other)
+
+    async def _undo_elements(self, name: str) -> bool:
+        """Undo a fan-out's completed elements, latest first; False when one failed for good."""
+        exc = await compensate_elements(self._journal, self._runner, name)
+        if exc is None:
+            return True
+        data = CompensationFailed(
+            error=error_text(exc),
+            code=error_code(exc),
+            attempt=self._status.actions[name].compensation_attempts,
+            final=True,
+        )
+        await self._journal.commit([self._journal.record(K.COMPENSATION_FAILED, name, data)])
+        log.error("compensation failed", error=error_text(exc))
+        self._failures.append((name, exc))
+        return False
+
+    async def _undo(self, name: str) -> tuple[bool, StoreTransaction | None]:
+        """Attempts at undoing `name` until one succeeds (True, and its transaction to
+        commit with the record) or it failed for good (False)."""
         journal, runner = self._journal, self._runner
         retries = runner.retries(name)
         while True:
@@ -115,25 +164,11 @@ class CompensationPhase:
                 if final:
                     log.error("compensation failed", error=error_text(exc))
                     self._failures.append((name, exc))
-                    return
+                    return False, None
                 await retries.wait(retries.delay())
                 await journal.commit([self._started(name)])
                 continue
-            tx = ctx.take_transaction()
-            records = [journal.record(K.ACTION_COMPENSATED, name)]
-            unblocked: list[str] = []
-            waiters = self._unblocks.get(name, [])
-            for other in sorted(waiters, key=self._index.__getitem__, reverse=True):
-                waiting = self._waiting[other]
-                waiting.discard(name)
-                if not waiting:
-                    unblocked.append(other)
-                    records.append(self._started(other))
-            await journal.commit(records, tx)
-            assert self._group is not None
-            for other in unblocked:
-                self._group.start_soon(self._compensate, other)
-            return
+            return True, ctx.take_transaction()
 
     async def _end(self) -> None:
         journal, status = self._journal, self._status

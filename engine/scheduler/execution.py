@@ -23,6 +23,7 @@ from ..states import ActionState, RunState, RunStatus, StopReason, fold
 from ..store.base import Claim, NewRun, RunRecord, Store
 from .attempts import AttemptRunner
 from .compensation import CompensationPhase
+from .conditions import Conditions
 from .finalize import Finalizer
 from .forward import ForwardPhase
 from .frontier import Frontier
@@ -69,7 +70,10 @@ class Execution:
             options=options,
             on_progress=self._flusher.report,
         )
-        self._frontier = frontier or Frontier(saga, status, options.max_parallel)
+        self._opened = frontier is not None
+        self._frontier = frontier or Frontier(
+            saga, status, options.max_parallel, Conditions(saga, status, inputs)
+        )
         finalizer = Finalizer(self.journal, runner)
         self._forward = ForwardPhase(
             self.journal,
@@ -129,7 +133,7 @@ class Execution:
         if state is R.COMPENSATING or (state is R.STUCK and status.reason is not None):
             resumed["state"] = R.COMPENSATING
             return [journal.record(K.RUN_RESUMED, None, resumed)]
-        if state is R.RUNNING and self._frontier.busy:
+        if state is R.RUNNING and self._opened:
             return []  # started by `open_run`: its intents were logged with its creation
         if state in (R.RUNNING, R.STUCK):
             return [journal.record(K.RUN_RESUMED, None, resumed)]
@@ -151,7 +155,7 @@ async def open_run(
     created_event = Event(new.run_id, K.RUN_CREATED, None, created_data, seq=1)
     status = fold(new.run_id, saga.topological_order(), [created_event])
     recorder = Recorder(status, options.clock)
-    frontier = Frontier(saga, status, options.max_parallel)
+    frontier = Frontier(saga, status, options.max_parallel, Conditions(saga, status, new.inputs))
     frontier.queue_ready()
     opening = [recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
     opening += frontier.start(recorder)

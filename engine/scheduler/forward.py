@@ -7,7 +7,9 @@ made ready, and only further ones get tasks of their own. When an action fails f
 running siblings are cancelled and the phase hands the run to compensation; after a
 pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
 
-New kinds of DAG node (a condition, a fan-out, a child saga) land in `_run_node`.
+New kinds of DAG node (a fan-out, a child saga) land in `_run_node`. Conditions are the
+frontier's: a ready action whose `if:` is false is recorded skipped instead of started
+(`sagactl.engine.scheduler.conditions`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from ..events import (
     RunFinished,
     RunStuck,
 )
-from ..states import ActionState, RunState, StopReason
+from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
 from .attempts import AttemptRunner, rollback
+from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
 from .journal import Journal, error_code, error_text
@@ -64,6 +67,8 @@ class ForwardPhase:
         self._stuck: list[tuple[str, BaseException]] = []
         """Actions that failed for good after a pivot: the run ends stuck."""
         self._group: anyio.abc.TaskGroup | None = None
+        self._held: list[Event] = []
+        """Records of a fan-out's failed elements, committed with the action's failure."""
 
     def pivot_passed(self) -> bool:
         """A pivot succeeded: from now on the run only rolls forward."""
@@ -115,11 +120,19 @@ class ForwardPhase:
             next_name = await self._run_node(next_name)
 
     async def _run_node(self, name: str) -> str | None:
-        """Run one node to its end; returns a ready node this task runs next. Every node is
-        an action today; another kind of node is another branch here, ending in
-        `_succeeded` (or `_failed_for_good`)."""
+        """Run one node to its end; returns a ready node this task runs next. A node is an
+        action or a fan-out (`for_each`); another kind of node is another branch here,
+        ending in `_succeeded` (or `_failed_for_good`)."""
         structlog.contextvars.bind_contextvars(action=name)
-        done = await self._run_action(name)
+        problem = self._frontier.conditions.problem(name)
+        if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
+            await self._failed_for_good(name, problem)
+            return None
+        done: tuple[Outputs, StoreTransaction | None] | None
+        if self._runner.saga.actions[name].for_each is not None:
+            done = await self._run_fan_out(name)
+        else:
+            done = await self._run_action(name)
         if done is None:
             return None
         outputs, tx = done
@@ -139,7 +152,7 @@ class ForwardPhase:
                 raise
             except Exception as exc:
                 await rollback(ctx)
-                if not (retries.allows(exc) and (self.stop is None or self.pivot_passed())):
+                if not (retries.allows(exc) and self._may_retry()):
                     await self._failed_for_good(name, exc)
                     return None
                 delay = retries.delay()
@@ -157,6 +170,22 @@ class ForwardPhase:
                 continue
             return outputs, ctx.take_transaction()
 
+    async def _run_fan_out(self, name: str) -> tuple[Outputs, None] | None:
+        """A `for_each` action: its elements' outputs, or None when one failed for good."""
+        fan_out = FanOut(self._journal, self._runner, name, self._may_retry)
+        try:
+            return await fan_out.run(), None
+        except (FanOutFailed, BadElementInput) as exc:
+            self._held += exc.records
+            await self._failed_for_good(name, exc)
+        except InputError as exc:  # its array is not one
+            await self._failed_for_good(name, exc)
+        return None
+
+    def _may_retry(self) -> bool:
+        """A failed attempt may be retried: the run goes on (or only rolls forward)."""
+        return self.stop is None or self.pivot_passed()
+
     async def _succeeded(
         self, name: str, outputs: Outputs, tx: StoreTransaction | None
     ) -> str | None:
@@ -171,7 +200,7 @@ class ForwardPhase:
                 journal.record(K.RUN_FINISHED, None, RunFinished(state=RunState.SUCCEEDED))
             )
         await journal.commit(records, tx)
-        names = [r.action for r in started if r.action is not None]
+        names = _launched(started)
         if not names:
             return None
         self._spawn(names[1:])
@@ -182,7 +211,7 @@ class ForwardPhase:
             self.stop is None
             and not self._frontier.busy
             and not self._stuck
-            and all(s.state is A.SUCCEEDED for s in self._status.actions.values())
+            and all(s.state in DONE_FORWARD for s in self._status.actions.values())
         )
 
     def _failed(self, name: str, exc: BaseException, *, final: bool) -> Event:
@@ -201,16 +230,20 @@ class ForwardPhase:
         if self.pivot_passed():
             # Nothing is compensated after a pivot: the others go on as far as they can.
             self._stuck.append((name, exc))
-            records = [self._failed(name, exc, final=True)]
+            records = [*self._take_held(), self._failed(name, exc, final=True)]
             started = self._start()
             await self._journal.commit(records + started)
-            self._spawn([r.action for r in started if r.action is not None])
+            self._spawn(_launched(started))
             return
         self._failures[name] = exc
         if self.stop is None:
             self.stop = StopReason.FAILURE
         assert self._group is not None
         self._group.cancel_scope.cancel()
+
+    def _take_held(self) -> list[Event]:
+        held, self._held = self._held, []
+        return held
 
     # -- the end of the phase ----------------------------------------------------------
 
@@ -225,7 +258,7 @@ class ForwardPhase:
             error = f"{name}: {error_text(exc)}"
             stuck = journal.stuck(name, exc, error, bad_input=isinstance(exc, InputError))
             await journal.commit([stuck])
-        elif all(s.state is A.SUCCEEDED for s in status.actions.values()):
+        elif all(s.state in DONE_FORWARD for s in status.actions.values()):
             await self._finalizer.run()
             finished = RunFinished(state=RunState.SUCCEEDED)
             await journal.commit([journal.record(K.RUN_FINISHED, None, finished)])
@@ -238,7 +271,8 @@ class ForwardPhase:
         """Record why the run stopped; hand it to compensation unless a pivot passed."""
         assert self.stop is not None
         journal = self._journal
-        records = [self._failed(name, exc, final=True) for name, exc in self._failures.items()]
+        records = self._take_held()
+        records += [self._failed(name, exc, final=True) for name, exc in self._failures.items()]
         note = "cancelled" if self.stop is StopReason.CANCEL else "cancelled: a sibling failed"
         for name in self._status.in_state(A.RUNNING):
             data = ActionFailed(error=note, code="cancelled", final=True)
@@ -270,3 +304,8 @@ class ForwardPhase:
         )
         records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
         return records
+
+
+def _launched(records: list[Event]) -> list[str]:
+    """The actions whose intents are among `records` (the others were skipped)."""
+    return [r.action for r in records if r.kind is K.ACTION_STARTED and r.action is not None]

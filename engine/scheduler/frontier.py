@@ -1,16 +1,18 @@
 """The frontier: which actions of a run may start now, and which this process has in hand.
 
-An action may start once every dependency succeeded; ready actions start lowest
-topological position first, at most `max_parallel` in hand at once.
+An action may start once every dependency succeeded (or was skipped); ready actions start
+lowest topological position first, at most `max_parallel` in hand at once. A ready action
+its conditions skip is recorded skipped instead, and its dependents become ready at once.
 """
 
 from __future__ import annotations
 
 import heapq
 
-from ..events import ActionStarted, Event, EventKind
+from ..events import ActionSkipped, ActionStarted, Event, EventKind
 from ..model import CompiledSaga
-from ..states import ActionState, RunStatus
+from ..states import DONE_FORWARD, ActionState, RunStatus
+from .conditions import Conditions
 from .journal import Recorder
 
 A = ActionState
@@ -21,10 +23,13 @@ STARTABLE = frozenset({A.PENDING, A.RUNNING, A.FAILED})
 class Frontier:
     """The ready queue and the actions in hand of one run (`status` is the run's)."""
 
-    def __init__(self, saga: CompiledSaga, status: RunStatus, max_parallel: int) -> None:
+    def __init__(
+        self, saga: CompiledSaga, status: RunStatus, max_parallel: int, conditions: Conditions
+    ) -> None:
         self._saga = saga
         self._status = status
         self._max_parallel = max_parallel
+        self.conditions = conditions
         self.index = {name: i for i, name in enumerate(saga.topological_order())}
         """Action -> its topological position."""
         self._heap: list[tuple[int, str]] = []
@@ -47,7 +52,8 @@ class Frontier:
                 self._queue(name)
 
     def start(self, recorder: Recorder) -> list[Event]:
-        """Intents (`action_started`) for as many queued actions as free slots allow."""
+        """Intents (`action_started`) for as many queued actions as free slots allow, and
+        the skips of those their conditions skip."""
         records: list[Event] = []
         actions = self._status.actions
         while self._heap and len(self._in_hand) < self._max_parallel:
@@ -55,6 +61,12 @@ class Frontier:
             self._queued.discard(name)
             status = actions[name]
             if name in self._in_hand or status.state not in STARTABLE:
+                continue
+            reason = self.conditions.skip_reason(name) if status.state is A.PENDING else None
+            if reason is not None:
+                skipped = ActionSkipped(reason=reason)
+                records.append(recorder.record(EventKind.ACTION_SKIPPED, name, skipped))
+                self._queue_dependents(name)
                 continue
             self._in_hand[name] = None
             data = ActionStarted(attempt=status.attempts + 1)
@@ -64,6 +76,9 @@ class Frontier:
     def succeeded(self, name: str) -> None:
         """`name` is recorded succeeded: let go of it and queue what it made ready."""
         self._in_hand.pop(name, None)
+        self._queue_dependents(name)
+
+    def _queue_dependents(self, name: str) -> None:
         for dependent in sorted(self._saga.dependents(name), key=self.index.__getitem__):
             if self._status.actions[dependent].state is A.PENDING:
                 self._queue(dependent)
@@ -79,6 +94,6 @@ class Frontier:
         if name in self._in_hand or name in self._queued:
             return
         actions = self._status.actions
-        if all(actions[d].state is A.SUCCEEDED for d in self._saga.dependencies(name)):
+        if all(actions[d].state in DONE_FORWARD for d in self._saga.dependencies(name)):
             self._queued.add(name)
             heapq.heappush(self._heap, (self.index[name], name))

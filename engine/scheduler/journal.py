@@ -28,7 +28,9 @@ def error_text(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, TimeoutError) and not text:
         return "timed out"
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, InputError) else text
+    if isinstance(exc, InputError) or getattr(exc, "names_its_cause", False):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 def error_code(exc: BaseException) -> str:

@@ -8,11 +8,10 @@ state directory.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import platformdirs
 
 from ..errors import InputError
+from ..store_location import ENV as ENV
+from ..store_location import default_url as default_url
 from .base import Claim as Claim
 from .base import ClaimLost as ClaimLost
 from .base import Created as Created
@@ -27,16 +26,6 @@ from .base import StoreUnusable as StoreUnusable
 from .migrations import Migration as Migration
 from .migrations import register_migrations as register_migrations
 from .pages import RunSummary as RunSummary
-
-ENV = "SAGACTL_DB"
-
-
-def default_url() -> str:
-    """`$SAGACTL_DB`, else `sqlite:///<user state dir>/sagactl/sagactl.db`."""
-    configured = os.environ.get(ENV)
-    if configured:
-        return configured
-    return "sqlite://" + str(Path(platformdirs.user_state_dir("sagactl")) / "sagactl.db")
 
 
 def open_store(url: str | os.PathLike[str] | None = None) -> Store:

@@ -62,10 +62,10 @@ def page_sql(
     mark = "?" if dialect == "sqlite" else "%s"
     if not q:
         where, params = _filters(mark, "", states, saga, before)
-        sql = (
-            _select(dialect, "runs", where, "")
-            + f" ORDER BY created DESC, run_id DESC LIMIT {mark}"
-        )
+        # As `Dialect.by_state` (sql.py) says: SQLite's planner needs the index named.
+        source = "runs INDEXED BY runs_by_state_newest" if states and mark == "?" else "runs"
+        sql = _select(dialect, source, where, "")
+        sql += f" ORDER BY created DESC, run_id DESC LIMIT {mark}"
         return sql, [*params, limit]
     # The words: the term's index walked newest first, stopped at `limit`.
     where, params = _filters(mark, "r.", states, saga, None)

@@ -315,7 +315,9 @@ class PostgresStore(SqlStore):
         progress: Mapping[str, JSON] | None = None,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        last_seq = await self._writer.submit(lambda conn: write_append(conn, appending))
+        last_seq = await self._writer.submit(
+            lambda conn: write_append(conn, appending), isolated=False
+        )
         numbered = appending.numbered(last_seq)
         self._forget_if_released(claim, numbered)
         return numbered

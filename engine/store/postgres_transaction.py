@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import anyio
@@ -22,18 +23,44 @@ SQL = Statements("postgresql")
 
 
 async def write_append(conn: Conn, appending: Appending) -> int:
-    """Move the run row on and insert the records, if the claim is current; returns the
-    run's `last_seq` afterwards."""
-    moved = await row(conn, appending.sql(SQL), appending.params)
+    """Move the run row on and insert the records and progress, if the claim is current;
+    returns the run's `last_seq` afterwards. One statement, so one round trip: the records
+    are numbered by the server from the `last_seq` the update returns, and nothing is
+    written when the claim is stale (ClaimLost, with no SQL error)."""
+    moved = await row(conn, _one_statement(appending.sql(SQL)), _one_statement_params(appending))
     if moved is None:
         raise ClaimLost(appending.claim.run_id)
-    last_seq = int(moved["last_seq"])
-    async with conn.cursor() as cursor:
-        if appending.log_rows:
-            await cursor.executemany(SQL.insert_log, appending.numbered_rows(last_seq))
-        if appending.progress_rows:
-            await cursor.executemany(SQL.save_progress, appending.progress_rows)
-    return last_seq
+    return int(moved["last_seq"])
+
+
+@cache
+def _one_statement(update: str) -> str:
+    """The append's update (`... RETURNING last_seq`) with the inserts riding on it."""
+    return (
+        f"WITH moved AS ({update}),"
+        " logged AS (INSERT INTO run_log (run_id, seq, at, kind, action, data)"
+        " SELECT %(run)s, moved.last_seq - %(n)s + r.ord, r.at, r.kind, r.action, r.data"
+        " FROM moved, unnest(%(ats)s::float8[], %(kinds)s::text[], %(actions)s::text[],"
+        " %(datas)s::text[]) WITH ORDINALITY AS r(at, kind, action, data, ord)),"
+        " progressed AS (INSERT INTO action_progress (run_id, action, at, data)"
+        " SELECT %(run)s, p.action, %(now)s, p.data"
+        " FROM moved, unnest(%(p_actions)s::text[], %(p_datas)s::text[]) AS p(action, data)"
+        " ON CONFLICT (run_id, action) DO UPDATE SET at = excluded.at, data = excluded.data)"
+        " SELECT last_seq FROM moved"
+    )
+
+
+def _one_statement_params(appending: Appending) -> dict[str, Any]:
+    logs, progress = appending.log_rows, appending.progress_rows
+    return {
+        **appending.params,
+        "ats": [r[1] for r in logs],
+        "kinds": [r[2] for r in logs],
+        "actions": [r[3] for r in logs],
+        "datas": [r[4] for r in logs],
+        "p_actions": [r[1] for r in progress],
+        "p_datas": [r[3] for r in progress],
+    }
 
 
 class PostgresTransaction(StoreTransaction):

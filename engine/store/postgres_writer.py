@@ -1,7 +1,11 @@
 """Group commit on PostgreSQL, and the connections of the PostgreSQL store.
 
 Concurrent writes share commits: the first writer to find no commit in flight leads, runs
-every queued write in a SAVEPOINT of one transaction, commits once, and wakes the others.
+every queued write in one transaction, commits once, and wakes the others. A write that may
+fail in SQL runs in a SAVEPOINT of its own, so its error is its writer's alone; a write made
+of one statement that fails only by matching nothing (an append) is submitted `isolated=False`
+and spares the two round trips: should one fail in SQL after all, the batch runs again with
+every write isolated.
 A connection lost before COMMIT was sent rolled everything back on the server, so the batch
 runs again on a new connection; lost during COMMIT, the outcome is unknown, so the writers
 get `StoreError` (their runs recover from the log).
@@ -73,6 +77,7 @@ def drop(conn: Conn) -> None:
 @dataclass(slots=True)
 class _Request:
     fn: Callable[[Conn], Awaitable[Any]]
+    isolated: bool
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
     error: BaseException | None = None
@@ -90,11 +95,12 @@ class GroupCommit:
         self.commits = 0
         """Write transactions committed (for tests and benchmarks)."""
 
-    async def submit(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run `fn(conn)` in the next group commit; returns once that commit is durable."""
+    async def submit(self, fn: Callable[[Conn], Awaitable[T]], *, isolated: bool = True) -> T:
+        """Run `fn(conn)` in the next group commit; returns once that commit is durable.
+        `isolated=False` only for a `fn` of one statement (see the module's doc)."""
         if not self.open:
             raise StoreError("the store is closed")
-        request = _Request(fn)
+        request = _Request(fn, isolated)
         self._pending.append(request)
         if not self._leading:
             self._leading = True
@@ -114,25 +120,23 @@ class GroupCommit:
         return result
 
     async def _commit(self, batch: list[_Request]) -> None:
-        for attempt in range(2):
+        reconnected = isolate_all = False
+        while True:
             committing = False
             try:
                 conn = await self._writable()
                 async with conn.transaction():
                     for request in batch:
-                        request.result, request.error = None, None
-                        try:
-                            async with conn.transaction():  # a SAVEPOINT per request
-                                request.result = await request.fn(conn)
-                        except psycopg.OperationalError:
-                            raise
-                        except Exception as exc:
-                            request.error = exc
+                        await _run(conn, request, isolated=request.isolated or isolate_all)
                     committing = True
                 self.commits += 1
                 return
+            except _SqlFailed:
+                isolate_all = True  # rolled back: again, each write in its savepoint
             except (psycopg.Error, StoreError) as exc:
-                if attempt == 0 and not committing and isinstance(exc, psycopg.OperationalError):
+                lost = isinstance(exc, psycopg.OperationalError)
+                if lost and not committing and not reconnected:
+                    reconnected = True
                     continue
                 for request in batch:
                     request.result = None
@@ -144,3 +148,25 @@ class GroupCommit:
         if conn is None or conn.closed or conn.broken:
             conn = self.connection = await self._reconnect()  # the server restarted
         return conn
+
+
+class _SqlFailed(Exception):
+    """A write outside a savepoint failed in SQL: the transaction is aborted."""
+
+
+async def _run(conn: Conn, request: _Request, *, isolated: bool) -> None:
+    request.result, request.error = None, None
+    try:
+        if isolated:
+            async with conn.transaction():  # a SAVEPOINT
+                request.result = await request.fn(conn)
+        else:
+            request.result = await request.fn(conn)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        if not isolated:
+            raise _SqlFailed from exc
+        request.error = exc
+    except Exception as exc:  # e.g. ClaimLost: raised after a statement that changed nothing
+        request.error = exc

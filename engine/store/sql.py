@@ -97,16 +97,22 @@ class Dialect:
     the owner locks afterwards)."""
     lock: str
     """Suffix of a read whose row the transaction then writes."""
+    by_state: str
+    """After `FROM runs` in a query of a few states' runs, oldest first. SQLite's planner,
+    once `ANALYZE` has seen a million runs in a handful of states, walks every run in
+    creation order instead (the claim of `resume --all` went from 1 ms to 2 s): the
+    index is named."""
 
 
 DIALECTS = {
-    SQLITE: Dialect(SQLITE, "NULL", "owner = NULL", "TRUE", ""),
+    SQLITE: Dialect(SQLITE, "NULL", "owner = NULL", "TRUE", "", " INDEXED BY runs_by_state_newest"),
     POSTGRESQL: Dialect(
         POSTGRESQL,
         "extract(epoch FROM lease_expires)::float8",
         "owner = NULL, lease_expires = NULL",
         "owner IS NULL OR lease_expires < now()",
         " FOR UPDATE",
+        "",
     ),
 }
 
@@ -187,12 +193,14 @@ class Statements:
         where = [f"state IN ({_marks(states)})"] if states is not None else []
         where += ["saga = ?"] if saga else []
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return self.select_runs + self._ready(f"{clause} ORDER BY created, run_id LIMIT ?")
+        hint = self.dialect.by_state if states is not None else ""
+        return self.select_runs + self._ready(f"{hint}{clause} ORDER BY created, run_id LIMIT ?")
 
     def unheld(self, states: int) -> str:
         """Runs in `states` states (their number) nobody holds, as SQL can tell."""
         return self._ready(
-            f"SELECT run_id, owner FROM runs WHERE state IN ({_marks(states)})"
+            f"SELECT run_id, owner FROM runs{self.dialect.by_state}"
+            f" WHERE state IN ({_marks(states)})"
             f" AND ({self.dialect.unheld}) ORDER BY created, run_id"
         )
 

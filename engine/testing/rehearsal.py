@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class FinalState:
     """Action -> (state, outputs)."""
     effect: JSON = None
     """The probe's snapshot after the run (None without a probe)."""
+    elements: dict[str, tuple[ActionState, ...]] = field(default_factory=dict)
+    """`for_each` action -> the state of each of its elements that has a record."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,14 @@ class _Rehearsal:
     async def final(self, db: str, result: RunResult) -> FinalState:
         actions = {n: (s.state, self.stable(n, s.outputs)) for n, s in result.actions.items()}
         effect = None if self.probe is None else await probe_db(db, self.probe)
-        return FinalState(state=str(result.state), actions=actions, effect=effect)
+        elements = {
+            name: tuple(s.elements[i].state for i in sorted(s.elements))
+            for name, s in result.actions.items()
+            if s.elements
+        }
+        return FinalState(
+            state=str(result.state), actions=actions, effect=effect, elements=elements
+        )
 
     def stable(self, action: str, outputs: dict[str, Any] | None) -> dict[str, Any] | None:
         """`outputs` without the volatile ones."""
@@ -173,16 +182,33 @@ class _Rehearsal:
 
 
 def _check_nothing_redone(before: list[Event], after: list[Event], where: str) -> None:
-    """No action that had succeeded (or been compensated) before the crash starts again."""
+    """No action, nor element of a `for_each` action, that had succeeded (or been
+    compensated) before the crash starts again."""
     done = {r.action for r in before if r.kind is EventKind.ACTION_SUCCEEDED}
     undone = {r.action for r in before if r.kind is EventKind.ACTION_COMPENSATED}
+    elements_done = _elements(before, EventKind.ELEMENT_SUCCEEDED)
+    elements_undone = _elements(before, EventKind.ELEMENT_COMPENSATED)
     last = max((r.seq for r in before), default=0)
     for record in after:
         if record.seq <= last:
             continue
+        element = (record.action, record.data.get("index"))
+        if record.kind is EventKind.ELEMENT_STARTED and element in elements_done:
+            raise CrashRehearsalFailed(
+                f"{where}: element {element[1]} of {record.action} succeeded, then ran again"
+            )
+        if record.kind is EventKind.ELEMENT_COMPENSATION_STARTED and element in elements_undone:
+            raise CrashRehearsalFailed(
+                f"{where}: element {element[1]} of {record.action} was compensated, "
+                "then compensated again"
+            )
         if record.kind is EventKind.ACTION_STARTED and record.action in done:
             raise CrashRehearsalFailed(f"{where}: {record.action} succeeded, then ran again")
         if record.kind is EventKind.COMPENSATION_STARTED and record.action in undone:
             raise CrashRehearsalFailed(
                 f"{where}: {record.action} was compensated, then compensated again"
             )
+
+
+def _elements(records: list[Event], kind: EventKind) -> set[tuple[str | None, Any]]:
+    return {(r.action, r.data.get("index")) for r in records if r.kind is kind}

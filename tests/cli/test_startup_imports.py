@@ -45,7 +45,7 @@ def imported(cli: Cli, *args: str) -> set[str]:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     names = set(json.loads(Path(report).read_text()))
-    assert "sagactl.engine.cli.main" in names, "the report is not the CLI's"
+    assert "sagactl.engine.cli" in names, "the report is not the CLI's"
     return names
 
 
@@ -66,6 +66,13 @@ def test_light_commands_import_no_heavy_module(
 ) -> None:
     names = imported(cli, *(arg.format(run=run_id) for arg in args))
     assert sorted(names & set(HEAVY)) == []
+
+
+def test_version_imports_neither_click_nor_the_engine(cli: Cli) -> None:
+    """`--version` alone is answered before the command line is built."""
+    names = imported(cli, "--version")
+    engine = {n for n in names if n == "click" or n.startswith("sagactl.engine.")}
+    assert engine == {"sagactl.engine.cli", "sagactl.engine.lazy_exports"}
 
 
 def test_the_check_sees_heavy_modules(cli: Cli) -> None:

@@ -226,3 +226,62 @@ class TestGraph:
         drawing = json.loads(result.stdout)
         assert {node["id"] for node in drawing["nodes"]} == {"greet", "count"}
         assert [(e["source"], e["target"]) for e in drawing["edges"]] == [("greet", "count")]
+
+
+class TestConditions:
+    CONDITIONAL = """\
+    apiVersion: sagactl/v1
+    kind: Saga
+    metadata: {name: gated}
+    inputs: {env: {type: string}}
+    actions:
+      count: {uses: clitest.count, with: {start: 1}}
+      greet:
+        uses: clitest.echo
+        if: ${{ inputs.env == "prod" && actions.count.outputs.count > 1 }}
+        with: {text: hi}
+      typo: {uses: clitest.echo, if: "${{ actions.count.outputs.count == 'two' }}", with: {text: x}}
+      sloppy: {uses: clitest.echo, if: "${{ inputs.env = 'x' }}", with: {text: x}}
+    """
+
+    def test_validate_reports_condition_mistakes(self, env, tmp_path: Path) -> None:
+        """`validate` reports a type mismatch and a parse error in `if`, each at its column."""
+        path = _file(tmp_path, self.CONDITIONAL)
+        result = _run(env, "validate", str(path))
+        assert result.returncode == 2 and result.stdout == b""
+        assert result.stderr.decode().splitlines() == [
+            f"{path}:11:67: actions.typo.if: cannot compare actions.count.outputs.count with "
+            "'two': one is an integer, the other a string",
+            f"{path}:12:52: actions.sloppy.if: unexpected '=': use == to compare",
+        ]
+
+    def test_graph_labels_conditional_actions(self, env, tmp_path: Path) -> None:
+        """Every drawing marks a conditional action with its condition; the condition's
+        reference is an edge."""
+        lines = self.CONDITIONAL.splitlines()
+        path = _file(tmp_path, "\n".join(lines[:10]) + "\n")
+        text = _run(env, "graph", str(path)).stdout.decode()
+        row = next(line for line in text.splitlines() if line.startswith("  greet "))
+        assert row.split()[:2] == ["greet", "clitest.echo"]
+        assert row.endswith('[if inputs.env == "prod" && actions.count.outputs.count > 1]  ← count')
+        dot = _run(env, "graph", str(path), "--format", "dot").stdout.decode()
+        assert '\\nif inputs.env == \\"prod\\" && actions.count.outputs.count > 1"' in dot
+        assert '"count" -> "greet";' in dot
+        mermaid = _run(env, "graph", str(path), "--format", "mermaid").stdout.decode()
+        assert "<br/>if inputs.env == #quot;prod#quot; #amp;#amp; actions.count" in mermaid
+        data = json.loads(_run(env, "graph", str(path), "--format", "json").stdout)
+        nodes = {node["id"]: node for node in data["nodes"]}
+        assert nodes["greet"]["if"].startswith('${{ inputs.env == "prod"')
+        assert "if" not in nodes["count"]
+
+    def test_schema_covers_if(self, env) -> None:
+        """The printed schema accepts a `${{ }}` condition and refuses anything else."""
+        schema = json.loads(_run(env, "schema").stdout)
+        validator = Draft202012Validator(schema)
+        saga = yaml.safe_load(GOOD)
+        saga["actions"]["count"]["if"] = "${{ inputs.who != 'x' }}"
+        assert list(validator.iter_errors(saga)) == []
+        for bad in ("inputs.who != 'x'", True, "${{ a }} and more"):
+            saga["actions"]["count"]["if"] = bad
+            errors = list(validator.iter_errors(saga))
+            assert [list(e.absolute_path) for e in errors] == [["actions", "count", "if"]], bad

@@ -136,7 +136,8 @@ class TestRejections:
         found = problems("actions:\n  a: {uses: test.echo, with: {text: '${{ env.HOME }}'}}\n")
         assert found == [
             "5:37: actions.a.with.text: '${{ env.HOME }}' is not a reference: use inputs.NAME, "
-            "actions.ACTION.outputs.NAME, saga.id or saga.name"
+            "actions.ACTION.outputs.NAME, saga.id, saga.name, or item, item.FIELD and index "
+            "in a for_each action"
         ]
 
     def test_undeclared_output(self, problems) -> None:
