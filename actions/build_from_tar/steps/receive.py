@@ -89,8 +89,9 @@ class ReceiveTar(Action):
                 reader = registry.claim(stream_id)
             except StreamGone as exc:
                 await anyio.to_thread.run_sync(area.remove, stream_id)
-                # Unpacked by an attempt that crashed before its checkpoint: not ours to keep.
-                await anyio.to_thread.run_sync(lambda: shutil.rmtree(source_dir, True))
+                # Unpacked (whole or in part) by an attempt that crashed before its
+                # checkpoint: nothing of it is kept.
+                await anyio.to_thread.run_sync(_remove_unpacked, source_dir)
                 raise FatalError(
                     f"upload {stream_id} is gone and was not staged whole ({exc})"
                 ) from None
@@ -129,6 +130,11 @@ class ReceiveTar(Action):
         settings = settings_of(ctx.deps)
         area = StagingArea(settings.staging_dir, settings.limits)
         await anyio.to_thread.run_sync(area.remove, str(inputs["stream_id"]))
+
+
+def _remove_unpacked(source_dir: Path) -> None:
+    for path in (source_dir, unpacking_dir(source_dir)):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _prepare(area: StagingArea, staged_ttl: float) -> None:
