@@ -51,19 +51,15 @@ class UploadBody:
         self.complete = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        # The server hands the body over in pieces of some 64 KiB; staging works per
-        # piece (hash, tar check, a hand-over to its writer thread), so pieces are joined
-        # up to COALESCE bytes first: bounded memory, a sixteenth of the per-piece cost.
-        pending = bytearray()
+        # Pieces as the server hands them over (some 64 KiB): staging joins them into
+        # its own chunks, copying each byte once.
         while not self.complete:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 raise FatalError("the client disconnected before the upload was complete")
             self.complete = not message.get("more_body", False)
-            pending += message.get("body", b"")
-            if len(pending) >= COALESCE or (self.complete and pending):
-                yield bytes(pending)
-                pending.clear()
+            if body := message.get("body", b""):
+                yield body
 
     async def drain(self) -> None:
         """Read and drop what a refused upload still sends (a little of it): closing with
@@ -79,7 +75,6 @@ class UploadBody:
                 dropped += len(message.get("body", b""))
 
 
-COALESCE = 1 << 20
 DRAIN_BYTES = 8 << 20
 DRAIN_SECONDS = 5.0
 
@@ -133,6 +128,7 @@ async def post_build(request: Request) -> Response:
                 stream_id=stream_id,
                 faults=services.faults,
                 saga=services.sagas.get(SAGA),  # compiled once, not per upload
+                actions=services.actions,  # described once, not per upload
             )
         except BuildFailed as exc:
             outcome["result"] = exc.result

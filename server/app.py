@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import api_builds, api_catalog, api_runs, console, openapi
+from . import api_builds, api_catalog, api_rollback, api_runs, console, openapi
 from .config import ServerConfig
 from .errors import ApiError, handle, handle_http
 from .security import Guard
@@ -47,6 +47,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             *api_builds.routes,
             *api_runs.routes,
             *api_catalog.routes,
+            *api_rollback.routes,
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *console.routes,

@@ -178,6 +178,39 @@ DOCUMENT: dict[str, Any] = {
                 parameters=[APP],
             )
         },
+        "/api/apps/{app}/rollback": {
+            "post": _op(
+                "Make an earlier version active (the `rollback` saga); answered when it ends",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "app": {"type": "string"},
+                                "active_version": {"type": "string"},
+                                "run_id": {"type": "string"},
+                            },
+                        },
+                        "the version is active",
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 413, 422),
+                },
+                parameters=[APP],
+                requestBody={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"version": {"type": "integer", "minimum": 1}},
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                **MUTATING,
+            )
+        },
         "/healthz": {
             "get": _op("Liveness and the store", {"200": _json({"type": "object"}, "ok")})
         },

@@ -13,6 +13,7 @@ import structlog
 from sagactl.actions.build_from_tar import StreamRegistry
 from sagactl.engine import Dependencies, Engine, Event, EventHandler, SagaRegistry, load_plugins
 from sagactl.engine.faults import FaultPlan
+from sagactl.engine.providers import ActionProvider, plugin_provider
 from sagactl.engine.retention import prune_in_background
 from sagactl.engine.store import Store, open_store
 from starlette.requests import Request
@@ -43,6 +44,9 @@ class Services:
     """`$SAGACTL_FAULTS`, for rehearsing recovery as with the CLI."""
     tasks: anyio.abc.TaskGroup
     """Runs outlive the request that started them: they run here, until shutdown."""
+    actions: ActionProvider
+    """The installed actions, loaded and described once, for every engine here: an engine
+    left to load them would check every action's schemas on the event loop, per upload."""
 
     def spawn(self, what: str, call: Callable[[], Awaitable[Any]]) -> None:
         """Runs `call()` (a coroutine function) in the background, logging its failure."""
@@ -76,7 +80,15 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
             metrics.observe(event)
 
         faults = FaultPlan.from_env()
-        engine = Engine(store, deps=deps, on_event=relay, faults=faults, on_run=(metrics.driving,))
+        actions = await anyio.to_thread.run_sync(_described_actions, deps)
+        engine = Engine(
+            store,
+            actions=actions,
+            deps=deps,
+            on_event=relay,
+            faults=faults,
+            on_run=(metrics.driving,),
+        )
         async with engine:
             services = Services(
                 config=config,
@@ -91,6 +103,7 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 relay=relay,
                 faults=faults,
                 tasks=tasks,
+                actions=actions,
             )
             services.spawn(
                 "prune runs past their retention",
@@ -102,3 +115,8 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 yield services
             finally:
                 tasks.cancel_scope.cancel()
+
+
+def _described_actions(deps: Dependencies) -> ActionProvider:
+    """Loads and describes the installed actions (imports, schema checks: seconds of CPU)."""
+    return plugin_provider(deps)

@@ -1,8 +1,9 @@
 """Tails: one shared, growing copy of a run's log for every SSE stream following it.
 
-A stream never reads the store itself: the run's tail does, once per batch of new records
-(when this process published one of the run's events), or once per poll interval for runs
-other processes drive. However many clients follow a run, the store sees one reader.
+A stream never reads the store itself: the run's tail does, when a record this process
+published does not follow the last one it holds (records that do are taken as published),
+or once per poll interval for runs other processes drive. However many clients follow a
+run, the store sees one reader.
 """
 
 from __future__ import annotations
@@ -49,10 +50,28 @@ class Tail:
         return self._changed
 
     def poke(self, event: Event) -> None:
-        """A hub listener: a logged record makes the tail stale; anything wakes streams."""
+        """A hub listener. A logged record that follows the tail's last one is taken as
+        it is (the hub hears of records once they are durable): no read of the store
+        between a commit and its streams. One after a gap makes the tail stale."""
         if event.seq:
-            self.stale = True
+            if not self.stale and event.seq == self.last_seq + 1:
+                self.take([event])
+            else:
+                self.stale = True
         self.wake()
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+    def take(self, events: list[Event]) -> bool:
+        """Appends the records beyond the tail's last one; True when there were some."""
+        new = [event for event in events if event.seq > self.last_seq]
+        for event in new:
+            self.events.append(event)
+            if event.action is None and "state" in event.data:
+                self.state = str(event.data["state"])
+        return bool(new)
 
     def wake(self) -> None:
         self._changed.set()
@@ -100,12 +119,8 @@ class Tails:
             if not (tail.stale or due):
                 return
             tail.stale = False
-            last = tail.events[-1].seq if tail.events else 0
-            new = await self.store.read_log(tail.run_id, after_seq=last)
+            new = await self.store.read_log(tail.run_id, after_seq=tail.last_seq)
             tail.read_at = time.monotonic()
-            for event in new:
-                tail.events.append(event)
-                if event.action is None and "state" in event.data:
-                    tail.state = str(event.data["state"])
-            if new:
+            # Records published while reading were taken already: each is kept once.
+            if tail.take(new):
                 tail.wake()

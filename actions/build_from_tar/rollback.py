@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from sagactl.engine import (
     Dependencies,
@@ -31,6 +32,11 @@ async def previous_version(app: str, db: str | os.PathLike[str] | None = None) -
     """The newest recorded version older than the active one."""
     async with open_store(db) as store, store.transaction() as tx:
         shown = await records.show_app(tx, app)
+    return older_version(app, shown)
+
+
+def older_version(app: str, shown: dict[str, Any]) -> str:
+    """The newest version older than the active one, from `records.show_app`'s answer."""
     active = shown["active_version"]
     if active is None:
         raise InputError(f"app {app!r} has no active version to roll back from")

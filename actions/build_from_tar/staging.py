@@ -105,13 +105,21 @@ class _Writer:
 class _Stager:
     """One upload being staged: bytes in, a checked and durable file out (or nothing)."""
 
-    def __init__(self, final: Path, limits: StagingLimits) -> None:
+    def __init__(self, final: Path, limits: StagingLimits, unpack_to: Path | None) -> None:
         self.final = final
         self.partial = final.with_name(f".{final.name}.partial")
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()  # left by a process that crashed mid-upload
-        self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.pipeline = Pipeline(limits)
+        self.unpacker = _Unpacker(unpack_to, limits) if unpack_to is not None else None
+        try:
+            self.fd = os.open(
+                self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+            )
+        except BaseException:
+            if self.unpacker is not None:
+                self.unpacker.abort()
+            raise
+        self.pipeline = self.unpacker.pipeline if self.unpacker else Pipeline(limits)
         self.writer: _Writer | None = _Writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
@@ -126,6 +134,8 @@ class _Stager:
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
+        if self.unpacker is not None:
+            self.unpacker.finish()
         os.replace(self.partial, self.final)
         _fsync_dir(self.final.parent)
         p = self.pipeline
@@ -146,6 +156,8 @@ class _Stager:
     def abort(self) -> None:
         with contextlib.suppress(BaseException):
             self._stop_writer()
+        if self.unpacker is not None:
+            self.unpacker.abort()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -177,11 +189,16 @@ class StagingArea:
         return self.directory / f"{stream_id}.tar"
 
     def stage_file(
-        self, stream_id: str, source: BinaryIO, on_progress: ProgressCallback | None = None
+        self,
+        stream_id: str,
+        source: BinaryIO,
+        on_progress: ProgressCallback | None = None,
+        unpack_to: Path | None = None,
     ) -> StagedUpload:
-        """Stage from a blocking binary file (a pipe, a socket file, a file)."""
+        """Stage from a blocking binary file (a pipe, a socket file, a file); with
+        `unpack_to`, unpack it there in the same pass (as `extract` would after)."""
         _widen_pipe(source)
-        stager = self._stager(stream_id)
+        stager = self._stager(stream_id, unpack_to)
         try:
             reported = 0
             while chunk := source.read(CHUNK):
@@ -199,12 +216,18 @@ class StagingArea:
         return staged
 
     async def stage(
-        self, stream_id: str, source: Any, on_progress: ProgressCallback | None = None
+        self,
+        stream_id: str,
+        source: Any,
+        on_progress: ProgressCallback | None = None,
+        unpack_to: Path | None = None,
     ) -> StagedUpload:
         """Stage from a blocking file (read in a worker thread) or an async byte source:
-        an anyio byte stream, an async iterable of bytes, or an object with `async read(n)`."""
+        an anyio byte stream, an async iterable of bytes, or an object with `async read(n)`.
+        With `unpack_to`, the upload is unpacked there in the same pass: each byte is read,
+        hashed and parsed once, and `unpack_to` is whole once this returns (else absent)."""
         if _is_async_source(source):
-            return await self._stage_async(stream_id, source, on_progress)
+            return await self._stage_async(stream_id, source, on_progress, unpack_to)
         report = None
         if on_progress is not None:
             callback = on_progress
@@ -212,26 +235,24 @@ class StagingArea:
             def report(size: int) -> None:
                 anyio.from_thread.run_sync(callback, size)
 
-        return await anyio.to_thread.run_sync(self.stage_file, stream_id, source, report)
+        return await anyio.to_thread.run_sync(self.stage_file, stream_id, source, report, unpack_to)
 
     async def _stage_async(
-        self, stream_id: str, source: Any, on_progress: ProgressCallback | None
+        self,
+        stream_id: str,
+        source: Any,
+        on_progress: ProgressCallback | None,
+        unpack_to: Path | None,
     ) -> StagedUpload:
-        stager = await anyio.to_thread.run_sync(self._stager, stream_id)
+        stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to)
         try:
-            batch = bytearray()
             reported = 0
-            async for chunk in _async_chunks(source):
-                batch += chunk
-                if len(batch) >= CHUNK:
-                    await anyio.to_thread.run_sync(stager.feed, bytes(batch))
-                    batch.clear()
-                    size = stager.pipeline.size
-                    if on_progress is not None and size - reported >= PROGRESS_EVERY:
-                        reported = size
-                        on_progress(size)
-            if batch:
-                await anyio.to_thread.run_sync(stager.feed, bytes(batch))
+            async for chunk in _batches(_async_chunks(source)):
+                await anyio.to_thread.run_sync(stager.feed, chunk)
+                size = stager.pipeline.size
+                if on_progress is not None and size - reported >= PROGRESS_EVERY:
+                    reported = size
+                    on_progress(size)
             staged = await anyio.to_thread.run_sync(stager.finish)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -241,10 +262,10 @@ class StagingArea:
             on_progress(staged.size)
         return staged
 
-    def _stager(self, stream_id: str) -> _Stager:
+    def _stager(self, stream_id: str, unpack_to: Path | None = None) -> _Stager:
         final = self.path_for(stream_id)
         self.directory.mkdir(parents=True, exist_ok=True)
-        return _Stager(final, self.limits)
+        return _Stager(final, self.limits, unpack_to)
 
     def verify(self, stream_id: str, sha256: str, size: int) -> Path | None:
         """The staged file when it is still there with this size and digest, else None."""
@@ -304,6 +325,25 @@ def _is_async_source(source: Any) -> bool:
         or hasattr(source, "__aiter__")
         or inspect.iscoroutinefunction(getattr(source, "read", None))
     )
+
+
+async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Pieces joined up to CHUNK bytes: a thread hand-over per piece would cost more than
+    its work. A piece already that big passes through uncopied."""
+    pieces: list[bytes] = []
+    held = 0
+    async for chunk in chunks:
+        if not pieces and len(chunk) >= CHUNK:
+            yield chunk
+            continue
+        pieces.append(chunk)
+        held += len(chunk)
+        if held >= CHUNK:
+            yield b"".join(pieces)
+            pieces.clear()
+            held = 0
+    if pieces:
+        yield b"".join(pieces)
 
 
 async def _async_chunks(source: Any) -> AsyncIterator[bytes]:
@@ -387,6 +427,33 @@ def unpacking_dir(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.partial")
 
 
+class _Unpacker:
+    """Unpacks a tar stream fed to its pipeline into a sibling `.partial` directory of
+    `dest`, renamed into place by `finish`: `dest` is either whole or absent."""
+
+    def __init__(self, dest: Path, limits: StagingLimits) -> None:
+        self.dest = dest
+        self.partial = unpacking_dir(dest)
+        shutil.rmtree(self.partial, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.partial.mkdir(0o700)
+        self.extractor = _Extractor(self.partial)
+        self.pipeline = Pipeline(
+            limits.under(self.partial), self.extractor.member, self.extractor.data
+        )
+
+    def finish(self) -> None:
+        """The pipeline was closed (the archive is known good): links, modes, rename."""
+        self.extractor.finish()
+        os.chmod(self.partial, 0o755)
+        shutil.rmtree(self.dest, ignore_errors=True)
+        os.replace(self.partial, self.dest)
+
+    def abort(self) -> None:
+        self.extractor.abort()
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+
 def extract(
     staged: Path, dest: Path, *, limits: StagingLimits | None = None, sha256: str | None = None
 ) -> int:
@@ -395,13 +462,8 @@ def extract(
     Unpacks into a sibling `.partial` directory and renames it into place, so `dest` is
     either whole or absent. With `sha256`, refuses a staged file that changed since.
     """
-    partial = unpacking_dir(dest)
-    limits = (limits or StagingLimits()).under(partial)
-    shutil.rmtree(partial, ignore_errors=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial.mkdir(0o700)
-    extractor = _Extractor(partial)
-    pipeline = Pipeline(limits, extractor.member, extractor.data)
+    unpacker = _Unpacker(dest, limits or StagingLimits())
+    pipeline = unpacker.pipeline
     try:
         with staged.open("rb") as file:
             while chunk := file.read(CHUNK):
@@ -409,13 +471,9 @@ def extract(
         pipeline.close()
         if sha256 is not None and pipeline.hash.hexdigest() != sha256:
             raise InputError(f"staged upload {staged.name} changed since it was staged")
-        extractor.finish()
-        os.chmod(partial, 0o755)
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(partial, dest)
+        unpacker.finish()
     except BaseException:
-        extractor.abort()
-        shutil.rmtree(partial, ignore_errors=True)
+        unpacker.abort()
         raise
     return pipeline.parser.members
 

@@ -117,6 +117,7 @@ register_migrations(
         Migration(5, schema.scripts(schema.V5), "child runs' parent link"),
         Migration(6, schema.scripts(schema.V6), "concurrency keys, waiting runs, signals"),
         Migration(7, schema.scripts(schema.V7), "pause requests"),
+        Migration(8, schema.search_scripts(), "runs found by id, saga or input (search)"),
     ],
 )
 

@@ -155,3 +155,69 @@ def script(template: str, dialect: str) -> str:
 def scripts(template: str) -> dict[str, str]:
     """`template` for every dialect, as a `Migration` takes it."""
     return {dialect: script(template, dialect) for dialect in _WORDS}
+
+
+SEARCH = """
+CREATE TABLE run_terms (
+    term     TEXT NOT NULL,
+    created  {real} NOT NULL,
+    run_id   TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    PRIMARY KEY (term, created, run_id)
+){keyed};
+CREATE INDEX run_terms_by_run ON run_terms (run_id);
+"""
+"""The words a run is found by (`page_runs(q=...)`): its id, its saga and every string
+input up to SEARCH_TERM_MAX characters (the app of a build). Filled by a trigger on the
+insert of a run, so no store writes them, and back-filled by the migration."""
+
+SEARCH_TERM_MAX = 200
+
+_TERMS_OF_NEW_RUN = {
+    SQLITE: f"""SELECT NEW.saga AS term UNION SELECT NEW.run_id
+        UNION SELECT value FROM json_each(NEW.inputs)
+        WHERE type = 'text' AND length(value) <= {SEARCH_TERM_MAX}""",
+    POSTGRESQL: f"""SELECT NEW.saga AS term UNION SELECT NEW.run_id
+        UNION SELECT value FROM jsonb_each_text(NEW.inputs::jsonb) AS i (key, value)
+        WHERE jsonb_typeof(NEW.inputs::jsonb -> key) = 'string'
+        AND length(value) <= {SEARCH_TERM_MAX}""",
+}
+
+SEARCH_TRIGGERS = {
+    SQLITE: f"""
+CREATE TRIGGER runs_terms AFTER INSERT ON runs BEGIN
+    INSERT OR IGNORE INTO run_terms (term, created, run_id)
+    SELECT term, NEW.created, NEW.run_id FROM ({_TERMS_OF_NEW_RUN[SQLITE]});
+END;
+INSERT OR IGNORE INTO run_terms (term, created, run_id)
+    SELECT saga, created, run_id FROM runs
+    UNION SELECT run_id, created, run_id FROM runs
+    UNION SELECT j.value, r.created, r.run_id FROM runs r, json_each(r.inputs) j
+    WHERE j.type = 'text' AND length(j.value) <= {SEARCH_TERM_MAX};
+""",
+    POSTGRESQL: f"""
+CREATE INDEX runs_by_id_bytes ON runs ((run_id COLLATE "C"));
+CREATE FUNCTION sagactl_run_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO run_terms (term, created, run_id)
+    SELECT term, NEW.created, NEW.run_id FROM ({_TERMS_OF_NEW_RUN[POSTGRESQL]}) AS t
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER runs_terms AFTER INSERT ON runs
+    FOR EACH ROW EXECUTE FUNCTION sagactl_run_terms();
+INSERT INTO run_terms (term, created, run_id)
+    SELECT saga, created, run_id FROM runs
+    UNION SELECT run_id, created, run_id FROM runs
+    UNION SELECT i.value, r.created, r.run_id FROM runs r,
+        jsonb_each_text(r.inputs::jsonb) AS i (key, value)
+    WHERE jsonb_typeof(r.inputs::jsonb -> i.key) = 'string'
+    AND length(i.value) <= {SEARCH_TERM_MAX}
+    ON CONFLICT DO NOTHING;
+""",
+}
+
+
+def search_scripts() -> dict[str, str]:
+    """The search migration for every dialect: the table, then its trigger and back-fill
+    (which differ too much between dialects for one template)."""
+    return {dialect: script(SEARCH, dialect) + SEARCH_TRIGGERS[dialect] for dialect in _WORDS}

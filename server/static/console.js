@@ -23,10 +23,14 @@ function el(tag, text, cls) {
 
 function token() { return sessionStorage.getItem("sagactlToken"); }
 
-async function post(url) {
+async function post(url, body) {
+  // A same-origin fetch: the browser sends its Origin, which the server checks.
+  const headers = token() ? { Authorization: "Bearer " + token() } : {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const send = () => fetch(url, {
     method: "POST",
-    headers: token() ? { Authorization: "Bearer " + token() } : {},
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   let answer = await send();
   if (answer.status === 401) {
@@ -95,6 +99,12 @@ class RunPage {
       const title = g.querySelector("title");
       if (title) this.nodes[title.textContent] = g;
     }
+    this.rows = {};
+    for (const row of document.querySelectorAll("#actions tr[data-action]")) {
+      this.rows[row.dataset.action] = row;
+    }
+    this.dirty = new Set(Object.keys(this.actions));  // what paint() must look at
+    this.drawing = null;
     this.logBody = document.querySelector("#log tbody");
     this.output = document.getElementById("output");
     for (const event of data.events) this.apply(event);
@@ -120,8 +130,7 @@ class RunPage {
       const event = JSON.parse(message.data);
       if (event.seq && event.seq <= this.lastSeq) return;  // already shown
       this.apply(event);
-      this.paint();
-      this.drawTimeline();
+      this.redraw();
     };
     for (const kind of KINDS) source.addEventListener(kind, onEvent);
     source.addEventListener("progress", onEvent);
@@ -137,7 +146,19 @@ class RunPage {
     if (answer.ok) this.follow();
   }
 
+  redraw() {
+    // Events come in bursts (a thousand actions finish within seconds): the page is
+    // painted once per burst, not once per event, so it stays responsive.
+    if (this.drawing !== null) return;
+    this.drawing = setTimeout(() => {
+      this.drawing = null;
+      this.paint();
+      this.drawTimeline();
+    }, 100);
+  }
+
   apply(event) {
+    if (event.action) this.dirty.add(event.action);
     if (event.seq) {
       this.lastSeq = Math.max(this.lastSeq, event.seq);
       this.logRow(event);
@@ -211,14 +232,18 @@ class RunPage {
     runState.textContent = this.state;
     runState.className = "state state-" + this.state;
     if (this.error !== undefined) document.getElementById("run-error").textContent = this.error || "";
-    for (const [name, action] of Object.entries(this.actions)) {
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    for (const name of dirty) {
+      const action = this.actions[name];
+      if (!action) continue;
       const g = this.nodes[name];
       if (g && g.dataset.state !== action.state) {
         g.dataset.state = action.state;
         const shape = g.querySelector("polygon, path, ellipse");
         if (shape) shape.setAttribute("fill", this.colours[action.state] || "#ffffff");
       }
-      const row = document.querySelector('#actions tr[data-action="' + CSS.escape(name) + '"]');
+      const row = this.rows[name];
       if (!row) continue;
       const cell = row.querySelector(".action-state span");
       if (cell.textContent !== action.state) {
@@ -260,8 +285,30 @@ class RunPage {
   }
 }
 
+// -- app page ---------------------------------------------------------------------------
+
+function rollbackButtons(root) {
+  const shown = document.getElementById("rollback-answer");
+  for (const button of root.querySelectorAll("button.rollback")) {
+    button.addEventListener("click", async () => {
+      const app = button.dataset.app;
+      const version = parseInt(button.dataset.number, 10);
+      shown.textContent = "rolling back to version " + version + "…";
+      const answer = await post("/api/apps/" + encodeURIComponent(app) + "/rollback", { version });
+      const body = await answer.json().catch(() => ({}));
+      if (answer.ok) {
+        shown.textContent = "active: " + body.active_version;
+        window.location.reload();
+      } else {
+        shown.textContent = body.error || answer.statusText;
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   fillTimes(document);
+  rollbackButtons(document);
   const runs = document.getElementById("runs");
   if (runs && runs.dataset.live === "yes") liveRuns(runs);
   const data = document.getElementById("run-data");

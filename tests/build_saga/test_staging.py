@@ -331,6 +331,54 @@ class TestAsyncSources:
             await area.stage(STREAM, chunks())
         assert list(area.directory.iterdir()) == []
 
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+    async def test_unpacked_in_the_same_pass(
+        self, gz: bool, area: StagingArea, tmp_path: Path
+    ) -> None:
+        """With unpack_to, staging leaves the tree extract() would make from the staged
+        file (contents, links, modes), from an async source in small pieces."""
+        data = tar_of_dir(_app_tree(tmp_path / "app"), gz=gz)
+
+        async def pieces():  # type: ignore[no-untyped-def]
+            for i in range(0, len(data), 700):
+                yield data[i : i + 700]
+
+        staged = await area.stage(STREAM, pieces(), unpack_to=tmp_path / "src")
+        assert staged.path.read_bytes() == data
+        extract(staged.path, tmp_path / "again", sha256=staged.sha256)
+        names = listing(tmp_path / "src")
+        assert names == listing(tmp_path / "again") and "app.py" in names
+        for name in names:
+            one, two = tmp_path / "src" / name, tmp_path / "again" / name
+            assert os.lstat(one).st_mode == os.lstat(two).st_mode, name
+            if one.is_file() and not one.is_symlink():
+                assert one.read_bytes() == two.read_bytes(), name
+        assert (
+            os.stat(tmp_path / "src" / "app.py").st_ino
+            == os.stat(tmp_path / "src" / "app-copy.py").st_ino
+        )
+        assert sorted(os.listdir(tmp_path)) == ["again", "app", "src", "staging"]
+
+    @pytest.mark.parametrize(
+        "bad",
+        [make_tar([M("a", data=b"1"), M("../x", data=b"2")]), make_tar([M("a", data=b"1")])[:700]],
+        ids=["hostile", "truncated"],
+    )
+    def test_a_refused_upload_unpacks_nothing(
+        self, bad: bytes, area: StagingArea, tmp_path: Path
+    ) -> None:
+        """Members unpacked before the refusal are removed with their partial directory;
+        an earlier tree at the destination is left as it was."""
+        dest = tmp_path / "src"
+        dest.mkdir()
+        (dest / "old").write_text("kept")
+        with pytest.raises(InputError):
+            area.stage_file(STREAM, io.BytesIO(bad), unpack_to=dest)
+        assert list(area.directory.iterdir()) == []
+        assert sorted(os.listdir(tmp_path)) == ["src", "staging"]
+        assert [p.name for p in dest.iterdir()] == ["old"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

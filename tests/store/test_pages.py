@@ -71,11 +71,50 @@ class TestPages:
 
         assert await ids(states=["succeeded"]) == ["r3"]
         assert await ids(saga="other") == ["o2", "o1"]
-        assert await ids(q="o") == ["o2", "o1"]
+        assert await ids(q="o1") == ["o1"]  # a whole run id; too short for a prefix
+        assert await ids(q="o") == []
         assert await ids(q="other") == ["o2", "o1"]
         assert await ids(q="app1", saga="demo") == ["r3", "r1"]
         assert await ids(q="nothing%") == []
         assert await ids(states=["queued"], saga="demo", limit=2) == ["r4", "r2"]
+
+    async def test_search_by_id_prefix_saga_and_input(self, store: Store) -> None:
+        """q: a run id prefix of PREFIX_MIN characters or more, a whole id, a saga, a string
+        input; newest first, combined with the other filters and the cursor."""
+        for i in range(12):
+            run = new_run(f"c0ffee{i:02d}-{i}", saga=f"s{i % 2}", app=f"app{i % 3}")
+            await store.create_run(run, claim=False)
+        await store.create_run(
+            NewRun(
+                run_id="numbers",
+                saga="s0",
+                definition_hash="h1",
+                definition={"format": 1, "name": "s0", "actions": {}},
+                inputs={"n": 7, "app": "x" * 201, "flag": True},
+            ),
+            claim=False,
+        )
+
+        async def ids(**kwargs: object) -> list[str]:
+            return [r.run_id for r in await store.page_runs(**kwargs)]  # type: ignore[arg-type]
+
+        assert await ids(q="c0ffee1") == []  # 7 characters: a prefix needs PREFIX_MIN
+        assert await ids(q="c0ffee10") == ["c0ffee10-10"]
+        assert await ids(q="c0ffee0") == []
+        assert await ids(q="c0ffee01-1") == ["c0ffee01-1"]
+        assert await ids(q="app2") == ["c0ffee11-11", "c0ffee08-8", "c0ffee05-5", "c0ffee02-2"]
+        assert await ids(q="app2", saga="s1") == ["c0ffee11-11", "c0ffee05-5"]
+        page = await store.page_runs(q="app2", limit=2)
+        assert [r.run_id for r in page] == ["c0ffee11-11", "c0ffee08-8"]
+        assert await ids(q="app2", before=page[-1].cursor) == ["c0ffee05-5", "c0ffee02-2"]
+        assert await ids(q="s1", limit=2) == ["c0ffee11-11", "c0ffee09-9"]
+        # Only strings up to SEARCH_TERM_MAX characters are words.
+        assert await ids(q="7") == []
+        assert await ids(q="x" * 201) == []
+        assert await ids(q="s0", limit=1) == ["numbers"]
+        # Both ways at once: a prefix of ids and a word, each run once.
+        await store.create_run(new_run("c0ffee10-x", app="c0ffee10"), claim=False)
+        assert await ids(q="c0ffee10") == ["c0ffee10-x", "c0ffee10-10"]
 
     async def test_summary_fields(self, store: Store) -> None:
         await fill(store)

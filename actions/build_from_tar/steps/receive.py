@@ -75,11 +75,23 @@ class ReceiveTar(Action):
                 )
             path = found
             ctx.log.info("recovered upload from the staged file", size=size)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: extract(path, source_dir, limits=limits, sha256=sha256)
+                )
+            except OSError as exc:
+                raise FatalError(
+                    f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
+                    f"{cause_of(exc)}"
+                ) from None
         else:
             try:
                 reader = registry.claim(stream_id)
             except StreamGone as exc:
                 await anyio.to_thread.run_sync(area.remove, stream_id)
+                # Unpacked (whole or in part) by an attempt that crashed before its
+                # checkpoint: nothing of it is kept.
+                await anyio.to_thread.run_sync(_remove_unpacked, source_dir)
                 raise FatalError(
                     f"upload {stream_id} is gone and was not staged whole ({exc})"
                 ) from None
@@ -88,25 +100,18 @@ class ReceiveTar(Action):
                 ctx.progress(None, "receiving upload", bytes=received)
 
             try:
-                staged = await area.stage(stream_id, reader, on_progress)
+                # Unpacked in the same pass: each byte is read, hashed and parsed once.
+                staged = await area.stage(stream_id, reader, on_progress, unpack_to=source_dir)
             except OSError as exc:
                 # The reader is consumed: a retry could not read it again, so say why now.
                 registry.failed(stream_id, cause_of(exc))
                 raise FatalError(
-                    f"upload {stream_id} could not be staged in {area.directory}: {cause_of(exc)}"
+                    f"upload {stream_id} could not be staged in {area.directory} and unpacked "
+                    f"in {settings.sources_dir}: {cause_of(exc)}"
                 ) from None
             path, sha256, size = staged.path, staged.sha256, staged.size
             await ctx.checkpoint({"staged": True, "sha256": sha256, "size": size})
         registry.set_staged(stream_id, path)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: extract(path, source_dir, limits=limits, sha256=sha256)
-            )
-        except OSError as exc:
-            raise FatalError(
-                f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
-                f"{cause_of(exc)}"
-            ) from None
         ctx.progress(1.0, "upload staged and unpacked", bytes=size)
         return {"path": str(path), "sha256": sha256, "size": size, "source_dir": str(source_dir)}
 
@@ -125,6 +130,11 @@ class ReceiveTar(Action):
         settings = settings_of(ctx.deps)
         area = StagingArea(settings.staging_dir, settings.limits)
         await anyio.to_thread.run_sync(area.remove, str(inputs["stream_id"]))
+
+
+def _remove_unpacked(source_dir: Path) -> None:
+    for path in (source_dir, unpacking_dir(source_dir)):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _prepare(area: StagingArea, staged_ttl: float) -> None:
