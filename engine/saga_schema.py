@@ -32,7 +32,8 @@ _REFERENCE_ANYWHERE = r"\$\{\{"
 
 # What a failed `pattern` means, by the pattern it failed.
 _PATTERN_MEANING = {
-    "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$": "a duration (seconds, or e.g. 500ms, 10s, 10m, 1h30m)",
+    "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$": "a duration (seconds, or e.g. 500ms, 10s, 10m, "
+    "1h30m, 7d)",
     "^[a-z][a-z0-9-]{0,62}$": "a valid saga name (lower-case letters, digits and '-', "
     "starting with a letter, at most 63 characters)",
     "^[A-Za-z_][A-Za-z0-9_-]{0,127}$": "a valid name (letters, digits, '_' and '-', "

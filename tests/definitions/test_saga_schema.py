@@ -110,7 +110,7 @@ class TestValidationErrors:
         found = problems("defaults: {timeout: 10 minutes}\nactions: {a: {uses: test.noop}}\n")
         assert found == [
             "4:21: defaults.timeout: '10 minutes' is not a duration "
-            "(seconds, or e.g. 500ms, 10s, 10m, 1h30m)"
+            "(seconds, or e.g. 500ms, 10s, 10m, 1h30m, 7d)"
         ]
 
     def test_negative_duration(self, problems) -> None:
