@@ -172,8 +172,14 @@ class SqliteStore(SqlStore):
         applied = {row["namespace"]: row["version"] for row in conn.execute(SQL.migrations_applied)}
         done: list[tuple[str, int]] = []
         for namespace, step in pending(applied):
-            for statement in split_statements(step.script(self.dialect, namespace)):
-                conn.execute(statement)
+            try:
+                for statement in split_statements(step.script(self.dialect, namespace)):
+                    conn.execute(statement)
+            except sqlite3.Error as exc:  # e.g. a store an unreleased build migrated
+                raise StoreUnusable(
+                    f"{self.path}: cannot apply migration {namespace} v{step.version}"
+                    f" ({step.description}): {exc}"
+                ) from None
             conn.execute(SQL.record_migration, (namespace, step.version, self.now()))
             done.append((namespace, step.version))
         return done

@@ -180,3 +180,19 @@ def read_only_mount() -> Iterator[Callable[[Path], None]]:
     yield make
     for path in done:
         subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_migration_that_cannot_apply_is_one_line(tmp_path: Path) -> None:
+    """A store whose tables are ahead of its recorded migrations (as an unreleased build
+    left it): one line naming the store and the migration, exit 2, nothing recorded."""
+    path = tmp_path / "ahead.db"
+    make_store(path, runs=1)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE namespace = 'engine' AND version >= 5")
+    recorded = "SELECT namespace, version FROM schema_migrations ORDER BY 1, 2"
+    with sqlite3.connect(path) as conn:
+        before = conn.execute(recorded).fetchall()
+    done = sagactl("list", "--db", f"sqlite://{path}")
+    assert_one_line(done, str(path), "engine v5", "duplicate column")
+    with sqlite3.connect(path) as conn:  # the failed migration left nothing recorded
+        assert conn.execute(recorded).fetchall() == before
