@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +23,50 @@ from typing import Any
 import pytest
 
 SAGACTL = str(Path(sys.executable).with_name("sagactl"))
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""An ANSI escape sequence (colours, cursor moves) in what a terminal was sent."""
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What `sagactl ARGS` wrote to a terminal on its stderr, and to its stdout."""
+
+    code: int
+    raw: str
+    stdout: str
+
+    def lines(self) -> list[str]:
+        """The terminal's text, escapes dropped, each redraw (`\\r`) a line of its own."""
+        return ANSI.sub("", self.raw).replace("\r", "\n").splitlines()
+
+
+def on_terminal(args: list[str], env: dict[str, str], timeout: float = 30) -> Screen:
+    """Run the real CLI with stderr on a pseudo-terminal (the live view draws bars)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [SAGACTL, *args],
+        env={**env, "TERM": "xterm-256color"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the process closed its end
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    code = proc.wait(timeout=timeout)
+    assert proc.stdout is not None
+    stdout = proc.stdout.read().decode()
+    proc.stdout.close()
+    return Screen(code, screen.decode(), stdout)
+
+
 PLUGIN = Path(__file__).with_name("plugin")
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from .conftest import SAGACTL, Cli
-from .test_live_and_logging import ANSI
+from .conftest import Cli, on_terminal
 
 
 def write(cli: Cli, name: str, body: dict[str, Any]) -> Path:
@@ -149,25 +145,8 @@ def test_schema_covers_outputs_and_installed_child_sagas(cli: Cli) -> None:
 
 def test_live_view_shows_the_child_actions_under_the_parent_action(cli: Cli) -> None:
     """On a terminal, a child's actions get lines of their own: `kid/c1`, `kid/c2`."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [SAGACTL, "run", str(family(cli)), "--run-id", "fam"],
-        env={**cli.env, "TERM": "xterm-256color"},
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-    )
-    os.close(follower)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the process closed its end
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    final = ANSI.sub("", screen.decode()).replace("\r", "\n").splitlines()
+    screen = on_terminal(["run", str(family(cli)), "--run-id", "fam"], cli.env, timeout=60)
+    assert screen.code == 0
+    final = screen.lines()
     for line in ("kid/c1", "kid/c2", "kid", "p1", "p2"):
         assert any(re.match(rf"^{line}\s+succeeded\s+━+", shown) for shown in final), line

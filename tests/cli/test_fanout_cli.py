@@ -4,17 +4,12 @@ mid-fan-out resumes without rerunning a completed element, validate names mistak
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from .conftest import SAGACTL, Cli, wait_for
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from .conftest import Cli, on_terminal, wait_for
 
 HOSTS = {
     "type": "array",
@@ -181,25 +176,10 @@ class TestFanOutLiveView:
         ]
 
     def test_terminal_bar_counts_elements(self, cli: Cli) -> None:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen(
-            [SAGACTL, "run", str(_saga(cli)), "-i", f"hosts={_hosts('a', 'b', 'c')}"],
-            env={**cli.env, "TERM": "xterm-256color"},
-            stdout=subprocess.DEVNULL,
-            stderr=follower,
+        screen = on_terminal(
+            ["run", str(_saga(cli)), "-i", f"hosts={_hosts('a', 'b', 'c')}"], cli.env
         )
-        os.close(follower)
-        screen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed its end
-                break
-            if not chunk:
-                break
-            screen += chunk
-        os.close(leader)
-        assert proc.wait(timeout=30) == 0
-        final = ANSI.sub("", screen.decode()).replace("\r", "\n").splitlines()
+        assert screen.code == 0
+        final = screen.lines()
         deploy = [line for line in final if line.startswith("deploy")]
         assert re.match(r"^deploy\s+succeeded\s+━+\s+\S+\s+3/3 elements", deploy[-1]), deploy

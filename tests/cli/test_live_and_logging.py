@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import subprocess
 
-from .conftest import SAGACTL, Cli
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from .conftest import SAGACTL, Cli, on_terminal
 
 
 def _saga(cli: Cli) -> str:
@@ -20,31 +16,12 @@ def _saga(cli: Cli) -> str:
 class TestLiveView:
     def test_terminal_gets_bars_per_action(self, cli: Cli) -> None:
         """With stderr on a terminal: one redrawn line per action, its state, time and bar."""
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen(
-            [SAGACTL, "run", _saga(cli)],
-            env={**cli.env, "TERM": "xterm-256color"},
-            stdout=subprocess.PIPE,
-            stderr=follower,
-        )
-        os.close(follower)
-        screen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed its end
-                break
-            if not chunk:
-                break
-            screen += chunk
-        os.close(leader)
-        assert proc.wait(timeout=30) == 0
-        assert proc.stdout is not None
-        run_id = proc.stdout.read().decode().strip()
-        proc.stdout.close()
-        text = screen.decode()
+        screen = on_terminal(["run", _saga(cli)], cli.env)
+        assert screen.code == 0
+        run_id = screen.stdout.strip()
+        text = screen.raw
         assert "\x1b[" in text  # redrawn in place, with colour
-        final = ANSI.sub("", text).replace("\r", "\n").splitlines()
+        final = screen.lines()
         assert any(re.match(r"^second\s+succeeded\s+━+\s+0:00:0\d", line) for line in final)
         assert any(re.match(r"^first\s+succeeded\s+━+", line) for line in final)
         assert run_id not in text  # the id is on stdout only
