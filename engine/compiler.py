@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
-import networkx as nx
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
@@ -24,6 +23,7 @@ from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .child_sagas import ChildCatalog, SagaLookup, child_name
 from .compile_parking import concurrency_of, definition_problems
+from .dag_order import lexicographic_order
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .expression_types import type_problems
@@ -572,6 +572,11 @@ class _Compiler:
         return policy
 
     def check_cycles(self, specs: Mapping[str, ActionSpec]) -> None:
+        deps = {name: [d for d in spec.depends_on if d in specs] for name, spec in specs.items()}
+        if lexicographic_order(deps) is not None:
+            return  # the common case, without importing networkx
+        import networkx as nx  # only to name each cycle
+
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(specs)
         for spec in specs.values():

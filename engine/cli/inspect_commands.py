@@ -15,10 +15,10 @@ from rich.text import Text
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, seconds_of, with_engine, with_store
+from .options import DB_OPTION, count, seconds_of, with_store
 
 if TYPE_CHECKING:
-    from ..api import RunResult
+    from ..results import RunResult
     from ..store import Store
 
 STATES = [str(s) for s in RunState]
@@ -39,7 +39,9 @@ def _when(stamp: float | None) -> str:
 def status(run_id: str, as_json: bool, db: str | None) -> None:
     """Show RUN's state and each action's state, attempts, error (and outputs in JSON);
     a for_each action's elements, each on its own row."""
-    result: RunResult = with_engine(db, lambda e: e.status(run_id))
+    from ..run_status import run_status  # the store only: no engine, scheduler or networkx
+
+    result: RunResult = with_store(db, lambda s: run_status(s, run_id))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
         return
