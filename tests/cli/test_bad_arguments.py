@@ -157,11 +157,12 @@ COMMANDS = [
 
 def _setting_cases() -> list[Bad]:
     """Every bad value of every setting; every command with one of them. The build
-    package's settings are checked by the commands that load it (`validate` loads the
-    action plugins), not by `list`, which must start without importing it."""
+    package's settings are checked by the commands that load it (`actions` loads the
+    action plugins), not by `list` or `validate`, which start without importing it
+    (`validate` reads the actions' cached descriptions)."""
     cases = [
         Bad(
-            ("list",) if name in ENGINE_SETTINGS else ("validate", "{saga}"),
+            ("list",) if name in ENGINE_SETTINGS else ("actions",),
             f"${name}={value!r}: ",
             {name: value},
         )
