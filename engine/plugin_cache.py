@@ -12,8 +12,10 @@ changes that fingerprint, and the next process scans again.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,10 +39,21 @@ class FoundEntryPoint:
     version: str | None
 
     def load(self) -> Any:
-        """What the entry point names (imports its module)."""
-        import importlib.metadata as metadata  # not for a cache hit: it costs a few ms
+        """What the entry point names (imports its module), as `EntryPoint.load` finds it,
+        without importing `importlib.metadata` (and email, zipfile, csv) on a cache hit."""
+        found = _VALUE.match(self.value)
+        if found is None:  # not `module:attr`: importlib.metadata says what is wrong
+            import importlib.metadata as metadata
 
-        return metadata.EntryPoint(self.name, self.value, self.group).load()
+            return metadata.EntryPoint(self.name, self.value, self.group).load()
+        obj = importlib.import_module(found["module"])
+        for attribute in filter(None, (found["attr"] or "").split(".")):
+            obj = getattr(obj, attribute)
+        return obj
+
+
+_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+"""`importlib.metadata.EntryPoint.pattern`: `module`, `module:attr.sub`, `module:attr [x]`."""
 
 
 def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoint, ...]:
@@ -57,6 +70,9 @@ def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoi
 
 
 def default_cache_dir() -> Path:
+    if sys.platform == "linux":  # platformdirs' answer, without importing it on every start
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        return Path(base if os.path.isabs(base) else os.path.expanduser("~/.cache"), "sagactl")
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("sagactl"))
