@@ -17,7 +17,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,12 +69,9 @@ def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoi
 
 
 def default_cache_dir() -> Path:
-    if sys.platform == "linux":  # platformdirs' answer, without importing it on every start
-        base = os.environ.get("XDG_CACHE_HOME", "")
-        return Path(base if os.path.isabs(base) else os.path.expanduser("~/.cache"), "sagactl")
-    import platformdirs
+    from .user_dirs import user_cache_dir
 
-    return Path(platformdirs.user_cache_dir("sagactl"))
+    return user_cache_dir()
 
 
 def scan() -> tuple[FoundEntryPoint, ...]:
@@ -164,6 +160,8 @@ def read_cached(path: Path, key: Any, field: str) -> Any:
 def write_cached(path: Path, key: Any, field: str, value: Any) -> None:
     """Atomically (another process may read it meanwhile); a cache that cannot be written
     only costs the next process a scan."""
+    import tempfile  # with shutil, bz2, lzma and random: only when the cache is written
+
     try:
         text = json.dumps({"key": key, field: value})
         path.parent.mkdir(parents=True, exist_ok=True)
