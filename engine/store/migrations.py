@@ -118,7 +118,7 @@ register_migrations(
         Migration(6, schema.scripts(schema.V6), "concurrency keys, waiting runs, signals"),
         Migration(7, schema.scripts(schema.V7), "pause requests"),
         Migration(8, schema.search_scripts(), "runs found by id, saga or input (search)"),
-        Migration(9, schema.scripts(schema.V9), "recoveries counted from an index (stats)"),
+        Migration(9, schema.scripts(schema.V9), "stats counted from indexes"),
     ],
 )
 
