@@ -165,7 +165,17 @@ class SqliteStore(SqlStore):
     # -- migrations --------------------------------------------------------------------
 
     async def upgrade(self) -> list[tuple[str, int]]:
+        if await self._read(self._up_to_date):
+            return []  # every start of every command: a read, no write transaction
         return await self._write(self._upgrade)
+
+    def _up_to_date(self, conn: sqlite3.Connection) -> bool:
+        """Whether every registered migration is applied (False: not known yet)."""
+        try:
+            rows = conn.execute(SQL.migrations_applied).fetchall()
+        except sqlite3.OperationalError:  # a new database: no migrations table yet
+            return False
+        return not pending({row["namespace"]: row["version"] for row in rows})
 
     def _upgrade(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
         conn.execute(SQL.migrations_table)
