@@ -35,6 +35,14 @@ def root_span_id_of(run_id: str) -> int:
     return int.from_bytes(digest[:8], "big") or 1
 
 
+def segment_span_id_of(run_id: str, segment: int) -> int:
+    """The span id of a run's segment `segment` (the fence of the claim that drove it,
+    recorded in the log as `segment` of the record opening it): whoever reads the log
+    can name the span of a segment whose process died before exporting it."""
+    digest = hashlib.sha256(f"sagactl/segment/{run_id}/{segment}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
 def tracing_configured(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the OpenTelemetry variables ask for traces to be exported."""
     env = os.environ if environ is None else environ
@@ -138,7 +146,14 @@ class Segment(Protocol):
 class RunTracing(Protocol):
     """Opens the segment spans of the runs this process drives."""
 
-    def segment(self, run_id: str, saga: str, entry_state: str | None) -> Segment: ...
+    def segment(self, run_id: str, saga: str, entry_state: str | None, number: int) -> Segment:
+        """The span of segment `number` (the claim's fence) of the run, starting now."""
+        ...
+
+    def lost(self, run_id: str, saga: str, number: int, started: float, ended: float) -> None:
+        """Export the span of segment `number`, whose process was lost before it could,
+        as the log shows it: from the record that opened it to the log's last record."""
+        ...
 
     def finished(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
         """Record the run's own span (the parent of its segments) once it is over."""
