@@ -183,6 +183,13 @@ def _entry_state(state: str) -> bytes:
     return attribute(9, "sagactl.entry_state", state)
 
 
+@functools.lru_cache(maxsize=4096)
+def _named(action: str, compensating: bool) -> bytes:
+    """An attempt span's encoded name and action attribute (the same in every run)."""
+    verb = "compensate" if compensating else "action"
+    return delimited(5, f"{verb} {action}".encode()) + attribute(9, "sagactl.action", action)
+
+
 @functools.cache
 def _outcome(state: str) -> bytes:
     return attribute(9, "sagactl.outcome", state)
@@ -301,8 +308,6 @@ class _Segment:
         self._start = time_ns()
         self._attempts = SpanWriter(trace_id, self._span_id, _common(saga, run_id))
         self._retry_of = link_to(self._attempts.trace_id, _RETRY)
-        self._names: dict[tuple[str, bool], bytes] = {}
-        """(action, compensating) -> its attempts' encoded name and action attribute."""
         self._previous: dict[tuple[str, bool], int] = {}
         """(action, compensating) -> its last attempt's span here: a retry links to it."""
         self.live: dict[str, _Attempt] = {}
@@ -334,12 +339,7 @@ class _Segment:
         self._previous[which] = attempt.span_id
         if previous is not None:
             extra += self._retry_of(previous)
-        named = self._names.get(which)
-        if named is None:
-            verb = "compensate" if compensating else "action"
-            named = self._names[which] = delimited(5, f"{verb} {action}".encode()) + attribute(
-                9, "sagactl.action", action
-            )
+        named = _named(action, compensating)
         n = attempt.attempt
         self._add(
             self._attempts.span(
