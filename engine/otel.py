@@ -19,7 +19,7 @@ import functools
 import os
 import random
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -307,7 +307,8 @@ class _Segment:
         self._span_id = segment_span_id_of(run_id, number)
         self._start = time_ns()
         self._attempts = SpanWriter(trace_id, self._span_id, _common(saga, run_id))
-        self._retry_of = link_to(self._attempts.trace_id, _RETRY)
+        self._retry_of: Callable[[int], bytes] | None = None
+        """Encodes the link of a retry to the attempt before (made at the first retry)."""
         self._previous: dict[tuple[str, bool], int] = {}
         """(action, compensating) -> its last attempt's span here: a retry links to it."""
         self.live: dict[str, _Attempt] = {}
@@ -338,6 +339,8 @@ class _Segment:
         previous = self._previous.get(which)
         self._previous[which] = attempt.span_id
         if previous is not None:
+            if self._retry_of is None:
+                self._retry_of = link_to(self._attempts.trace_id, _RETRY)
             extra += self._retry_of(previous)
         named = _named(action, compensating)
         n = attempt.attempt
