@@ -7,6 +7,7 @@ Figures are printed and kept in `extra_info`; nothing here asserts a time.
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import threading
 import time
@@ -160,13 +161,21 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'runs.db'}"
         return
-    from tests.store.conftest import pg_schema  # the test suite's schema-per-test helper
+    import psycopg
 
+    # A schema of our own in the database `$SAGACTL_TEST_PG` names, dropped afterwards.
+    url = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    schema = f"bench_{secrets.token_hex(6)}"
     try:
-        with pg_schema("bench") as url:
-            yield url
-    except Exception as exc:  # no server here
-        pytest.skip(f"no PostgreSQL: {exc}")
+        with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {url}: {exc}")
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 PRUNABLE = 2000
@@ -224,4 +233,66 @@ def test_prune_rate_while_sagas_run(benchmark: Any, db: str) -> None:
     print(
         f"\nprune on {db.split(':')[0]}: {figures['prune_rate']:.0f} runs/s while sagas run;"
         f" sagas {figures['alone']:.0f}/s alone, {figures['beside']:.0f}/s beside pruning"
+    )
+
+
+LONG_KEPT = 20_000
+EXPIRED = 1_000
+PREVIOUS_PAGE_SQL = (
+    "SELECT run_id FROM runs WHERE finished IS NOT NULL"
+    " AND finished < ? - coalesce(retention, CAST(? AS DOUBLE PRECISION))"
+    " ORDER BY finished LIMIT ?"
+)
+"""How a page of expired runs was found before the expiry indexes (migration 9): in
+`finished` order, stepping over every long-kept run that finished earlier."""
+
+
+@pytest.mark.timeout(900)
+def test_finding_a_page_of_expired_runs(benchmark: Any, db: str) -> None:
+    """20,000 runs kept a year, finished a month ago, and 1,000 runs kept a day, finished
+    two days ago: the time to find one page of 100 expired runs, by the previous query
+    and by the expiry index, alternately in the same store."""
+    from sagactl.engine.store.pruning import prune_candidates
+
+    async def measure() -> dict[str, float]:
+        async with Engine(db, actions={"noop": Noop()}) as engine:
+            store = engine.store
+            now = time.time()
+            rows = [(f"long-{i}", 365 * 86400.0, now - 30 * 86400) for i in range(LONG_KEPT)]
+            rows += [(f"gone-{i}", 86400.0, now - 2 * 86400 + i) for i in range(EXPIRED)]
+            for start in range(0, len(rows), 2000):
+                async with store.transaction() as tx:
+                    for run_id, retention, finished in rows[start : start + 2000]:
+                        await tx.execute(
+                            "INSERT INTO runs (run_id, saga, state, definition_hash,"
+                            " definition, inputs, plugin_versions, created, updated,"
+                            " finished, retention) VALUES (?, 'kept', 'succeeded', 'h', '{}',"
+                            " '{}', '{}', ?, ?, ?, ?)",
+                            (run_id, finished, finished, finished, retention),
+                        )
+            if store.dialect == "postgresql":
+                async with store.transaction() as tx:
+                    await tx.execute("ANALYZE runs")
+            lock = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgresql" else ""
+            previous = (PREVIOUS_PAGE_SQL + lock, [now, 86400.0, 100])
+            ((sql, params),) = prune_candidates(
+                store.dialect, now=now, finished_before=None, default_retention=None, keep=()
+            )
+            indexed = (sql, [*params, 100])
+            times: dict[str, list[float]] = {"previous": [], "indexed": []}
+            for _ in range(15):
+                for name, (query, args) in (("previous", previous), ("indexed", indexed)):
+                    async with store.transaction() as tx:
+                        began = time.perf_counter()
+                        found = await tx.fetchall(query, args)
+                        times[name].append(time.perf_counter() - began)
+                    assert len(found) == 100 and all(str(r[0]).startswith("gone-") for r in found)
+        return {name: statistics.median(values) for name, values in times.items()}
+
+    figures = benchmark.pedantic(lambda: anyio.run(measure), rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(
+        f"\npage of expired runs on {db.split(':')[0]} past {LONG_KEPT} long-kept ones:"
+        f" previous query {figures['previous'] * 1e3:.2f} ms, expiry index"
+        f" {figures['indexed'] * 1e3:.2f} ms ({figures['previous'] / figures['indexed']:.0f}x)"
     )
