@@ -4,7 +4,9 @@ A run has one trace, whatever process drives it: its id is derived from the run 
 (`trace_id_of`, stored with the run), so the first process, a `resume` and a worker that
 took the run over all add their spans to the same trace. Each process that drives a run
 opens a *segment* span; each attempt of an action and each compensation attempt is a
-child span of it.
+child span of it. A segment's span id derives from the run id and its number (the fence
+of the claim that drove it, kept in the log), so when a process is lost before it could
+export its segment's span, the process that takes the run over exports it from the log.
 
 Tracing is on when the standard OpenTelemetry variables name an exporter endpoint
 (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`). Otherwise the
