@@ -16,7 +16,7 @@ from .bulk_options import parse as parse_filter
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
-from .run_inputs import parse_inputs, report
+from .run_inputs import RunIdAnnouncer, parse_inputs, report
 
 
 @click.command()
@@ -72,14 +72,16 @@ def run(
 
     check_inputs(saga, inputs)  # before the id is printed: a bad input prints no id
 
+    announce = RunIdAnnouncer(the_id)
+
     async def go(engine: Engine) -> RunResult:
-        click.echo(the_id)  # once the store is open: a bad --db prints no id either
-        sys.stdout.flush()
-        return await engine.run(saga, inputs, run_id=the_id)
+        result = await engine.run(saga, inputs, run_id=the_id)
+        announce()
+        return result
 
     view = LiveView(saga.topological_order(), quiet=quiet)
     with view:
-        result = with_engine(db, go, on_event=view, faults=plan)
+        result = with_engine(db, go, on_event=[announce, view], faults=plan)
     sys.exit(report(result))
 
 
