@@ -44,8 +44,27 @@ def integer_text_problem(text: str) -> str | None:
     return number_problem(int(text))
 
 
+def _flat_scalars(value: object) -> bool:
+    """A mapping of strings to null, booleans, strings or in-range integers: finite JSON
+    at a glance (most action outputs), without the walk's bookkeeping."""
+    if type(value) is not dict:
+        return False
+    for key, inner in value.items():
+        kind = type(inner)
+        if type(key) is not str or not (
+            inner is None
+            or kind is str
+            or kind is bool
+            or (kind is int and INT_MIN <= inner <= INT_MAX)
+        ):
+            return False
+    return True
+
+
 def check_json(value: object, where: str) -> None:
     """Raises NotJson naming `where` and the path inside when `value` is not finite JSON."""
+    if _flat_scalars(value):
+        return
     todo: list[tuple[object, str, int]] = [(value, "", 0)]
     while todo:
         item, path, depth = todo.pop()  # depth: how many lists and mappings hold `item`

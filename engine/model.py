@@ -127,6 +127,8 @@ class CompiledSaga:
 
     __slots__ = (
         "_actions",
+        "_dependencies",
+        "_dependents",
         "_graph",
         "_hash",
         "_order",
@@ -179,6 +181,9 @@ class CompiledSaga:
             cycle = [edge[0] for edge in nx.find_cycle(graph)]
             raise ValueError("cycle: " + " -> ".join([*cycle, cycle[0]]))
         self._graph = nx.freeze(graph)
+        # Asked once per action per run by the scheduler: worked out once here.
+        self._dependencies = {a: frozenset(graph.predecessors(a)) for a in self._actions}
+        self._dependents = {a: frozenset(graph.successors(a)) for a in self._actions}
         self._order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(graph))
         self._hash = hashlib.sha256(
             json.dumps(
@@ -199,10 +204,10 @@ class CompiledSaga:
         return len(self._order)
 
     def dependencies(self, action: str) -> frozenset[str]:
-        return frozenset(self._graph.predecessors(action))
+        return self._dependencies[action]
 
     def dependents(self, action: str) -> frozenset[str]:
-        return frozenset(self._graph.successors(action))
+        return self._dependents[action]
 
     def ancestors(self, action: str) -> frozenset[str]:
         return frozenset(nx.ancestors(self._graph, action))
