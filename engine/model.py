@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import Location
+from .json_values import Encoded
 
 FORMAT = 1
 """Version of the `to_dict()` layout, stored with every pinned run."""
@@ -127,6 +128,7 @@ class CompiledSaga:
 
     __slots__ = (
         "_actions",
+        "_definition",
         "_dependencies",
         "_dependents",
         "_graph",
@@ -184,6 +186,7 @@ class CompiledSaga:
         # Asked once per action per run by the scheduler: worked out once here.
         self._dependencies = {a: frozenset(graph.predecessors(a)) for a in self._actions}
         self._dependents = {a: frozenset(graph.successors(a)) for a in self._actions}
+        self._definition: Encoded | None = None
         self._order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(graph))
         self._hash = hashlib.sha256(
             json.dumps(
@@ -248,6 +251,12 @@ class CompiledSaga:
             if spec.child is not None:
                 yield spec.child
                 yield from spec.child.children()
+
+    def definition(self) -> Encoded:
+        """`to_dict()` with its JSON text, worked out once: what every run of it pins."""
+        if self._definition is None:
+            self._definition = Encoded(self.to_dict())
+        return self._definition
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
