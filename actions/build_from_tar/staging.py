@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import anyio
 import anyio.abc
@@ -41,6 +41,15 @@ _STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes received so far."""
+
+
+class Observer(Protocol):
+    """Sees each checked member and the data of regular files as a stage-only pass goes
+    (precheck.FileCapture keeps the app's config files)."""
+
+    def member(self, member: Member) -> None: ...
+
+    def data(self, chunk: memoryview) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,13 @@ class _Writer:
 class _Stager:
     """One upload being staged: bytes in, a checked and durable file out (or nothing)."""
 
-    def __init__(self, final: Path, limits: StagingLimits, unpack_to: Path | None) -> None:
+    def __init__(
+        self,
+        final: Path,
+        limits: StagingLimits,
+        unpack_to: Path | None,
+        observer: Observer | None = None,
+    ) -> None:
         self.final = final
         self.partial = final.with_name(f".{final.name}.partial")
         with contextlib.suppress(FileNotFoundError):
@@ -119,7 +134,12 @@ class _Stager:
             if self.unpacker is not None:
                 self.unpacker.abort()
             raise
-        self.pipeline = self.unpacker.pipeline if self.unpacker else Pipeline(limits)
+        if self.unpacker is not None:
+            self.pipeline = self.unpacker.pipeline
+        elif observer is not None:
+            self.pipeline = Pipeline(limits, observer.member, observer.data)
+        else:
+            self.pipeline = Pipeline(limits)
         self.writer: _Writer | None = _Writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
@@ -194,11 +214,13 @@ class StagingArea:
         source: BinaryIO,
         on_progress: ProgressCallback | None = None,
         unpack_to: Path | None = None,
+        observer: Observer | None = None,
     ) -> StagedUpload:
         """Stage from a blocking binary file (a pipe, a socket file, a file); with
-        `unpack_to`, unpack it there in the same pass (as `extract` would after)."""
+        `unpack_to`, unpack it there in the same pass (as `extract` would after); else
+        `observer` sees the members go by."""
         _widen_pipe(source)
-        stager = self._stager(stream_id, unpack_to)
+        stager = self._stager(stream_id, unpack_to, observer)
         try:
             reported = 0
             while chunk := source.read(CHUNK):
@@ -221,13 +243,15 @@ class StagingArea:
         source: Any,
         on_progress: ProgressCallback | None = None,
         unpack_to: Path | None = None,
+        observer: Observer | None = None,
     ) -> StagedUpload:
         """Stage from a blocking file (read in a worker thread) or an async byte source:
         an anyio byte stream, an async iterable of bytes, or an object with `async read(n)`.
         With `unpack_to`, the upload is unpacked there in the same pass: each byte is read,
-        hashed and parsed once, and `unpack_to` is whole once this returns (else absent)."""
+        hashed and parsed once, and `unpack_to` is whole once this returns (else absent).
+        Without it, `observer` (if any) sees each member and the regular files' data."""
         if _is_async_source(source):
-            return await self._stage_async(stream_id, source, on_progress, unpack_to)
+            return await self._stage_async(stream_id, source, on_progress, unpack_to, observer)
         report = None
         if on_progress is not None:
             callback = on_progress
@@ -235,7 +259,9 @@ class StagingArea:
             def report(size: int) -> None:
                 anyio.from_thread.run_sync(callback, size)
 
-        return await anyio.to_thread.run_sync(self.stage_file, stream_id, source, report, unpack_to)
+        return await anyio.to_thread.run_sync(
+            self.stage_file, stream_id, source, report, unpack_to, observer
+        )
 
     async def _stage_async(
         self,
@@ -243,8 +269,9 @@ class StagingArea:
         source: Any,
         on_progress: ProgressCallback | None,
         unpack_to: Path | None,
+        observer: Observer | None,
     ) -> StagedUpload:
-        stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to)
+        stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to, observer)
         try:
             reported = 0
             async for chunk in _batches(_async_chunks(source)):
@@ -262,10 +289,12 @@ class StagingArea:
             on_progress(staged.size)
         return staged
 
-    def _stager(self, stream_id: str, unpack_to: Path | None = None) -> _Stager:
+    def _stager(
+        self, stream_id: str, unpack_to: Path | None = None, observer: Observer | None = None
+    ) -> _Stager:
         final = self.path_for(stream_id)
         self.directory.mkdir(parents=True, exist_ok=True)
-        return _Stager(final, self.limits, unpack_to)
+        return _Stager(final, self.limits, unpack_to, observer)
 
     def verify(self, stream_id: str, sha256: str, size: int) -> Path | None:
         """The staged file when it is still there with this size and digest, else None."""

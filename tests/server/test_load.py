@@ -34,6 +34,7 @@ def test_fifty_uploads_and_two_hundred_streams(server: Server) -> None:
     uploaded = [anyio.Event() for _ in range(UPLOADS)]
     streamed: dict[int, list[int]] = {}
     latencies: list[float] = []
+    slowest: list[tuple[float, float]] = []  # (latency, when it was sent, from the start)
     limits = httpx.Limits(max_connections=STREAMS + UPLOADS + 10)
     timeout = httpx.Timeout(120, read=None)
 
@@ -71,6 +72,7 @@ def test_fifty_uploads_and_two_hundred_streams(server: Server) -> None:
                 started = time.perf_counter()
                 answer = client.get("/api/runs", params={"limit": 50})
                 latencies.append(time.perf_counter() - started)
+                slowest.append((latencies[-1], started - began))
                 assert answer.status_code == 200
                 time.sleep(0.05)
 
@@ -109,5 +111,6 @@ def test_fifty_uploads_and_two_hundred_streams(server: Server) -> None:
         f"\nload: {UPLOADS} uploads + {STREAMS} SSE clients in {elapsed:.1f}s;"
         f" serve peak RSS {peak_rss_mib(server.proc.pid):.0f} MiB;"
         f" GET /api/runs under load p50 {cuts[49] * 1000:.1f} ms p99 {cuts[98] * 1000:.1f} ms"
-        f" ({len(latencies)} requests)"
+        f" ({len(latencies)} requests); slowest (s, sent at s):"
+        f" {[(round(a, 3), round(b, 1)) for a, b in sorted(slowest, reverse=True)[:3]]}"
     )
