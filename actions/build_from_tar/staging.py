@@ -79,22 +79,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class _Writer:
-    """Writes chunks to a file from its own thread, so disk writes overlap hashing and
-    checking; at most `depth` chunks wait in between (memory stays flat)."""
+class _Worker:
+    """Calls `work(chunk)` for each chunk put, from a thread of its own, so that work
+    overlaps whatever produces the chunks; at most `depth` chunks wait in between (memory
+    stays flat). The first error is kept, later chunks dropped, and raised to the producer."""
 
-    def __init__(self, fd: int, depth: int = 4) -> None:
-        self.fd = fd
+    def __init__(self, work: Callable[[bytes], object], name: str, depth: int = 4) -> None:
+        self.work = work
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="sagactl-stager", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while (chunk := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    _write_all(self.fd, memoryview(chunk))
+                    self.work(chunk)
                 except BaseException as exc:
                     self.error = exc
 
@@ -103,12 +104,28 @@ class _Writer:
             raise self.error
         self.queue.put(chunk)
 
+    def put_nowait(self, chunk: bytes) -> bool:
+        """Queued without waiting (False: the queue is full; nothing was queued)."""
+        if self.error is not None:
+            raise self.error
+        try:
+            self.queue.put_nowait(chunk)
+        except queue.Full:
+            return False
+        return True
+
     def close(self) -> None:
-        """Waits for every queued chunk to be written; raises the writer's error if any."""
+        """Waits for every queued chunk to be done; raises the worker's error if any."""
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _writer(fd: int) -> _Worker:
+    """Writes chunks to `fd` from its own thread, so disk writes overlap hashing and
+    checking."""
+    return _Worker(lambda chunk: _write_all(fd, memoryview(chunk)), "sagactl-stager")
 
 
 class _Stager:
@@ -140,7 +157,7 @@ class _Stager:
             self.pipeline = Pipeline(limits, observer.member, observer.data)
         else:
             self.pipeline = Pipeline(limits)
-        self.writer: _Writer | None = _Writer(self.fd)
+        self.writer: _Worker | None = _writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
         chunk = data if isinstance(data, bytes) else bytes(data)
@@ -272,17 +289,26 @@ class StagingArea:
         observer: Observer | None,
     ) -> StagedUpload:
         stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to, observer)
+        # Fed from a thread of its own: the event loop receives the next chunk while the
+        # last one is hashed, checked and written (it waits only when the queue is full).
+        feeder = _Worker(stager.feed, "sagactl-stage-feed")
+        feeding = True
         try:
             reported = 0
             async for chunk in _batches(_async_chunks(source)):
-                await anyio.to_thread.run_sync(stager.feed, chunk)
+                if not feeder.put_nowait(chunk):
+                    await anyio.to_thread.run_sync(feeder.put, chunk)
                 size = stager.pipeline.size
                 if on_progress is not None and size - reported >= PROGRESS_EVERY:
                     reported = size
                     on_progress(size)
+            feeding = False  # its thread ends in close, error or not
+            await anyio.to_thread.run_sync(feeder.close)
             staged = await anyio.to_thread.run_sync(stager.finish)
         except BaseException:
             with anyio.CancelScope(shield=True):
+                if feeding:
+                    await anyio.to_thread.run_sync(_stop, feeder)
                 await anyio.to_thread.run_sync(stager.abort)
             raise
         if on_progress is not None:
@@ -335,6 +361,14 @@ class StagingArea:
                     path.unlink()
                     removed.append(path)
         return removed
+
+
+def _stop(worker: _Worker) -> None:
+    """Drops what is still queued and waits for the thread to end."""
+    if worker.error is None:
+        worker.error = InputError("staging was stopped")
+    with contextlib.suppress(BaseException):  # the error that stopped us is raised already
+        worker.close()
 
 
 def _widen_pipe(source: Any) -> None:
