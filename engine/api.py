@@ -454,6 +454,11 @@ class Engine:
             await self.store.append(claim, records)
         finally:
             await self.release(claim)
+        # A child saga's run is driven only by its parent: left unfinished, nothing would
+        # ever end it (and a stuck one would keep alerting), so it is given up with it.
+        unfinished = [str(s) for s in RunState if s not in FINISHED]
+        for child in await self.store.list_runs(parent=run_id, states=unfinished):
+            await self.abandon(child.run_id)
         return await self.status(run_id)
 
     async def _check_not_past_pivot(self, record: RunRecord) -> None:
