@@ -345,8 +345,9 @@ class StagingArea:
         return removed
 
     def sweep(self, older_than: float) -> list[Path]:
-        """Removes staged uploads (and partial ones) not modified for `older_than` seconds:
-        the leftovers of runs that ended where no cleanup hook could run."""
+        """Removes staged uploads (and partial ones, and the config checks' scratch copies:
+        `.precheck-*`) not modified for `older_than` seconds: the leftovers of runs that
+        ended where no cleanup hook could run, such as a SIGKILL."""
         removed: list[Path] = []
         cutoff = time.time() - older_than
         try:
@@ -354,11 +355,15 @@ class StagingArea:
         except FileNotFoundError:
             return removed
         for path in candidates:
-            if not (path.name.endswith(".tar") or path.name.endswith(".partial")):
+            scratch = path.name.startswith(".precheck-")
+            if not (scratch or path.name.endswith((".tar", ".partial"))):
                 continue
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                if path.lstat().st_mtime < cutoff:
+                    if scratch and path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink()
                     removed.append(path)
         return removed
 

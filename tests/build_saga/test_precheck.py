@@ -7,6 +7,7 @@ on the unpacked tree: "sound" must never be said of an upload the real checks re
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,21 @@ async def test_the_sound_cases_pass_the_real_checks_too(tmp_path: Path) -> None:
     assert {case for case, (_, sound) in CASES.items() if sound} <= {
         case for case, passed in results.items() if passed
     }
+
+
+def test_a_killed_checks_scratch_copy_is_swept_with_stale_uploads(tmp_path: Path) -> None:
+    """A SIGKILL during the config check leaves its `.precheck-*` copy: the sweep of stale
+    uploads removes it once old, and leaves fresh ones (a check under way) alone."""
+    area = StagingArea(tmp_path / "staging")
+    area.directory.mkdir()
+    stale, fresh = area.directory / ".precheck-old", area.directory / ".precheck-new"
+    for scratch in (stale, fresh):
+        (scratch / "sub").mkdir(parents=True)
+        (scratch / "sub" / "app.toml").write_text("name = 'x'\n")
+    other = area.directory / "notes.txt"  # not ours: never touched
+    other.write_text("keep")
+    old = 1_000_000_000.0
+    for path in (stale, other):
+        os.utime(path, (old, old))
+    assert area.sweep(older_than=3600) == [stale]
+    assert not stale.exists() and fresh.exists() and other.exists()
