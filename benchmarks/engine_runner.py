@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sagactl.engine import CompiledSaga
+from sagactl.engine import Action, CompiledSaga
 from sagactl.engine.api import Engine, RunResult
 
-from .workloads import NOOP_USES, Dag, NoopAction
+from .workloads import NOOP_USES, Dag, NoopAction, schema_checked_actions
 
 T = TypeVar("T")
 
@@ -29,10 +29,15 @@ class EngineService:
     Sagas are compiled once, so rounds time running them, not compiling them.
     """
 
-    def __init__(self, loop: asyncio.Runner, path: Path) -> None:
+    def __init__(self, loop: asyncio.Runner, path: Path, *, checked: Dag | None = None) -> None:
+        """`checked`: also install that DAG's schema-checked plugin actions
+        (`Dag.compiled(checked=True)` runs them)."""
         self.path = path
         self._loop = loop
-        self._compiled: dict[str, CompiledSaga] = {}
+        self._actions: dict[str, Action] = {NOOP_USES: NoopAction()}
+        if checked is not None:
+            self._actions.update(schema_checked_actions(checked))
+        self._compiled: dict[tuple[str, bool], CompiledSaga] = {}
         self._jobs: asyncio.Queue[
             tuple[Callable[[Engine], Awaitable[Any]], asyncio.Future[Any]] | None
         ]
@@ -42,7 +47,7 @@ class EngineService:
         loop.run(self._started())
 
     async def _serve(self) -> None:
-        async with Engine(f"sqlite:///{self.path}", actions={NOOP_USES: NoopAction()}) as engine:
+        async with Engine(f"sqlite:///{self.path}", actions=self._actions) as engine:
             self._ready.set()
             while (job := await self._jobs.get()) is not None:
                 work, done = job
@@ -68,14 +73,14 @@ class EngineService:
 
         return self._loop.run(submit())
 
-    def saga(self, dag: Dag) -> CompiledSaga:
-        if dag.name not in self._compiled:
-            self._compiled[dag.name] = dag.compiled()
-        return self._compiled[dag.name]
+    def saga(self, dag: Dag, *, checked: bool = False) -> CompiledSaga:
+        if (dag.name, checked) not in self._compiled:
+            self._compiled[dag.name, checked] = dag.compiled(checked=checked)
+        return self._compiled[dag.name, checked]
 
-    def run(self, dag: Dag) -> RunResult:
-        """One saga, run to its end."""
-        saga = self.saga(dag)
+    def run(self, dag: Dag, *, checked: bool = False) -> RunResult:
+        """One saga, run to its end (of schema-checked plugin actions, if `checked`)."""
+        saga = self.saga(dag, checked=checked)
         return self.call(lambda engine: engine.run(saga))
 
     def run_many(self, dag: Dag, count: int) -> list[RunResult]:

@@ -27,13 +27,16 @@ def paired(
     baseline_units: float,
     rounds: int,
     prepare: Callable[[], tuple[Any, ...]] = tuple,
+    settle: Callable[[], object] = tuple,
 ) -> T:
     """Benchmarks `target(*prepare())` for `rounds` rounds, each preceded by a timed
     `baseline()`; records both (the baseline's median under `baseline_key`) in extra_info.
-    `prepare` runs untimed after the baseline, for what a round needs set up."""
+    `prepare` runs untimed after the baseline, for what a round needs set up; `settle`
+    untimed before it, to wait out what the previous round left running."""
     times: list[float] = []
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        settle()
         start = time.perf_counter()
         baseline()
         times.append(time.perf_counter() - start)

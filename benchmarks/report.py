@@ -436,6 +436,70 @@ RATIOS: tuple[Ratio, ...] = (
             ),
         )
     ),
+    Ratio(
+        14,
+        "11-step, schema-checked actions: sagactl per saga",
+        ("sagactl_build_checked",),
+        _ms_per_round("sagactl_build_checked"),
+        "ms",
+        "",
+        None,
+    ),
+    Ratio(
+        14,
+        "11-step checked: sagactl / floor (11 commits), per saga",
+        ("sagactl_build_checked", "floor_build_checked"),
+        lambda r: r["sagactl_build_checked"].seconds / r["floor_build_checked"].seconds,
+        "x",
+        "<= 2",
+        lambda v: v <= 2.0,
+    ),
+    Ratio(
+        14,
+        "11-step checked: process CPU per action",
+        ("sagactl_build_checked",),
+        lambda r: _us(float(r["sagactl_build_checked"].extra["cpu_per_action"])),
+        "µs",
+        "<= 150",
+        lambda v: v <= 150.0,
+    ),
+    Ratio(
+        14,
+        "11-step: DBOS (SQLite WAL) / sagactl checked, per saga",
+        ("sagactl_build_checked", "dbos_build"),
+        lambda r: r["dbos_build"].seconds / r["sagactl_build_checked"].seconds,
+        "x",
+        ">= 8",
+        lambda v: v >= 8.0,
+    ),
+    *(
+        ratio
+        for key, label in (
+            ("outside_chain_tty", "300-chain, run on a tty"),
+            ("outside_chain_pipe", "300-chain, run on a pipe"),
+            ("outside_wide_tty", "300-wide, run on a tty"),
+        )
+        for ratio in (
+            Ratio(
+                14,
+                f"{label}: per action by run stamps / floor",
+                (key, f"{key}_floor"),
+                lambda r, k=key: float(r[k].extra["stamps_per_action"]) / r[f"{k}_floor"].per_unit,
+                "x",
+                "<= 2",
+                lambda v: v <= 2.0,
+            ),
+            Ratio(
+                14,
+                f"{label}: process wall per action / floor",
+                (key, f"{key}_floor"),
+                lambda r, k=key: r[k].per_unit / r[f"{k}_floor"].per_unit,
+                "x",
+                "reported",
+                None,
+            ),
+        )
+    ),
     *(
         Ratio(
             14,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,20 +74,21 @@ def file_sink(path: Path) -> Iterator[str]:
         proc.wait(30)
 
 
-def curl_upload(url: str, source: Path) -> dict[str, float]:
-    """`curl -T FILE URL`: the answer's status and curl's own timings."""
+def curl_upload(url: str, source: Path, *, body: bool = False) -> dict[str, Any]:
+    """`curl -T FILE URL`: the answer's status and curl's own timings (and with `body`,
+    the answer's JSON body merged in)."""
     done = subprocess.run(
         [
             "curl",
             "-sS",
             "-o",
-            "/dev/null",
+            "-" if body else "/dev/null",
             "-T",
             str(source),
             "-X",
             "POST",
             "-w",
-            '{"code": %{http_code}, "total": %{time_total}}',
+            '\n{"code": %{http_code}, "total": %{time_total}}',
             url,
         ],
         capture_output=True,
@@ -94,7 +96,10 @@ def curl_upload(url: str, source: Path) -> dict[str, float]:
         check=True,
         timeout=1800,
     )
-    result: dict[str, float] = json.loads(done.stdout)
+    answer, _, timings = done.stdout.rpartition("\n")
+    result: dict[str, Any] = json.loads(timings)
+    if body:
+        result.update(json.loads(answer))
     return result
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ def engine(runner: asyncio.Runner, tmp_path: Path) -> Iterator[Any]:
         from .engine_runner import EngineService
     except ImportError as exc:
         pytest.skip(f"sagactl's runtime API (sagactl.engine.api.Engine) is not here yet: {exc}")
-    service = EngineService(runner, tmp_path / "sagactl.sqlite")
+    service = EngineService(runner, tmp_path / "sagactl.sqlite", checked=BUILD)
     yield service
     service.close()
 
@@ -57,6 +59,33 @@ class TestEngine:
         )
         assert result.ok and len(result.actions) == len(BUILD)
         assert _succeeded(engine.path) == 30
+
+    def test_one_build_saga_checked(self, benchmark: Any, engine: Any, floor: CommitFloor) -> None:
+        """Issue 14: the 11-action build DAG of a plugin's schema-checked actions (closed
+        input and output schemas, checked on every call), one saga at a time on one open
+        engine; the floor between rounds; the process's CPU time per action."""
+        engine.run(BUILD, checked=True)  # the validators are built once, not timed
+        cpu: list[float] = []
+
+        def run() -> Any:
+            start = time.process_time()
+            result = engine.run(BUILD, checked=True)
+            cpu.append(time.process_time() - start)
+            return result
+
+        result = paired(
+            benchmark,
+            run,
+            lambda: floor.commit_each(len(BUILD)),
+            key="sagactl_build_checked",
+            units=len(BUILD),
+            baseline_key="floor_build_checked",
+            baseline_units=len(BUILD),
+            rounds=100,
+        )
+        benchmark.extra_info["cpu_per_action"] = statistics.median(cpu) / len(BUILD)
+        assert result.ok and len(result.actions) == len(BUILD)
+        assert _succeeded(engine.path) == 101
 
     def test_many_sagas_in_flight(self, benchmark: Any, engine: Any, floor: CommitFloor) -> None:
         """500 build sagas at once in one process: concurrent log writes share commits."""

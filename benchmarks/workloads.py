@@ -44,12 +44,14 @@ class Dag:
             sorter.done(*ready)
         return layers
 
-    def compiled(self) -> CompiledSaga:
-        """The DAG as a sagactl saga: every action the no-op, inputs referencing its deps."""
+    def compiled(self, *, checked: bool = False) -> CompiledSaga:
+        """The DAG as a sagactl saga: every action the no-op, inputs referencing its deps.
+        `checked`: each action uses its own schema-checked plugin action
+        (`schema_checked_actions`) instead of the shared no-op."""
         actions = {
             name: ActionSpec(
                 name=name,
-                uses=NOOP_USES,
+                uses=f"{CHECKED_PREFIX}{name}" if checked else NOOP_USES,
                 with_={dep: f"${{{{ actions.{dep}.outputs.done }}}}" for dep in deps},
                 depends_on=frozenset(deps),
                 pivot=name == self.pivot,
@@ -71,6 +73,41 @@ class NoopAction(Action):
 
     async def execute(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         return noop(inputs)
+
+
+CHECKED_PREFIX = "bench-plugin."
+"""`uses:` prefix of the schema-checked no-ops, one per action of a DAG."""
+
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object schema as real plugins declare them (build_from_tar/schemas.py `obj`)."""
+    return {
+        "$schema": _DRAFT,
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def schema_checked_actions(dag: Dag) -> dict[str, Action]:
+    """A third-party plugin's actions for `dag`: the no-op, each declaring a closed input
+    schema (its dependencies' outputs, booleans) and a closed output schema, so both are
+    checked by jsonschema on every call."""
+    found: dict[str, Action] = {}
+    for name, deps in dag.needs.items():
+        cls = type(
+            f"Checked_{name}",
+            (NoopAction,),
+            {
+                "input_schema": _closed({dep: {"type": "boolean"} for dep in deps}),
+                "output_schema": _closed({"done": {"type": "boolean"}}),
+            },
+        )
+        found[f"{CHECKED_PREFIX}{name}"] = cls()
+    return found
 
 
 BUILD = Dag(

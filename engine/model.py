@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dag_order import lexicographic_order
 from .errors import Location
+from .json_values import Encoded
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -133,6 +134,9 @@ class CompiledSaga:
 
     __slots__ = (
         "_actions",
+        "_definition",
+        "_dependencies",
+        "_dependents",
         "_graph",
         "_hash",
         "_order",
@@ -181,6 +185,14 @@ class CompiledSaga:
         if order is None:
             raise ValueError("cycle: " + " -> ".join(self._cycle()))
         self._order: tuple[str, ...] = order
+        # Asked once per action per run by the scheduler: worked out once here.
+        self._dependencies = {n: frozenset(s.depends_on) for n, s in self._actions.items()}
+        dependents: dict[str, set[str]] = {n: set() for n in self._actions}
+        for name, spec in self._actions.items():
+            for dep in spec.depends_on:
+                dependents.setdefault(dep, set()).add(name)
+        self._dependents = {n: frozenset(after) for n, after in dependents.items()}
+        self._definition: Encoded | None = None
         self._hash = hashlib.sha256(
             json.dumps(
                 self._hashed(), sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -224,10 +236,10 @@ class CompiledSaga:
         return len(self._order)
 
     def dependencies(self, action: str) -> frozenset[str]:
-        return frozenset(self._dag.predecessors(action))
+        return self._dependencies[action]
 
     def dependents(self, action: str) -> frozenset[str]:
-        return frozenset(self._dag.successors(action))
+        return self._dependents[action]
 
     def ancestors(self, action: str) -> frozenset[str]:
         import networkx as nx
@@ -272,6 +284,12 @@ class CompiledSaga:
             if spec.child is not None:
                 yield spec.child
                 yield from spec.child.children()
+
+    def definition(self) -> Encoded:
+        """`to_dict()` with its JSON text, worked out once: what every run of it pins."""
+        if self._definition is None:
+            self._definition = Encoded(self.to_dict())
+        return self._definition
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -71,7 +71,7 @@ def pin_new_run(
         run_id=the_id,
         saga=saga.name,
         definition_hash=saga.canonical_hash,
-        definition=saga.to_dict(),
+        definition=saga.definition(),
         inputs=checked,
         plugin_versions={name: provider.version(name) for name in uses},
         node=node,

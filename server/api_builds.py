@@ -2,11 +2,11 @@
 
 The body is never buffered: it is registered in the StreamRegistry as an async byte source
 and receive_tar stages it as it arrives. The answer comes once the upload is staged and
-checked and its app config and Procfile are read (`202 {"run_id"}`; the build goes on),
-or, with `?wait=1`, when the run ends (`200` and the build's result). A bad upload is
-answered with the CLI's one line: 400 a bad tar, 413 over a cap, 422 a bad app.toml or
-Procfile; its run is compensated, so nothing stays staged and no version is made. A
-client that goes away mid-upload leaves a run compensated the same way.
+checked and its app config and Procfile are known to pass (`202 {"run_id"}`; the build
+goes on, unpacking first), or, with `?wait=1`, when the run ends (`200` and the build's
+result). A bad upload is answered with the CLI's one line: 400 a bad tar, 413 over a cap,
+422 a bad app.toml or Procfile; its run is compensated, so nothing stays staged and no
+version is made. A client that goes away mid-upload leaves a run compensated the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import structlog
 from sagactl.actions.build_from_tar import BuildFailed, BuildResult, build_from_tar_async
 from sagactl.actions.build_from_tar.entry import SAGA, run_id_for
 from sagactl.actions.build_from_tar.settings import settings_of
+from sagactl.actions.build_from_tar.steps.receive import STAGED_AND_CHECKED
 from sagactl.engine import Event, FatalError, InputError, RunNotFound
 from sagactl.engine.events import EventKind
 from starlette.requests import Request
@@ -36,7 +37,9 @@ OVER_CAP = re.compile(
     r"upload is larger than the limit|unpacks to more than the limit|has more than \d+ members"
 )
 CONFIG_ACTIONS = frozenset({"load_config", "detect_stack", "parse_services"})
-"""Once these succeeded the upload is staged and checked, and its config is sound."""
+"""Once these succeeded the upload is staged and checked, and its config is sound. Most
+uploads are answered sooner: receive_tar says STAGED_AND_CHECKED before it unpacks when
+the config is sure to pass (it says nothing when unsure, and these decide)."""
 
 
 class UploadBody:
@@ -112,6 +115,12 @@ async def post_build(request: Request) -> Response:
             unchecked.discard(event.action)
             if not unchecked:
                 checked.set()
+        elif (
+            event.kind == EventKind.ACTION_PROGRESS
+            and event.action == "receive_tar"
+            and event.data.get("message") == STAGED_AND_CHECKED
+        ):
+            checked.set()
 
     stop = services.hub.listen(run_id, on_event)
 

@@ -177,6 +177,21 @@ async def resume(request: Request) -> Response:
     return await _status(services, run_id, 202)
 
 
+async def retry(request: Request) -> Response:
+    """Continue a `stuck` run where it stood (`sagactl retry`): new attempts, same run."""
+    services = services_of(request)
+    run_id = request.path_params["run_id"]
+    record = await services.store.get_run(run_id)
+    if RunState(record.state) is not RunState.STUCK:
+        raise ApiError(
+            409, f"run {run_id} is {record.state}, not stuck: only a stuck run is retried"
+        )
+    if record.owner is not None:
+        raise ApiError(409, f"run {run_id} is held by a live process ({record.owner})")
+    await _in_background(services, run_id, lambda: services.engine.retry(run_id))
+    return await _status(services, run_id, 202)
+
+
 async def abandon(request: Request) -> Response:
     services = services_of(request)
     run_id = request.path_params["run_id"]
@@ -196,5 +211,6 @@ routes = [
     Route("/api/runs/{run_id}/stream", stream, methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/resume", resume, methods=["POST"]),
+    Route("/api/runs/{run_id}/retry", retry, methods=["POST"]),
     Route("/api/runs/{run_id}/abandon", abandon, methods=["POST"]),
 ]

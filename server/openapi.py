@@ -152,6 +152,7 @@ DOCUMENT: dict[str, Any] = {
             for verb, summary, code in (
                 ("cancel", "Compensate a running run", "202"),
                 ("resume", "Continue a run nobody holds", "202"),
+                ("retry", "Continue a stuck run with new attempts", "202"),
                 ("abandon", "Give up on an unfinished run", "200"),
             )
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,7 +12,16 @@ import anyio
 import anyio.abc
 import structlog
 from sagactl.actions.build_from_tar import StreamRegistry
-from sagactl.engine import Dependencies, Engine, Event, EventHandler, SagaRegistry, load_plugins
+from sagactl.actions.build_from_tar.entry import SAGA
+from sagactl.engine import (
+    Dependencies,
+    Engine,
+    Event,
+    EventHandler,
+    SagaError,
+    SagaRegistry,
+    load_plugins,
+)
 from sagactl.engine.faults import FaultPlan
 from sagactl.engine.providers import ActionProvider, plugin_provider
 from sagactl.engine.retention import prune_in_background
@@ -89,6 +99,10 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
             faults=faults,
             on_run=(metrics.driving,),
         )
+        sagas = SagaRegistry(load_plugins().actions)
+        # Compiled here, in a thread: compiling on the first upload held the event loop
+        # for a third of a second, every request waiting (the load test's worst GET).
+        await anyio.to_thread.run_sync(_compiled, sagas, SAGA)
         async with engine:
             services = Services(
                 config=config,
@@ -97,7 +111,7 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 deps=deps,
                 uploads=uploads,
                 hub=hub,
-                sagas=SagaRegistry(load_plugins().actions),
+                sagas=sagas,
                 metrics=metrics,
                 tails=Tails(store, hub, config.poll),
                 relay=relay,
@@ -115,6 +129,12 @@ async def running(config: ServerConfig) -> AsyncIterator[Services]:
                 yield services
             finally:
                 tasks.cancel_scope.cancel()
+
+
+def _compiled(sagas: SagaRegistry, name: str) -> None:
+    """Compiles and keeps `name` (a broken definition is reported when it is used)."""
+    with contextlib.suppress(SagaError):
+        sagas.get(name)
 
 
 def _described_actions(deps: Dependencies) -> ActionProvider:

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import anyio
 import anyio.abc
@@ -41,6 +41,15 @@ _STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes received so far."""
+
+
+class Observer(Protocol):
+    """Sees each checked member and the data of regular files as a stage-only pass goes
+    (precheck.FileCapture keeps the app's config files)."""
+
+    def member(self, member: Member) -> None: ...
+
+    def data(self, chunk: memoryview) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +79,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class _Writer:
-    """Writes chunks to a file from its own thread, so disk writes overlap hashing and
-    checking; at most `depth` chunks wait in between (memory stays flat)."""
+class _Worker:
+    """Calls `work(chunk)` for each chunk put, from a thread of its own, so that work
+    overlaps whatever produces the chunks; at most `depth` chunks wait in between (memory
+    stays flat). The first error is kept, later chunks dropped, and raised to the producer."""
 
-    def __init__(self, fd: int, depth: int = 4) -> None:
-        self.fd = fd
+    def __init__(self, work: Callable[[bytes], object], name: str, depth: int = 4) -> None:
+        self.work = work
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="sagactl-stager", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while (chunk := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    _write_all(self.fd, memoryview(chunk))
+                    self.work(chunk)
                 except BaseException as exc:
                     self.error = exc
 
@@ -94,18 +104,40 @@ class _Writer:
             raise self.error
         self.queue.put(chunk)
 
+    def put_nowait(self, chunk: bytes) -> bool:
+        """Queued without waiting (False: the queue is full; nothing was queued)."""
+        if self.error is not None:
+            raise self.error
+        try:
+            self.queue.put_nowait(chunk)
+        except queue.Full:
+            return False
+        return True
+
     def close(self) -> None:
-        """Waits for every queued chunk to be written; raises the writer's error if any."""
+        """Waits for every queued chunk to be done; raises the worker's error if any."""
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
 
 
+def _writer(fd: int) -> _Worker:
+    """Writes chunks to `fd` from its own thread, so disk writes overlap hashing and
+    checking."""
+    return _Worker(lambda chunk: _write_all(fd, memoryview(chunk)), "sagactl-stager")
+
+
 class _Stager:
     """One upload being staged: bytes in, a checked and durable file out (or nothing)."""
 
-    def __init__(self, final: Path, limits: StagingLimits, unpack_to: Path | None) -> None:
+    def __init__(
+        self,
+        final: Path,
+        limits: StagingLimits,
+        unpack_to: Path | None,
+        observer: Observer | None = None,
+    ) -> None:
         self.final = final
         self.partial = final.with_name(f".{final.name}.partial")
         with contextlib.suppress(FileNotFoundError):
@@ -119,8 +151,13 @@ class _Stager:
             if self.unpacker is not None:
                 self.unpacker.abort()
             raise
-        self.pipeline = self.unpacker.pipeline if self.unpacker else Pipeline(limits)
-        self.writer: _Writer | None = _Writer(self.fd)
+        if self.unpacker is not None:
+            self.pipeline = self.unpacker.pipeline
+        elif observer is not None:
+            self.pipeline = Pipeline(limits, observer.member, observer.data)
+        else:
+            self.pipeline = Pipeline(limits)
+        self.writer: _Worker | None = _writer(self.fd)
 
     def feed(self, data: bytes | memoryview) -> None:
         chunk = data if isinstance(data, bytes) else bytes(data)
@@ -194,11 +231,13 @@ class StagingArea:
         source: BinaryIO,
         on_progress: ProgressCallback | None = None,
         unpack_to: Path | None = None,
+        observer: Observer | None = None,
     ) -> StagedUpload:
         """Stage from a blocking binary file (a pipe, a socket file, a file); with
-        `unpack_to`, unpack it there in the same pass (as `extract` would after)."""
+        `unpack_to`, unpack it there in the same pass (as `extract` would after); else
+        `observer` sees the members go by."""
         _widen_pipe(source)
-        stager = self._stager(stream_id, unpack_to)
+        stager = self._stager(stream_id, unpack_to, observer)
         try:
             reported = 0
             while chunk := source.read(CHUNK):
@@ -221,13 +260,15 @@ class StagingArea:
         source: Any,
         on_progress: ProgressCallback | None = None,
         unpack_to: Path | None = None,
+        observer: Observer | None = None,
     ) -> StagedUpload:
         """Stage from a blocking file (read in a worker thread) or an async byte source:
         an anyio byte stream, an async iterable of bytes, or an object with `async read(n)`.
         With `unpack_to`, the upload is unpacked there in the same pass: each byte is read,
-        hashed and parsed once, and `unpack_to` is whole once this returns (else absent)."""
+        hashed and parsed once, and `unpack_to` is whole once this returns (else absent).
+        Without it, `observer` (if any) sees each member and the regular files' data."""
         if _is_async_source(source):
-            return await self._stage_async(stream_id, source, on_progress, unpack_to)
+            return await self._stage_async(stream_id, source, on_progress, unpack_to, observer)
         report = None
         if on_progress is not None:
             callback = on_progress
@@ -235,7 +276,9 @@ class StagingArea:
             def report(size: int) -> None:
                 anyio.from_thread.run_sync(callback, size)
 
-        return await anyio.to_thread.run_sync(self.stage_file, stream_id, source, report, unpack_to)
+        return await anyio.to_thread.run_sync(
+            self.stage_file, stream_id, source, report, unpack_to, observer
+        )
 
     async def _stage_async(
         self,
@@ -243,29 +286,41 @@ class StagingArea:
         source: Any,
         on_progress: ProgressCallback | None,
         unpack_to: Path | None,
+        observer: Observer | None,
     ) -> StagedUpload:
-        stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to)
+        stager = await anyio.to_thread.run_sync(self._stager, stream_id, unpack_to, observer)
+        # Fed from a thread of its own: the event loop receives the next chunk while the
+        # last one is hashed, checked and written (it waits only when the queue is full).
+        feeder = _Worker(stager.feed, "sagactl-stage-feed")
+        feeding = True
         try:
             reported = 0
             async for chunk in _batches(_async_chunks(source)):
-                await anyio.to_thread.run_sync(stager.feed, chunk)
+                if not feeder.put_nowait(chunk):
+                    await anyio.to_thread.run_sync(feeder.put, chunk)
                 size = stager.pipeline.size
                 if on_progress is not None and size - reported >= PROGRESS_EVERY:
                     reported = size
                     on_progress(size)
+            feeding = False  # its thread ends in close, error or not
+            await anyio.to_thread.run_sync(feeder.close)
             staged = await anyio.to_thread.run_sync(stager.finish)
         except BaseException:
             with anyio.CancelScope(shield=True):
+                if feeding:
+                    await anyio.to_thread.run_sync(_stop, feeder)
                 await anyio.to_thread.run_sync(stager.abort)
             raise
         if on_progress is not None:
             on_progress(staged.size)
         return staged
 
-    def _stager(self, stream_id: str, unpack_to: Path | None = None) -> _Stager:
+    def _stager(
+        self, stream_id: str, unpack_to: Path | None = None, observer: Observer | None = None
+    ) -> _Stager:
         final = self.path_for(stream_id)
         self.directory.mkdir(parents=True, exist_ok=True)
-        return _Stager(final, self.limits, unpack_to)
+        return _Stager(final, self.limits, unpack_to, observer)
 
     def verify(self, stream_id: str, sha256: str, size: int) -> Path | None:
         """The staged file when it is still there with this size and digest, else None."""
@@ -290,8 +345,9 @@ class StagingArea:
         return removed
 
     def sweep(self, older_than: float) -> list[Path]:
-        """Removes staged uploads (and partial ones) not modified for `older_than` seconds:
-        the leftovers of runs that ended where no cleanup hook could run."""
+        """Removes staged uploads (and partial ones, and the config checks' scratch copies:
+        `.precheck-*`) not modified for `older_than` seconds: the leftovers of runs that
+        ended where no cleanup hook could run, such as a SIGKILL."""
         removed: list[Path] = []
         cutoff = time.time() - older_than
         try:
@@ -299,13 +355,25 @@ class StagingArea:
         except FileNotFoundError:
             return removed
         for path in candidates:
-            if not (path.name.endswith(".tar") or path.name.endswith(".partial")):
+            scratch = path.name.startswith(".precheck-")
+            if not (scratch or path.name.endswith((".tar", ".partial"))):
                 continue
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                if path.lstat().st_mtime < cutoff:
+                    if scratch and path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink()
                     removed.append(path)
         return removed
+
+
+def _stop(worker: _Worker) -> None:
+    """Drops what is still queued and waits for the thread to end."""
+    if worker.error is None:
+        worker.error = InputError("staging was stopped")
+    with contextlib.suppress(BaseException):  # the error that stopped us is raised already
+        worker.close()
 
 
 def _widen_pipe(source: Any) -> None:

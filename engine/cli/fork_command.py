@@ -15,7 +15,7 @@ from ..saga_registry import SagaRegistry
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import with_engine
-from .run_inputs import parse_inputs, report
+from .run_inputs import RunIdAnnouncer, parse_inputs, report
 
 
 def run_fork(
@@ -48,10 +48,11 @@ def run_fork(
         if detach:
             click.echo(await engine.start_fork(source, edits, new_run_id=the_id))
             return None
-        click.echo(the_id)
-        sys.stdout.flush()
-        return await engine.fork(source, edits, new_run_id=the_id)
+        result = await engine.fork(source, edits, new_run_id=the_id)
+        announce()
+        return result
 
+    announce = RunIdAnnouncer(the_id)
     with view:
-        result = with_engine(db, go, on_event=view, faults=plan)
+        result = with_engine(db, go, on_event=[announce, view], faults=plan)
     sys.exit(0 if result is None else report(result))

@@ -16,10 +16,11 @@ from typing import IO, Any
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from ..events import Event, EventKind
 from ..states import ACTION_KIND_STATE, ELEMENT_KINDS, ActionState, RunState
+from .board import Board
 
 K = EventKind
 log = structlog.get_logger("sagactl.cli")
@@ -94,7 +95,7 @@ class LiveView:
         self._stream = stream or sys.stderr
         self._quiet = quiet
         self._fancy = not quiet and self._stream.isatty()
-        self._progress: Progress | None = None
+        self._progress: Board | None = None
         self._tasks: dict[str, TaskID] = {}
         self._started: dict[str, float] = {}
         self._elements: dict[str, tuple[int, int]] = {}
@@ -103,7 +104,7 @@ class LiveView:
         self._root: str | None = None
         """The run the view was opened for: the first one it hears of."""
         if self._fancy:
-            self._progress = Progress(
+            self._progress = Board(
                 TextColumn("{task.description}", justify="left"),
                 TextColumn("{task.fields[state]}"),
                 BarColumn(),
@@ -170,7 +171,7 @@ class LiveView:
             return
         if event.kind is K.ACTION_PROGRESS:
             fraction = event.data.get("fraction")
-            self._progress.update(
+            self._progress.touch(
                 task,
                 completed=float(fraction) if fraction is not None else None,
                 message=str(event.data.get("message") or ""),
@@ -180,10 +181,11 @@ class LiveView:
         style = _STYLE.get(state, "")
         if event.kind in (K.ACTION_STARTED, K.COMPENSATION_STARTED):
             self._started.setdefault(line, time.monotonic())
-            self._progress.reset(task, start=True, total=1.0, completed=0)
+            self._progress.reset(task, start=True, total=1.0, completed=0)  # draws nothing
         done = event.kind in (K.ACTION_SUCCEEDED, K.ACTION_COMPENSATED)
-        self._progress.update(
+        self._progress.touch(
             task,
+            str(state),
             state=f"[{style}]{state}" if style else state,
             completed=1.0 if done else None,
             message=str(event.data.get("error") or "") if not done else self._tally(event.action),
@@ -208,6 +210,6 @@ class LiveView:
         if event.kind is K.ELEMENT_SUCCEEDED:
             done += 1
         self._elements[event.action] = (done, total)
-        self._progress.update(
+        self._progress.touch(
             task, completed=done / total if total else None, message=self._tally(event.action)
         )

@@ -8,7 +8,6 @@ import click
 
 from ..api import Engine, RunResult, check_inputs, new_run_id
 from ..errors import InputError
-from ..events import Event
 from ..faults import FaultPlan
 from ..saga_registry import SagaRegistry
 from ..states import RunState
@@ -17,7 +16,7 @@ from .bulk_options import parse as parse_filter
 from .definition_commands import _catalog
 from .live import LiveView
 from .options import DB_OPTION, EXIT_FAILED, EXIT_OK, with_engine
-from .run_inputs import parse_inputs, report
+from .run_inputs import RunIdAnnouncer, parse_inputs, report
 
 
 @click.command()
@@ -73,26 +72,16 @@ def run(
 
     check_inputs(saga, inputs)  # before the id is printed: a bad input prints no id
 
-    printed = False
-
-    def print_id(event: Event | None = None) -> None:
-        """The id on stdout once the run exists (its first event is emitted after the
-        commit that made it), so `sagactl logs -f ID` started at once finds it."""
-        nonlocal printed
-        if not printed and (event is None or event.run_id == the_id):
-            printed = True
-            click.echo(the_id)
-            sys.stdout.flush()
+    announce = RunIdAnnouncer(the_id)
 
     async def go(engine: Engine) -> RunResult:
-        try:
-            return await engine.run(saga, inputs, run_id=the_id)
-        finally:
-            print_id()  # once the store is open (a bad --db prints no id), whatever happened
+        result = await engine.run(saga, inputs, run_id=the_id)
+        announce()
+        return result
 
     view = LiveView(saga.topological_order(), quiet=quiet)
     with view:
-        result = with_engine(db, go, on_event=[print_id, view], faults=plan)
+        result = with_engine(db, go, on_event=[announce, view], faults=plan)
     sys.exit(report(result))
 
 

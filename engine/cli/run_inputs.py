@@ -1,8 +1,10 @@
 """What `run` and its siblings (`run --from`, `retry`, `unpause`) share: `--input K=V`
-pairs as a saga's inputs, and the line and exit code a run's outcome gets."""
+pairs as a saga's inputs, the new run's id printed once the run exists, and the line and
+exit code a run's outcome gets."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 import click
@@ -10,6 +12,7 @@ import click
 from ..action import JSON
 from ..api import RunResult
 from ..errors import InputError
+from ..events import Event
 from ..json_values import NotJson, parse_json
 from ..model import CompiledSaga
 from ..states import RunState
@@ -59,3 +62,19 @@ def report(result: RunResult) -> int:
         reason = f": {result.error}" if result.error else ""
         click.echo(f"error: run {result.run_id} {result.state}{where}{reason}", err=True)
     return result.exit_code
+
+
+class RunIdAnnouncer:
+    """An `on_event` handler printing the new run's id on stdout at its first committed
+    event: after the store opened (a bad --db prints no id) and once the run is in it (so
+    `sagactl logs -f ID` started from the printed id finds it). Call it with no event
+    after the run, for a run that already existed and emitted nothing."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id: str | None = run_id
+
+    def __call__(self, event: Event | None = None) -> None:
+        if self._run_id is not None:
+            click.echo(self._run_id)
+            sys.stdout.flush()
+            self._run_id = None

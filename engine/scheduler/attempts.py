@@ -12,22 +12,20 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
-import jsonschema
 
-from .. import json_schema
 from ..action import JSON, Action, Outputs
 from ..context import ProgressSink, RunContext
 from ..errors import FatalError, InputError, RetryableError
 from ..faults import inject
 from ..json_values import NotJson, check_json
 from ..model import CompiledSaga, RetryPolicy
-from ..quickschema import surely_valid
 from ..references import Scope, resolve
 from ..saga_outputs import resolve_outputs
 from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from ..tracing import NOOP_TRACER, Segment
 from .options import Options
+from .schema_checks import check_for
 
 
 def retryable(action: Action, exc: BaseException) -> bool:
@@ -258,27 +256,12 @@ class AttemptRunner:
 
 def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
     schema = action.input_schema if what == "input" else action.output_schema
-    if surely_valid(schema, value):
-        return  # the common simple schemas, without building jsonschema's iterator
-    validator = _validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    error = check_for(schema).error(value)
     if error is None:
         return
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     message = f"action {name}: {what} {where}: {error.message}"
     raise InputError(message) if what == "input" else FatalError(message)
-
-
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
-
-
-def _validator(schema: Mapping[str, Any]) -> Any:
-    """One validator per schema object, for the life of the process (the schema is kept
-    referenced so its id stays its own)."""
-    found = _VALIDATORS.get(id(schema))
-    if found is None or found[0] is not schema:
-        found = _VALIDATORS[id(schema)] = (schema, json_schema.validator(schema))
-    return found[1]
 
 
 class _Outputs(Mapping[str, Mapping[str, Any]]):

@@ -144,12 +144,17 @@ def _filters(
 
 
 def _below(mark: str, table: str) -> str:
-    return f"({table}created < {mark} OR ({table}created = {mark} AND {table}run_id < {mark}))"
+    # The leading `created <=` is implied by the rest, but only it is a range the planner
+    # seeks to: without it SQLite walks the index from the newest run down to the cursor.
+    return (
+        f"{table}created <= {mark} AND"
+        f" ({table}created < {mark} OR ({table}created = {mark} AND {table}run_id < {mark}))"
+    )
 
 
 def _cursor(before: str) -> list[Any]:
     created, run_id = parse_cursor(before)
-    return [created, created, run_id]
+    return [created, created, created, run_id]
 
 
 def summaries(rows: Sequence[Any]) -> list[RunSummary]:

@@ -148,11 +148,15 @@ ALTER TABLE runs ADD COLUMN pause_requested {bool} NOT NULL DEFAULT {false};
 
 V9 = """
 CREATE INDEX run_log_resumed ON run_log (kind) WHERE kind = 'run_resumed';
+"""
+"""The recoveries `sagactl stats` counts, found by an index of their own instead of a scan
+of the whole log (twelve million records in a store of a million runs)."""
+
+V11 = """
 CREATE INDEX runs_started ON runs (started) WHERE started IS NOT NULL;
 """
-"""What `sagactl stats` counts, each from an index of its own instead of a scan of a big
-table: the recoveries (twelve million log records in a store of a million runs) and the
-runs that started (a million rows holding their definitions)."""
+"""The runs that started, which `sagactl stats` counts, found by an index instead of a scan
+of a million rows holding their definitions."""
 
 
 def script(template: str, dialect: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from ..action import JSON
 from ..events import Event, EventKind
+from ..json_values import Encoded
 from ..states import FINISHED, RunState, run_state_of
 from ..tracing import trace_id_of
 from .base import RELEASING, Claim, Created, NewRun, ParentLink, RunRecord, check_same_request
@@ -30,7 +31,9 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=Fals
 
 
 def dumps(value: Any) -> str:
-    """JSON as the log stores it: compact, keys sorted."""
+    """JSON as the log stores it: compact, keys sorted (an `Encoded` value's own text)."""
+    if type(value) is Encoded:
+        return value.text
     return _ENCODE(value)
 
 

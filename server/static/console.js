@@ -88,7 +88,7 @@ class RunPage {
     this.id = data.run_id;
     this.state = data.state;
     this.colours = data.colours;
-    this.actions = {};  // name -> {state, attempts, error, outputs}, in topological order
+    this.actions = {};  // name -> {state, attempts, error, outputs, reason}, in topological order
     for (const name of data.order) this.actions[name] = { state: data.actions[name] };
     this.spans = {};  // name -> [{kind, start, end, failed}]
     this.lastSeq = 0;
@@ -202,8 +202,8 @@ class RunPage {
       case "compensation_failed":
         action.error = data.error;
         break;
-      case "action_skipped":
-        action.state = "skipped";
+      case "action_skipped":  // a condition's skip says why (`reason`); a compensation's does not
+        action.state = "skipped"; action.reason = data.reason || null;
         break;
       case "action_progress":
         if (data.message && !event.seq) this.say(event.action, data.message);
@@ -232,6 +232,7 @@ class RunPage {
     runState.textContent = this.state;
     runState.className = "state state-" + this.state;
     if (this.error !== undefined) document.getElementById("run-error").textContent = this.error || "";
+    document.getElementById("retry").hidden = this.state !== "stuck";  // only a stuck run is retried
     const dirty = this.dirty;
     this.dirty = new Set();
     for (const name of dirty) {
@@ -252,6 +253,7 @@ class RunPage {
       }
       if (action.attempts !== undefined) row.querySelector(".attempts").textContent = action.attempts;
       if (action.error !== undefined) row.querySelector(".error").textContent = action.error || "";
+      if (action.reason !== undefined) row.querySelector(".reason").textContent = action.reason || "";
       if (action.outputs) row.querySelector(".outputs").textContent = JSON.stringify(action.outputs, null, 1);
     }
   }

@@ -120,7 +120,8 @@ def test_the_check_sees_heavy_modules(cli: Cli) -> None:
     them: the import log is read correctly."""
     saga = cli.saga("heavy", {"a": {}})
     names = imported(cli, "run", str(saga))
-    assert {"networkx", "jsonschema", "sagactl.engine.scheduler"} <= names
+    # (not networkx: the scheduler works from the compiled saga's own dependency maps)
+    assert {"jsonschema", "sagactl.engine.scheduler"} <= names
     assert _no_plugin_code(names) != []
 
 

@@ -66,6 +66,33 @@ class TestUploads:
         assert (result["state"], result["version"]) == ("succeeded", "web-v1")
         assert result["digest"].startswith("sha256:")
 
+    def test_answered_once_staged_and_checked_before_unpacking(
+        self, make_server: Callable[..., Server]
+    ) -> None:
+        """receive_tar is held after its work (a delay fault): a sound upload is answered
+        while it still runs, the config actions not yet started. One whose Procfile is a
+        symlink cannot be judged from the stream: it is answered once they passed."""
+        server = make_server().start(SAGACTL_FAULTS="receive_tar:delay=3@after")
+        site = tar_of_dir(EXAMPLES / "static-site")
+        linked = make_tar(
+            [
+                M("index.html", data=b"hi"),
+                M("procs", data=b"web: ./x\n"),
+                M("Procfile", "l", link="procs"),
+            ]
+        )
+        with server.client() as client:
+            early = client.post("/api/apps/early/builds", content=site)
+            assert early.status_code == 202, early.text
+            run = client.get(f"/api/runs/{early.json()['run_id']}").json()
+            assert run["actions"]["receive_tar"]["state"] == "running"
+            assert run["actions"]["load_config"]["state"] == "pending"
+            late = client.post("/api/apps/late/builds", content=linked)
+            assert late.status_code == 202, late.text
+            run = client.get(f"/api/runs/{late.json()['run_id']}").json()
+            assert run["actions"]["parse_services"]["state"] == "succeeded"
+        assert server.wait_run(early.json()["run_id"])["state"] == "succeeded"
+
 
 HOSTILE: list[tuple[str, bytes, int, str]] = [
     ("dotdot", make_tar([M("../evil", data=b"x")]), 400, "'..' in path"),
@@ -173,6 +200,30 @@ class TestCrashes:
         run = server.wait_run(run_id)
         assert run["state"] == "succeeded", run
         assert run["actions"]["receive_tar"]["attempts"] == 1  # recovered, not re-received
+        with server.client() as client:
+            assert client.get("/api/apps/phoenix").json()["active_version"] == "phoenix-v1"
+        assert list((server.build_dir / "staging").iterdir()) == []
+
+    def test_answered_before_unpacking_then_killed_recovers_from_the_staged_file(
+        self, make_server: Callable[..., Server]
+    ) -> None:
+        """The 202 comes once the upload is staged and checked, before receive_tar unpacks
+        it; the server then dies before receive_tar's completion is logged (a crash fault).
+        A new `serve` unpacks the staged file again and finishes the build."""
+        server = make_server()
+        server.start(SAGACTL_FAULTS="receive_tar:crash@after")
+        with server.client() as client:
+            answer = client.post("/api/apps/phoenix/builds", content=tar_process_chunks())
+        assert answer.status_code == 202, answer.text
+        run_id = answer.json()["run_id"]
+        assert server.proc is not None
+        assert server.proc.wait(30) != 0  # the fault's crash, not a clean exit
+        staged = list((server.build_dir / "staging").glob("*.tar"))
+        assert len(staged) == 1  # what the restarted server recovers from
+        server.start()
+        run = server.wait_run(run_id)
+        assert run["state"] == "succeeded", run
+        assert run["actions"]["receive_tar"]["attempts"] == 2
         with server.client() as client:
             assert client.get("/api/apps/phoenix").json()["active_version"] == "phoenix-v1"
         assert list((server.build_dir / "staging").iterdir()) == []

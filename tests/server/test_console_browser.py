@@ -1,5 +1,6 @@
 """The console in headless Chromium: the runs page, a node changing colour live, the
-timeline's parallel bars, the cancel button. Screenshots go to test-artifacts/."""
+timeline's parallel bars, the cancel button, skip reasons, the retry button. Screenshots
+go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from browser import available, screenshot, start_browser
+from cliruns import plugin_env, skipping_run, stuck_run
 from servetools import EXAMPLES, Server
 from tars import tar_of_dir
 
@@ -129,3 +131,51 @@ def test_the_cancel_button_works(make_server: Callable[..., Server], driver: Any
     assert state in ("cancelled", "compensated")
     assert node_fill(driver, "receive_tar") == "#e2d9f3"  # compensated
     screenshot(driver, "run-page-cancelled")
+
+
+def reason_of(driver: Any, action: str) -> str:
+    row = driver.find_element("css selector", f'#actions tr[data-action="{action}"]')
+    return str(row.find_element("css selector", ".reason").text)
+
+
+def test_skipped_actions_show_their_reasons(
+    make_server: Callable[..., Server], driver: Any
+) -> None:
+    server = make_server()
+    run_id = skipping_run(server, "skipper-1")
+    server.start()
+    driver.get(f"{server.url}/runs/{run_id}")
+    until(lambda: driver.find_element("id", "run-state").text == "succeeded")
+    assert reason_of(driver, "gated") == "condition is false: ${{ inputs.flag }}"
+    assert reason_of(driver, "after") == "it uses outputs of 'gated', skipped"
+    assert reason_of(driver, "plain") == ""
+    screenshot(driver, "run-page-skipped")
+
+
+def test_the_retry_button_continues_a_stuck_run(
+    make_server: Callable[..., Server], driver: Any
+) -> None:
+    server = make_server(**plugin_env())
+    run_id = stuck_run(server, "stuck-1")
+    server.start()
+    driver.get(f"{server.url}/runs/{run_id}")
+    assert driver.find_element("id", "run-state").text == "stuck"
+    button = driver.find_element("id", "retry")
+    assert button.is_displayed()
+    assert "c" in driver.find_element("id", "run-error").text
+    button.click()
+    until(
+        lambda: driver.find_element("id", "run-state").text == "succeeded",
+        what="the retried run succeeded",
+    )
+    assert not driver.find_element("id", "retry").is_displayed()
+    assert node_fill(driver, "c") == SUCCEEDED
+    assert httpx.get(f"{server.url}/api/runs/{run_id}").json()["state"] == "succeeded"
+    screenshot(driver, "run-page-retried")
+
+
+def test_the_retry_button_is_hidden_unless_stuck(server: Server, driver: Any) -> None:
+    run_id = upload(server, "fine", wait=True)
+    driver.get(f"{server.url}/runs/{run_id}")
+    until(lambda: driver.find_element("id", "run-state").text == "succeeded")
+    assert not driver.find_element("id", "retry").is_displayed()

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from cliruns import plugin_env, stuck_run
 from servetools import EXAMPLES, Server
 from sse import read_stream
 from tars import tar_of_dir
@@ -167,6 +168,43 @@ class TestRuns:
                 assert client.post(f"/api/runs/nope/{verb}").status_code == 404
 
 
+class TestRetry:
+    def test_a_stuck_run_is_retried_and_succeeds(self, make_server: Callable[..., Server]) -> None:
+        """Stuck at c after the pivot (a fault the CLI had); the server has no fault."""
+        server = make_server(**plugin_env())
+        run_id = stuck_run(server, "stuck-1")
+        server.start()
+        with server.client() as client:
+            assert client.get(f"/api/runs/{run_id}").json()["state"] == "stuck"
+            answer = client.post(f"/api/runs/{run_id}/retry", headers={"Origin": server.url})
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["run_id"] == run_id
+            run = server.wait_run(run_id)
+            assert run["state"] == "succeeded", run
+            assert run["actions"]["c"]["attempts"] == 2
+            log = client.get(f"/api/runs/{run_id}/events").json()["events"]
+            (retried,) = [e for e in log if e["data"].get("operation") == "retry"]
+            assert retried["kind"] == "run_resumed" and retried["data"]["from_state"] == "stuck"
+            again = client.post(f"/api/runs/{run_id}/retry")
+            assert again.status_code == 409
+            assert again.json()["error"] == (
+                f"run {run_id} is succeeded, not stuck: only a stuck run is retried"
+            )
+
+    def test_retry_of_unknown_and_unfinished_runs_is_refused(
+        self, make_server: Callable[..., Server]
+    ) -> None:
+        server = make_server().start(SAGACTL_FAULTS="build_image:delay=30")
+        run_id = build(server, "running")
+        with server.client() as client:
+            assert client.post("/api/runs/nope/retry").status_code == 404
+            refused = client.post(f"/api/runs/{run_id}/retry")
+            assert refused.status_code == 409, refused.text
+            assert "not stuck" in refused.json()["error"]
+            assert client.get(f"/api/runs/{run_id}").json()["state"] == "running"
+            assert client.post(f"/api/runs/{run_id}/cancel").status_code == 202
+
+
 class TestCatalog:
     def test_sagas_and_graphs(self, server: Server) -> None:
         with server.client() as client:
@@ -193,6 +231,7 @@ class TestCatalog:
             "/api/runs/{run_id}/cancel",
             "/api/runs/{run_id}/resume",
             "/api/runs/{run_id}/abandon",
+            "/api/runs/{run_id}/retry",
             "/api/sagas",
             "/api/sagas/{name}/graph",
             "/api/apps",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from cliruns import plugin_env, stuck_run
 from servetools import SAGACTL, Server
 
 pytestmark = pytest.mark.slow
@@ -39,13 +40,40 @@ def test_with_a_token_every_mutating_request_needs_it(
         server = make_server("--host", "0.0.0.0", SAGACTL_TOKEN=token).start()
     with server.client() as client:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
-            for path in ("/api/runs", "/api/apps/x/builds", "/api/runs/r/cancel"):
+            for path in (
+                "/api/runs",
+                "/api/apps/x/builds",
+                "/api/runs/r/cancel",
+                "/api/runs/r/retry",
+            ):
                 answer = client.post(path, json=START, headers=headers)
                 assert answer.status_code == 401, (path, headers)
                 assert "Bearer" in answer.json()["error"]
         assert client.get("/api/runs").status_code == 200  # reading needs no token
         ok = client.post("/api/runs", json=START, headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 202, ok.text
+
+
+def test_retrying_a_stuck_run_needs_the_token_and_this_origin(
+    make_server: Callable[..., Server],
+) -> None:
+    token = "s3cret-token-of-the-test"
+    server = make_server("--host", "0.0.0.0", "--token", token, **plugin_env())
+    run_id = stuck_run(server, "stuck-1")
+    server.start()
+    bearer = {"Authorization": f"Bearer {token}"}
+    with server.client() as client:
+        refused = client.post(f"/api/runs/{run_id}/retry")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        cross = client.post(
+            f"/api/runs/{run_id}/retry", headers={**bearer, "Origin": "http://evil.example"}
+        )
+        assert cross.status_code == 403
+        assert client.get(f"/api/runs/{run_id}").json()["state"] == "stuck"
+        ok = client.post(f"/api/runs/{run_id}/retry", headers=bearer)
+        assert ok.status_code == 202, ok.text
+    assert server.wait_run(run_id)["state"] == "succeeded"
 
 
 def test_cross_site_posts_are_refused(server: Server) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from sagactl.engine.errors import InputError
 from sagactl.engine.events import Event, EventKind
@@ -135,3 +138,22 @@ class TestPages:
             ("demo", "succeeded"): 1,
             ("other", "queued"): 2,
         }
+
+
+async def test_a_page_below_a_cursor_seeks_to_it_on_sqlite(tmp_path: Path) -> None:
+    """With the cursor as bound values (as the store sends it), SQLite seeks the index to
+    the cursor instead of walking it down from the newest run (issue 11's deep pages)."""
+    from sagactl.engine.store import open_store
+    from sagactl.engine.store.pages import page_sql
+
+    path = tmp_path / "plans.db"
+    async with open_store(f"sqlite://{path}"):
+        pass
+    for states in (None, ["succeeded"]):
+        sql, params = page_sql(
+            "sqlite", states=states, saga=None, q=None, before="12.5|r1", limit=51
+        )
+        with sqlite3.connect(path) as conn:
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+        assert [line for line in plan if line.startswith("SCAN")] == [], plan
+        assert any("created<?" in line for line in plan), plan

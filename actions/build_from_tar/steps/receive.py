@@ -11,6 +11,7 @@ from sagactl.engine import Action, ActionContext, Dependencies, FatalError, Inpu
 
 from .. import appconfig, procfile
 from .. import schemas as s
+from ..precheck import FileCapture
 from ..settings import registry_of, settings_of
 from ..staging import StagingArea, extract, unpacking_dir
 from ..streams import StreamGone
@@ -21,11 +22,14 @@ READ_WHOLE_LATER = (
     *((place, appconfig.MAX_BYTES) for place in appconfig.PLACES),
 )
 """Files later steps read whole: refused from their tar header when over their cap."""
+STAGED_AND_CHECKED = "upload staged and checked"
+"""The progress message said once the upload is durable, every member checked and its
+config sure to pass; unpacking follows. `sagactl serve` answers the upload then."""
 
 
 class ReceiveTar(Action):
-    """Streams the upload to a staged file (fsync, sha256, size cap), checks every member,
-    and unpacks it into a fresh source directory.
+    """Streams the upload to a staged file (fsync, sha256, size cap), checking every member
+    on the way, then unpacks the staged file into a fresh source directory.
 
     Once the upload is staged whole, a checkpoint records its size and sha256: a rerun after
     a crash (the uploader long gone) recovers from the staged file if it still matches, and
@@ -75,15 +79,6 @@ class ReceiveTar(Action):
                 )
             path = found
             ctx.log.info("recovered upload from the staged file", size=size)
-            try:
-                await anyio.to_thread.run_sync(
-                    lambda: extract(path, source_dir, limits=limits, sha256=sha256)
-                )
-            except OSError as exc:
-                raise FatalError(
-                    f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
-                    f"{cause_of(exc)}"
-                ) from None
         else:
             try:
                 reader = registry.claim(stream_id)
@@ -99,18 +94,32 @@ class ReceiveTar(Action):
             def on_progress(received: int) -> None:
                 ctx.progress(None, "receiving upload", bytes=received)
 
+            capture = FileCapture()
             try:
-                # Unpacked in the same pass: each byte is read, hashed and parsed once.
-                staged = await area.stage(stream_id, reader, on_progress, unpack_to=source_dir)
+                # Staged and checked in one pass that writes each byte once; the config
+                # files are kept on the way, for the prediction below.
+                staged = await area.stage(stream_id, reader, on_progress, observer=capture)
             except OSError as exc:
                 # The reader is consumed: a retry could not read it again, so say why now.
                 registry.failed(stream_id, cause_of(exc))
                 raise FatalError(
-                    f"upload {stream_id} could not be staged in {area.directory} and unpacked "
-                    f"in {settings.sources_dir}: {cause_of(exc)}"
+                    f"upload {stream_id} could not be staged in {area.directory}: {cause_of(exc)}"
                 ) from None
             path, sha256, size = staged.path, staged.sha256, staged.size
             await ctx.checkpoint({"staged": True, "sha256": sha256, "size": size})
+            # Durable and checked: a server may answer its uploader now, while this
+            # unpacks (only when the config checks are sure to pass, see precheck).
+            if await anyio.to_thread.run_sync(capture.config_is_sound, area.directory):
+                ctx.progress(None, STAGED_AND_CHECKED, bytes=size)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: extract(path, source_dir, limits=limits, sha256=sha256)
+            )
+        except OSError as exc:
+            raise FatalError(
+                f"upload {stream_id} could not be unpacked in {settings.sources_dir}: "
+                f"{cause_of(exc)}"
+            ) from None
         registry.set_staged(stream_id, path)
         ctx.progress(1.0, "upload staged and unpacked", bytes=size)
         return {"path": str(path), "sha256": sha256, "size": size, "source_dir": str(source_dir)}
