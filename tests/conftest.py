@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 TMPFS = Path("/dev/shm")
 TMPFS_FREE = 4 << 30
 """Bytes /dev/shm must have free to be used (the suite's files, without the stack bases)."""
@@ -39,3 +41,15 @@ def _use_tmpfs() -> None:
 
 
 _use_tmpfs()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files whose tests allow the longest time (a `timeout` mark) run first, each file's
+    tests kept together and in order: with `-n 2 --dist loadfile --no-loadscope-reorder`
+    (scripts/test) a long file then starts at once instead of being the last to finish."""
+    longest: dict[Path, float] = {}
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        limit = mark.kwargs.get("timeout", mark.args[0] if mark.args else 0) if mark else 0
+        longest[item.path] = max(longest.get(item.path, 0.0), float(limit or 0))
+    items.sort(key=lambda item: -longest[item.path])
