@@ -23,10 +23,10 @@ import anyio.abc
 import structlog
 
 from .action import JSON, Action
-from .child_runs import ChildSaga, child_run_id
+from .child_runs import ChildSaga
 from .clock import Clock, SystemClock
 from .deps import Dependencies
-from .errors import InputError, RunNotFound
+from .errors import InputError
 from .events import (
     Event,
     EventHandler,
@@ -47,6 +47,7 @@ from .providers import ActionProvider, as_provider
 from .results import RunResult as RunResult
 from .results import result_of
 from .retention import check_not_pruned, pin_queries, prune_expired
+from .run_status import run_status
 from .scheduler import Execution, Options, open_run
 from .signals import SignalRefused, check_signal
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
@@ -454,6 +455,11 @@ class Engine:
             await self.store.append(claim, records)
         finally:
             await self.release(claim)
+        # A child saga's run is driven only by its parent: left unfinished, nothing would
+        # ever end it (and a stuck one would keep alerting), so it is given up with it.
+        unfinished = [str(s) for s in RunState if s not in FINISHED]
+        for child in await self.store.list_runs(parent=run_id, states=unfinished):
+            await self.abandon(child.run_id)
         return await self.status(run_id)
 
     async def _check_not_past_pivot(self, record: RunRecord) -> None:
@@ -600,16 +606,7 @@ class Engine:
 
     async def status(self, run_id: str) -> RunResult:
         """The run as its log tells it, with each action's last progress."""
-        record = await self.store.get_run(run_id)
-        saga = self._pinned(record)
-        status = fold(run_id, saga.topological_order(), await self.store.read_log(run_id))
-        result = result_of(record, status, await self.store.progress(run_id))
-        children: dict[str, RunResult] = {}
-        for name, spec in saga.actions.items():
-            if spec.child is not None and status.actions[name].attempts:
-                with contextlib.suppress(RunNotFound):  # a crash before the child was created
-                    children[name] = await self.status(child_run_id(run_id, name))
-        return dataclasses.replace(result, children=children) if children else result
+        return await run_status(self.store, run_id, self._pinned)
 
     async def list_runs(
         self, *, states: Sequence[str] | None = None, limit: int = 1000, parent: str | None = None

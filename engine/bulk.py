@@ -27,8 +27,20 @@ OPERATIONS: dict[str, Operation] = {
     "retry": lambda engine, run_id: engine.retry(run_id),
     "pause": lambda engine, run_id: engine.pause(run_id),
     "abandon": lambda engine, run_id: engine.abandon(run_id),
+    "unpause": lambda engine, run_id: engine.unpause(run_id, drive=not _to_workers(engine)),
 }
 """The operations a filter may drive, by their command's name."""
+
+
+def _to_workers(engine: Engine) -> bool:
+    """Where an unpaused run goes on by default: to the workers on PostgreSQL, else here."""
+    return engine.store.dialect == "postgresql"
+
+
+def unpausing(drive: bool) -> Operation:
+    """`unpause` driving each run here (`drive`) or leaving it to a worker."""
+    return lambda engine, run_id: engine.unpause(run_id, drive=drive)
+
 
 KEEP_REFUSALS = 10
 """Refusals kept word for word (the rest are only counted)."""
@@ -57,10 +69,12 @@ async def act_on_matches(
     now: float | None = None,
     concurrency: int = 8,
     on_result: Callable[[str, str], None] | None = None,
+    act: Operation | None = None,
 ) -> BulkReport:
     """Apply `operation` to every run matching `flt` as of `now` (default: this instant);
-    `on_result(run_id, state or 'refused: reason')` hears of each."""
-    act = OPERATIONS[operation]
+    `on_result(run_id, state or 'refused: reason')` hears of each. `act`: how, when not
+    the operation's default (`unpausing(drive)`)."""
+    act = OPERATIONS[operation] if act is None else act
     report = BulkReport()
     limiter = anyio.CapacityLimiter(concurrency)
 
@@ -93,7 +107,7 @@ async def bulk(
     *,
     on_result: Callable[[str, str], None] | None = None,
 ) -> BulkReport:
-    """`operation` (cancel, resume, retry, pause, abandon) on every run `flt` matches now,
+    """`operation` (cancel, resume, retry, pause, abandon, unpause) on every run `flt` matches now,
     page by page. InputError: a bad filter or operation (the server's entry point)."""
     if operation not in OPERATIONS:
         raise InputError(f"no bulk operation {operation!r} (one of: {', '.join(OPERATIONS)})")

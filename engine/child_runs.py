@@ -22,6 +22,7 @@ from .model import CompiledSaga
 from .new_run import pin_new_run
 from .providers import ActionProvider
 from .results import RunResult
+from .run_status import child_run_id as child_run_id
 from .scheduler import Execution, Options, open_run
 from .states import FINISHED, RunState, StopReason
 from .store.base import Claim, ParentLink, RunBusy, RunExists, RunRecord, Store
@@ -57,11 +58,6 @@ _UNDONE = frozenset({RunState.COMPENSATED, RunState.CANCELLED})
 _FORWARD = frozenset({RunState.QUEUED, RunState.RUNNING})
 _BUSY_POLL = 0.2
 """Seconds between tries to claim a child another process is driving."""
-
-
-def child_run_id(parent_run_id: str, action: str) -> str:
-    """The child's run id: derived, so every attempt and every recovery finds the same one."""
-    return f"{parent_run_id}/{action}"
 
 
 class ChildFailed(FatalError):

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Set
-from typing import Any
-
-import networkx as nx
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from . import expressions, references
 from .action import ActionCatalog, ActionInfo
 from .child_sagas import ChildCatalog, SagaLookup, child_name
 from .compile_parking import concurrency_of, definition_problems
+from .dag_order import lexicographic_order
 from .durations import parse_duration
 from .errors import DefinitionError, DefinitionErrors, Location
 from .expression_types import type_problems
 from .fanout_schema import RESULTS, field_schema, items_of, results_schema
 from .fanout_schema import declares as _declares
 from .fanout_schema import types_of as _types_of
-from .json_schema import schema_problems, validator
 from .model import ActionSpec, CompiledSaga, RetryPolicy, freeze
+from .quickschema import certainly_usable, certainly_valid, re2_search
 from .saga_schema import (
     Locator,
     base_schema,
@@ -43,6 +40,10 @@ from .saga_schema import (
     validate_definition,
 )
 from .yaml_loader import JSONPath, YamlDocument, YamlScalar, load_yaml
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 # Errors about which keys a `with:` has stand even when its values hold references.
 _KEY_CHECKS = frozenset(
@@ -154,7 +155,9 @@ class _Compiler:
 
     def check_input_schemas(self, inputs: Mapping[str, Any]) -> None:
         for name, schema in inputs.items():
-            if isinstance(schema, Mapping):
+            if isinstance(schema, Mapping) and not certainly_usable(schema):
+                from .json_schema import schema_problems  # jsonschema: only when in doubt
+
                 for path, problem in schema_problems(schema):
                     self.fail(("inputs", name, *path), problem)
 
@@ -448,6 +451,11 @@ class _Compiler:
 
     def check_literals(self, name: str, info: ActionInfo, with_: Mapping[str, Any]) -> None:
         """Check `with_` against the action's input schema, skipping values with references."""
+        schema = info.input_schema
+        if certainly_usable(schema) and certainly_valid(
+            schema, dict(with_), search=re2_search, holds_reference=_holds_reference
+        ):
+            return  # without jsonschema: it would have kept no error
         validator = self.validator(info)
         if validator is None:
             self.fail(
@@ -524,6 +532,8 @@ class _Compiler:
         return {"type": "object", "properties": properties}
 
     def validator(self, info: ActionInfo) -> Validator | None:
+        from .json_schema import schema_problems, validator
+
         if info.name not in self.validators:
             usable = not any(schema_problems(info.input_schema))
             self.validators[info.name] = validator(info.input_schema) if usable else None
@@ -572,6 +582,11 @@ class _Compiler:
         return policy
 
     def check_cycles(self, specs: Mapping[str, ActionSpec]) -> None:
+        deps = {name: [d for d in spec.depends_on if d in specs] for name, spec in specs.items()}
+        if lexicographic_order(deps) is not None:
+            return  # the common case, without importing networkx
+        import networkx as nx  # only to name each cycle
+
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(specs)
         for spec in specs.values():

@@ -67,6 +67,8 @@ class RunCreated(TypedDict):
 
 class RunStarted(TypedDict):
     state: str
+    segment: NotRequired[int]
+    """The fence of the claim of the process starting it: its trace segment's number."""
 
 
 class Operator(TypedDict):
@@ -80,6 +82,9 @@ class Operator(TypedDict):
 class RunResumed(TypedDict):
     state: str
     owner: str
+    segment: NotRequired[int]
+    """The fence of the resuming process's claim: its trace segment's number (absent when
+    the process only marked the run runnable, e.g. `unpause` left to a worker)."""
     operation: NotRequired[str]
     """Set when an operator asked for it: `retry` or `unpause` (plain resumes have none)."""
     by: NotRequired[Operator]
@@ -114,6 +119,8 @@ class RunFailure(TypedDict):
 class RunCompensating(RunFailure):
     state: str
     reason: str
+    segment: NotRequired[int]
+    """Set when this record opens a process's part of the run (a paused run cancelled)."""
 
 
 class RunStuck(TypedDict):

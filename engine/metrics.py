@@ -86,7 +86,7 @@ class Metrics:
         self.claims = Counter("sagactl_claims", "Runs this worker claimed", registry=r)
         self.takeovers = Counter(
             "sagactl_takeovers",
-            "Claims of runs another process had held (lease expired, handed back)",
+            "Claims of runs whose previous holder was lost (its lease ran out)",
             registry=r,
         )
         self.lost = Counter(
@@ -134,9 +134,10 @@ class Metrics:
             self.compensations.labels(saga, action, _COMPENSATION_ENDS[kind]).inc()
 
     def claimed(self, claim: Claim) -> None:
-        """A worker claimed a run; a fence above 1 means someone held it before."""
+        """A worker claimed a run: a takeover when its previous holder did not hand it back
+        (a run released by a SIGTERMed worker, or after a pause, is only a claim)."""
         self.claims.inc()
-        if claim.fence > 1:
+        if claim.taken_over:
             self.takeovers.inc()
 
     # -- what the store holds ----------------------------------------------------------

@@ -2,6 +2,10 @@
 
 The compiler (`sagactl.engine.compiler`) builds it from YAML; the runtime pins its
 `to_dict()` form in the store and rebuilds it with `from_dict()` on resume.
+
+The networkx DAG is built when the scheduler or a drawing first asks about the structure:
+the order and the cycle check are stdlib (`dag_order`), so that `sagactl status` and
+`validate` never import networkx.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
+from .dag_order import lexicographic_order
 from .errors import Location
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 FORMAT = 1
 """Version of the `to_dict()` layout, stored with every pinned run."""
@@ -170,16 +176,11 @@ class CompiledSaga:
         )
         """The outputs' JSON Schema, as far as the compiler knows their types."""
         self._actions: Mapping[str, ActionSpec] = MappingProxyType(dict(actions))
-        graph: nx.DiGraph[str] = nx.DiGraph()
-        graph.add_nodes_from(self._actions)
-        for spec in self._actions.values():
-            for dep in spec.depends_on:
-                graph.add_edge(dep, spec.name)
-        if not nx.is_directed_acyclic_graph(graph):
-            cycle = [edge[0] for edge in nx.find_cycle(graph)]
-            raise ValueError("cycle: " + " -> ".join([*cycle, cycle[0]]))
-        self._graph = nx.freeze(graph)
-        self._order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(graph))
+        order = lexicographic_order({n: s.depends_on for n, s in self._actions.items()})
+        self._graph: nx.DiGraph[str] | None = None
+        if order is None:
+            raise ValueError("cycle: " + " -> ".join(self._cycle()))
+        self._order: tuple[str, ...] = order
         self._hash = hashlib.sha256(
             json.dumps(
                 self._hashed(), sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -192,6 +193,30 @@ class CompiledSaga:
     def actions(self) -> Mapping[str, ActionSpec]:
         return self._actions
 
+    @property
+    def _dag(self) -> nx.DiGraph[str]:
+        """The frozen networkx DAG, built on first use (execution and drawings)."""
+        if self._graph is None:
+            self._graph = self._networkx()
+        return self._graph
+
+    def _networkx(self) -> nx.DiGraph[str]:
+        import networkx as nx
+
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(self._actions)
+        for spec in self._actions.values():
+            for dep in spec.depends_on:
+                graph.add_edge(dep, spec.name)
+        return nx.freeze(graph)
+
+    def _cycle(self) -> list[str]:
+        """A cycle as networkx finds it, closed (`a -> b -> a`): only for a broken pin."""
+        import networkx as nx
+
+        cycle = [edge[0] for edge in nx.find_cycle(self._networkx())]
+        return [*cycle, cycle[0]]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._order)
 
@@ -199,13 +224,15 @@ class CompiledSaga:
         return len(self._order)
 
     def dependencies(self, action: str) -> frozenset[str]:
-        return frozenset(self._graph.predecessors(action))
+        return frozenset(self._dag.predecessors(action))
 
     def dependents(self, action: str) -> frozenset[str]:
-        return frozenset(self._graph.successors(action))
+        return frozenset(self._dag.successors(action))
 
     def ancestors(self, action: str) -> frozenset[str]:
-        return frozenset(nx.ancestors(self._graph, action))
+        import networkx as nx
+
+        return frozenset(nx.ancestors(self._dag, action))
 
     def topological_order(self) -> tuple[str, ...]:
         """A deterministic topological order (ties broken by name)."""
@@ -213,14 +240,16 @@ class CompiledSaga:
 
     def layers(self) -> tuple[tuple[str, ...], ...]:
         """Actions grouped by longest-path depth: each layer depends only on earlier ones."""
-        return tuple(tuple(sorted(layer)) for layer in nx.topological_generations(self._graph))
+        import networkx as nx
+
+        return tuple(tuple(sorted(layer)) for layer in nx.topological_generations(self._dag))
 
     def edges(self) -> tuple[tuple[str, str], ...]:
         """Dependency edges (source runs first), sorted."""
-        return tuple(sorted(self._graph.edges()))
+        return tuple(sorted(self._dag.edges()))
 
     def roots(self) -> tuple[str, ...]:
-        return tuple(a for a in self._order if not self._graph.in_degree(a))
+        return tuple(a for a in self._order if not self._dag.in_degree(a))
 
     def pivots(self) -> tuple[str, ...]:
         return tuple(a for a in self._order if self._actions[a].pivot)

@@ -1,261 +1,417 @@
 """Run tracing with the OpenTelemetry SDK, configured by the standard `OTEL_*` variables.
 
 Imported only when tracing is configured (the engine calls `tracing_from_env` below).
-The exporter is OTLP over HTTP with protobuf; endpoint, headers, timeouts, sampler, batch
-sizes and the service name all come from the SDK's own environment variables. A segment's parent is
-the run's own span, whose trace and span ids are derived from the run id, so segments
-written by different processes, before and after a crash, land in one trace.
+The exporter is the SDK's OTLP over HTTP with protobuf: endpoint, headers, timeout,
+compression, sampler, batch sizes and the service name all come from its environment
+variables. A segment's parent is the run's own span, whose trace and span ids are
+derived from the run id, so segments written by different processes, before and after a
+crash, land in one trace; a segment's own id derives from the run id and its number.
+
+The engine's spans (run, segments, attempts) are written as OTLP bytes directly
+(`otlp_wire`) and batched by `otlp_export`: no SDK span object, lock or context switch
+per attempt, and no protobuf object per attribute. Spans actions open with `ctx.tracer`
+are ordinary SDK spans, children of their attempt's span.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import traceback
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping
 from time import time_ns
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from .tracing import RunTracing, Segment, Tracer, root_span_id_of, trace_id_of, tracing_configured
+from .otlp_export import SpanBatcher
+from .otlp_wire import (
+    AttributeValue,
+    Envelope,
+    SpanWriter,
+    attribute,
+    attributes,
+    delimited,
+    error_status,
+    event,
+    link_to,
+    string_attribute,
+)
+from .tracing import (
+    NOOP_TRACER,
+    RunTracing,
+    Segment,
+    Tracer,
+    root_span_id_of,
+    segment_span_id_of,
+    trace_id_of,
+    tracing_configured,
+)
 
 _NS = 1_000_000_000
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+SCOPE = "sagactl"
 
 
-class _Ids(RandomIdGenerator):
-    """Random ids, except for the one span whose ids are given (the run's own span)."""
-
-    def __init__(self) -> None:
-        self.given: tuple[int, int] | None = None
-
-    def generate_trace_id(self) -> int:
-        return self.given[0] if self.given else super().generate_trace_id()
-
-    def generate_span_id(self) -> int:
-        return self.given[1] if self.given else super().generate_span_id()
-
-
-def _run_context(run_id: str) -> Context:
+def _run_context(trace_id: int, run_id: str) -> Context:
     """A context whose current span is the run's own (remote, sampled) span."""
-    parent = SpanContext(
-        trace_id=int(trace_id_of(run_id), 16),
-        span_id=root_span_id_of(run_id),
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
+    parent = SpanContext(trace_id, root_span_id_of(run_id), is_remote=True, trace_flags=_SAMPLED)
     return trace.set_span_in_context(trace.NonRecordingSpan(parent))
+
+
+def _poster(exporter: OTLPSpanExporter) -> Any:
+    """How encoded requests reach the endpoint: through the SDK exporter's own HTTP client
+    (its endpoint, headers, compression, TLS, timeout and retries), which takes bytes."""
+    client = getattr(exporter, "_client", None)
+    if client is None or not callable(getattr(client, "export", None)):
+        raise RuntimeError(
+            "this opentelemetry-exporter-otlp-proto-http has no byte-level client"
+            " (sagactl needs 1.40 or later)"
+        )
+    return client.export
 
 
 class OtelTracing:
     """`RunTracing` over an SDK tracer provider of its own (the global one is left alone)."""
 
-    def __init__(self, provider: TracerProvider, ids: _Ids, processor: SpanProcessor) -> None:
+    def __init__(self, provider: TracerProvider, spans: SpanBatcher) -> None:
         self.provider = provider
-        self._ids = ids
-        self._processor = processor
-        self.tracer = provider.get_tracer("sagactl")
+        self.spans = spans
+        self.tracer = provider.get_tracer(SCOPE)
+        keeps_all: tuple[Any, ...] = (ParentBased(ALWAYS_ON), ALWAYS_ON)
+        sampler: Any = provider.sampler
+        self._all = any(sampler.get_description() == s.get_description() for s in keeps_all)
+        """The sampler keeps every span (the default): no decision to make per run."""
 
     @classmethod
     def from_env(cls) -> OtelTracing:
-        ids = _Ids()
-        attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "sagactl"}
-        provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)
-        processor = BatchSpanProcessor(OTLPSpanExporter())
-        provider.add_span_processor(processor)
-        return cls(provider, ids, processor)
+        attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "sagactl"}
+        resource = Resource.create(attrs)
+        provider = TracerProvider(resource=resource)
+        exporter = OTLPSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))  # spans from `ctx.tracer`
+        envelope = Envelope(_scalars(resource.attributes), SCOPE)
+        return cls(provider, SpanBatcher.from_env(_poster(exporter), envelope))
 
-    def segment(self, run_id: str, saga: str, entry_state: str | None) -> Segment:
-        span = self.tracer.start_span(
-            f"saga {saga}",
-            context=_run_context(run_id),
-            kind=SpanKind.INTERNAL,
-            attributes={
-                "sagactl.saga": saga,
-                "sagactl.run_id": run_id,
-                "sagactl.entry_state": entry_state or "new",
-                "sagactl.pid": os.getpid(),
-            },
+    def _sampled(self, trace_id: int, run_id: str, name: str, parent: bool) -> bool:
+        """The configured sampler's decision (default: parent-based, always on)."""
+        if self._all:
+            return True
+        context = _run_context(trace_id, run_id) if parent else None
+        decision = self.provider.sampler.should_sample(context, trace_id, name, SpanKind.INTERNAL)
+        return bool(decision.decision.is_sampled())  # type: ignore[no-untyped-call]
+
+    def segment(self, run_id: str, saga: str, entry_state: str | None, number: int) -> Segment:
+        trace_id = int(trace_id_of(run_id), 16)
+        if not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
+            return _UNSAMPLED
+        return _Segment(self, trace_id, run_id, saga, entry_state, number)
+
+    def lost(self, run_id: str, saga: str, number: int, started: float, ended: float) -> None:
+        trace_id = int(trace_id_of(run_id), 16)
+        if not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
+            return
+        writer = SpanWriter(trace_id, root_span_id_of(run_id), _common(saga, run_id))
+        extra = {"sagactl.segment": number, "sagactl.recovered": True}
+        self.spans.add(
+            writer.span(
+                segment_span_id_of(run_id, number),
+                delimited(5, f"saga {saga}".encode()),
+                int(started * _NS),
+                int(max(started, ended) * _NS),
+                attributes(9, extra),
+                error_status("process lost"),
+            )
         )
-        return _Segment(self, span, saga, run_id)
 
     def finished(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
-        self._ids.given = (int(trace_id_of(run_id), 16), root_span_id_of(run_id))
-        try:
-            span = self.tracer.start_span(
-                f"run {saga}",
-                context=Context(),
-                kind=SpanKind.INTERNAL,
-                attributes={
-                    "sagactl.saga": saga,
-                    "sagactl.run_id": run_id,
-                    "sagactl.outcome": state,
-                },
-                start_time=int(started * _NS),
+        trace_id = int(trace_id_of(run_id), 16)
+        if not self._sampled(trace_id, run_id, f"run {saga}", parent=False):
+            return
+        writer = SpanWriter(trace_id, None, _common(saga, run_id))
+        self.spans.add(
+            writer.span(
+                root_span_id_of(run_id),
+                delimited(5, f"run {saga}".encode()),
+                int(started * _NS),
+                int(max(started, ended) * _NS),
+                _outcome(state),
+                b"" if state == "succeeded" else error_status(state),
             )
-        finally:
-            self._ids.given = None
-        if state != "succeeded":
-            span.set_status(Status(StatusCode.ERROR, state))
-        span.end(end_time=int(max(started, ended) * _NS))
+        )
 
     def flush(self) -> None:
+        self.spans.flush()
         self.provider.force_flush()
 
 
-class _Attempt:
-    __slots__ = ("context", "outcome")
+def _common(saga: str, run_id: str) -> dict[str, AttributeValue]:
+    """The attributes every span of a run carries."""
+    return {"sagactl.saga": saga, "sagactl.run_id": run_id}
 
-    def __init__(self, context: SpanContext) -> None:
-        self.context = context
+
+def _scalars(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """Resource attributes as OTLP scalars (a sequence, rare there, as its text)."""
+    return {
+        k: v if isinstance(v, str | bool | int | float) else ",".join(map(str, v))
+        for k, v in values.items()
+    }
+
+
+def _error(exc: Exception, at: int) -> bytes:
+    """The exception event `Span.record_exception` adds, and the error status."""
+    message = f"{type(exc).__name__}: {exc}"
+    happened = {
+        "exception.type": type(exc).__qualname__,
+        "exception.message": str(exc),
+        "exception.stacktrace": "".join(traceback.format_exception(exc)),
+    }
+    return event(at, "exception", happened) + error_status(message)
+
+
+@functools.cache
+def _entry_state(state: str) -> bytes:
+    return attribute(9, "sagactl.entry_state", state)
+
+
+@functools.lru_cache(maxsize=4096)
+def _named(action: str, compensating: bool) -> bytes:
+    """An attempt span's encoded name and action attribute (the same in every run)."""
+    verb = "compensate" if compensating else "action"
+    return delimited(5, f"{verb} {action}".encode()) + attribute(9, "sagactl.action", action)
+
+
+@functools.cache
+def _outcome(state: str) -> bytes:
+    return attribute(9, "sagactl.outcome", state)
+
+
+def _pid() -> bytes:
+    """This process's id as an attribute (encoded once per process)."""
+    return _pid_attribute(os.getpid())
+
+
+@functools.cache
+def _pid_attribute(pid: int) -> bytes:
+    return attribute(9, "sagactl.pid", pid)
+
+
+_COMPENSATING = {c: attribute(9, "sagactl.compensating", c) for c in (False, True)}
+_ATTEMPTS = [attribute(9, "sagactl.attempt", n) for n in range(16)]
+_RETRY = {"sagactl.link": "retry of"}
+_KEY = string_attribute(9, "sagactl.idempotency_key")
+
+
+class _Attempt:
+    """The span of one attempt, encoded when the attempt ends (`with segment.attempt(...)`)."""
+
+    __slots__ = (
+        "action",
+        "attempt",
+        "compensating",
+        "key",
+        "outcome",
+        "segment",
+        "span_id",
+        "start",
+    )
+
+    def __init__(
+        self, segment: _Segment, action: str, attempt: int, key: str, compensating: bool
+    ) -> None:
+        self.segment = segment
+        self.action = action
+        self.attempt = attempt
+        self.key = key
+        self.compensating = compensating
         self.outcome = "none"
+        self.span_id = random.getrandbits(64) or 1
+        self.start = 0
 
     def succeeded(self) -> None:
         self.outcome = "succeeded"
 
+    def __enter__(self) -> _Attempt:
+        self.segment.live[self.action] = self
+        self.start = time_ns()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.segment.ended(self, exc)
+
 
 class _ActionTracer:
-    """`ctx.tracer`: the SDK tracer, whose spans default to children of the attempt running
-    now (attempt spans are not made current: that would cost every attempt a context
-    switch, for the few actions that open spans of their own)."""
+    """`ctx.tracer`: the SDK tracer, whose spans default to children of the action's attempt
+    running now (attempt spans are never made current: that would cost every attempt a
+    context switch, for the few actions that open spans of their own)."""
 
-    def __init__(self, tracer: trace.Tracer, live: dict[str, _Attempt], action: str) -> None:
+    def __init__(self, tracer: trace.Tracer, segment: _Segment, action: str) -> None:
         self._tracer = tracer
-        self._live = live
+        self._segment = segment
         self._action = action
+
+    def _context(self, context: Context | None) -> Context | None:
+        if context is not None:
+            return context
+        attempt = self._segment.live.get(self._action)
+        if attempt is None:
+            return None
+        trace_id = self._segment.trace_id
+        if trace.get_current_span().get_span_context().trace_id == trace_id:
+            return None  # inside one of its spans already: the SDK's default is right
+        parent = SpanContext(trace_id, attempt.span_id, is_remote=False, trace_flags=_SAMPLED)
+        return trace.set_span_in_context(trace.NonRecordingSpan(parent))
 
     def start_as_current_span(
         self, name: str, context: Context | None = None, **kwargs: Any
-    ) -> AbstractContextManager[trace.Span]:
-        attempt = self._live.get(self._action)
-        if context is None and attempt is not None:
-            current = trace.get_current_span().get_span_context()
-            if current.trace_id != attempt.context.trace_id:  # not inside one of its spans
-                context = trace.set_span_in_context(trace.NonRecordingSpan(attempt.context))
-        return self._tracer.start_as_current_span(name, context=context, **kwargs)
+    ) -> Any:
+        return self._tracer.start_as_current_span(name, context=self._context(context), **kwargs)
 
-    def start_span(self, name: str, context: Context | None = None, **kwargs: Any) -> trace.Span:
-        attempt = self._live.get(self._action)
-        if context is None and attempt is not None:
-            current = trace.get_current_span().get_span_context()
-            if current.trace_id != attempt.context.trace_id:
-                context = trace.set_span_in_context(trace.NonRecordingSpan(attempt.context))
-        return self._tracer.start_span(name, context=context, **kwargs)
+    def start_span(self, name: str, context: Context | None = None, **kwargs: Any) -> Any:
+        return self._tracer.start_span(name, context=self._context(context), **kwargs)
 
 
 class _Segment:
-    """One process's part of one run.
+    """One process's part of one run: its span, and its attempts' spans."""
 
-    Attempt spans are written straight to the export pipeline as finished spans: an
-    attempt is one object made when it ends, instead of a live SDK span (its locks, its
-    context attached and detached), which keeps tracing's cost per action small."""
-
-    def __init__(self, owner: OtelTracing, span: trace.Span, saga: str, run_id: str) -> None:
+    def __init__(
+        self,
+        owner: OtelTracing,
+        trace_id: int,
+        run_id: str,
+        saga: str,
+        entry_state: str | None,
+        number: int,
+    ) -> None:
         self._owner = owner
-        self._span = span
-        self._parent = span.get_span_context()
-        self._saga = saga
+        self._add = owner.spans.add
+        self.trace_id = trace_id
         self._run_id = run_id
-        self._sampled = self._parent.trace_flags.sampled
-        self._previous: dict[tuple[str, bool], SpanContext] = {}
+        self._saga = saga
+        self._number = number
+        self._entry = entry_state or "new"
+        self._span_id = segment_span_id_of(run_id, number)
+        self._start = time_ns()
+        self._attempts = SpanWriter(trace_id, self._span_id, _common(saga, run_id))
+        self._retry_of: Callable[[int], bytes] | None = None
+        """Encodes the link of a retry to the attempt before (made at the first retry)."""
+        self._previous: dict[tuple[str, bool], int] = {}
         """(action, compensating) -> its last attempt's span here: a retry links to it."""
-        self._live: dict[str, _Attempt] = {}
+        self.live: dict[str, _Attempt] = {}
         """Action -> its attempt running now."""
+        self._tracers: dict[str, Tracer] = {}
 
     def tracer(self, action: str) -> Tracer:
-        return _ActionTracer(self._owner.tracer, self._live, action)
+        found = self._tracers.get(action)
+        if found is None:
+            found = self._tracers[action] = _ActionTracer(self._owner.tracer, self, action)
+        return found
 
-    def attempt(
-        self, action: str, attempt: int, key: str, *, compensating: bool
-    ) -> AbstractContextManager[_Attempt]:
-        return self._attempt(action, attempt, key, compensating)
+    def attempt(self, action: str, attempt: int, key: str, *, compensating: bool) -> _Attempt:
+        return _Attempt(self, action, attempt, key, compensating)
 
-    @contextmanager
-    def _attempt(
-        self, action: str, attempt: int, key: str, compensating: bool
-    ) -> Iterator[_Attempt]:
-        owner = self._owner
-        context = SpanContext(
-            self._parent.trace_id,
-            owner._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=self._parent.trace_flags,
-        )
+    def ended(self, attempt: _Attempt, exc: BaseException | None) -> None:
+        end = time_ns()
+        action, compensating = attempt.action, attempt.compensating
+        del self.live[action]
+        extra = b""
+        if exc is not None:
+            if isinstance(exc, Exception):
+                attempt.outcome = "failed"
+                extra = _error(exc, end)
+            else:  # cancelled (a sibling failed, an operator cancelled, the process stops)
+                attempt.outcome = "cancelled"
         which = (action, compensating)
         previous = self._previous.get(which)
-        self._previous[which] = context
-        handle = self._live[action] = _Attempt(context)
-        started = time_ns()
-        events: list[Event] = []
-        status = _OK
-        try:
-            yield handle
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                handle.outcome = "failed"
-                events.append(_exception_event(exc))
-                status = Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-            else:  # cancelled (a sibling failed, an operator cancelled, the process stops)
-                handle.outcome = "cancelled"
-            raise
-        finally:
-            del self._live[action]
-            if self._sampled:
-                owner._processor.on_end(
-                    ReadableSpan(
-                        f"{'compensate' if compensating else 'action'} {action}",
-                        context=context,
-                        parent=self._parent,
-                        resource=owner.provider.resource,
-                        attributes={
-                            "sagactl.saga": self._saga,
-                            "sagactl.run_id": self._run_id,
-                            "sagactl.action": action,
-                            "sagactl.attempt": attempt,
-                            "sagactl.idempotency_key": key,
-                            "sagactl.compensating": compensating,
-                            "sagactl.outcome": handle.outcome,
-                        },
-                        events=events,
-                        links=[Link(previous, _RETRY)] if previous else (),
-                        status=status,
-                        start_time=started,
-                        end_time=time_ns(),
-                        instrumentation_scope=_SCOPE,
+        self._previous[which] = attempt.span_id
+        if previous is not None:
+            if self._retry_of is None:
+                self._retry_of = link_to(self._attempts.trace_id, _RETRY)
+            extra += self._retry_of(previous)
+        named = _named(action, compensating)
+        n = attempt.attempt
+        self._add(
+            self._attempts.span(
+                attempt.span_id,
+                named,
+                attempt.start,
+                end,
+                b"".join(
+                    (
+                        _ATTEMPTS[n] if 0 <= n < 16 else attribute(9, "sagactl.attempt", n),
+                        _KEY(attempt.key),
+                        _COMPENSATING[compensating],
+                        _outcome(attempt.outcome),
                     )
-                )
+                ),
+                extra,
+            )
+        )
 
     def end(self, state: str | None, error: BaseException | None = None) -> None:
-        self._span.set_attribute("sagactl.outcome", state or "none")
-        if isinstance(error, Exception):
-            self._span.record_exception(error)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        self._span.end()
+        end = time_ns()
+        own = b"".join(
+            (
+                _entry_state(self._entry),
+                attribute(9, "sagactl.segment", self._number),
+                _pid(),
+                _outcome(state or "none"),
+            )
+        )
+        self._add(
+            self._attempts.under(root_span_id_of(self._run_id)).span(
+                self._span_id,
+                delimited(5, f"saga {self._saga}".encode()),
+                self._start,
+                end,
+                own,
+                _error(error, end) if isinstance(error, Exception) else b"",
+            )
+        )
 
 
-_OK = Status(StatusCode.UNSET)
-_RETRY = {"sagactl.link": "retry of"}
-_SCOPE = InstrumentationScope("sagactl")
+class _Unsampled:
+    """A segment the sampler left out: nothing is recorded."""
+
+    def tracer(self, action: str) -> Tracer:
+        return NOOP_TRACER
+
+    def attempt(self, action: str, attempt: int, key: str, *, compensating: bool) -> _Nothing:
+        return _NOTHING
+
+    def end(self, state: str | None, error: BaseException | None = None) -> None:
+        return None
 
 
-def _exception_event(exc: Exception) -> Event:
-    """The event `Span.record_exception` would add."""
-    return Event(
-        "exception",
-        {
-            "exception.type": type(exc).__qualname__,
-            "exception.message": str(exc),
-            "exception.stacktrace": "".join(traceback.format_exception(exc)),
-        },
-    )
+class _Nothing:
+    __slots__ = ()
+
+    def succeeded(self) -> None:
+        return None
+
+    def __enter__(self) -> _Nothing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NOTHING = _Nothing()
+_UNSAMPLED = _Unsampled()
 
 
 def tracing_from_env() -> RunTracing | None:

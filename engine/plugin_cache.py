@@ -12,10 +12,11 @@ changes that fingerprint, and the next process scans again.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,28 @@ class FoundEntryPoint:
     version: str | None
 
     def load(self) -> Any:
-        """What the entry point names (imports its module)."""
-        import importlib.metadata as metadata  # not for a cache hit: it costs a few ms
+        """What the entry point names (imports its module), as `EntryPoint.load` finds it,
+        without importing `importlib.metadata` (and email, zipfile, csv) on a cache hit."""
+        found = _VALUE.match(self.value)
+        if found is None:  # not `module:attr`: importlib.metadata says what is wrong
+            import importlib.metadata as metadata
 
-        return metadata.EntryPoint(self.name, self.value, self.group).load()
+            return metadata.EntryPoint(self.name, self.value, self.group).load()
+        obj = importlib.import_module(found["module"])
+        for attribute in filter(None, (found["attr"] or "").split(".")):
+            obj = getattr(obj, attribute)
+        return obj
+
+
+_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+"""`importlib.metadata.EntryPoint.pattern`: `module`, `module:attr.sub`, `module:attr [x]`."""
 
 
 def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoint, ...]:
     """Every entry point of every installed distribution, from the cache when nothing was
     installed or removed since it was written (`cache_dir` default: the user's)."""
-    folder = cache_dir if cache_dir is not None else default_cache_dir()
     key = fingerprint()
-    path = folder / f"entry-points-{_environment_id()}.json"
+    path = cache_file("entry-points", cache_dir)
     cached = _read(path, key)
     if cached is not None:
         return cached
@@ -58,9 +69,9 @@ def installed_entry_points(cache_dir: Path | None = None) -> tuple[FoundEntryPoi
 
 
 def default_cache_dir() -> Path:
-    import platformdirs
+    from .user_dirs import user_cache_dir
 
-    return Path(platformdirs.user_cache_dir("sagactl"))
+    return user_cache_dir()
 
 
 def scan() -> tuple[FoundEntryPoint, ...]:
@@ -119,25 +130,45 @@ def _environment_id() -> str:
 
 
 def _read(path: Path, key: list[Any]) -> tuple[FoundEntryPoint, ...] | None:
+    rows = read_cached(path, key, "entry_points")
     try:
-        data = json.loads(path.read_bytes())
-        if data["key"] != key:
-            return None
-        return tuple(FoundEntryPoint(*row) for row in data["entry_points"])
-    except (OSError, ValueError, KeyError, TypeError):  # missing, torn or foreign: rescan
+        return None if rows is None else tuple(FoundEntryPoint(*row) for row in rows)
+    except TypeError:  # a foreign layout: rescan
         return None
 
 
 def _write(path: Path, key: list[Any], found: tuple[FoundEntryPoint, ...]) -> None:
+    rows = [[e.group, e.name, e.value, e.distribution, e.version] for e in found]
+    write_cached(path, key, "entry_points", rows)
+
+
+def cache_file(kind: str, cache_dir: Path | None = None) -> Path:
+    """This environment's cache file for `kind` (`entry-points`, `actions`)."""
+    folder = cache_dir if cache_dir is not None else default_cache_dir()
+    return folder / f"{kind}-{_environment_id()}.json"
+
+
+def read_cached(path: Path, key: Any, field: str) -> Any:
+    """`field` of the cache file at `path` if it was written under `key`, else None."""
+    try:
+        data = json.loads(path.read_bytes())
+        return data[field] if data["key"] == key else None
+    except (OSError, ValueError, KeyError, TypeError):  # missing, torn or foreign: rescan
+        return None
+
+
+def write_cached(path: Path, key: Any, field: str, value: Any) -> None:
     """Atomically (another process may read it meanwhile); a cache that cannot be written
     only costs the next process a scan."""
-    rows = [[e.group, e.name, e.value, e.distribution, e.version] for e in found]
+    import tempfile  # with shutil, bz2, lzma and random: only when the cache is written
+
     try:
+        text = json.dumps({"key": key, field: value})
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=".entry-points-", delete=False
+            "w", dir=path.parent, prefix=f".{path.stem}-", delete=False
         ) as out:
-            json.dump({"key": key, "entry_points": rows}, out)
+            out.write(text)
         os.replace(out.name, path)
-    except OSError:
+    except (OSError, TypeError, ValueError):  # unwritable, or a value JSON cannot hold
         return

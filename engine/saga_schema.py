@@ -14,14 +14,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, Protocol
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .action import ActionCatalog
 from .errors import DefinitionError, Location
+from .quickschema import certainly_valid
 from .yaml_loader import JSONPath, YamlDocument, YamlNode, YamlScalar
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "saga.schema.json"
 API_VERSION = "sagactl/v1"
@@ -82,7 +84,20 @@ def base_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(base_schema())
+
+
+@cache
+def _shipped() -> dict[str, Any]:
+    """The saga schema, read once, for the quick check (never changed)."""
+    return base_schema()
+
+
+def _search(pattern: str, text: str) -> bool:
+    """`pattern` as jsonschema's Draft 2020-12 validator matches it (Python's `re`)."""
+    return re.search(pattern, text) is not None
 
 
 def schema_with_actions(catalog: ActionCatalog) -> dict[str, Any]:
@@ -135,7 +150,12 @@ def _accepting_references(input_schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def validate_definition(data: Any, where: Locator) -> list[DefinitionError]:
-    """Every way `data` breaks the saga schema, as located, readable errors."""
+    """Every way `data` breaks the saga schema, as located, readable errors.
+
+    A definition the quick check proves valid needs no jsonschema (`sagactl validate`
+    starts without importing it); any other is checked, and described, by jsonschema."""
+    if certainly_valid(_shipped(), data, search=_search):
+        return []
     return describe_all(_validator().iter_errors(data), (), where)
 
 
@@ -198,6 +218,8 @@ def describe(error: ValidationError, base: JSONPath, where: Locator) -> list[Def
                 return [_at(where, [*path, index], False, message, [*path, index])]
             seen.append(item)
     if error.context:
+        from jsonschema.exceptions import best_match
+
         return describe(best_match(error.context), base, where)
     if kind == "false" or value is False:
         return [_at(where, path, False, "is not allowed here", path)]

@@ -18,14 +18,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-import jsonschema
-
 from .action import JSON, Action, ActionContext, Inputs, Outputs
 from .durations import EXAMPLES, parse_duration
 from .errors import FatalError, InputError
-from .json_schema import schema_problems, validator
 from .json_values import NotJson, check_json
 from .model import CompiledSaga, plain
+from .quickschema import certainly_usable
 
 WAIT_SIGNAL = "wait.signal"
 _NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
@@ -152,7 +150,9 @@ def definition_problems(actions: Mapping[str, Any]) -> Iterator[tuple[JSONPath, 
                 if seconds <= 0:
                     yield (*here, "timeout"), "a timeout must be longer than 0 seconds"
         schema = with_.get("schema")
-        if isinstance(schema, Mapping):
+        if isinstance(schema, Mapping) and not certainly_usable(schema):
+            from .json_schema import schema_problems  # jsonschema: only when in doubt
+
             for path, problem in schema_problems(schema):
                 yield (*here, "schema", *path), problem
 
@@ -185,7 +185,11 @@ def check_signal(saga: CompiledSaga, run_id: str, name: str, data: JSON) -> str:
         raise SignalRefused(str(exc)) from None
     schema = plain(saga.actions[action].with_.get("schema"))
     if schema is not None:
-        error = jsonschema.exceptions.best_match(validator(schema).iter_errors(data))
+        from jsonschema.exceptions import best_match
+
+        from .json_schema import validator
+
+        error = best_match(validator(schema).iter_errors(data))
         if error is not None:
             where = "".join(f"[{p!r}]" for p in error.absolute_path)
             raise SignalRefused(f"signal {name}: data{where}: {error.message}")

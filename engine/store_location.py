@@ -5,7 +5,6 @@ option) does not import the store."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 ENV = "SAGACTL_DB"
 
@@ -15,6 +14,6 @@ def default_url() -> str:
     configured = os.environ.get(ENV)
     if configured:
         return configured
-    import platformdirs
+    from .user_dirs import user_state_dir
 
-    return "sqlite://" + str(Path(platformdirs.user_state_dir("sagactl")) / "sagactl.db")
+    return "sqlite://" + str(user_state_dir() / "sagactl.db")

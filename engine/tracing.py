@@ -4,7 +4,9 @@ A run has one trace, whatever process drives it: its id is derived from the run 
 (`trace_id_of`, stored with the run), so the first process, a `resume` and a worker that
 took the run over all add their spans to the same trace. Each process that drives a run
 opens a *segment* span; each attempt of an action and each compensation attempt is a
-child span of it.
+child span of it. A segment's span id derives from the run id and its number (the fence
+of the claim that drove it, kept in the log), so when a process is lost before it could
+export its segment's span, the process that takes the run over exports it from the log.
 
 Tracing is on when the standard OpenTelemetry variables name an exporter endpoint
 (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`). Otherwise the
@@ -32,6 +34,14 @@ def trace_id_of(run_id: str) -> str:
 def root_span_id_of(run_id: str) -> int:
     """The id of the run's own span, parent of every segment (16 hex digits, not 0)."""
     digest = hashlib.sha256(f"sagactl/span/{run_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def segment_span_id_of(run_id: str, segment: int) -> int:
+    """The span id of a run's segment `segment` (the fence of the claim that drove it,
+    recorded in the log as `segment` of the record opening it): whoever reads the log
+    can name the span of a segment whose process died before exporting it."""
+    digest = hashlib.sha256(f"sagactl/segment/{run_id}/{segment}".encode()).digest()
     return int.from_bytes(digest[:8], "big") or 1
 
 
@@ -138,7 +148,14 @@ class Segment(Protocol):
 class RunTracing(Protocol):
     """Opens the segment spans of the runs this process drives."""
 
-    def segment(self, run_id: str, saga: str, entry_state: str | None) -> Segment: ...
+    def segment(self, run_id: str, saga: str, entry_state: str | None, number: int) -> Segment:
+        """The span of segment `number` (the claim's fence) of the run, starting now."""
+        ...
+
+    def lost(self, run_id: str, saga: str, number: int, started: float, ended: float) -> None:
+        """Export the span of segment `number`, whose process was lost before it could,
+        as the log shows it: from the record that opened it to the log's last record."""
+        ...
 
     def finished(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
         """Record the run's own span (the parent of its segments) once it is over."""

@@ -7,12 +7,15 @@ import datetime
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..run_filter import RunFilter
 from .options import EXIT_FAILED, EXIT_OK, with_engine
+
+if TYPE_CHECKING:
+    from ..bulk import Operation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,8 +53,17 @@ def parse(text: str | None) -> RunFilter | None:
     return None if text is None else RunFilter.parse(text)
 
 
-def run_bulk(db: str | None, operation: str, flt: RunFilter, *, yes: bool, dry_run: bool) -> None:
-    """Count the matches (listing them with `dry_run`), ask, act on each, report; exits."""
+def run_bulk(
+    db: str | None,
+    operation: str,
+    flt: RunFilter,
+    *,
+    yes: bool,
+    dry_run: bool,
+    act: Operation | None = None,
+) -> None:
+    """Count the matches (listing them with `dry_run`), ask, act on each (`act`, when not
+    the operation's default), report; exits."""
     from ..bulk import act_on_matches
     from ..run_filter import matches
 
@@ -77,7 +89,9 @@ def run_bulk(db: str | None, operation: str, flt: RunFilter, *, yes: bool, dry_r
     def shown(run_id: str, outcome: str) -> None:
         click.echo(f"{run_id} {outcome}")
 
-    report = with_engine(db, lambda e: act_on_matches(e, operation, flt, now=now, on_result=shown))
+    report = with_engine(
+        db, lambda e: act_on_matches(e, operation, flt, now=now, on_result=shown, act=act)
+    )
     states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
     click.echo(
         f"{operation}: {report.acted} of {total} runs ({states or 'none'}),"

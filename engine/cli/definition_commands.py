@@ -10,28 +10,30 @@ from typing import TYPE_CHECKING
 import click
 
 from ..action import ActionCatalog
-from ..api import Engine
+from ..action_cache import action_catalog
 from ..errors import DefinitionError, DefinitionErrors
 from ..model import CompiledSaga
-from ..plugins import load_plugins
 from ..saga_registry import SagaRegistry
-from ..saga_schema import schema_with_actions
 from ..settings import check_declared
-from .options import DB_OPTION, EXIT_BAD_INPUT, OUTPUT_OPTION, with_engine, write_output
+from .options import DB_OPTION, EXIT_BAD_INPUT, OUTPUT_OPTION, with_store, write_output
 
 if TYPE_CHECKING:
     from ..render.facts import Counts
+    from ..store import Store
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "json", "svg", "png")
 
 
 def _catalog() -> ActionCatalog:
-    """The installed actions: the one place the definition commands get them from.
+    """The installed actions' descriptions: the one place the definition commands get them
+    from. Cached between processes (`action_cache`): these commands import no plugin
+    unless something was installed or changed since.
 
-    Loading them declares the settings of the packages that ship them: those are checked
-    now, before the command creates anything (the CLI checked those it knew at start).
+    Loading plugins declares the settings of the packages that ship them: those are
+    checked now, before the command creates anything (the CLI checked those it knew at
+    start).
     """
-    actions = load_plugins().actions
+    actions = action_catalog()
     check_declared()
     return actions
 
@@ -67,6 +69,7 @@ def schema(output: Path | None) -> None:
     Point an editor at it: `# yaml-language-server: $schema=PATH` on a definition's first line.
     """
     from ..child_sagas import ChildCatalog
+    from ..saga_schema import schema_with_actions
 
     actions = _catalog()
     # Installed sagas too, as `saga/NAME` with their inputs (a broken one is left out).
@@ -120,9 +123,11 @@ def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]
     """RUN's pinned compiled saga (never the file as it is now), each action's state, and
     each fan-out's elements done of all."""
 
-    async def read(engine: Engine) -> tuple[CompiledSaga, dict[str, str], Counts]:
-        record = await engine.store.get_run(run_id)
-        result = await engine.status(run_id)
+    from ..run_status import run_status
+
+    async def read(store: Store) -> tuple[CompiledSaga, dict[str, str], Counts]:
+        record = await store.get_run(run_id)
+        result = await run_status(store, run_id)
         saga = CompiledSaga.from_dict(record.definition)
         states = result.action_states()  # a child saga's as ACTION/CHILD_ACTION
         counts = {
@@ -132,4 +137,4 @@ def run_graph(db: str | None, run_id: str) -> tuple[CompiledSaga, dict[str, str]
         }
         return saga, states, counts
 
-    return with_engine(db, read)
+    return with_store(db, read)

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, seconds_of, with_engine, with_store
+from .options import DB_OPTION, count, seconds_of, with_store
 
 if TYPE_CHECKING:
-    from ..api import RunResult
+    from rich.table import Table
+
+    from ..results import RunResult
     from ..store import Store
 
 STATES = [str(s) for s in RunState]
@@ -39,10 +38,15 @@ def _when(stamp: float | None) -> str:
 def status(run_id: str, as_json: bool, db: str | None) -> None:
     """Show RUN's state and each action's state, attempts, error (and outputs in JSON);
     a for_each action's elements, each on its own row."""
-    result: RunResult = with_engine(db, lambda e: e.status(run_id))
+    from ..run_status import run_status  # the store only: no engine, scheduler or networkx
+
+    result: RunResult = with_store(db, lambda s: run_status(s, run_id))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
         return
+    from rich.console import Console  # rich only for a table (`logs` and --json: never)
+    from rich.table import Table
+
     console = Console()
     console.print(f"run {result.run_id}  saga {result.saga}  [bold]{result.state}[/bold]")
     holder = _holder(result.owner, result.lease_expires, result.node, result.concurrency_key)
@@ -65,6 +69,8 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
 
 def _action_rows(table: Table, result: RunResult, indent: str) -> None:
     """One row per action; a child saga's actions nested under the action that ran it."""
+    from rich.text import Text
+
     for name, action in result.actions.items():
         note = action.error or action.reason or ""
         table.add_row(indent + name, str(action.state), str(action.attempts), Text(note))
@@ -124,6 +130,9 @@ def list_runs(
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by / key")
     table.columns[0].no_wrap = True  # a run id is copied into other commands: never cut it
     for row in rows:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import logging
 import sys
@@ -14,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ..settings import LOG_LEVEL
 
 if TYPE_CHECKING:
+    import importlib.machinery
+
     import structlog
 
 _LEVELS = {
@@ -77,9 +77,11 @@ def _apply(level: int, as_json: bool) -> None:
     )
 
 
-class _WhenImported(importlib.abc.MetaPathFinder):
+class _WhenImported:
     """Runs `then` right after the module `name` is first imported, by anyone (ourselves or
-    a plugin), before the importer gets it back."""
+    a plugin), before the importer gets it back. A meta path finder by its `find_spec`
+    (not a subclass of `importlib.abc.MetaPathFinder`: importing that module costs more
+    than a light command's own work)."""
 
     def __init__(self, name: str, then: Callable[[], None]) -> None:
         self.name = name

@@ -77,7 +77,7 @@ def pause(
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", required=False)
 @click.option(
     "--to-workers/--here",
     default=None,
@@ -85,10 +85,27 @@ def pause(
     " (default: here on SQLite, to workers on PostgreSQL).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live view on stderr.")
+@bulk_options
 @DB_OPTION
-def unpause(run_id: str, to_workers: bool | None, quiet: bool, db: str | None) -> None:
-    """Let a paused RUN go on: driven here to its end (as `resume` does) on SQLite; on
-    PostgreSQL a worker takes it."""
+def unpause(
+    run_id: str | None,
+    to_workers: bool | None,
+    quiet: bool,
+    filter_text: str | None,
+    yes: bool,
+    dry_run: bool,
+    db: str | None,
+) -> None:
+    """Let a paused RUN (or every match) go on: driven here to its end (as `resume` does)
+    on SQLite; on PostgreSQL a worker takes it."""
+    flt = parse_filter(filter_text)
+    one_or_filter(run_id, flt, yes, dry_run)
+    if flt is not None:
+        from ..bulk import unpausing
+
+        act = None if to_workers is None else unpausing(drive=not to_workers)
+        run_bulk(db, "unpause", flt, yes=yes, dry_run=dry_run, act=act)
+    assert run_id is not None
 
     async def go(engine: Engine) -> RunResult:
         workers = engine.store.dialect == "postgresql" if to_workers is None else to_workers

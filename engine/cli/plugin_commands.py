@@ -11,6 +11,7 @@ import click
 
 from ..action import JSON, ActionInfo
 from ..plugins import COMMANDS, load_plugins
+from ..settings import check_declared
 from .commands import BUILTIN, plugin_commands
 from .options import EXIT_PLUGIN_ERRORS
 
@@ -23,6 +24,7 @@ def actions(ctx: click.Context, as_json: bool, strict: bool) -> None:
     """List the installed actions: distribution, version, compensation and schemas."""
     plugins = load_plugins()
     infos = plugins.actions.infos()
+    check_declared()  # the settings the loaded packages declared, before anything is shown
     if as_json:
         click.echo(json.dumps([_as_dict(info) for info in infos], indent=2, default=_jsonable))
     elif sys.stdout.isatty():

@@ -116,6 +116,10 @@ class Execution:
     def run_id(self) -> str:
         return self.claim.run_id
 
+    @property
+    def store(self) -> Store:
+        return self.journal.store
+
     def request_cancel(self) -> None:
         """Compensate the run (a no-op once compensating, or after a pivot succeeded)."""
         if self.status.state is not R.COMPENSATING:
@@ -169,7 +173,8 @@ class Execution:
         (nothing for a run that is finished, or that this process just started)."""
         status, journal = self.status, self.journal
         state = status.state
-        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner)
+        segment = self.claim.fence  # names this process's trace segment (`tracing`)
+        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner, segment=segment)
         resumed.update(self._note)  # type: ignore[typeddict-item]
         if state is R.PAUSED:
             return self._leave_pause()
@@ -182,7 +187,8 @@ class Execution:
                 records = [journal.record(K.ACTION_SKIPPED, a) for a in pending]
                 cancelled = RunFinished(state=R.CANCELLED)
                 return [*records, journal.record(K.RUN_FINISHED, None, cancelled)]
-            return [journal.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING))]
+            started = RunStarted(state=R.RUNNING, segment=segment)
+            return [journal.record(K.RUN_STARTED, None, started)]
         if state is R.COMPENSATING or (state is R.STUCK and status.reason is not None):
             resumed["state"] = R.COMPENSATING
             return [journal.record(K.RUN_RESUMED, None, resumed)]
@@ -204,11 +210,12 @@ class Execution:
                 code="cancelled",
                 failed_action=None,
                 bad_input=False,
+                segment=self.claim.fence,
             )
             return [journal.record(K.RUN_COMPENSATING, None, compensating)]
         if self._forward.pausing:
             return []
-        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner)
+        resumed = RunResumed(state=R.RUNNING, owner=self.claim.owner, segment=self.claim.fence)
         resumed.update(self._note)  # type: ignore[typeddict-item]
         return [journal.record(K.RUN_RESUMED, None, resumed)]
 
@@ -234,7 +241,9 @@ async def open_run(
     opening = [recorder.record(K.RUN_FORKED, None, forked)] if forked is not None else []
     if saga.concurrency is None:  # else it starts once its turn on its key came
         frontier.queue_ready()
-        opening.append(recorder.record(K.RUN_STARTED, None, RunStarted(state=R.RUNNING)))
+        # A run created claimed holds fence 1: its first trace segment.
+        started = RunStarted(state=R.RUNNING, segment=1)
+        opening.append(recorder.record(K.RUN_STARTED, None, started))
         opening += frontier.start(recorder)
     created = await store.create_run(new, claim=True, records=opening)
     if created.claim is None:

@@ -122,6 +122,9 @@ class Claim:
     run_id: str
     owner: str
     fence: int
+    taken_over: bool = False
+    """Taken from a process that did not hand the run back (it died, or its lease ran
+    out): the holder of fence `fence - 1` is gone, its last steps unfinished."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
 from ..plugins import load_plugins
 from . import schema
 from .pages import INDEXES as PAGE_INDEXES
+from .pruning import EXPIRY_INDEXES
 
 ENTRY_POINT_GROUP = "sagactl.migrations"
 CORE = "engine"
@@ -118,6 +119,8 @@ register_migrations(
         Migration(6, schema.scripts(schema.V6), "concurrency keys, waiting runs, signals"),
         Migration(7, schema.scripts(schema.V7), "pause requests"),
         Migration(8, schema.search_scripts(), "runs found by id, saga or input (search)"),
+        Migration(9, schema.scripts(schema.V9), "recoveries counted from an index (stats)"),
+        Migration(10, schema.scripts(EXPIRY_INDEXES), "finished runs by expiry (retention)"),
     ],
 )
 

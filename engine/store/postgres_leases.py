@@ -39,7 +39,10 @@ async def take(
             " DO UPDATE SET value = counters.value + excluded.value",
             (taken_over,),
         )
-    return [Claim(r["run_id"], token, int(r["fence"])) for r in taken]
+    return [
+        Claim(r["run_id"], token, int(r["fence"]), taken_over=r["previous"] is not None)
+        for r in taken
+    ]
 
 
 async def start_lease(conn: Conn, run_id: str, lease: float) -> None:
@@ -62,9 +65,12 @@ async def renew(conn: Conn, held: Mapping[str, Claim], *, token: str, lease: flo
 
 
 async def end_leases(conn: Conn, token: str) -> None:
-    """Let every lease of `token` run out now and say so: other workers take the runs."""
+    """Hand back every run `token` holds and say so: other workers take the runs at once
+    (a hand-back, not a takeover: the owner is cleared as `release` does)."""
     async with conn.transaction():
-        await conn.execute("UPDATE runs SET lease_expires = now() WHERE owner = %s", (token,))
+        await conn.execute(
+            "UPDATE runs SET owner = NULL, lease_expires = NULL WHERE owner = %s", (token,)
+        )
         await notify(conn, "")
 
 

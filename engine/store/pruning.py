@@ -22,6 +22,18 @@ STUCK_SQL = "SELECT saga, updated FROM runs WHERE state = 'stuck' ORDER BY updat
 """Stuck runs and since when (their last record), for alerts (index `runs_stuck`)."""
 
 
+EXPIRY_INDEXES = """
+CREATE INDEX runs_expiring_own ON runs ((finished + retention))
+    WHERE finished IS NOT NULL AND retention IS NOT NULL;
+CREATE INDEX runs_expiring_default ON runs (finished)
+    WHERE finished IS NOT NULL AND retention IS NULL;
+"""
+"""Finished runs by when they expire: those with a retention of their own by `finished +
+retention`, the others (kept for the store-wide default) by `finished`. A page of
+expired runs then reads only expired runs, however many long-kept runs finished before
+them (through `runs_by_finished`, every page stepped over all of those again)."""
+
+
 def prune_candidates(
     dialect: str,
     *,
@@ -29,16 +41,30 @@ def prune_candidates(
     finished_before: float | None,
     default_retention: float | None,
     keep: Sequence[str],
-) -> tuple[str, list[Any]]:
-    """A page of runs to prune, oldest finished first: the query (its last parameter is
-    the page size) and its parameters but that last one."""
-    params: list[Any]
+) -> list[tuple[str, list[Any]]]:
+    """The queries of a page of runs to prune, to be exhausted in turn, oldest first: each
+    query (its last parameter is the page size) with its parameters but that last one."""
     if finished_before is not None:
-        where, params = "finished < ?", [finished_before]
-    else:
-        # A run's own retention, else the default; NULL (no default) keeps the run.
-        where = "finished < ? - coalesce(retention, CAST(? AS DOUBLE PRECISION))"
-        params = [now, default_retention]
+        return [_page(dialect, "finished < ?", "finished", [finished_before], keep)]
+    # A run's own retention, else the default; no default keeps those runs.
+    own = _page(
+        dialect,
+        "retention IS NOT NULL AND finished + retention < ?",
+        "finished + retention",
+        [now],
+        keep,
+    )
+    if default_retention is None:
+        return [own]
+    default = _page(
+        dialect, "retention IS NULL AND finished < ?", "finished", [now - default_retention], keep
+    )
+    return [own, default]
+
+
+def _page(
+    dialect: str, where: str, order: str, params: list[Any], keep: Sequence[str]
+) -> tuple[str, list[Any]]:
     for i, query in enumerate(keep):
         # NOT IN over a NULL would keep every run: the pins' NULLs are left out.
         where += (
@@ -48,6 +74,6 @@ def prune_candidates(
     lock = " FOR UPDATE SKIP LOCKED" if dialect == POSTGRESQL else ""
     sql = (
         f"SELECT run_id FROM runs WHERE finished IS NOT NULL AND {where}"
-        f" ORDER BY finished LIMIT ?{lock}"
+        f" ORDER BY {order} LIMIT ?{lock}"
     )
     return sql, params

@@ -146,6 +146,12 @@ ALTER TABLE runs ADD COLUMN pause_requested {bool} NOT NULL DEFAULT {false};
 """
 """`sagactl pause` of a run a live process holds: a flag its owner polls, as for cancel."""
 
+V9 = """
+CREATE INDEX run_log_resumed ON run_log (kind) WHERE kind = 'run_resumed';
+"""
+"""The recoveries `sagactl stats` counts, found by an index of their own instead of a scan
+of the whole log (twelve million records in a store of a million runs)."""
+
 
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""

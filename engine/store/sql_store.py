@@ -212,7 +212,7 @@ class SqlStore(Store):
         page: int = 500,
         keep: Sequence[str] = (),
     ) -> int:
-        select, params = prune_candidates(
+        queries = prune_candidates(
             self.dialect,
             now=self.now(),
             finished_before=finished_before,
@@ -220,20 +220,22 @@ class SqlStore(Store):
             keep=keep,
         )
         total = 0
-        while True:
-            began = time.monotonic()
-            async with self.transaction() as tx:
-                ids = [str(row[0]) for row in await tx.fetchall(select, [*params, page])]
-                if ids:
-                    marks = ", ".join("?" * len(ids))
-                    await tx.execute(TOMBSTONE.format(marks=marks), [self.now(), *ids])
-                    await tx.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
-            total += len(ids)
-            if len(ids) < page:
-                return total
-            # As long a pause as the page took: the runs' own writes get the write lock
-            # at least half the time (SQLite's busy wait would lose every race to us).
-            await anyio.sleep(time.monotonic() - began)
+        for select, params in queries:
+            while True:
+                began = time.monotonic()
+                async with self.transaction() as tx:
+                    ids = [str(row[0]) for row in await tx.fetchall(select, [*params, page])]
+                    if ids:
+                        marks = ", ".join("?" * len(ids))
+                        await tx.execute(TOMBSTONE.format(marks=marks), [self.now(), *ids])
+                        await tx.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+                total += len(ids)
+                if len(ids) < page:
+                    break
+                # As long a pause as the page took: the runs' own writes get the write
+                # lock at least half the time (SQLite's busy wait would lose every race).
+                await anyio.sleep(time.monotonic() - began)
+        return total
 
     async def tombstone(self, run_id: str) -> float | None:
         rows = await self._query(self.sql.tombstone, (run_id,))

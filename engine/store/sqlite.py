@@ -222,7 +222,7 @@ class SqliteStore(SqlStore):
                 "UPDATE runs SET owner = ?, fence = fence + 1 WHERE run_id = ? RETURNING fence",
                 (token, run_id),
             ).fetchone()
-            return Claim(run_id, token, int(taken["fence"]))
+            return Claim(run_id, token, int(taken["fence"]), taken_over=owner is not None)
 
         return await self._write(take)
 

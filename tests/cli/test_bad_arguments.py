@@ -71,7 +71,10 @@ ARGUMENTS = [
     Bad(("pause", "--saga", "x", "--filter", "saga=x"), "give --saga or --filter, not both"),
     Bad(("pause", "r", "--saga", "x"), "give either RUN or --filter"),
     Bad(("unpause", "nope"), "no run 'nope'"),
-    Bad(("unpause",), "Missing argument 'RUN'"),
+    Bad(("unpause",), "give either RUN or --filter"),
+    Bad(("unpause", "r", "--filter", "state=paused"), "give either RUN or --filter"),
+    Bad(("unpause", "r", "--yes"), "--yes and --dry-run go with --filter"),
+    Bad(("unpause", "--filter", "state=nope"), "no state 'nope'"),
     Bad(("run", "{saga}", "--from", "nope"), "no run 'nope'"),
     Bad(("cancel",), "give either RUN or --filter"),
     Bad(("cancel", "r", "--filter", "state=stuck"), "give either RUN or --filter"),
@@ -157,11 +160,12 @@ COMMANDS = [
 
 def _setting_cases() -> list[Bad]:
     """Every bad value of every setting; every command with one of them. The build
-    package's settings are checked by the commands that load it (`validate` loads the
-    action plugins), not by `list`, which must start without importing it."""
+    package's settings are checked by the commands that load it (`actions` loads the
+    action plugins), not by `list` or `validate`, which start without importing it
+    (`validate` reads the actions' cached descriptions)."""
     cases = [
         Bad(
-            ("list",) if name in ENGINE_SETTINGS else ("validate", "{saga}"),
+            ("list",) if name in ENGINE_SETTINGS else ("actions",),
             f"${name}={value!r}: ",
             {name: value},
         )

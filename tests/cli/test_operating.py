@@ -279,6 +279,33 @@ class TestBulk:
         code, out, err, _ = _measured(cli, "retry", "--filter", "before=1h", "--yes")
         assert (code, out, err) == (0, "", "0 runs match 'before=1h'\n")
 
+    def test_unpause_by_filter(self, cli: Cli) -> None:
+        """Three queued runs paused by filter; `unpause --filter` lists them, asks, and
+        with `--yes` drives each here (SQLite) to its end; a run that is not paused is
+        refused and the others go on."""
+        path = _yaml(cli, "two", {"a": {}, "b": {"needs": ["a"]}})
+        for run_id in ("u1", "u2", "u3"):
+            assert cli("run", str(path), "--detach", "--run-id", run_id).returncode == 0
+        code, out, err, _ = _measured(cli, "pause", "--filter", "saga=two", "--yes")
+        assert (code, err) == (0, "pause: 3 of 3 runs (3 paused), 0 refused\n"), err
+        code, out, err, _ = _measured(cli, "unpause", "--filter", "state=paused", "--dry-run")
+        assert code == 0 and err == "3 runs match 'state=paused'\n"
+        assert sorted(line.split()[0] for line in out.splitlines()) == ["u1", "u2", "u3"]
+        code, out, err, _ = _measured(cli, "unpause", "--filter", "state=paused", stdin="n\n")
+        assert code == 1 and "3 runs match 'state=paused': unpause them? [y/N]" in err
+        assert _states(cli) == {"paused": 3}
+        assert cli("unpause", "-q", "u1").stdout == "u1 succeeded\n"
+        code, out, err, _ = _measured(cli, "unpause", "--filter", "saga=two", "--yes")
+        assert code == 1  # u1 is no longer paused: refused, the others go on
+        assert sorted(out.splitlines()) == [
+            "u1 refused: run u1 is succeeded, not paused",
+            "u2 succeeded",
+            "u3 succeeded",
+        ]
+        assert err == "unpause: 2 of 3 runs (2 succeeded), 1 refused\n"
+        assert _states(cli) == {"succeeded": 3}
+        assert cli.lines().count("b") == 3  # each run's actions ran once
+
     @pytest.mark.slow
     @pytest.mark.timeout(900)  # 2,200 runs made, then compensated, on a shared machine
     def test_bulk_cancel_of_2000_runs_in_bounded_memory(self, cli: Cli, tmp_path: Path) -> None:

@@ -18,6 +18,12 @@ HEAVY = ("networkx", "jsonschema", "rich.live", "structlog", "structlog.dev")
 """The compiler's graph and schema libraries, the live view and the logging set-up: none
 of them is needed to print a version or to read runs from the store."""
 
+RUNNING = ("sagactl.engine.api", "sagactl.engine.scheduler", "sagactl.engine.child_runs")
+"""What runs a saga: reading one from the store or checking a definition needs none of it."""
+
+PLUGIN_CODE = ("sagactl.actions.", "sagactl.plugins.", "clitest_actions")
+"""The modules of action plugins (ours and the test's): their descriptions are cached."""
+
 # The console script, run as `__main__`, with an exit hook writing the modules it imported.
 PROBE = """
 import atexit, json, runpy, sys
@@ -59,13 +65,63 @@ def run_id(cli: Cli) -> str:
 
 @pytest.mark.parametrize(
     "args",
-    [("--version",), ("list",), ("list", "--json"), ("logs", "{run}"), ("logs", "{run}", "--json")],
+    [
+        ("--version",),
+        ("list",),
+        ("list", "--json"),
+        ("logs", "{run}"),
+        ("logs", "{run}", "--json"),
+        ("status", "{run}"),
+        ("status", "{run}", "--json"),
+    ],
 )
 def test_light_commands_import_no_heavy_module(
     cli: Cli, run_id: str, args: tuple[str, ...]
 ) -> None:
     names = imported(cli, *(arg.format(run=run_id) for arg in args))
+    assert sorted(names & {*HEAVY, *RUNNING}) == []
+
+
+def test_status_of_a_child_saga_imports_no_heavy_module(cli: Cli) -> None:
+    """A parent's status reads its child's run too, still from the store alone."""
+    child = cli.saga("little", {"a": {}})
+    parent = child.with_name("parent.yaml")
+    parent.write_text(
+        "apiVersion: sagactl/v1\nkind: Saga\nmetadata: {name: parent, version: 1}\n"
+        "actions:\n  kid: {uses: saga/little, with: {}}\n"
+    )
+    done = cli("run", str(parent))
+    assert done.returncode == 0, done.stderr
+    names = imported(cli, "status", done.stdout.strip(), "--json")
+    assert sorted(names & {*HEAVY, *RUNNING}) == []
+    shown = cli.json("status", done.stdout.strip(), "--json")
+    assert shown["actions"]["kid"]["child"]["actions"]["a"]["state"] == "succeeded"
+
+
+def _no_plugin_code(names: set[str]) -> list[str]:
+    return sorted(n for n in names if n.startswith(PLUGIN_CODE))
+
+
+def test_validate_imports_neither_graph_nor_plugins_nor_engine(cli: Cli) -> None:
+    """Once the actions' descriptions are cached (by the first process), `validate` of a
+    valid definition loads no plugin module, no networkx (the cycle check is stdlib), no
+    jsonschema (the quick checks prove it valid), no logging set-up and nothing that runs
+    sagas."""
+    saga = cli.saga("checked", {"a": {}, "b": {"needs": ["a"]}})
+    for _ in range(2):
+        names = imported(cli, "validate", str(saga))
     assert sorted(names & set(HEAVY)) == []
+    assert sorted(names & set(RUNNING)) == []
+    assert _no_plugin_code(names) == []
+
+
+def test_the_check_sees_heavy_modules(cli: Cli) -> None:
+    """The same check on `run`, which compiles a definition and drives it, does find
+    them: the import log is read correctly."""
+    saga = cli.saga("heavy", {"a": {}})
+    names = imported(cli, "run", str(saga))
+    assert {"networkx", "jsonschema", "sagactl.engine.scheduler"} <= names
+    assert _no_plugin_code(names) != []
 
 
 def test_version_imports_neither_click_nor_the_engine(cli: Cli) -> None:
@@ -73,14 +129,6 @@ def test_version_imports_neither_click_nor_the_engine(cli: Cli) -> None:
     names = imported(cli, "--version")
     engine = {n for n in names if n == "click" or n.startswith("sagactl.engine.")}
     assert engine == {"sagactl.engine.cli", "sagactl.engine.lazy_exports"}
-
-
-def test_the_check_sees_heavy_modules(cli: Cli) -> None:
-    """The same check on `validate`, which compiles a definition, does find them: the
-    import log is read correctly."""
-    saga = cli.saga("heavy", {"a": {}})
-    names = imported(cli, "validate", str(saga))
-    assert {"networkx", "jsonschema"} <= names
 
 
 def test_no_plugin_command_is_loaded_for_ours(cli: Cli) -> None:

@@ -390,3 +390,19 @@ async def test_child_done_but_parent_not_told_is_undone_on_cancel(
     # compensation phase undid its child all the same.
     assert str(result.actions["sub"].state) == "failed"
     assert journal.names("compensated") == ["c2-p1-out", "c1", "p1"]
+
+
+@pytest.mark.anyio
+async def test_abandoning_a_stuck_parent_abandons_its_stuck_child(
+    db: str, parent: CompiledSaga
+) -> None:
+    # The child fails and cannot undo c1: both runs end stuck.
+    action, _ = step(Script(fatal={"c2-p1-out"}, comp_fail={"c1": 99}))
+    result, child, _ = await run(db, parent, action)
+    assert (str(result.state), str(child.state)) == ("stuck", "stuck")
+    async with Engine(db, actions={"step": action}) as engine:
+        abandoned = await engine.abandon("r")
+        child_after = await engine.status("r/sub")
+    assert str(abandoned.state) == "abandoned"
+    # Only its parent drives a child: left stuck, nothing would ever end it.
+    assert str(child_after.state) == "abandoned"

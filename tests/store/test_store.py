@@ -147,6 +147,7 @@ class TestClaims:
         old = await started(store)
         await store.release(old)
         new = await store.claim("r1")
+        assert not new.taken_over  # handed back, not taken over
         with pytest.raises(ClaimLost):
             await store.append(old, [rec(EventKind.ACTION_STARTED, "a", attempt=1)])
         with pytest.raises(ClaimLost):

@@ -28,6 +28,11 @@ class ReceivedSpan:
     links: list[tuple[str, str]]
     """(trace id, span id) of each link."""
     error: bool
+    status: str
+    """The status message."""
+    start: float
+    end: float
+    """Start and end, in seconds since the epoch."""
     exception: bool
     """An `exception` event was recorded."""
     service: str
@@ -88,6 +93,9 @@ class OtlpReceiver:
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             links=[(li.trace_id.hex(), li.span_id.hex()) for li in span.links],
                             error=span.status.code == 2,  # STATUS_CODE_ERROR
+                            status=span.status.message,
+                            start=span.start_time_unix_nano / 1e9,
+                            end=span.end_time_unix_nano / 1e9,
                             exception=any(e.name == "exception" for e in span.events),
                             service=str(resource.get("service.name")),
                         )

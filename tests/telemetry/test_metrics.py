@@ -150,3 +150,51 @@ async def test_worker_prunes_in_the_background(
         assert worker.metrics is not None
         assert worker.metrics.registry.get_sample_value("sagactl_runs_pruned_total") == 3
         assert all([await engine.store.tombstone(r) is not None for r in old])
+
+
+class Held(Action):
+    """Waits until `release` is set (a run a worker has in hand)."""
+
+    def __init__(self) -> None:
+        self.running = anyio.Event()
+        self.release = anyio.Event()
+
+    async def execute(self, ctx: ActionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        self.running.set()
+        await self.release.wait()
+        return {}
+
+
+async def test_a_hand_back_is_a_claim_and_an_expired_lease_a_takeover(pg_url: str) -> None:
+    """A worker stopped at once hands its run back: the next worker counts a claim, no
+    takeover. A run whose holder let its lease run out is counted as a takeover."""
+    from sagactl.engine.store.postgres import PostgresStore
+
+    held = Held()
+    actions = {"step": held}
+    async with Engine(pg_url, actions=actions) as engine:
+        handed = await engine.start(saga("held", a={}))
+        first = Worker(pg_url, actions=actions, poll=0.1, grace=0)
+        async with anyio.create_task_group() as group:
+            group.start_soon(first.run)
+            await held.running.wait()
+            first.hand_back()
+        assert first.stats.handed_back == 1
+        async with PostgresStore(pg_url, lease=0.3) as gone:
+            lapsed = await engine.start(saga("held", a={}))
+            await gone.claim(lapsed)  # and never renewed: it runs out
+            held.release.set()
+            second = Worker(pg_url, actions=actions, metrics_port=0, poll=0.1)
+            async with anyio.create_task_group() as group:
+                group.start_soon(second.run)
+
+                async def done() -> bool:
+                    states = {(await engine.store.get_run(r)).state for r in (handed, lapsed)}
+                    return states == {"succeeded"}
+
+                await wait_for(done, within=30)
+                second.stop()
+    assert second.metrics is not None
+    registry = second.metrics.registry
+    assert registry.get_sample_value("sagactl_claims_total") == 2
+    assert registry.get_sample_value("sagactl_takeovers_total") == 1

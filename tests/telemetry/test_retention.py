@@ -86,6 +86,40 @@ async def test_prunes_exactly_the_runs_past_their_retention(
         assert await engine.prune_expired() == 0
 
 
+async def test_a_page_reads_only_expired_runs(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both retention queries walk their expiry index (`runs_expiring_own`,
+    `runs_expiring_default`): long-kept runs that finished long ago are never read again
+    page after page. A long-kept run outlives short-kept runs that finished after it."""
+    from sagactl.engine.store.pruning import prune_candidates
+
+    async with Engine(db, actions={"noop": Noop()}) as engine:
+        kept = [(await engine.run(saga("long", 365 * DAY))).run_id for _ in range(3)]
+        short = [(await engine.run(saga("short", DAY))).run_id for _ in range(3)]
+        plain = [(await engine.run(saga("plain", None))).run_id for _ in range(3)]
+        for run_id in kept:
+            await age(engine, run_id, 30)
+        for run_id in short + plain:
+            await age(engine, run_id, 2)
+        store = engine.store
+        queries = prune_candidates(
+            store.dialect, now=time.time(), finished_before=None, default_retention=DAY, keep=()
+        )
+        plans = []
+        async with store.transaction() as tx:
+            if store.dialect == "postgresql":
+                await tx.execute("SET LOCAL enable_seqscan = off")  # tiny table: else a scan
+            for sql, params in queries:
+                explain = "EXPLAIN " if store.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+                rows = await tx.fetchall(explain + sql, [*params, 100])
+                plans.append(" ".join(str(cell) for row in rows for cell in row))
+        assert "runs_expiring_own" in plans[0], plans[0]
+        assert "runs_expiring_default" in plans[1], plans[1]
+        monkeypatch.setenv("SAGACTL_RETENTION", "1d")
+        assert await engine.prune_expired(page=2) == 6
+        left = {r.run_id for r in await store.list_runs()}
+        assert left == set(kept)
+
+
 async def test_a_pruned_id_is_refused(db: str) -> None:
     """Reusing a pruned run's id raises RunPruned (an InputError) and creates nothing."""
     async with Engine(db, actions={"noop": Noop()}) as engine:

@@ -79,3 +79,31 @@ async def test_noop_tracer_when_off(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert engine.options.tracing is None
         result = await engine.run(saga())
     assert result.state == "succeeded" and action.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("sampler", "kept"),
+    [("always_off", False), ("traceidratio", False), ("parentbased_always_on", True)],
+)
+async def test_the_configured_sampler_decides(
+    tmp_path: Path,
+    receiver: OtlpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: str,
+    kept: bool,
+) -> None:
+    """`OTEL_TRACES_SAMPLER` rules the engine's spans too: none when it samples nothing
+    (a ratio of 0), every one by default."""
+    for name, value in otel_env(receiver.endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    async with Engine(tmp_path / "runs.db", actions={"flaky": FlakyWithSteps()}) as engine:
+        result = await engine.run(saga())
+        tracing = engine.options.tracing
+        assert isinstance(tracing, OtelTracing)
+        tracing.flush()
+    assert result.state == "succeeded"
+    names = sorted({s.name for s in receiver.received()})
+    expected = ["action flaky", "fetch", "run links", "saga links", "unpack"]
+    assert names == (expected if kept else [])

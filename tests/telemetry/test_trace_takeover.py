@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sagactl.engine.api import Engine
 from sagactl.engine.store.postgres import PostgresStore
-from sagactl.engine.tracing import trace_id_of
+from sagactl.engine.tracing import segment_span_id_of, trace_id_of
 
 from ..workers.conftest import pg_url as pg_url
 from ..workers.conftest import wait_for
@@ -90,11 +90,23 @@ async def test_one_trace_across_a_takeover(
         e.action for e in events if e.kind in ("action_succeeded", "action_failed") and e.action
     )
     assert Counter(s.attributes["sagactl.action"] for s in attempts) == ended
-    (segment,) = receiver.named("saga chain")  # the killed worker's segment never ended
-    assert segment.attributes["sagactl.entry_state"] == "running"
-    (slow,) = receiver.named("action slow")
-    assert slow.parent_id == segment.span_id and slow.attributes["sagactl.attempt"] == 2
-    (a,) = receiver.named("action a")
-    assert a.parent_id != segment.span_id  # the first worker's segment
+    # The killed worker's segment (claim 1) is exported by the worker that took over,
+    # rebuilt from the log; the taker's own is segment 2. The trace is whole.
+    segments = {s.attributes["sagactl.segment"]: s for s in receiver.named("saga chain")}
+    assert sorted(segments) == [1, 2]
+    lost, taker = segments[1], segments[2]
+    assert lost.span_id == f"{segment_span_id_of(run_id, 1):016x}"
+    assert lost.attributes["sagactl.recovered"] is True and lost.status == "process lost"
+    assert taker.attributes["sagactl.entry_state"] == "running"
+    assert "sagactl.recovered" not in taker.attributes
+    ids = {s.span_id for s in spans}
     (run_span,) = receiver.named("run chain")
+    assert all(s.parent_id in ids for s in spans if s is not run_span)
+    assert lost.parent_id == taker.parent_id == run_span.span_id
+    (slow,) = receiver.named("action slow")
+    assert slow.parent_id == taker.span_id and slow.attributes["sagactl.attempt"] == 2
+    (a,) = receiver.named("action a")
+    assert a.parent_id == lost.span_id
     assert run_span.attributes["sagactl.outcome"] == "succeeded"
+    first_opening = next(e for e in events if e.data.get("segment") == 1)
+    assert lost.start == pytest.approx(first_opening.at, abs=1e-6)

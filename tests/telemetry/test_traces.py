@@ -3,13 +3,15 @@ receiver on loopback; SIGKILL, `resume`, and a worker takeover on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
-from sagactl.engine.tracing import root_span_id_of, trace_id_of
+from sagactl.engine.tracing import root_span_id_of, segment_span_id_of, trace_id_of
 
 from ..cli.conftest import Cli, wait_for
 from ..cli.test_startup_imports import imported
@@ -27,6 +29,22 @@ def stored_trace_id(cli: Cli, run_id: str) -> str:
     finally:
         conn.close()
     return str(trace_id)
+
+
+def timed_log(cli: Cli, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
+    """(kind, at, data) of the run's log, in order."""
+    conn = sqlite3.connect(cli.db)
+    try:
+        rows = conn.execute(
+            "SELECT kind, at, data FROM run_log WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(kind, at, json.loads(data)) for kind, at, data in rows]
+
+
+def _opening(log: list[tuple[str, float, dict[str, Any]]], segment: int) -> float:
+    return next(at for _, at, data in log if data.get("segment") == segment)
 
 
 def ended_attempts(events: list[tuple[str, str | None]]) -> Counter[str]:
@@ -69,16 +87,30 @@ class TestSigkillAndResume:
         assert {s.trace_id for s in spans} == {trace_id}
         assert {s.service for s in spans} == {"sagactl-test"}
         root = f"{root_span_id_of(run_id):016x}"
-        # The killed process's segment span never ended, so it was never exported: only
-        # the resume's segment arrives, and the first process's attempts name a parent
-        # that is not the resume's segment.
-        (segment,) = receiver.named("saga chain")
-        assert segment.parent_id == root
-        assert segment.attributes["sagactl.entry_state"] == "running"
-        assert segment.attributes["sagactl.outcome"] == "succeeded"
+        # Two segments: the killed process's, exported by the resume from the log (it
+        # never ended, so it was never sent), and the resume's own.
+        segments = {s.attributes["sagactl.segment"]: s for s in receiver.named("saga chain")}
+        assert sorted(segments) == [1, 2]
+        lost, resumed = segments[1], segments[2]
+        assert lost.span_id == f"{segment_span_id_of(run_id, 1):016x}"
+        assert resumed.span_id == f"{segment_span_id_of(run_id, 2):016x}"
+        assert lost.parent_id == resumed.parent_id == root
+        assert lost.attributes["sagactl.recovered"] is True and lost.error
+        assert lost.status == "process lost"
+        assert "sagactl.recovered" not in resumed.attributes and not resumed.error
+        assert resumed.attributes["sagactl.entry_state"] == "running"
+        assert resumed.attributes["sagactl.outcome"] == "succeeded"
         (run_span,) = receiver.named("run chain")
         assert (run_span.span_id, run_span.parent_id) == (root, "")
         assert run_span.attributes["sagactl.outcome"] == "succeeded"
+        # The trace is whole: every span's parent is in it.
+        ids = {s.span_id for s in spans}
+        assert all(s.parent_id in ids for s in spans if s is not run_span)
+        # The log's times bound the rebuilt segment: its first and last records.
+        log = timed_log(cli, run_id)
+        last_of_first = max(at for _, at, _ in log if at < _opening(log, 2))
+        assert lost.start == pytest.approx(_opening(log, 1), abs=1e-6)
+        assert lost.end == pytest.approx(last_of_first, abs=1e-6)
 
         attempts = attempt_spans(receiver)
         assert Counter(s.attributes["sagactl.action"] for s in attempts) == ended_attempts(
@@ -87,8 +119,8 @@ class TestSigkillAndResume:
         by_action = {s.attributes["sagactl.action"]: s for s in attempts}
         # b's first attempt died with its process: only the second one has a span.
         assert by_action["b"].attributes["sagactl.attempt"] == 2
-        assert by_action["b"].parent_id == by_action["c"].parent_id == segment.span_id
-        assert by_action["a"].parent_id not in (segment.span_id, root, "")
+        assert by_action["b"].parent_id == by_action["c"].parent_id == resumed.span_id
+        assert by_action["a"].parent_id == lost.span_id
         assert by_action["c"].attributes == {
             "sagactl.saga": "chain",
             "sagactl.run_id": run_id,

@@ -37,7 +37,7 @@ class TestLeases:
             assert lease is not None
             await wait_for(lambda: b.orphans(["running"]), within=5)
             new = await b.claim("r1")
-            assert new.fence == old.fence + 1
+            assert new.fence == old.fence + 1 and new.taken_over and not old.taken_over
             with pytest.raises(ClaimLost):
                 await a.append(old, [Event("", EventKind.ACTION_STARTED, "x", {"attempt": 1})])
             with pytest.raises(ClaimLost):
@@ -58,11 +58,14 @@ class TestLeases:
             assert await b.claim_next(10) == []
 
     async def test_closing_hands_the_leases_back(self, pg_url: str) -> None:
-        """A store closed with runs in hand lets another take them at once."""
+        """A store closed with runs in hand lets another take them at once: a hand-back,
+        not a takeover (the counter and the claim say so)."""
         async with PostgresStore(pg_url, lease=60) as a:
             await a.create_run(new_run("r1"), records=started())
         async with PostgresStore(pg_url) as b:
-            assert [c.run_id for c in await b.claim_next(5)] == ["r1"]
+            (claim,) = await b.claim_next(5)
+            assert (claim.run_id, claim.fence, claim.taken_over) == ("r1", 2, False)
+            assert (await b.stats())["taken_over"] == 0
 
 
 class TestClaimNext:

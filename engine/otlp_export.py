@@ -1,0 +1,107 @@
+"""Sends the engine's encoded spans (`otlp_wire`) in batches from a background thread.
+
+The batching the SDK's `BatchSpanProcessor` does, for spans that are already bytes: a
+span is queued with one `deque.append`; a thread posts a batch when `batch` spans wait or
+`delay` seconds passed; at most `queue` wait (the oldest are dropped beyond). The sizes
+come from the standard `OTEL_BSP_*` variables.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from .otlp_wire import Envelope
+
+log = structlog.get_logger("sagactl")
+
+
+def _setting(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, "").strip() or default)
+    except ValueError:
+        log.warning("ignoring a bad OpenTelemetry setting", variable=name, value=env[name])
+        return default
+    return value if value > 0 else default
+
+
+class SpanBatcher:
+    """Queues encoded spans and posts them with `post(request bytes)`."""
+
+    def __init__(
+        self,
+        post: Callable[[bytes], object],
+        envelope: Envelope,
+        *,
+        delay: float = 5.0,
+        batch: int = 512,
+        queue: int = 2048,
+    ) -> None:
+        self._post = post
+        self._envelope = envelope
+        self._delay = delay
+        self._batch = batch
+        self._spans: deque[bytes] = deque(maxlen=queue)
+        self._wake = threading.Event()
+        self._sending = threading.Lock()
+        """Held while a batch is taken and posted: flushes from two threads keep order."""
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="sagactl-spans", daemon=True)
+        self._thread.start()
+        atexit.register(self.shutdown)
+
+    @classmethod
+    def from_env(cls, post: Callable[[bytes], object], envelope: Envelope) -> SpanBatcher:
+        env = os.environ
+        return cls(
+            post,
+            envelope,
+            delay=_setting(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000,
+            batch=_setting(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+            queue=_setting(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
+        )
+
+    def add(self, span: bytes) -> None:
+        """Queue one span (from any thread)."""
+        spans = self._spans
+        spans.append(span)
+        if len(spans) >= self._batch:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Post every span queued now, in this thread."""
+        while self._send():
+            pass
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            while self._send() and not self._stopped:
+                pass
+
+    def _send(self) -> bool:
+        """Post one batch; False when there was none."""
+        with self._sending:
+            spans = self._spans
+            taken = [spans.popleft() for _ in range(min(self._batch, len(spans)))]
+            if not taken:
+                return False
+            try:
+                self._post(self._envelope.request(taken))  # logs its own failures
+            except Exception:  # never let the thread die
+                log.exception("cannot export spans")
+        return True
