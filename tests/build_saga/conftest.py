@@ -268,15 +268,18 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """A buildah store where the stack bases (bases.py) are made once per session.
 
     $SAGACTL_TEST_BASE_STORE keeps it across sessions (a CI cache dir); without it the
-    store is the session's own, and its containers and mounts are removed at the end (an
-    overlay mount left in a pytest temp dir breaks every later session's cleanup)."""
+    store is the session's own, on disk (gigabytes: not on the tmpfs tests/conftest.py
+    puts the rest on), and its containers, mounts and files are removed at the end (an
+    overlay mount left in a temp dir breaks every later session's cleanup)."""
     import shutil
+    import tempfile
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup)")
     kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
-    root = Path(kept) if kept else tmp_path_factory.mktemp("stack-store")
+    disk = os.environ.get("SAGACTL_TEST_DISK_TMP") or str(tmp_path_factory.getbasetemp())
+    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="sagactl-stack-store-", dir=disk))
     root.mkdir(parents=True, exist_ok=True)
     driver = _storage_driver(root)
     store = {
@@ -304,3 +307,5 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             check=False,
         )
         _release_mounts(root)
+        if not kept:
+            shutil.rmtree(root, ignore_errors=True)
