@@ -1,4 +1,5 @@
-"""The whole suite's temporary files on tmpfs (RAM) when the machine has one.
+"""The whole suite's temporary files on tmpfs (RAM) when the machine has one, and
+Ctrl-C delivered to the processes tests start however the suite was launched.
 
 The suite's SQLite stores commit with `synchronous=FULL`: on a disk every commit waits for
 an fsync (milliseconds each, far more on a busy machine), and the crash rehearsals and CLI
@@ -13,6 +14,7 @@ stays on disk, under `$SAGACTL_TEST_DISK_TMP` (tests/build_saga/conftest.py `sta
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -41,6 +43,18 @@ def _use_tmpfs() -> None:
 
 
 _use_tmpfs()
+
+
+def _interruptible() -> None:
+    # A shell started without job control (`scripts/test &`, some CI runners) starts its
+    # background commands with SIGINT ignored, and an ignored signal stays ignored across
+    # exec: every `sagactl` a test starts would then ignore the Ctrl-C the test sends it.
+    # Python's own handler is reset to the default at exec, so children get the terminal's.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interruptible()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import anyio
 import pytest
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, RetryPolicy
 from sagactl.engine.api import Engine, RunResult
@@ -68,7 +69,8 @@ async def run(
     journal, events = Journal(), []
     step = Step(journal, script)
     options.setdefault("clock", FakeClock())
-    async with Engine(db, actions={"step": step}, on_event=events.append, **options) as engine:
+    handlers = [events.append, *options.pop("on_event", [])]
+    async with Engine(db, actions={"step": step}, on_event=handlers, **options) as engine:
         result = await engine.run(saga, {"targets": targets}, run_id="r1")
     return result, journal, step, events
 
@@ -171,9 +173,15 @@ class TestFailure:
             depends_on=frozenset({"prep"}),
             retry=RetryPolicy(attempts=1),
         )
-        script = Script(fatal={"boom"}, sleep={"boom": 0.05}, hang={"d1"})
+        d0_done = anyio.Event()  # boom fails only once d0's success is in the log
+
+        def on_event(event: Event) -> None:
+            if event.kind is EventKind.ELEMENT_SUCCEEDED:
+                d0_done.set()
+
+        script = Script(fatal={"boom"}, gates={"boom": d0_done}, hang={"d1"})
         saga = fan_saga(extra={"boom": boom})
-        result, journal, _, _ = await run(db, saga, ["d0", "d1"], script)
+        result, journal, _, _ = await run(db, saga, ["d0", "d1"], script, on_event=[on_event])
         assert result.state == "compensated" and result.failed_action == "boom"
         assert journal.names("compensated") == ["d0", "prep"]
         elements = result.actions["deploy"].elements or {}
