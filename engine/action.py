@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from .deps import Dependencies
+from .json_values import plain_json
 from .tracing import Tracer
 
 JSON = Mapping[str, "JSON"] | Sequence["JSON"] | str | int | float | bool | None
@@ -159,6 +160,18 @@ class ActionInfo:
     distribution: str | None = None
     version: str | None = None
     """The distribution's version; runs pin it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """As `sagactl actions --json` prints it and the action cache keeps it."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "compensable": self.compensable,
+            "description": self.description,
+            "input_schema": plain_json(self.input_schema),
+            "output_schema": plain_json(self.output_schema),
+        }
 
 
 class ActionCatalog(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def action_catalog(cache_dir: Path | None = None) -> ActionCatalog:
 
     actions = load_plugins().actions
     if not actions.errors:
-        rows = [_row(info) for info in actions.infos()]
+        rows = [info.to_json() for info in actions.infos()]
         write_cached(path, key, "actions", {"sources": _sources(), "infos": rows})
     return actions
 
@@ -72,26 +72,6 @@ def _infos(cached: Any) -> list[ActionInfo] | None:
         return [ActionInfo(**row) for row in cached["infos"]]
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _row(info: ActionInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "input_schema": _plain(info.input_schema),
-        "output_schema": _plain(info.output_schema),
-        "compensable": info.compensable,
-        "description": info.description,
-        "distribution": info.distribution,
-        "version": info.version,
-    }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _sources() -> list[list[Any]]:

@@ -146,3 +146,13 @@ class Encoded(dict[str, Any]):
     def __init__(self, value: Mapping[str, Any]) -> None:
         super().__init__(value)
         self.text = _ENCODE(self)
+
+
+def plain_json(value: Any) -> Any:
+    """`value` with read-only mappings and tuples (as compiled definitions and plugins hold
+    schemas) made dicts and lists: what `json.dumps` and jsonschema take."""
+    if isinstance(value, Mapping):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    return value

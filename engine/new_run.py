@@ -6,14 +6,13 @@ import json
 import os
 import random
 from collections.abc import Mapping
-from typing import Any
 
 import jsonschema
 
 from .action import JSON
 from .errors import InputError
 from .json_schema import validator
-from .json_values import NotJson, check_json
+from .json_values import NotJson, check_json, plain_json
 from .model import CompiledSaga
 from .providers import ActionProvider
 from .references import Scope, resolve
@@ -35,7 +34,7 @@ def check_inputs(saga: CompiledSaga, inputs: Mapping[str, JSON]) -> dict[str, JS
         raise InputError(f"saga {saga.name} has no input {unknown[0]!r}")
     checked: dict[str, JSON] = {}
     for name, schema in saga.inputs.items():
-        plain = _plain(schema)
+        plain = plain_json(schema)
         if name in inputs:
             value = inputs[name]
         elif "default" in plain:
@@ -88,11 +87,3 @@ def concurrency_key(saga: CompiledSaga, run_id: str, inputs: Mapping[str, JSON])
         return None
     value = resolve(saga.concurrency.key, Scope(run_id, saga.name, inputs, {}))
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -26,7 +26,7 @@ def actions(ctx: click.Context, as_json: bool, strict: bool) -> None:
     infos = plugins.actions.infos()
     check_declared()  # the settings the loaded packages declared, before anything is shown
     if as_json:
-        click.echo(json.dumps([_as_dict(info) for info in infos], indent=2, default=_jsonable))
+        click.echo(json.dumps([info.to_json() for info in infos], indent=2, default=_jsonable))
     elif sys.stdout.isatty():
         _rich_table(infos)
     else:
@@ -39,18 +39,6 @@ def actions(ctx: click.Context, as_json: bool, strict: bool) -> None:
         click.echo(f"{'error' if strict else 'warning'}: {problem}", err=True)
     if strict and problems:
         ctx.exit(EXIT_PLUGIN_ERRORS)
-
-
-def _as_dict(info: ActionInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "distribution": info.distribution,
-        "version": info.version,
-        "compensable": info.compensable,
-        "description": info.description,
-        "input_schema": info.input_schema,
-        "output_schema": info.output_schema,
-    }
 
 
 def _jsonable(value: Any) -> Any:

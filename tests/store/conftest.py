@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 from sagactl.engine.store import Migration, Store, open_store, register_migrations
+from sagactl.engine.store.sqlite import SqliteStore
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 PG_ENV = "SAGACTL_TEST_PG"
@@ -114,3 +116,18 @@ def opener(store_url: str) -> StoreOpener:
 async def store(opener: StoreOpener) -> AsyncIterator[Store]:
     async with opener() as opened:
         yield opened
+
+
+@pytest.fixture
+def sqlite_traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement the SQLite store's connections run, with its values inlined."""
+    seen: list[str] = []
+    connect = SqliteStore._connect
+
+    def traced(self: SqliteStore) -> sqlite3.Connection:
+        conn = connect(self)
+        conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(SqliteStore, "_connect", traced)
+    yield seen

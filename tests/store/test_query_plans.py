@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import pytest
 from sagactl.engine import Engine
 from sagactl.engine.run_filter import RunFilter, matches
 from sagactl.engine.store import Store, open_store
-from sagactl.engine.store.sqlite import SqliteStore
 
 from ..engine.sagas import Journal, Step, make_saga
 from .conftest import pg_schema
@@ -135,21 +133,6 @@ def _sqlite_full_scans(sql: str, plan: list[str]) -> list[str]:
         for table in BIG_TABLES
         if re.match(rf"SCAN {table}\b", line) and not (first_rows and " INDEX " in line)
     ]
-
-
-@pytest.fixture
-def sqlite_traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every statement the SQLite store's connections run, with its values inlined."""
-    seen: list[str] = []
-    connect = SqliteStore._connect
-
-    def traced(self: SqliteStore) -> sqlite3.Connection:
-        conn = connect(self)
-        conn.set_trace_callback(seen.append)
-        return conn
-
-    monkeypatch.setattr(SqliteStore, "_connect", traced)
-    yield seen
 
 
 async def test_sqlite_queries_use_indexes(tmp_path: Path, sqlite_traced: list[str]) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sagactl.engine.events import EventKind
 from sagactl.engine.store import Store, open_store
-from sagactl.engine.store.sqlite import SqliteStore
 
 from .conftest import pg_schema
 from .test_store import rec, started
@@ -26,20 +24,6 @@ async def _resumed_twice(store: Store) -> None:
         claim = await started(store, run_id)
         for _ in range(times):
             await store.append(claim, [rec(EventKind.RUN_RESUMED, state="running")])
-
-
-@pytest.fixture
-def sqlite_traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    seen: list[str] = []
-    connect = SqliteStore._connect
-
-    def traced(self: SqliteStore) -> sqlite3.Connection:
-        conn = connect(self)
-        conn.set_trace_callback(seen.append)
-        return conn
-
-    monkeypatch.setattr(SqliteStore, "_connect", traced)
-    yield seen
 
 
 async def test_sqlite_counts_recoveries_by_index(tmp_path: Path, sqlite_traced: list[str]) -> None:
