@@ -1,4 +1,5 @@
-"""Peer (d): DBOS Transact running a workload DAG as one workflow of steps, on SQLite."""
+"""Peer (d): DBOS Transact running a workload DAG as one workflow of steps, on SQLite (or on
+PostgreSQL, for the worker benchmark)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ async def _dag_workflow(needs: Mapping[str, list[str]], layers: list[list[str]])
 
 
 class DbosRunner:
-    """DBOS launched on an SQLite system database file; one workflow per run."""
+    """DBOS launched on an SQLite system database file (or the database at `url`); one
+    workflow per run."""
 
-    def __init__(self, dag: Dag, path: Path) -> None:
-        self.url = f"sqlite:///{path}"
+    def __init__(self, dag: Dag, path: Path | None = None, *, url: str | None = None) -> None:
+        if (path is None) == (url is None):
+            raise ValueError("DbosRunner: give a path or a url")
+        self.url = url or f"sqlite:///{path}"
         self._needs = {name: list(deps) for name, deps in dag.needs.items()}
         self._layers = [list(layer) for layer in dag.layers()]
         self.size = len(dag)

@@ -7,6 +7,8 @@ step costs on this server). Each round enqueues `SAGAS` runs and times until all
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
 import secrets
 import signal
@@ -23,6 +25,7 @@ import pytest
 from sagactl.engine.api import Engine
 from sagactl.engine.store.postgres import PostgresStore
 
+from .wire import WireCounter
 from .workloads import BUILD, NOOP_USES, NoopAction
 
 SAGAS = 60
@@ -130,3 +133,164 @@ class TestWorkers:
             f" bare PG commit {bare / ACTIONS * 1e3:.2f} ms/action,"
             f" worker wall time per action {elapsed / ACTIONS * 1e3:.2f} ms"
         )
+
+
+# -- issue 14: the same 200 queued sagas on SQLite `resume --all` and on PostgreSQL workers --
+
+QUEUED = 200
+HOLD = "sagactl-bench-hold"
+"""The node the queued runs are pinned to until the workers are listening: then one UPDATE
+frees them all at once, so the clock starts with every run queued and every worker ready."""
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    """A database of its own, so `pg_stat_database` counts this benchmark's commits only."""
+    server = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
+    name = f"sagactl_bench_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _enqueue(db: str, node: str | None) -> None:
+    saga = BUILD.compiled()
+    async with Engine(db, actions={NOOP_USES: NoopAction()}) as engine:
+        for _ in range(QUEUED):
+            await engine.start(saga, node=node)
+
+
+async def _sqlite_resume_all(path: Path) -> float:
+    """`sagactl resume --all` in process: the queued runs driven at once, timed."""
+    await _enqueue(f"sqlite:///{path}", None)
+    async with Engine(f"sqlite:///{path}", actions={NOOP_USES: NoopAction()}) as engine:
+        start = time.perf_counter()
+        results = await engine.resume_all()
+        elapsed = time.perf_counter() - start
+    assert len(results) == QUEUED and {r.state for r in results} == {"succeeded"}
+    return elapsed
+
+
+def _xact_commits(conn: psycopg.Connection[Any], db: str) -> int:
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    found = conn.execute(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (db,)
+    ).fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def _drain_queued(url: str, workers: int, wire: WireCounter) -> dict[str, float]:
+    """The held runs freed at once and drained by `workers` processes talking through
+    `wire`: seconds, round trips and commits (`pg_stat_database`) per action."""
+    db = url.rsplit("/", 1)[1]
+    anyio.run(_enqueue, url, HOLD)
+    proxied = url.replace(":5432/", f":{wire.port}/")
+    procs = _spawn(proxied, workers)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while (  # each worker listens once it is ready to claim
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                    " AND query LIKE 'LISTEN%%'",
+                    (db,),
+                ).fetchone()
+                or (0,)
+            )[0] < workers:
+                time.sleep(0.05)
+            polls = 0
+            commits_before = _xact_commits(conn, db)
+            wire.reset()
+            start = time.perf_counter()
+            conn.execute("UPDATE runs SET node = NULL WHERE node = %s", (HOLD,))
+            conn.execute("NOTIFY sagactl_runs")
+            while (
+                conn.execute("SELECT count(*) FROM runs WHERE state = 'succeeded'").fetchone()
+                or (0,)
+            )[0] < QUEUED:
+                polls += 1
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - start
+            round_trips = wire.round_trips
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    with psycopg.connect(url, autocommit=True) as conn:
+        time.sleep(0.5)  # the workers' backends report their counts as they exit
+        commits = _xact_commits(conn, db) - commits_before - polls - 3
+    actions = QUEUED * len(BUILD)
+    return {
+        "seconds": elapsed,
+        "round_trips_per_action": round_trips / actions,
+        "commits_per_action": commits / actions,
+    }
+
+
+def _dbos_on_postgres(url: str) -> float:
+    """DBOS Transact with its system database on the same server: the same 200 sagas, as
+    many in flight as one sagactl worker drives (32)."""
+    from .dbos_runner import DbosRunner
+
+    dbos = DbosRunner(BUILD, url=url)
+    try:
+
+        async def all_runs() -> float:
+            limit = asyncio.Semaphore(32)
+
+            async def one() -> None:
+                async with limit:
+                    await dbos.run()
+
+            await dbos.run()  # DBOS connects and warms up, untimed
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(QUEUED)))
+            return time.perf_counter() - start
+
+        return asyncio.run(all_runs())
+    finally:
+        dbos.close()
+
+
+class TestQueuedWorkers:
+    @pytest.mark.parametrize("workers", [1, 2, 4])
+    def test_queued(
+        self, benchmark: Any, pg_db: str, tmp_path: Path, workers: int, request: Any
+    ) -> None:
+        """200 queued no-op build sagas: SQLite `resume --all`, then `workers` PostgreSQL
+        workers (round trips and commits counted); with one worker, DBOS on the same server."""
+        sqlite = anyio.run(_sqlite_resume_all, tmp_path / "log.db")
+        server_port = int(pg_db.rsplit(":", 1)[1].split("/")[0])
+        with WireCounter(server_port) as wire:
+            drained = benchmark.pedantic(
+                lambda: _drain_queued(pg_db, workers, wire), rounds=1, iterations=1
+            )
+        elapsed = drained["seconds"]
+        per_saga = elapsed / QUEUED
+        info: dict[str, float] = {
+            "workers": workers,
+            "sqlite_resume_all_s": sqlite,
+            "ratio_to_sqlite": sqlite / elapsed,
+            **drained,
+        }
+        line = (
+            f"\n{workers} worker(s), {QUEUED} queued: {elapsed:.2f} s; SQLite resume --all"
+            f" {sqlite:.2f} s (x{sqlite / elapsed:.2f}); {drained['round_trips_per_action']:.3f}"
+            f" round trips/action, {drained['commits_per_action']:.3f} commits/action"
+        )
+        if workers == 1 and importlib.util.find_spec("dbos") is not None:
+            dbos = _dbos_on_postgres(pg_db.rsplit("/", 1)[0] + f"/{pg_db.rsplit('/', 1)[1]}_dbos")
+            info["dbos_s"] = dbos
+            info["faster_than_dbos_per_saga"] = dbos / QUEUED / per_saga
+            line += f"; DBOS on PostgreSQL {dbos:.2f} s (sagactl x{dbos / elapsed:.2f})"
+        benchmark.extra_info.update(info)
+        print(line)
