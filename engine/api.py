@@ -52,7 +52,7 @@ from .scheduler import Execution, Options, open_run
 from .signals import SignalRefused, check_signal
 from .states import FINISHED, RELEASING, UNFINISHED, ActionState, RunState, fold
 from .store import RunBusy, RunRecord, Store, open_store
-from .store.base import Claim, ClaimLost
+from .store.base import Claim, ClaimLost, Loaded
 from .task_groups import unwrap
 from .tracing import RunTracing, tracing_configured
 
@@ -263,11 +263,12 @@ class Engine:
 
     async def execute_claimed(self, claim: Claim) -> RunResult:
         """Drive a run a worker claimed (`claim_next`) by the normal recovery rules."""
-        record = await self.store.get_run(claim.run_id)
-        if RunState(record.state) in FINISHED:
+        loaded = await self.store.load(claim.run_id)
+        if RunState(loaded.record.state) in FINISHED:
             await self.release(claim)
             return await self.status(claim.run_id)
-        return await self._execute(record, claim)
+        execution = await self.prepare(loaded.record, claim, loaded=loaded)
+        return await self.drive(loaded.record, execution)
 
     def _pinned(self, record: RunRecord) -> CompiledSaga:
         """The run's pinned definition (never the file as it is now), compiled once."""
@@ -306,23 +307,26 @@ class Engine:
         *,
         cancel: bool = False,
         note: Mapping[str, Any] | None = None,
+        loaded: Loaded | None = None,
     ) -> Execution:
         """The execution of a run that exists, from its pin and its log, under `claim`
-        (released when it cannot be built)."""
+        (released when it cannot be built); `loaded`: the run's log, checkpoints and pause
+        flag read with `record` after the claim (else read here, together)."""
         try:
+            if loaded is None:
+                loaded = await self.store.load(record.run_id)
             cancel = cancel or record.cancel_requested
-            pause = not cancel and bool(await self.store.pause_requests([record.run_id]))
+            pause = not cancel and loaded.pause_requested
             saga = self._pinned(record)
             self._warn_version_drift(record)
-            log_records = await self.store.read_log(record.run_id)
             execution = Execution(
                 store=self.store,
                 claim=claim,
                 saga=saga,
                 inputs=record.inputs,
                 actions=self.actions_of(saga),
-                status=fold(record.run_id, saga.topological_order(), log_records),
-                checkpoints=await self.store.checkpoints(record.run_id),
+                status=fold(record.run_id, saga.topological_order(), loaded.log),
+                checkpoints=loaded.checkpoints,
                 options=self.options,
                 cancel_requested=cancel,
                 pause_requested=pause,

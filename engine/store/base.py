@@ -128,6 +128,16 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Loaded:
+    """A run with what driving it needs, read together (`Store.load`)."""
+
+    record: RunRecord
+    log: list[Event]
+    checkpoints: dict[str, JSON]
+    pause_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ParentLink:
     """A child saga's run names the run and the action that started it."""
 
@@ -293,6 +303,17 @@ class Store(ABC):
     @abstractmethod
     async def get_run(self, run_id: str) -> RunRecord:
         """The run, or `RunNotFound`."""
+
+    async def load(self, run_id: str) -> Loaded:
+        """The run, its log, its checkpoints and its pause flag (in one round trip on a
+        server), or `RunNotFound`."""
+        record = await self.get_run(run_id)
+        return Loaded(
+            record,
+            await self.read_log(run_id),
+            await self.checkpoints(run_id),
+            bool(await self.pause_requests([run_id])),
+        )
 
     @abstractmethod
     async def list_runs(

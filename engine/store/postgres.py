@@ -44,7 +44,17 @@ from .base import (
     this_node,
 )
 from .postgres_transaction import SQL, PostgresTransaction, write_append
-from .postgres_writer import Conn, GroupCommit, Params, connect, drop, redact, row, rows
+from .postgres_writer import (
+    Conn,
+    GroupCommit,
+    Params,
+    connect,
+    drop,
+    pipelined_reads,
+    redact,
+    row,
+    rows,
+)
 from .sql import Appending, Row, created_before, creation, dumps, record_from_row
 from .sql import translate as translate
 from .sql_store import Params as SqlParams
@@ -150,6 +160,22 @@ class PostgresStore(SqlStore):
                     self._reader = await self._connect(autocommit=True)
                 try:
                     return list(await rows(self._reader, sql, _params(params)))
+                except psycopg.OperationalError as exc:
+                    if attempt == 2:
+                        raise StoreError(f"read failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _queries(self, reads: Sequence[tuple[str, SqlParams]]) -> list[list[Row]]:
+        """The reads pipelined in one read-only transaction: one round trip, one snapshot."""
+        if not self._open:
+            raise StoreError("the store is closed")
+        async with self._read_lock:
+            for attempt in (1, 2):
+                if self._reader is None or self._reader.closed or self._reader.broken:
+                    self._reader = await self._connect(autocommit=True)
+                try:
+                    params = [(sql, _params(p)) for sql, p in reads]
+                    return [list(found) for found in await pipelined_reads(self._reader, params)]
                 except psycopg.OperationalError as exc:
                     if attempt == 2:
                         raise StoreError(f"read failed: {exc}") from exc

@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from .base import StoreError
@@ -61,6 +62,26 @@ async def row(conn: Conn, sql: str, params: Params = ()) -> DictRow | None:
     """The first row of one statement (None: no row), read by column name."""
     found = await rows(conn, sql, params)
     return found[0] if found else None
+
+
+async def pipelined_reads(conn: Conn, reads: Sequence[tuple[str, Params]]) -> list[list[DictRow]]:
+    """Several reads on an autocommit connection, sent at once in one read-only
+    transaction: one round trip, one snapshot."""
+    cursors = [conn.cursor(row_factory=dict_row) for _ in reads]
+    try:
+        async with conn.pipeline():
+            await conn.execute(b"BEGIN READ ONLY")
+            for cursor, (sql, params) in zip(cursors, reads, strict=True):
+                await cursor.execute(sql, params)
+            await conn.execute(b"COMMIT")
+        return [await cursor.fetchall() for cursor in cursors]
+    except psycopg.Error:
+        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute(b"ROLLBACK")  # a failed read skipped the COMMIT
+        raise
+    finally:
+        for cursor in cursors:
+            await cursor.close()
 
 
 def redact(url: str) -> str:

@@ -19,7 +19,7 @@ from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
 from . import parking_sql, pause_sql
-from .base import RunRecord, Store, Turn
+from .base import Loaded, RunRecord, Store, Turn
 from .migrations import Migration, registered
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 from .pruning import STUCK_SQL, TOMBSTONE, prune_candidates
@@ -52,6 +52,10 @@ class SqlStore(Store):
     async def _query(self, sql: str, params: Params = ()) -> list[Row]:
         """The rows of one read, by column name."""
 
+    async def _queries(self, reads: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """The rows of several reads (one round trip, one snapshot on a server)."""
+        return [await self._query(sql, params) for sql, params in reads]
+
     @abstractmethod
     async def _write_count(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in the next commit; the number of rows it changed."""
@@ -67,6 +71,24 @@ class SqlStore(Store):
         if not found:
             raise self._not_found(run_id)
         return record_from_row(found[0])
+
+    async def load(self, run_id: str) -> Loaded:
+        found, log, checkpoints, paused = await self._queries(
+            [
+                (self.sql.get_run, (run_id,)),
+                (self.sql.read_log, (run_id, 0, self.no_limit)),
+                (self.sql.checkpoints, (run_id,)),
+                (pause_sql.flagged(self.dialect, 1), (run_id,)),
+            ]
+        )
+        if not found:
+            raise self._not_found(run_id)
+        return Loaded(
+            record_from_row(found[0]),
+            [event_of(run_id, row) for row in log],
+            by_action(checkpoints),
+            bool(paused),
+        )
 
     async def list_runs(
         self,
