@@ -17,7 +17,7 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import anyio
@@ -43,7 +43,7 @@ from .base import (
     StoreUnusable,
     this_node,
 )
-from .postgres_transaction import SQL, PostgresTransaction, write_append
+from .postgres_transaction import SQL, PostgresTransaction, send_append, write_append
 from .postgres_writer import (
     Conn,
     GroupCommit,
@@ -95,7 +95,7 @@ class PostgresStore(SqlStore):
         self.node = node or this_node()
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
         self._held: dict[str, Claim] = {}
-        self._writer = GroupCommit(self._connect)
+        self._writer = GroupCommit(lambda: self._connect(autocommit=True))
         self._reader: Conn | None = None
         self._listener: Conn | None = None
         self._read_lock = anyio.Lock()
@@ -121,7 +121,7 @@ class PostgresStore(SqlStore):
 
     async def open(self) -> None:
         try:
-            self._writer.connection = await self._connect(retry=False)
+            self._writer.connection = await self._connect(autocommit=True, retry=False)
             self._reader = await self._connect(autocommit=True, retry=False)
         except StoreError as exc:
             if self._writer.connection is not None:
@@ -281,10 +281,13 @@ class PostgresStore(SqlStore):
             " AND parent_run_id IS NULL"
         )
 
-        async def take(conn: Conn) -> list[Claim]:
-            return await self._take(conn, where, (wanted, self.node, list(exclude)), limit=limit)
+        async def take(conn: Conn) -> Callable[[], Awaitable[list[Claim]]]:
+            params = (wanted, self.node, list(exclude))
+            return await leases.send_take(
+                conn, where, params, limit=limit, token=self.token, lease=self.lease
+            )
 
-        claims = await self._writer.submit(take)
+        claims = await self._writer.submit_pipelined(take)
         for claim in claims:
             self._held[claim.run_id] = claim
         return claims
@@ -317,10 +320,10 @@ class PostgresStore(SqlStore):
             return set()
         held = dict(self._held)
 
-        async def renew(conn: Conn) -> set[str]:
-            return await leases.renew(conn, held, token=self.token, lease=self.lease)
+        async def renew(conn: Conn) -> Callable[[], Awaitable[set[str]]]:
+            return await leases.send_renew(conn, held, token=self.token, lease=self.lease)
 
-        lost = set(held) - await self._writer.submit(renew)
+        lost = set(held) - await self._writer.submit_pipelined(renew)
         for run_id in lost:
             if self._held.get(run_id) == held[run_id]:
                 del self._held[run_id]
@@ -358,9 +361,7 @@ class PostgresStore(SqlStore):
         progress: Mapping[str, JSON] | None = None,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        last_seq = await self._writer.submit(
-            lambda conn: write_append(conn, appending), isolated=False
-        )
+        last_seq = await self._writer.submit_pipelined(lambda conn: send_append(conn, appending))
         numbered = appending.numbered(last_seq)
         self._forget_if_released(claim, numbered)
         return numbered
@@ -379,11 +380,11 @@ class PostgresStore(SqlStore):
     async def _begin(self, claim: Claim | None) -> StoreTransaction:
         if not self._open:
             raise StoreError("the store is closed")
-        conn = self._idle.pop() if self._idle else await self._connect()
+        conn = self._idle.pop() if self._idle else await self._connect(autocommit=True)
         return PostgresTransaction(
             conn,
             claim,
-            reconnect=self._connect,
+            reconnect=lambda: self._connect(autocommit=True),
             give_back=self._give_back,
             committed=self._forget_if_released,
         )

@@ -7,11 +7,13 @@ claimable are announced with NOTIFY on `CHANNEL`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from psycopg.rows import dict_row
+
 from .base import Claim
-from .postgres_writer import Conn, rows
+from .postgres_writer import Conn
 
 CHANNEL = "sagactl_runs"
 
@@ -21,28 +23,38 @@ async def take(
 ) -> list[Claim]:
     """Lease up to `limit` runs matching `where` that nobody holds (or whose lease ran
     out), oldest first, skipping rows other workers are taking; counts the takeovers."""
-    taken = await rows(
-        conn,
+    return await (await send_take(conn, where, params, limit=limit, token=token, lease=lease))()
+
+
+async def send_take(
+    conn: Conn, where: str, params: tuple[Any, ...], *, limit: int, token: str, lease: float
+) -> Callable[[], Awaitable[list[Claim]]]:
+    """`take` as one statement sent (pipeline mode); returns what reads the claims."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
         "WITH c AS (SELECT run_id, owner FROM runs WHERE " + where + " AND (owner IS NULL"
         " OR lease_expires < now()) ORDER BY created, run_id LIMIT %s"
-        " FOR UPDATE SKIP LOCKED)"
-        " UPDATE runs r SET owner = %s, fence = r.fence + 1,"
+        " FOR UPDATE SKIP LOCKED),"
+        " taken AS (UPDATE runs r SET owner = %s, fence = r.fence + 1,"
         " lease_expires = now() + make_interval(secs => %s)"
         " FROM c WHERE r.run_id = c.run_id"
-        " RETURNING r.run_id, r.fence, c.owner AS previous",
+        " RETURNING r.run_id, r.fence, c.owner AS previous),"
+        " counted AS (INSERT INTO counters SELECT 'taken_over', count(*) FROM taken"
+        " WHERE previous IS NOT NULL HAVING count(*) > 0 ON CONFLICT (name)"
+        " DO UPDATE SET value = counters.value + excluded.value)"
+        " SELECT * FROM taken",
         (*params, limit, token, lease),
     )
-    taken_over = sum(1 for r in taken if r["previous"] is not None)
-    if taken_over:
-        await conn.execute(
-            "INSERT INTO counters VALUES ('taken_over', %s) ON CONFLICT (name)"
-            " DO UPDATE SET value = counters.value + excluded.value",
-            (taken_over,),
-        )
-    return [
-        Claim(r["run_id"], token, int(r["fence"]), taken_over=r["previous"] is not None)
-        for r in taken
-    ]
+
+    async def claims() -> list[Claim]:
+        taken = await cursor.fetchall()
+        await cursor.close()
+        return [
+            Claim(r["run_id"], token, int(r["fence"]), taken_over=r["previous"] is not None)
+            for r in taken
+        ]
+
+    return claims
 
 
 async def start_lease(conn: Conn, run_id: str, lease: float) -> None:
@@ -53,15 +65,24 @@ async def start_lease(conn: Conn, run_id: str, lease: float) -> None:
     )
 
 
-async def renew(conn: Conn, held: Mapping[str, Claim], *, token: str, lease: float) -> set[str]:
-    """Extend the leases of `held` still ours (same fence); returns those renewed."""
-    renewed = await rows(
-        conn,
+async def send_renew(
+    conn: Conn, held: Mapping[str, Claim], *, token: str, lease: float
+) -> Callable[[], Awaitable[set[str]]]:
+    """Extend the leases of `held` still ours (same fence), in one statement sent (pipeline
+    mode); returns what reads those renewed."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
         "UPDATE runs SET lease_expires = now() + make_interval(secs => %s)"
         " WHERE owner = %s AND run_id = ANY(%s) RETURNING run_id, fence",
         (lease, token, list(held)),
     )
-    return {r["run_id"] for r in renewed if held[r["run_id"]].fence == r["fence"]}
+
+    async def renewed() -> set[str]:
+        found = await cursor.fetchall()
+        await cursor.close()
+        return {r["run_id"] for r in found if held[r["run_id"]].fence == r["fence"]}
+
+    return renewed
 
 
 async def end_leases(conn: Conn, token: str) -> None:

@@ -6,9 +6,13 @@ fail in SQL runs in a SAVEPOINT of its own, so its error is its writer's alone; 
 of one statement that fails only by matching nothing (an append) is submitted `isolated=False`
 and spares the two round trips: should one fail in SQL after all, the batch runs again with
 every write isolated.
+A batch made only of writes that check themselves in SQL (appends under their fence, claims,
+lease renewals: `submit_pipelined`) is sent in pipeline mode, BEGIN to COMMIT, in one round
+trip while the connection is in use (`HOT`).
 A connection lost before COMMIT was sent rolled everything back on the server, so the batch
-runs again on a new connection; lost during COMMIT, the outcome is unknown, so the writers
-get `StoreError` (their runs recover from the log).
+runs again on a new connection; lost during COMMIT (or during a pipelined batch, which sends
+COMMIT with the writes), the outcome is unknown, so the writers get `StoreError` (their runs
+recover from the log).
 """
 
 from __future__ import annotations
@@ -95,10 +99,21 @@ def drop(conn: Conn) -> None:
         conn.pgconn.finish()
 
 
+Send = Callable[[Conn], Awaitable[Callable[[], Awaitable[T]]]]
+"""Sends a write's statements in pipeline mode; returns what reads their results."""
+
+HOT = 1.0
+"""Seconds after a commit during which the connection is taken to be alive: a batch is then
+sent whole (BEGIN, writes, COMMIT) in one round trip. After longer idleness the server may
+have gone away (restarted) unnoticed, so BEGIN goes alone first: a connection found lost
+then lost nothing, and the batch runs again on a new one."""
+
+
 @dataclass(slots=True)
 class _Request:
     fn: Callable[[Conn], Awaitable[Any]]
     isolated: bool
+    send: Send[Any] | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
     error: BaseException | None = None
@@ -113,15 +128,32 @@ class GroupCommit:
         self.open = False
         self._pending: list[_Request] = []
         self._leading = False
+        self._alive_at = -HOT
         self.commits = 0
         """Write transactions committed (for tests and benchmarks)."""
 
     async def submit(self, fn: Callable[[Conn], Awaitable[T]], *, isolated: bool = True) -> T:
         """Run `fn(conn)` in the next group commit; returns once that commit is durable.
         `isolated=False` only for a `fn` of one statement (see the module's doc)."""
+        result: T = await self._submit(_Request(fn, isolated))
+        return result
+
+    async def submit_pipelined(self, send: Send[T]) -> T:
+        """Like `submit(isolated=False)`, for a write whose statements fail in SQL only
+        exceptionally (a stale claim matches nothing instead): `send(conn)` sends them
+        without waiting and returns what reads their results once the batch is committed.
+        A batch of such writes only goes to the server in one round trip, each write's
+        checks (its fence) inside the batch's transaction."""
+
+        async def fn(conn: Conn) -> T:
+            return await (await send(conn))()
+
+        result: T = await self._submit(_Request(fn, False, send))
+        return result
+
+    async def _submit(self, request: _Request) -> Any:
         if not self.open:
             raise StoreError("the store is closed")
-        request = _Request(fn, isolated)
         self._pending.append(request)
         if not self._leading:
             self._leading = True
@@ -137,8 +169,7 @@ class GroupCommit:
         await request.done.wait()
         if request.error is not None:
             raise request.error
-        result: T = request.result
-        return result
+        return request.result
 
     async def _commit(self, batch: list[_Request]) -> None:
         reconnected = isolate_all = False
@@ -146,11 +177,17 @@ class GroupCommit:
             committing = False
             try:
                 conn = await self._writable()
-                async with conn.transaction():
-                    for request in batch:
-                        await _run(conn, request, isolated=request.isolated or isolate_all)
-                    committing = True
+                hot = time.monotonic() - self._alive_at < HOT
+                if hot and not isolate_all and all(r.send is not None for r in batch):
+                    committing = True  # COMMIT goes with the writes
+                    await _pipelined(conn, batch)
+                else:
+                    async with conn.transaction():
+                        for request in batch:
+                            await _run(conn, request, isolated=request.isolated or isolate_all)
+                        committing = True
                 self.commits += 1
+                self._alive_at = time.monotonic()
                 return
             except _SqlFailed:
                 isolate_all = True  # rolled back: again, each write in its savepoint
@@ -168,11 +205,38 @@ class GroupCommit:
         conn = self.connection
         if conn is None or conn.closed or conn.broken:
             conn = self.connection = await self._reconnect()  # the server restarted
+        if not conn.autocommit:  # transactions are begun and ended here, explicitly
+            await conn.set_autocommit(True)
         return conn
 
 
 class _SqlFailed(Exception):
     """A write outside a savepoint failed in SQL: the transaction is aborted."""
+
+
+async def _pipelined(conn: Conn, batch: list[_Request]) -> None:
+    """BEGIN, every write of `batch` and COMMIT sent at once: one round trip. A write failing
+    in SQL aborts the transaction (COMMIT then rolls back): `_SqlFailed`."""
+    reads: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        async with conn.pipeline():
+            await conn.execute(b"BEGIN")
+            for request in batch:
+                assert request.send is not None
+                reads.append(await request.send(conn))
+            await conn.execute(b"COMMIT")
+    except psycopg.Error as exc:
+        if conn.closed or conn.broken:
+            raise  # lost with its COMMIT sent: the outcome is unknown
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute(b"ROLLBACK")
+        raise _SqlFailed from exc
+    for request, read in zip(batch, reads, strict=True):
+        request.result, request.error = None, None
+        try:
+            request.result = await read()
+        except Exception as exc:  # e.g. ClaimLost: the write matched nothing
+            request.error = exc
 
 
 async def _run(conn: Conn, request: _Request, *, isolated: bool) -> None:

@@ -298,6 +298,25 @@ class TestCheckpoints:
             assert await other.checkpoints("r1") == {"a": {"offset": 20}, "b": [1, 2]}
 
 
+class TestLoad:
+    async def test_load_reads_what_driving_a_run_needs(self, store: Store) -> None:
+        """`load`: the run, its log, checkpoints and pause flag, as the single reads give."""
+        claim = await started(store)
+        await store.save_checkpoint(claim, "a", {"offset": 10})
+        await store.request_pause("r1")
+        loaded = await store.load("r1")
+        assert loaded.record == await store.get_run("r1")
+        assert loaded.log == await store.read_log("r1") and len(loaded.log) == 2
+        assert loaded.checkpoints == {"a": {"offset": 10}}
+        assert loaded.pause_requested
+        await store.request_pause("r1", False)
+        assert not (await store.load("r1")).pause_requested
+
+    async def test_load_of_no_run_raises(self, store: Store) -> None:
+        with pytest.raises(RunNotFound):
+            await store.load("nope")
+
+
 class TestCancelRequests:
     async def test_request_cancel_sets_the_flag(self, store: Store, opener: StoreOpener) -> None:
         """A cancel requested from another store is seen by the owner."""
