@@ -172,9 +172,12 @@ class Engine:
                     execution.request_pause()
 
     async def _heartbeat(self, interval: float) -> None:
-        # Leases (PostgreSQL) expire unless renewed: renew every run this store holds.
+        # Leases (PostgreSQL) expire unless renewed: renew every run this store holds, at a
+        # fixed rate (a slow renewal does not push the next one back).
+        due = anyio.current_time()
         while True:
-            await anyio.sleep(interval)
+            due = max(due + interval, anyio.current_time())
+            await anyio.sleep_until(due)
             try:
                 lost = await self.store.heartbeat()
             except Exception:

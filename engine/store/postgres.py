@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import psycopg
@@ -60,6 +60,7 @@ from .sql import translate as translate
 from .sql_store import Params as SqlParams
 from .sql_store import SqlStore, pending
 
+T = TypeVar("T")
 CHANNEL = leases.CHANNEL
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database
 # waits for the first to finish instead of racing it into duplicate CREATE TABLEs.
@@ -150,8 +151,9 @@ class PostgresStore(SqlStore):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _query(self, sql: str, params: SqlParams = ()) -> list[Row]:
-        """One read on the reader connection, reconnecting once if the server went away."""
+    async def _on_reader(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """`fn` on the reader connection (autocommit), once more on a new connection if the
+        server went away."""
         if not self._open:
             raise StoreError("the store is closed")
         async with self._read_lock:
@@ -159,27 +161,21 @@ class PostgresStore(SqlStore):
                 if self._reader is None or self._reader.closed or self._reader.broken:
                     self._reader = await self._connect(autocommit=True)
                 try:
-                    return list(await rows(self._reader, sql, _params(params)))
+                    return await fn(self._reader)
                 except psycopg.OperationalError as exc:
                     if attempt == 2:
                         raise StoreError(f"read failed: {exc}") from exc
         raise AssertionError("unreachable")
 
+    async def _query(self, sql: str, params: SqlParams = ()) -> list[Row]:
+        found = await self._on_reader(lambda conn: rows(conn, sql, _params(params)))
+        return list(found)
+
     async def _queries(self, reads: Sequence[tuple[str, SqlParams]]) -> list[list[Row]]:
         """The reads pipelined in one read-only transaction: one round trip, one snapshot."""
-        if not self._open:
-            raise StoreError("the store is closed")
-        async with self._read_lock:
-            for attempt in (1, 2):
-                if self._reader is None or self._reader.closed or self._reader.broken:
-                    self._reader = await self._connect(autocommit=True)
-                try:
-                    params = [(sql, _params(p)) for sql, p in reads]
-                    return [list(found) for found in await pipelined_reads(self._reader, params)]
-                except psycopg.OperationalError as exc:
-                    if attempt == 2:
-                        raise StoreError(f"read failed: {exc}") from exc
-        raise AssertionError("unreachable")
+        sent = [(sql, _params(params)) for sql, params in reads]
+        found = await self._on_reader(lambda conn: pipelined_reads(conn, sent))
+        return [list(rows_) for rows_ in found]
 
     async def _write_count(self, sql: str, params: SqlParams = ()) -> int:
         async def write(conn: Conn) -> int:
@@ -238,7 +234,7 @@ class PostgresStore(SqlStore):
                 await leases.start_lease(conn, run.run_id, self.lease)
                 if records:
                     appending = Appending(new.claim, records, None, now)
-                    written += appending.numbered(await write_append(conn, appending))
+                    written += appending.numbered(await write_append(conn, appending, self.lease))
             return Created(await _get(conn, run.run_id), True, new.claim, written)
 
         created = await self._writer.submit(create)
@@ -320,14 +316,18 @@ class PostgresStore(SqlStore):
             return set()
         held = dict(self._held)
 
-        async def renew(conn: Conn) -> Callable[[], Awaitable[set[str]]]:
-            return await leases.send_renew(conn, held, token=self.token, lease=self.lease)
-
-        lost = set(held) - await self._writer.submit_pipelined(renew)
+        lost = set(held) - await self._renew(held)
         for run_id in lost:
             if self._held.get(run_id) == held[run_id]:
                 del self._held[run_id]
         return lost
+
+    async def _renew(self, held: Mapping[str, Claim]) -> set[str]:
+        """Renewals go on the reader connection (one statement waiting for no lock), never
+        queued behind a group commit, and need no connection of their own."""
+        return await self._on_reader(
+            lambda conn: leases.renew(conn, held, token=self.token, lease=self.lease)
+        )
 
     async def wake(self, run_id: str) -> bool:
         async def wake(conn: Conn) -> None:
@@ -361,7 +361,9 @@ class PostgresStore(SqlStore):
         progress: Mapping[str, JSON] | None = None,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        last_seq = await self._writer.submit_pipelined(lambda conn: send_append(conn, appending))
+        last_seq = await self._writer.submit_pipelined(
+            lambda conn: send_append(conn, appending, self.lease)
+        )
         numbered = appending.numbered(last_seq)
         self._forget_if_released(claim, numbered)
         return numbered
@@ -387,6 +389,7 @@ class PostgresStore(SqlStore):
             reconnect=lambda: self._connect(autocommit=True),
             give_back=self._give_back,
             committed=self._forget_if_released,
+            lease=self.lease,
         )
 
     def _give_back(self, conn: Conn) -> None:

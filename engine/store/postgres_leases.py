@@ -65,24 +65,26 @@ async def start_lease(conn: Conn, run_id: str, lease: float) -> None:
     )
 
 
-async def send_renew(
-    conn: Conn, held: Mapping[str, Claim], *, token: str, lease: float
-) -> Callable[[], Awaitable[set[str]]]:
-    """Extend the leases of `held` still ours (same fence), in one statement sent (pipeline
-    mode); returns what reads those renewed."""
-    cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(
-        "UPDATE runs SET lease_expires = now() + make_interval(secs => %s)"
-        " WHERE owner = %s AND run_id = ANY(%s) RETURNING run_id, fence",
-        (lease, token, list(held)),
-    )
+async def renew(conn: Conn, held: Mapping[str, Claim], *, token: str, lease: float) -> set[str]:
+    """Extend the leases of `held` still ours (same fence); returns those still ours.
 
-    async def renewed() -> set[str]:
+    One statement that waits for no lock: a run row locked by a write in flight (its append
+    renews the lease itself) is skipped, and counts as held while the snapshot shows it
+    ours. So a renewal never queues behind the owner's own writes, nor deadlocks with them."""
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            "WITH mine AS (SELECT run_id FROM runs WHERE owner = %(token)s"
+            " AND run_id = ANY(%(held)s) FOR UPDATE SKIP LOCKED),"
+            " renewed AS (UPDATE runs r SET lease_expires = now() + make_interval(secs =>"
+            " %(lease)s) FROM mine WHERE r.run_id = mine.run_id RETURNING r.run_id, r.fence)"
+            " SELECT run_id, fence FROM renewed UNION ALL"
+            " SELECT run_id, fence FROM runs WHERE owner = %(token)s AND run_id = ANY(%(held)s)"
+            " AND run_id NOT IN (SELECT run_id FROM renewed)",
+            {"token": token, "held": list(held), "lease": lease},
+            prepare=True,
+        )
         found = await cursor.fetchall()
-        await cursor.close()
-        return {r["run_id"] for r in found if held[r["run_id"]].fence == r["fence"]}
-
-    return renewed
+    return {r["run_id"] for r in found if held[r["run_id"]].fence == r["fence"]}
 
 
 async def end_leases(conn: Conn, token: str) -> None:

@@ -25,24 +25,32 @@ from .sql import Appending, Statements, translate
 SQL = Statements("postgresql")
 
 
-async def write_append(conn: Conn, appending: Appending) -> int:
+async def write_append(conn: Conn, appending: Appending, lease: float) -> int:
     """Move the run row on and insert the records and progress, if the claim is current;
     returns the run's `last_seq` afterwards (`send_append`, waited for)."""
-    return await (await send_append(conn, appending))()
+    return await (await send_append(conn, appending, lease))()
 
 
 async def send_append(
-    conn: Conn, appending: Appending, *, fenced: bool = False
+    conn: Conn, appending: Appending, lease: float, *, fenced: bool = False
 ) -> Callable[[], Awaitable[int]]:
     """Send the append; returns what reads the run's `last_seq` after it. One statement,
     prepared: the records are numbered by the server from the `last_seq` the update
     returns, and nothing is written when the claim is stale (ClaimLost, with no SQL
     error), so it can share a pipelined batch with other runs' appends. `fenced`: a stale
     claim fails the statement instead (`CLAIM_LOST`), aborting the transaction, so a COMMIT
-    sent after it without waiting rolls back the transaction's other writes too."""
+    sent after it without waiting rolls back the transaction's other writes too.
+
+    A write under the claim proves its owner alive, so an append that keeps the run renews
+    its lease for `lease` seconds: a lease is never lost while its run makes progress, however
+    late the heartbeat (stuck behind a busy event loop)."""
     cursor = conn.cursor(row_factory=dict_row)
-    sql = _one_statement(appending.sql(SQL), appending.releases, fenced)
-    await cursor.execute(sql, _one_statement_params(appending), prepare=True)
+    renews = not appending.releases
+    update = SQL.append("state" in appending.params, appending.releases, renews=renews)
+    params = _one_statement_params(appending)
+    if renews:
+        params["lease"] = lease
+    await cursor.execute(_one_statement(update, appending.releases, fenced), params, prepare=True)
 
     async def last_seq() -> int:
         moved = await cursor.fetchone()
@@ -121,8 +129,10 @@ class PostgresTransaction(StoreTransaction):
         reconnect: Callable[[], Awaitable[Conn]],
         give_back: Callable[[Conn], None],
         committed: Callable[[Claim, Sequence[Event]], None],
+        lease: float,
     ) -> None:
         self._conn: Conn | None = conn
+        self._lease = lease
         self._claim = claim
         self._reconnect = reconnect
         self._give_back = give_back
@@ -207,7 +217,7 @@ class PostgresTransaction(StoreTransaction):
                 if not self._begun:
                     await conn.execute(b"BEGIN")
                 if appending is not None:
-                    last_seq = await send_append(conn, appending, fenced=True)
+                    last_seq = await send_append(conn, appending, self._lease, fenced=True)
                 await conn.execute(b"COMMIT")
         except CLAIM_LOST:
             assert appending is not None

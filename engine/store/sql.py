@@ -226,9 +226,10 @@ class Statements:
             f"SELECT run_id FROM runs WHERE cancel_requested = TRUE AND run_id IN ({_marks(ids)})"
         )
 
-    def append(self, moves: bool, releases: bool) -> str:
-        """The run row's update for an append: claim checked, `last_seq` moved on."""
-        return _append_sql(self.dialect.name, moves, releases)
+    def append(self, moves: bool, releases: bool, *, renews: bool = False) -> str:
+        """The run row's update for an append: claim checked, `last_seq` moved on; with
+        `renews` (PostgreSQL), the lease renewed too (`:lease` seconds from now)."""
+        return _append_sql(self.dialect.name, moves, releases, renews)
 
 
 def _marks(count: int) -> str:
@@ -236,8 +237,10 @@ def _marks(count: int) -> str:
 
 
 @cache
-def _append_sql(dialect_name: str, moves: bool, releases: bool) -> str:
+def _append_sql(dialect_name: str, moves: bool, releases: bool, renews: bool) -> str:
     sets = ["last_seq = last_seq + :n", "updated = :now"]
+    if renews:
+        sets.append("lease_expires = now() + make_interval(secs => :lease)")
     if moves:
         sets += [
             "state = :state",

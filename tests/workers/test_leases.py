@@ -57,6 +57,37 @@ class TestLeases:
                 await b.claim("r1")
             assert await b.claim_next(10) == []
 
+    async def test_an_append_renews_the_lease(self, pg_url: str) -> None:
+        """A write under the claim proves the owner alive: it extends the lease, as a
+        heartbeat would; the last one, releasing the run, ends it."""
+        async with PostgresStore(pg_url, lease=30) as a:
+            claim = (await a.create_run(new_run("r1"), records=started())).claim
+            assert claim is not None
+            before = (await a.get_run("r1")).lease_expires
+            await a.append(claim, [Event("", EventKind.ACTION_STARTED, "x", {"attempt": 1})])
+            after = (await a.get_run("r1")).lease_expires
+            assert before is not None and after is not None and after > before
+            finished = Event("", EventKind.RUN_FINISHED, None, {"state": "succeeded"})
+            await a.append(claim, [finished])
+            assert (await a.get_run("r1")).lease_expires is None
+
+    async def test_a_heartbeat_waits_for_no_row_lock(self, pg_url: str) -> None:
+        """A run row locked by a write in flight (here another connection's open
+        transaction) is skipped by the renewal, not waited for, and still counts as held;
+        a run taken over meanwhile is reported lost."""
+        async with PostgresStore(pg_url, lease=30) as a, PostgresStore(pg_url) as b:
+            await a.create_run(new_run("r1"), records=started())
+            await a.create_run(new_run("r2"), records=started())
+            async with await a._connect() as locker:
+                await locker.execute("SELECT 1 FROM runs WHERE run_id = 'r1' FOR UPDATE")
+                with anyio.fail_after(10):  # waiting for the lock would hang here
+                    assert await a.heartbeat() == set()
+                await locker.rollback()
+            async with await a._connect(autocommit=True) as conn:  # r2's lease runs out
+                await conn.execute("UPDATE runs SET lease_expires = now() WHERE run_id = 'r2'")
+            assert [c.run_id for c in await b.claim_next(10)] == ["r2"]
+            assert await a.heartbeat() == {"r2"}
+
     async def test_closing_hands_the_leases_back(self, pg_url: str) -> None:
         """A store closed with runs in hand lets another take them at once: a hand-back,
         not a takeover (the counter and the claim say so)."""
