@@ -7,18 +7,17 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, seconds_of, with_store
+from .options import DB_OPTION, count, seconds_of, with_reader, with_store
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from ..results import RunResult
-    from ..store import Store
+    from ..store.reads import RunReads
 
 STATES = [str(s) for s in RunState]
 _SETTLED = FINISHED | {RunState.STUCK, RunState.PAUSED}
@@ -40,7 +39,7 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
     a for_each action's elements, each on its own row."""
     from ..run_status import run_status  # the store only: no engine, scheduler or networkx
 
-    result: RunResult = with_store(db, lambda s: run_status(s, run_id))
+    result: RunResult = with_reader(db, lambda s: run_status(s, run_id))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
         return
@@ -106,7 +105,7 @@ def list_runs(
 ) -> None:
     """List runs, oldest first: id, saga, state, started, finished."""
     since = None if age is None else time.time() - seconds_of(age, "--older-than")
-    records = with_store(
+    records = with_reader(
         db,
         lambda s: s.list_runs(
             states=list(states) or None, limit=limit, unchanged_since=since, parent=parent
@@ -193,7 +192,7 @@ def logs(run_id: str, follow: bool, as_json: bool, db: str | None) -> None:
             line = format_event(event)
         click.echo(line)
 
-    async def read(store: Store) -> None:
+    async def read(store: RunReads) -> None:
         after = 0
         while True:
             # The run's state first: events written before it are all read below.
@@ -203,6 +202,9 @@ def logs(run_id: str, follow: bool, as_json: bool, db: str | None) -> None:
                 after = max(after, event.seq)
             if not follow or done:
                 return
+            import anyio  # -f only: the rest reads without an event loop
+
             await anyio.sleep(0.2)
 
-    with_store(db, read)
+    # Following waits between reads: under the store's event loop.
+    (with_store if follow else with_reader)(db, read)

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
 
-import anyio
-
 from ..action import JSON, Transaction
 from ..errors import InputError, SagaError
 from ..events import Event
@@ -402,6 +400,8 @@ class Store(ABC):
         try:
             yield tx
         except BaseException:
+            import anyio  # not at import: the read-only commands run no event loop
+
             with anyio.CancelScope(shield=True):
                 await tx.rollback()
             raise

@@ -108,6 +108,16 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
     return MappingProxyType(ordered)
 
 
+def pending(applied: Mapping[str, int]) -> list[tuple[str, Migration]]:
+    """The registered migrations above the versions `applied`, in the order they apply."""
+    return [
+        (namespace, step)
+        for namespace, steps in registered().items()
+        for step in steps
+        if step.version > applied.get(namespace, 0)
+    ]
+
+
 register_migrations(
     CORE,
     [

@@ -231,6 +231,12 @@ class Statements:
         return _append_sql(self.dialect.name, moves, releases)
 
 
+@cache
+def statements(dialect_name: str) -> Statements:
+    """The shared statements for one dialect, made once per process."""
+    return Statements(dialect_name)
+
+
 def _marks(count: int) -> str:
     return ", ".join("?" * count) if count else "NULL"
 
