@@ -10,7 +10,6 @@ process that lost a run can write nothing more.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -32,6 +31,8 @@ NODE_ENV = NODE.name
 
 def this_node() -> str:
     """This machine's node name for run affinity: `$SAGACTL_NODE`, else the host name."""
+    import socket  # not at import: reading runs names no node
+
     return NODE.read() or socket.gethostname()
 
 

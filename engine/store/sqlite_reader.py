@@ -3,8 +3,10 @@ commands that only read runs (`status`, `list`, `logs`), which make a few SELECT
 
 Its reads are `SqlReads`, the SQL store's own; `_query` runs on the caller's thread and
 never waits, so `finish_now` runs them to their end with no event loop at all. The reader
-is only a short cut: where the full store would do more than read (no database yet, a
-migration to apply) `open_reader` gives None and the caller opens the store.
+is only a short cut: where the full store would have to write first (no database yet, a
+migration of the engine's tables to apply) `open_reader` gives None and the caller opens
+the store. A plugin's migrations wait for the next command that opens it: the reads of
+runs read only the engine's tables (and so need no plugin loaded).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import RunNotFound
-from .migrations import pending
+from .migrations import core_pending
 from .reads import Params, SqlReads
 from .sql import Row, statements
 from .sqlite_file import check_database_file, database_path, is_unusable, run_not_found, unusable
@@ -51,8 +53,8 @@ class SqliteReader(SqlReads):
 
 def open_reader(url: str, busy_timeout: float = 60.0) -> SqliteReader | None:
     """A reader of the SQLite store at `url`, or None where only the store will do: not a
-    SQLite URL, no database file yet, or migrations not yet applied (opening the store
-    applies them). A file the store would refuse is refused the same way here."""
+    SQLite URL, no database file yet, or the engine's migrations not all applied (opening
+    the store applies them). A file the store would refuse is refused the same way here."""
     if "://" in url and not url.startswith("sqlite://"):
         return None
     path = database_path(url)
@@ -69,7 +71,7 @@ def open_reader(url: str, busy_timeout: float = 60.0) -> SqliteReader | None:
         applied = conn.execute(reader.sql.migrations_applied).fetchall()
     except sqlite3.Error:
         applied = None  # an empty database: the store creates the tables
-    if applied is None or pending({row["namespace"]: row["version"] for row in applied}):
+    if applied is None or core_pending({row["namespace"]: row["version"] for row in applied}):
         reader.close()
         return None
     return reader

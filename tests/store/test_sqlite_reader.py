@@ -12,7 +12,7 @@ import anyio
 import pytest
 from sagactl.engine.errors import RunNotFound
 from sagactl.engine.events import EventKind
-from sagactl.engine.store import open_store
+from sagactl.engine.store import Migration, migrations, open_store, register_migrations
 from sagactl.engine.store.reads import RunReads
 from sagactl.engine.store.sqlite_reader import SqliteReader, finish_now, open_reader
 
@@ -120,6 +120,26 @@ class TestTheStoreInstead:
         assert done.returncode == 0, done.stderr
         assert '"run_id": "r0"' in done.stdout
         assert open_reader(f"sqlite://{path}") is not None
+
+    def test_a_plugins_migrations_wait_for_the_store(
+        self, filled: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A plugin's migration not applied yet: the reader reads the engine's tables all
+        the same; the store applies it when it next opens."""
+        registry = migrations._registry  # as it was, after the test
+        monkeypatch.setattr(registry, "by_namespace", {**registry.by_namespace})
+        monkeypatch.setattr(registry, "entry_points_loaded", registry.entry_points_loaded)
+        table = "CREATE TABLE later_things (x INTEGER)"
+        register_migrations("later", [Migration(1, {"sqlite": table, "postgresql": table})])
+        reader = _reader(filled)
+        assert finish_now(reader.get_run("r1")).run_id == "r1"
+        reader.close()
+
+        async def reopened() -> dict[str, int]:
+            async with open_store(f"sqlite://{filled}") as store:
+                return await store.migrations_applied()
+
+        assert anyio.run(reopened)["later"] == 1
 
     def test_a_foreign_database_is_refused_as_the_store_refuses_it(self, tmp_path: Path) -> None:
         path = tmp_path / "other.db"
