@@ -15,8 +15,8 @@ from .errors import RunNotFound
 from .model import CompiledSaga
 from .results import RunResult, result_of
 from .states import fold
-from .store.base import RunRecord
 from .store.reads import RunReads
+from .store.records import RunRecord
 
 
 def child_run_id(parent_run_id: str, action: str) -> str:

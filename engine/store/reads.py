@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ..action import JSON
 from ..errors import RunNotFound
 from ..events import Event
-from .base import RunRecord
+from .records import RunRecord
 from .sql import Row, Statements, by_action, event_of, record_from_row
+
+if TYPE_CHECKING:
+    from ..action import JSON
 
 Params = Sequence[Any] | dict[str, Any]
 

@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import RunNotFound
-from .base import StoreUnusable
+from .records import StoreUnusable
 
 _WHY = {
     errno.EROFS: "it is on a read-only file system",
