@@ -43,6 +43,7 @@ from .base import (
     StoreUnusable,
     this_node,
 )
+from .migrations import pending
 from .postgres_transaction import SQL, PostgresTransaction, send_append, write_append
 from .postgres_writer import (
     Conn,
@@ -58,7 +59,7 @@ from .postgres_writer import (
 from .sql import Appending, Row, created_before, creation, dumps, record_from_row
 from .sql import translate as translate
 from .sql_store import Params as SqlParams
-from .sql_store import SqlStore, pending
+from .sql_store import SqlStore
 
 T = TypeVar("T")
 CHANNEL = leases.CHANNEL
