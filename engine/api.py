@@ -238,7 +238,7 @@ class Engine:
         if record.state is RunState.PAUSED:
             raise InputError(f"run {run_id} is paused: continue it with unpause")
         claim = await self.store.claim(run_id)
-        return await self._execute(await self.store.get_run(run_id), claim)
+        return await self._execute(claim)
 
     async def resume_all(self, *, include_stuck: bool = False) -> list[RunResult]:
         """Resume every unfinished run nobody live holds (stuck ones too when asked), and
@@ -284,17 +284,16 @@ class Engine:
         }
 
     async def _execute(
-        self,
-        record: RunRecord,
-        claim: Claim,
-        *,
-        cancel: bool = False,
-        note: Mapping[str, Any] | None = None,
+        self, claim: Claim, *, cancel: bool = False, note: Mapping[str, Any] | None = None
     ) -> RunResult:
-        """Drive a run that exists, from its pin and its log, under `claim`; `note` goes
-        into the record resuming it (an operator's retry or unpause)."""
-        execution = await self.prepare(record, claim, cancel=cancel, note=note)
-        return await self.drive(record, execution)
+        """Drive a run that exists, from its pin and its log read afresh under `claim`
+        (one `load`); `note` goes into the record resuming it (an operator's retry or
+        unpause)."""
+        loaded = await self.store.load(claim.run_id)
+        execution = await self.prepare(
+            loaded.record, claim, cancel=cancel, note=note, loaded=loaded
+        )
+        return await self.drive(loaded.record, execution)
 
     async def prepare(
         self,
@@ -412,7 +411,7 @@ class Engine:
             claim = await self.store.claim(run_id)
         except RunBusy:
             return await self.status(run_id)  # its owner will compensate it
-        return await self._execute(await self.store.get_run(run_id), claim, cancel=True)
+        return await self._execute(claim, cancel=True)
 
     async def signal(self, run_id: str, name: str, data: JSON = None) -> RunResult:
         """Deliver signal `name` with `data` to the run's `wait.signal`: checked against
@@ -491,7 +490,7 @@ class Engine:
             "from_state": "stuck",
             "stuck_error": record.error,
         }
-        return await self._execute(await self.store.get_run(run_id), claim, note=note)
+        return await self._execute(claim, note=note)
 
     async def pause(self, run_id: str) -> RunResult:
         """Start nothing new in the run; it is `paused` once its running actions finished
@@ -535,7 +534,7 @@ class Engine:
         claim = await self.store.claim(run_id)
         note = {"operation": "unpause", "by": who(), "from_state": "paused"}
         if drive:
-            return await self._execute(await self.store.get_run(run_id), claim, note=note)
+            return await self._execute(claim, note=note)
         try:
             record = await self.store.get_run(run_id)
             saga = self._pinned(record)
