@@ -157,7 +157,8 @@ class Execution:
                 if records:
                     await self.journal.commit(records)
                 self._flusher.attach(None)
-                background.cancel_scope.cancel()  # the progress flusher, if it started
+                if self._flusher.flushing:  # (a cancel costs a repr of this task, in anyio)
+                    background.cancel_scope.cancel()
         return self.status
 
     def _stopping(self) -> bool:
