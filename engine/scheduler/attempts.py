@@ -94,7 +94,8 @@ class AttemptRunner:
         self._checkpoints = dict(checkpoints)
         self._options = options
         self._on_progress = on_progress
-        self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self._compensation_limiter: anyio.CapacityLimiter | None = None
+        """Made on the first compensation: most runs never compensate."""
         self.segment: Segment | None = None
         """The span of this process's part of the run, while tracing is on."""
 
@@ -219,6 +220,8 @@ class AttemptRunner:
         if element is not None:
             status = status.element(element[0])
         outputs = dict(status.outputs or {})
+        if self._compensation_limiter is None:
+            self._compensation_limiter = anyio.CapacityLimiter(max(1, self.max_parallel))
         async with self._compensation_limiter:
             inputs = self.inputs(name, element)
             with anyio.fail_after(spec.timeout):
