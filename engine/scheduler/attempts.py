@@ -172,10 +172,12 @@ class AttemptRunner:
         _validate(action, "input", inputs, name)
         limiter = options.limiter
         if limiter is not None:
+            # Borrowed by the attempt's context, not the task: anyio looks the current
+            # task up (and asyncio the process id) on every acquire and release otherwise.
             try:
-                limiter.acquire_nowait()  # a free slot needs no trip through the event loop
+                limiter.acquire_on_behalf_of_nowait(ctx)  # a free slot: no loop trip
             except anyio.WouldBlock:
-                await limiter.acquire()
+                await limiter.acquire_on_behalf_of(ctx)
         try:
             if spec.timeout is None:
                 outputs = await action.execute(ctx, inputs)
@@ -186,7 +188,7 @@ class AttemptRunner:
             raise TimeoutError(f"timed out after {spec.timeout:g}s") from None
         finally:
             if limiter is not None:
-                limiter.release()
+                limiter.release_on_behalf_of(ctx)
         if not isinstance(outputs, Mapping):
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)

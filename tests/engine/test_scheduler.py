@@ -99,6 +99,16 @@ class TestForward:
             result = await engine.run(saga, {"seed": 7}, run_id="refs-1")
         assert result.actions["b"].outputs == {"got": 7, "run": "refs-1"}
 
+    async def test_process_limit_holds_ready_branches_back(self, db: str) -> None:
+        """With one slot process-wide, b and c (ready together) execute one after the
+        other: the second waits for the first's slot, then gets it."""
+        script = Script(sleep={"b": 0.02, "c": 0.02})
+        result, journal, _ = await run(db, make_saga(DIAMOND), script, process_limit=1)
+        assert result.ok and states(result) == dict.fromkeys(DIAMOND, "succeeded")
+        order = [(w, a) for w, a, _ in journal.entries]
+        first, second = sorted("bc", key=lambda a: order.index(("execute", a)))
+        assert order.index(("done", first)) < order.index(("execute", second))
+
     async def test_the_log_context_of_actions_ends_with_the_run(self, db: str) -> None:
         """The first ready action runs in the run's own task: the action it binds for the
         log is gone once the run is over, and what the caller bound is as it was."""
