@@ -80,6 +80,11 @@ class SpanBatcher:
             queue=_setting(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048),
         )
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread that encodes and posts (benchmarks read its CPU clock)."""
+        return self._thread
+
     def add(self, span: bytes | Pending) -> None:
         """Queue one span (from any thread)."""
         spans = self._spans
