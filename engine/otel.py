@@ -118,7 +118,7 @@ class OtelTracing:
 
     def lost(self, run_id: str, saga: str, number: int, started: float, ended: float) -> None:
         trace_id = int(trace_id_of(run_id), 16)
-        if not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
+        if not self._all and not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
             return
         writer = SpanWriter(trace_id, root_span_id_of(run_id), _common(saga, run_id))
         extra = {"sagactl.segment": number, "sagactl.recovered": True}
@@ -132,6 +132,9 @@ class OtelTracing:
                 error_status("process lost"),
             )
         )
+        # Nothing but this process has it now: were it to die within the batch delay, the
+        # span would be lost (the next taker rebuilds only its predecessor's segment).
+        self.spans.send_soon()
 
     def finished(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
         if not self._all:

@@ -92,6 +92,11 @@ class SpanBatcher:
         if len(spans) >= self._batch:
             self._wake.set()
 
+    def send_soon(self) -> None:
+        """Have the exporter thread post what is queued now, without waiting for a full
+        batch or the delay (and without making the caller wait)."""
+        self._wake.set()
+
     def flush(self) -> None:
         """Post every span queued now, in this thread."""
         while self._send():

@@ -150,6 +150,54 @@ class TestSpanBatcher:
             batcher.shutdown()
         assert sent == [2, 1]
 
+    def test_send_soon_posts_a_lone_span_at_once(self) -> None:
+        """`send_soon` has the thread post without a full batch or the delay passing."""
+        posted = threading.Event()
+        batcher = SpanBatcher(
+            lambda body: posted.set(), Envelope({}, "t"), delay=3600, batch=1000, queue=100
+        )
+        try:
+            batcher.add(SpanWriter(1, None, {}).span(1, delimited(5, b"s"), 1, 2, b""))
+            assert not posted.wait(0.2)  # no batch, no delay yet: nothing sent
+            batcher.send_soon()
+            assert posted.wait(10)
+        finally:
+            batcher.shutdown()
+
+    def test_pending_spans_are_encoded_by_the_exporter_in_order(self) -> None:
+        """A span queued as a record is encoded once, when the thread takes its batch,
+        in the order spans were queued, bytes and records alike."""
+        encoders: list[str] = []
+        sent: list[list[int]] = []
+        posted = threading.Event()
+        writer = SpanWriter(1, None, {})
+
+        class Record:
+            def __init__(self, span_id: int) -> None:
+                self.span_id = span_id
+
+            def encoded(self) -> bytes:
+                encoders.append(threading.current_thread().name)
+                return writer.span(self.span_id, delimited(5, b"s"), 1, 2, b"")
+
+        def post(body: bytes) -> None:
+            request = ExportTraceServiceRequest.FromString(body)
+            ids = request.resource_spans[0].scope_spans[0].spans
+            sent.append([int.from_bytes(s.span_id, "big") for s in ids])
+            posted.set()
+
+        batcher = SpanBatcher(post, Envelope({}, "t"), delay=3600, batch=3, queue=100)
+        try:
+            batcher.add(Record(1))
+            batcher.add(writer.span(2, delimited(5, b"s"), 1, 2, b""))
+            assert encoders == []  # recorded only
+            batcher.add(Record(3))
+            assert posted.wait(10)
+        finally:
+            batcher.shutdown()
+        assert sent == [[1, 2, 3]]
+        assert encoders == ["sagactl-spans", "sagactl-spans"]
+
 
 def opening(kind: EventKind, at: float, **data: object) -> Event:
     return Event("r", kind, None, {"state": "running", **data}, at)
