@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sagactl.actions.build_from_tar.staging import StagingArea
 from sagactl.actions.build_from_tar.tarcheck import StagingLimits
 from sagactl.engine.tracing import NOOP_TRACER
+from stack_dirs import make_owned, release_mounts, sweep_abandoned
 
 
 @pytest.fixture
@@ -221,7 +222,7 @@ def stop_leftover_sandboxes(root: Path) -> list[str]:
         if process_start(int(known["pid"])) == str(known["start"]):
             os.killpg(int(known["pid"]), signal.SIGKILL)
             killed.append(handle.stem)
-    _release_mounts(root)  # image roots (overlay mounts) would block the temp dir's removal
+    release_mounts(root)  # image roots (overlay mounts) would block the temp dir's removal
     return killed
 
 
@@ -252,17 +253,6 @@ def _storage_driver(root: Path) -> str:
     return "overlay" if probe.returncode == 0 else "vfs"
 
 
-def _release_mounts(root: Path) -> None:
-    """Unmounts what buildah left mounted under `root` (overlay `merged` dirs of working
-    containers), deepest first, so the session's tmp_path can be removed."""
-
-    prefix = str(root.resolve()) + "/"
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
-    for point in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
 @pytest.fixture(scope="session")
 def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A buildah store where the stack bases (bases.py) are made once per session.
@@ -272,14 +262,17 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     puts the rest on), and its containers, mounts and files are removed at the end (an
     overlay mount left in a temp dir breaks every later session's cleanup)."""
     import shutil
-    import tempfile
 
     for tool in ("buildah", "runc", "mmdebstrap", "slirp4netns"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup)")
     kept = os.environ.get("SAGACTL_TEST_BASE_STORE")
     disk = os.environ.get("SAGACTL_TEST_DISK_TMP") or str(tmp_path_factory.getbasetemp())
-    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="sagactl-stack-store-", dir=disk))
+    if kept:
+        root = Path(kept)
+    else:
+        sweep_abandoned(Path(disk))
+        root = make_owned(Path(disk))
     root.mkdir(parents=True, exist_ok=True)
     driver = _storage_driver(root)
     store = {
@@ -306,6 +299,6 @@ def stack_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             capture_output=True,
             check=False,
         )
-        _release_mounts(root)
+        release_mounts(root)
         if not kept:
             shutil.rmtree(root, ignore_errors=True)
