@@ -85,13 +85,21 @@ class TestSpanWriter:
         assert moved.parent_span_id == (9).to_bytes(8, "big")
         assert moved.trace_id == span.trace_id
 
-    @pytest.mark.parametrize("text", ["", "k", "é" * 300, "x" * 20_000])
+    @pytest.mark.parametrize("text", ["", "k", "y" * 98, "y" * 99, "é" * 300, "x" * 20_000])
     def test_string_attribute_is_attribute(self, text: str) -> None:
         """The key-cached encoder writes exactly what the general one does (lengths that
-        take one, two and three varint bytes)."""
+        take one, two and three varint bytes; the attribute just fitting one byte or not)."""
         assert string_attribute(9, "sagactl.idempotency_key")(text) == attribute(
             9, "sagactl.idempotency_key", text
         )
+
+    @pytest.mark.parametrize("size", [0, 60, 70, 16_000, 16_500])
+    def test_span_lengths_of_one_two_and_three_bytes(self, size: int) -> None:
+        """A span whose encoding is shorter than 128 bytes, 128 to 16,383, or longer."""
+        writer = SpanWriter(1, 2, {})
+        extra = attribute(9, "pad", "p" * size)
+        span = decoded(writer.span(3, delimited(5, b"n"), 10, 20, extra))
+        assert value(span, "pad") == "p" * size and span.end_time_unix_nano == 20
 
     def test_requests_concatenate(self) -> None:
         """Two requests in one body are one request with both batches."""
