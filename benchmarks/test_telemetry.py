@@ -139,6 +139,63 @@ def tracing_alone(tracing: Any, runs: int = 200) -> float:
     return spent / (runs * ACTIONS)
 
 
+def test_an_attempt_span_hot_and_cold(benchmark: Any) -> None:
+    """Why the tracing calls cost more in the engine than in a loop: one attempt span
+    recorded and encoded in a loop, then with other work between two spans (a walk over a
+    few MB and some unrelated Python, as the engine's event loop, store and threads do
+    between two attempts), which evicts the caches the tracing code and its tables use.
+    Recording and encoding are timed apart (the engine records; the exporter encodes a
+    batch at a time, so in a loop)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from sagactl.engine.otel import OtelTracing
+    from sagactl.engine.otlp_export import SpanBatcher
+    from sagactl.engine.otlp_wire import Envelope
+
+    nowhere = SpanBatcher(lambda body: None, Envelope({}, "bench"), delay=3600, batch=10**6)
+    tracing = OtelTracing(TracerProvider(), nowhere)
+    memory = bytearray(8 << 20)
+    unrelated = [{"k": [i, str(i), {"x": i / 3}]} for i in range(2000)]
+
+    def other_work() -> None:
+        memory[::4096] = bytes(len(range(0, len(memory), 4096)))
+        statistics.fmean(len(repr(d)) for d in unrelated[:400])
+
+    def spans(cold: bool, runs: int = 100) -> dict[str, float]:
+        recorded = encoded = 0.0
+        for i in range(runs):
+            segment = tracing.segment(f"hot-cold-{i}", "chain", None, 1)
+            for n in range(ACTIONS):
+                if cold:
+                    other_work()
+                began = time.thread_time()
+                with segment.attempt(f"a{n}", 1, f"hot-cold-{i}/a{n}", compensating=False) as a:
+                    a.succeeded()
+                recorded += time.thread_time() - began
+                if cold:
+                    other_work()
+                began = time.thread_time()
+                a.encoded()
+                encoded += time.thread_time() - began
+        return {"record": recorded / (runs * ACTIONS), "encode": encoded / (runs * ACTIONS)}
+
+    def measure() -> dict[str, float]:
+        spans(False)  # warm-up
+        hot, cold = spans(False), spans(True)
+        return {f"{k}_hot": v for k, v in hot.items()} | {f"{k}_cold": v for k, v in cold.items()}
+
+    try:
+        figures = benchmark.pedantic(measure, rounds=1, iterations=1)
+    finally:
+        nowhere.shutdown()
+    benchmark.extra_info.update({f"{k}_us": v * 1e6 for k, v in figures.items()})
+    print(
+        f"\nan attempt span (load {os.getloadavg()[0]:.1f}): recorded in"
+        f" {figures['record_hot'] * 1e6:.1f} us hot, {figures['record_cold'] * 1e6:.1f} us"
+        f" cold; encoded in {figures['encode_hot'] * 1e6:.1f} us hot,"
+        f" {figures['encode_cold'] * 1e6:.1f} us cold"
+    )
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
