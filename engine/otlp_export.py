@@ -89,7 +89,8 @@ class SpanBatcher:
         """Queue one span (from any thread)."""
         spans = self._spans
         spans.append(span)
-        if len(spans) >= self._batch:
+        # Once: while the thread posts, spans keep coming, and `set` takes a lock each time.
+        if len(spans) >= self._batch and not self._wake.is_set():
             self._wake.set()
 
     def send_soon(self) -> None:
