@@ -22,7 +22,7 @@ class Execution(Protocol):
     status: RunStatus
     saga: CompiledSaga
     claim: Claim
-    taken_over: bool
+    superseded: bool
 
     @property
     def run_id(self) -> str: ...
@@ -48,7 +48,7 @@ async def traced(tracing: RunTracing, execution: Execution, runner: AttemptRunne
     except BaseException as exc:
         # A claim lost to a taker: the taker exports this segment, rebuilt from the log
         # (a second span with its id would be a duplicate).
-        if not (execution.taken_over or _claim_lost(exc)):
+        if not (execution.superseded or _claim_lost(exc)):
             segment.end(None if status.state is None else str(status.state), exc)
         raise
     finally:
