@@ -9,8 +9,11 @@ crash, land in one trace; a segment's own id derives from the run id and its num
 
 The engine's spans (run, segments, attempts) are written as OTLP bytes directly
 (`otlp_wire`) and batched by `otlp_export`: no SDK span object, lock or context switch
-per attempt, and no protobuf object per attribute. Spans actions open with `ctx.tracer`
-are ordinary SDK spans, children of their attempt's span.
+per attempt, and no protobuf object per attribute. The engine's thread only records a
+span (times, outcome: `_Attempt`, `_Segment`, `_RunSpan`); the exporter thread derives
+its ids and encodes it with its batch, where the encoder's code stays in the caches.
+Spans actions open with `ctx.tracer` are ordinary SDK spans, children of their attempt's
+span.
 """
 
 from __future__ import annotations
