@@ -514,6 +514,7 @@ RATIOS: tuple[Ratio, ...] = (
             ("version", "--version", 3),
             ("status", "status RUN", 5),
             ("list", "list", 5),
+            ("logs", "logs RUN", 5),
             ("validate", "validate FILE", 8),
         )
     ),

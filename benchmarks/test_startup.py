@@ -2,7 +2,7 @@
 
 Each round runs `python -c pass` and then the real console script, as new processes, so
 both meet the same machine. Ratios (issue 14): `--version` <= 3x, `status RUN` and `list`
-<= 5x, `validate FILE` <= 8x.
+<= 5x, `validate FILE` <= 8x; `logs RUN`, which reads the store as `status` does, <= 5x.
 
     .venv/bin/pytest benchmarks/test_startup.py --benchmark-only
 
@@ -67,6 +67,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         ("version", ["--version"]),
         ("status", ["status", "{run}"]),
         ("list", ["list"]),
+        ("logs", ["logs", "{run}"]),
         ("validate", ["validate", str(DEFINITION)]),
     ],
 )

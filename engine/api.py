@@ -27,15 +27,8 @@ from .child_runs import ChildSaga
 from .clock import Clock, SystemClock
 from .deps import Dependencies
 from .errors import InputError
-from .events import (
-    Event,
-    EventHandler,
-    EventKind,
-    RunFinished,
-    RunForked,
-    RunPaused,
-    RunResumed,
-)
+from .event_payloads import RunFinished, RunForked, RunPaused, RunResumed
+from .events import Event, EventHandler, EventKind
 from .faults import FaultPlan
 from .model import CompiledSaga
 from .new_run import check_inputs as check_inputs

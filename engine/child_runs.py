@@ -17,7 +17,8 @@ import anyio
 
 from .action import Action, ActionContext, Inputs, Outputs
 from .errors import FatalError, RunNotFound
-from .events import Event, EventKind, RunCompensating
+from .event_payloads import RunCompensating
+from .events import Event, EventKind
 from .model import CompiledSaga
 from .new_run import pin_new_run
 from .providers import ActionProvider

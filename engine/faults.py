@@ -14,12 +14,14 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
-from .clock import Clock
 from .errors import InputError, SagaError
 from .exit_codes import CRASH_EXIT_CODE as CRASH_EXIT_CODE
 from .settings import Setting, declare
+
+if TYPE_CHECKING:
+    from .clock import Clock
 
 ENV = "SAGACTL_FAULTS"
 

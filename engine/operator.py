@@ -10,7 +10,7 @@ import getpass
 import os
 import socket
 
-from .events import Operator
+from .event_payloads import Operator
 
 
 def who() -> Operator:

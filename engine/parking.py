@@ -25,7 +25,8 @@ from typing import Any
 
 import anyio
 
-from .events import Event, EventKind, RunQueued
+from .event_payloads import RunQueued
+from .events import Event, EventKind
 from .store.base import Store
 
 TURN_POLL = 0.2

@@ -11,12 +11,12 @@ changes that fingerprint, and the next process scans again.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +125,10 @@ def _mtime(folder: str, name: str) -> int | None:
 def _environment_id() -> str:
     """One cache file per interpreter and path, so that environments do not evict each
     other's."""
+    # A checksum, not hashlib: OpenSSL's loading costs every command more than the rest of
+    # this module. A clash of two environments' names only costs rescans (the key differs).
     text = json.dumps([sys.executable, sys.path])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{zlib.crc32(text.encode()):08x}"
 
 
 def _read(path: Path, key: list[Any]) -> tuple[FoundEntryPoint, ...] | None:

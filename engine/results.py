@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .action import JSON
 from .states import ActionStatus, RunState, RunStatus
-from .store.base import ParentLink, RunRecord
+from .store.records import ParentLink, RunRecord
+
+if TYPE_CHECKING:
+    from .action import JSON
 
 
 @dataclass(frozen=True, slots=True)

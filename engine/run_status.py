@@ -15,7 +15,8 @@ from .errors import RunNotFound
 from .model import CompiledSaga
 from .results import RunResult, result_of
 from .states import fold
-from .store.base import RunRecord, Store
+from .store.reads import RunReads
+from .store.records import RunRecord
 
 
 def child_run_id(parent_run_id: str, action: str) -> str:
@@ -29,7 +30,7 @@ def pinned_saga(record: RunRecord) -> CompiledSaga:
 
 
 async def run_status(
-    store: Store, run_id: str, pinned: Callable[[RunRecord], CompiledSaga] = pinned_saga
+    store: RunReads, run_id: str, pinned: Callable[[RunRecord], CompiledSaga] = pinned_saga
 ) -> RunResult:
     """The run with each action's state and last progress, and the runs of its child
     sagas (`pinned` gives a record's compiled definition: the engine keeps them)."""

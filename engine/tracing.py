@@ -16,7 +16,6 @@ attempt) and OpenTelemetry is never imported; `ctx.tracer` is then `NOOP_TRACER`
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -25,15 +24,21 @@ from typing import Any, Protocol
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+def _sha256(text: str) -> bytes:
+    import hashlib  # not at import: the commands that only read runs never hash
+
+    return hashlib.sha256(text.encode()).digest()
+
+
 def trace_id_of(run_id: str) -> str:
     """The run's trace id: 32 hex digits derived from the run id (never all zeros)."""
-    digest = hashlib.sha256(f"sagactl/trace/{run_id}".encode()).hexdigest()
+    digest = _sha256(f"sagactl/trace/{run_id}").hex()
     return digest[:32] if int(digest[:32], 16) else digest[32:]
 
 
 def root_span_id_of(run_id: str) -> int:
     """The id of the run's own span, parent of every segment (16 hex digits, not 0)."""
-    digest = hashlib.sha256(f"sagactl/span/{run_id}".encode()).digest()
+    digest = _sha256(f"sagactl/span/{run_id}")
     return int.from_bytes(digest[:8], "big") or 1
 
 
@@ -41,7 +46,7 @@ def segment_span_id_of(run_id: str, segment: int) -> int:
     """The span id of a run's segment `segment` (the fence of the claim that drove it,
     recorded in the log as `segment` of the record opening it): whoever reads the log
     can name the span of a segment whose process died before exporting it."""
-    digest = hashlib.sha256(f"sagactl/segment/{run_id}/{segment}".encode()).digest()
+    digest = _sha256(f"sagactl/segment/{run_id}/{segment}")
     return int.from_bytes(digest[:8], "big") or 1
 
 

@@ -7,18 +7,16 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
 
 from ..events import Event
 from ..states import FINISHED, RunState
-from .options import DB_OPTION, count, seconds_of, with_store
+from .options import DB_OPTION, count, seconds_of, with_reader, with_store
+from .tables import Bold, Line, print_table
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from ..results import RunResult
-    from ..store import Store
+    from ..store.reads import RunReads
 
 STATES = [str(s) for s in RunState]
 _SETTLED = FINISHED | {RunState.STUCK, RunState.PAUSED}
@@ -40,47 +38,43 @@ def status(run_id: str, as_json: bool, db: str | None) -> None:
     a for_each action's elements, each on its own row."""
     from ..run_status import run_status  # the store only: no engine, scheduler or networkx
 
-    result: RunResult = with_store(db, lambda s: run_status(s, run_id))
+    result: RunResult = with_reader(db, lambda s: run_status(s, run_id))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
         return
-    from rich.console import Console  # rich only for a table (`logs` and --json: never)
-    from rich.table import Table
-
-    console = Console()
-    console.print(f"run {result.run_id}  saga {result.saga}  [bold]{result.state}[/bold]")
+    before: list[Line] = [(f"run {result.run_id}  saga {result.saga}  ", Bold(result.state))]
     holder = _holder(result.owner, result.lease_expires, result.node, result.concurrency_key)
     if holder:
-        console.print(holder, markup=False)
+        before.append((holder,))
     if result.parent is not None:
-        console.print(f"child of run {result.parent.run_id} (action {result.parent.action})")
+        before.append((f"child of run {result.parent.run_id} (action {result.parent.action})",))
     for wait in result.waits:
         until = f" until {_when(wait['deadline'])} UTC" if wait.get("deadline") else ""
-        line = f"{wait['action']} waits for signal {wait['signal']!r}{until}"
-        console.print(line, markup=False)
+        before.append((f"{wait['action']} waits for signal {wait['signal']!r}{until}",))
     if result.error:
-        console.print(f"error: {result.error}", markup=False)
-    table = Table("action", "state", "attempts", "error or reason")
-    _action_rows(table, result, "")
-    console.print(table)
+        before.append((f"error: {result.error}",))
+    after: list[Line] = []
     if result.outputs is not None:
-        console.print(f"outputs: {json.dumps(result.outputs, sort_keys=True)}", markup=False)
+        after.append((f"outputs: {json.dumps(result.outputs, sort_keys=True)}",))
+    rows: list[tuple[str, ...]] = []
+    _action_rows(rows, result, "")
+    print_table(
+        ("action", "state", "attempts", "error or reason"), rows, before=before, after=after
+    )
 
 
-def _action_rows(table: Table, result: RunResult, indent: str) -> None:
+def _action_rows(rows: list[tuple[str, ...]], result: RunResult, indent: str) -> None:
     """One row per action; a child saga's actions nested under the action that ran it."""
-    from rich.text import Text
-
     for name, action in result.actions.items():
         note = action.error or action.reason or ""
-        table.add_row(indent + name, str(action.state), str(action.attempts), Text(note))
+        rows.append((indent + name, str(action.state), str(action.attempts), note))
         for index, element in sorted((action.elements or {}).items()):
-            row = (str(element.state), str(element.attempts), Text(element.error or ""))
-            table.add_row(f"{indent}  {name}[{index}]", *row)
+            row = (str(element.state), str(element.attempts), element.error or "")
+            rows.append((f"{indent}  {name}[{index}]", *row))
         child = result.children.get(name)
         if child is not None:
-            table.add_row(f"{indent}  run {child.run_id}", str(child.state), "", "")
-            _action_rows(table, child, indent + "    ")
+            rows.append((f"{indent}  run {child.run_id}", str(child.state), "", ""))
+            _action_rows(rows, child, indent + "    ")
 
 
 @click.command("list")
@@ -106,7 +100,7 @@ def list_runs(
 ) -> None:
     """List runs, oldest first: id, saga, state, started, finished."""
     since = None if age is None else time.time() - seconds_of(age, "--older-than")
-    records = with_store(
+    records = with_reader(
         db,
         lambda s: s.list_runs(
             states=list(states) or None, limit=limit, unchanged_since=since, parent=parent
@@ -130,13 +124,9 @@ def list_runs(
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by / key")
-    table.columns[0].no_wrap = True  # a run id is copied into other commands: never cut it
-    for row in rows:
-        table.add_row(
+    headers = ("run", "saga", "state", "started (UTC)", "finished (UTC)", "held by / key")
+    shown = [
+        (
             row["run_id"],
             row["saga"],
             row["state"],
@@ -144,7 +134,10 @@ def list_runs(
             _when(row["finished"]),
             _holder(row["owner"], row["lease_expires"], row["node"], row["concurrency_key"]),
         )
-    Console(width=max(Console().width, 160)).print(table)
+        for row in rows
+    ]
+    # Never cut a run id: it is copied into other commands.
+    print_table(headers, shown, min_width=160, no_wrap=(0,))
 
 
 def _holder(
@@ -193,7 +186,7 @@ def logs(run_id: str, follow: bool, as_json: bool, db: str | None) -> None:
             line = format_event(event)
         click.echo(line)
 
-    async def read(store: Store) -> None:
+    async def read(store: RunReads) -> None:
         after = 0
         while True:
             # The run's state first: events written before it are all read below.
@@ -203,6 +196,9 @@ def logs(run_id: str, follow: bool, as_json: bool, db: str | None) -> None:
                 after = max(after, event.seq)
             if not follow or done:
                 return
+            import anyio  # -f only: the rest reads without an event loop
+
             await anyio.sleep(0.2)
 
-    with_store(db, read)
+    # Following waits between reads: under the store's event loop.
+    (with_store if follow else with_reader)(db, read)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sys
 from collections.abc import Callable, MutableMapping, Sequence
 from types import ModuleType
@@ -16,21 +15,18 @@ if TYPE_CHECKING:
 
     import structlog
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
+DEBUG, INFO, WARNING = 10, 20, 30
+_LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": 40, "critical": 50}
+"""The `logging` module's numbers, which structlog filters by (importing `logging` costs a
+light command more than it logs: nothing)."""
 
 
 def level_for(verbose: int) -> int:
     """`-v` info, `-vv` debug; else `$SAGACTL_LOG_LEVEL`; else warning."""
     if verbose >= 2:
-        return logging.DEBUG
+        return DEBUG
     if verbose == 1:
-        return logging.INFO
+        return INFO
     return _LEVELS[LOG_LEVEL.read()]
 
 

@@ -7,7 +7,7 @@ everywhere and no command module imports the root group.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from ..store_location import ENV
 if TYPE_CHECKING:
     from ..api import Engine
     from ..store import Store
+    from ..store.reads import RunReads
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ __all__ = [
     "count",
     "seconds_of",
     "with_engine",
+    "with_reader",
     "with_store",
     "write_output",
 ]
@@ -74,6 +76,21 @@ def with_store(db: str | None, call: Callable[[Store], Awaitable[T]]) -> T:
             return await call(store)
 
     return anyio.run(main)
+
+
+def with_reader(db: str | None, call: Callable[[RunReads], Coroutine[Any, Any, T]]) -> T:
+    """`call(reads)` for a command that only reads runs: from a SQLite file on this thread
+    (no event loop, writer thread or migration check by write), else on the opened store."""
+    from ..store.sqlite_reader import finish_now, open_reader
+    from ..store_location import default_url
+
+    reader = open_reader(default_url() if db is None else db)
+    if reader is None:
+        return with_store(db, call)
+    try:
+        return finish_now(call(reader))
+    finally:
+        reader.close()
 
 
 def seconds_of(text: str, option: str) -> float:

@@ -15,14 +15,8 @@ import anyio.abc
 import structlog
 
 from ..errors import InputError
-from ..events import (
-    ActionFailed,
-    CompensationFailed,
-    CompensationStarted,
-    Event,
-    EventKind,
-    RunFinished,
-)
+from ..event_payloads import ActionFailed, CompensationFailed, CompensationStarted, RunFinished
+from ..events import Event, EventKind
 from ..ordering import nearest_after
 from ..states import ActionState, RunState, StopReason
 from ..store.base import StoreTransaction

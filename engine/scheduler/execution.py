@@ -18,9 +18,7 @@ import anyio
 import structlog
 
 from ..action import JSON, Action
-from ..events import (
-    Event,
-    EventKind,
+from ..event_payloads import (
     RunCompensating,
     RunCreated,
     RunFinished,
@@ -29,6 +27,7 @@ from ..events import (
     RunResumed,
     RunStarted,
 )
+from ..events import Event, EventKind
 from ..model import CompiledSaga
 from ..parking import wait_turn
 from ..states import ActionState, RunState, RunStatus, StopReason, fold

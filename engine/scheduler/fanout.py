@@ -23,16 +23,15 @@ import structlog
 
 from ..action import Outputs
 from ..errors import FatalError, InputError
-from ..events import (
+from ..event_payloads import (
     ElementCompensated,
     ElementCompensationFailed,
     ElementCompensationStarted,
     ElementFailed,
     ElementStarted,
     ElementSucceeded,
-    Event,
-    EventKind,
 )
+from ..events import Event, EventKind
 from ..fanout_schema import RESULTS
 from ..states import ActionState, ActionStatus
 from .attempts import AttemptRunner, rollback

@@ -11,7 +11,8 @@ from __future__ import annotations
 import anyio
 import structlog
 
-from ..events import ActionFinalized, EventKind
+from ..event_payloads import ActionFinalized
+from ..events import EventKind
 from .attempts import AttemptRunner, rollback
 from .journal import Journal, error_text
 

@@ -21,13 +21,11 @@ import structlog
 
 from ..action import Outputs
 from ..errors import InputError
-from ..events import (
+from ..event_payloads import (
     ActionFailed,
     ActionRetrying,
     ActionStarted,
     ActionSucceeded,
-    Event,
-    EventKind,
     RunCompensating,
     RunFinished,
     RunPaused,
@@ -35,6 +33,7 @@ from ..events import (
     RunWaiting,
     SignalWait,
 )
+from ..events import Event, EventKind
 from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import heapq
 
-from ..events import ActionSkipped, ActionStarted, Event, EventKind
+from ..event_payloads import ActionSkipped, ActionStarted
+from ..events import Event, EventKind
 from ..model import CompiledSaga
 from ..states import DONE_FORWARD, ActionState, RunStatus
 from .conditions import Conditions

@@ -16,7 +16,8 @@ import structlog
 from ..action import JSON
 from ..clock import Clock
 from ..errors import InputError
-from ..events import Event, EventHandler, EventKind, Payload, RunStuck
+from ..event_payloads import Payload, RunStuck
+from ..events import Event, EventHandler, EventKind
 from ..states import RunState, RunStatus
 from ..store.base import Claim, Store, StoreTransaction
 

@@ -8,24 +8,52 @@ state directory.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ..errors import InputError
+from ..lazy_exports import lazy_exports as _lazy_exports
 from ..store_location import ENV as ENV
 from ..store_location import default_url as default_url
-from .base import Claim as Claim
-from .base import ClaimLost as ClaimLost
-from .base import Created as Created
-from .base import NewRun as NewRun
-from .base import RunBusy as RunBusy
-from .base import RunExists as RunExists
-from .base import RunRecord as RunRecord
-from .base import Store as Store
-from .base import StoreError as StoreError
-from .base import StoreTransaction as StoreTransaction
-from .base import StoreUnusable as StoreUnusable
-from .migrations import Migration as Migration
-from .migrations import register_migrations as register_migrations
-from .pages import RunSummary as RunSummary
+
+if _TYPE_CHECKING:
+    from .base import Store as Store
+    from .base import StoreTransaction as StoreTransaction
+    from .migrations import Migration as Migration
+    from .migrations import register_migrations as register_migrations
+    from .pages import RunSummary as RunSummary
+    from .records import Claim as Claim
+    from .records import ClaimLost as ClaimLost
+    from .records import Created as Created
+    from .records import NewRun as NewRun
+    from .records import RunBusy as RunBusy
+    from .records import RunExists as RunExists
+    from .records import RunRecord as RunRecord
+    from .records import StoreError as StoreError
+    from .records import StoreUnusable as StoreUnusable
+
+_EXPORTS = {
+    "Store": ".base",
+    "StoreTransaction": ".base",
+    "Migration": ".migrations",
+    "register_migrations": ".migrations",
+    "RunSummary": ".pages",
+    **dict.fromkeys(
+        (
+            "Claim",
+            "ClaimLost",
+            "Created",
+            "NewRun",
+            "RunBusy",
+            "RunExists",
+            "RunRecord",
+            "StoreError",
+            "StoreUnusable",
+        ),
+        ".records",
+    ),
+}
+"""Each public name and the module that defines it, imported on first use: the commands
+that only read runs import the records, not the `Store` interface or the migrations."""
 
 
 def open_store(url: str | os.PathLike[str] | None = None) -> Store:
@@ -63,3 +91,5 @@ __all__ = [
     "open_store",
     "register_migrations",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

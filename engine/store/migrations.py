@@ -16,7 +16,6 @@ from types import MappingProxyType
 from ..deps import Dependencies
 from ..errors import PluginError
 from ..plugin_registry import Group, Plugin, describe_exception, plugin_error
-from ..plugins import load_plugins
 from . import schema
 from .pages import INDEXES as PAGE_INDEXES
 from .pruning import EXPIRY_INDEXES
@@ -95,6 +94,8 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
     and reported with the others (`load_plugins().errors`, `sagactl actions`) and in the log.
     """
     if not _registry.entry_points_loaded:
+        from ..plugins import load_plugins  # not at import: `core_pending` needs no plugin
+
         _registry.entry_points_loaded = True
         plugins = load_plugins().registry(MIGRATIONS)
         for plugin in plugins:
@@ -106,6 +107,22 @@ def registered() -> Mapping[str, tuple[Migration, ...]]:
     ordered = {CORE: _registry.by_namespace[CORE]}
     ordered.update((k, v) for k, v in sorted(_registry.by_namespace.items()) if k != CORE)
     return MappingProxyType(ordered)
+
+
+def pending(applied: Mapping[str, int]) -> list[tuple[str, Migration]]:
+    """The registered migrations above the versions `applied`, in the order they apply."""
+    return [
+        (namespace, step)
+        for namespace, steps in registered().items()
+        for step in steps
+        if step.version > applied.get(namespace, 0)
+    ]
+
+
+def core_pending(applied: Mapping[str, int]) -> bool:
+    """Whether migrations of the engine's own tables remain above the versions `applied`
+    (what reading runs needs; other namespaces' tables are not read with them)."""
+    return applied.get(CORE, 0) < len(_registry.by_namespace[CORE])
 
 
 register_migrations(

@@ -43,12 +43,13 @@ from .base import (
     StoreUnusable,
     this_node,
 )
+from .migrations import pending
 from .postgres_transaction import SQL, PostgresTransaction, write_append
 from .postgres_writer import Conn, GroupCommit, Params, connect, drop, redact, row, rows
 from .sql import Appending, Row, created_before, creation, dumps, record_from_row
 from .sql import translate as translate
 from .sql_store import Params as SqlParams
-from .sql_store import SqlStore, pending
+from .sql_store import SqlStore
 
 CHANNEL = leases.CHANNEL
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database

@@ -18,9 +18,9 @@ from ..events import Event
 from . import postgres_leases as leases
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
 from .postgres_writer import Conn, drop, row
-from .sql import Appending, Statements, translate
+from .sql import Appending, statements, translate
 
-SQL = Statements("postgresql")
+SQL = statements("postgresql")
 
 
 async def write_append(conn: Conn, appending: Appending) -> int:

@@ -14,16 +14,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..action import JSON
 from ..events import Event, EventKind
 from ..json_values import Encoded
-from ..states import FINISHED, RunState, run_state_of
+from ..states import FINISHED, RELEASING, RunState, run_state_of
 from ..tracing import trace_id_of
-from .base import RELEASING, Claim, Created, NewRun, ParentLink, RunRecord, check_same_request
 from .parking_sql import KEY_SEQ
+from .records import Claim, Created, NewRun, ParentLink, RunRecord, check_same_request
 from .schema import MIGRATIONS_TABLE, POSTGRESQL, SQLITE, script
+
+if TYPE_CHECKING:
+    from ..action import JSON
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
 # Only finite JSON enters the store: NaN and infinities are refused, never written.
@@ -229,6 +231,12 @@ class Statements:
     def append(self, moves: bool, releases: bool) -> str:
         """The run row's update for an append: claim checked, `last_seq` moved on."""
         return _append_sql(self.dialect.name, moves, releases)
+
+
+@cache
+def statements(dialect_name: str) -> Statements:
+    """The shared statements for one dialect, made once per process."""
+    return Statements(dialect_name)
 
 
 def _marks(count: int) -> str:

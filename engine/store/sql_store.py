@@ -10,87 +10,31 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Collection, Sequence
 
 import anyio
 
 from ..action import JSON
-from ..errors import RunNotFound
-from ..events import Event
 from . import parking_sql, pause_sql
-from .base import RunRecord, Store, Turn
-from .migrations import Migration, registered
+from .base import Store, Turn
 from .pages import CENSUS_SQL, RunSummary, page_sql, summaries
 from .pruning import STUCK_SQL, TOMBSTONE, prune_candidates
-from .sql import Row, Statements, by_action, dumps, event_of, record_from_row, translate
-
-Params = Sequence[Any] | dict[str, Any]
+from .reads import Params as Params
+from .reads import SqlReads
+from .sql import dumps, translate
 
 CHUNK = 500
 """Run ids per `IN (...)` list."""
 
 
-def pending(applied: Mapping[str, int]) -> list[tuple[str, Migration]]:
-    """The registered migrations above the versions `applied`, in the order they apply."""
-    return [
-        (namespace, step)
-        for namespace, steps in registered().items()
-        for step in steps
-        if step.version > applied.get(namespace, 0)
-    ]
-
-
-class SqlStore(Store):
-    """A `Store` on one of the SQL databases of `sql.DIALECTS`."""
-
-    sql: ClassVar[Statements]
-    no_limit: ClassVar[int | None]
-    """The `LIMIT` parameter that means no limit."""
-
-    @abstractmethod
-    async def _query(self, sql: str, params: Params = ()) -> list[Row]:
-        """The rows of one read, by column name."""
+class SqlStore(SqlReads, Store):
+    """A `Store` on one of the SQL databases of `sql.DIALECTS` (its reads of runs: `SqlReads`)."""
 
     @abstractmethod
     async def _write_count(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in the next commit; the number of rows it changed."""
 
-    @abstractmethod
-    def _not_found(self, run_id: str) -> RunNotFound:
-        """`RunNotFound` naming this database."""
-
     # -- reads -------------------------------------------------------------------------
-
-    async def get_run(self, run_id: str) -> RunRecord:
-        found = await self._query(self.sql.get_run, (run_id,))
-        if not found:
-            raise self._not_found(run_id)
-        return record_from_row(found[0])
-
-    async def list_runs(
-        self,
-        *,
-        states: Collection[str] | None = None,
-        limit: int = 1000,
-        saga: str | None = None,
-        unchanged_since: float | None = None,
-        parent: str | None = None,
-    ) -> list[RunRecord]:
-        sql = self.sql.list_runs(
-            None if states is None else len(states),
-            saga is not None,
-            unchanged_since is not None,
-            parent is not None,
-        )
-        params: list[Any] = [
-            *(states or ()),
-            *([saga] if saga is not None else []),
-            *([unchanged_since] if unchanged_since is not None else []),
-            *([parent] if parent is not None else []),
-            limit,
-        ]
-        return [record_from_row(row) for row in await self._query(sql, params)]
 
     async def page_runs(
         self,
@@ -124,18 +68,6 @@ class SqlStore(Store):
     async def stuck_runs(self) -> list[tuple[str, float]]:
         rows = await self._query(STUCK_SQL)
         return [(str(r["saga"]), float(r["updated"])) for r in rows]
-
-    async def read_log(
-        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
-    ) -> list[Event]:
-        params = (run_id, after_seq, self.no_limit if limit is None else limit)
-        return [event_of(run_id, row) for row in await self._query(self.sql.read_log, params)]
-
-    async def checkpoints(self, run_id: str) -> dict[str, JSON]:
-        return by_action(await self._query(self.sql.checkpoints, (run_id,)))
-
-    async def progress(self, run_id: str) -> dict[str, JSON]:
-        return by_action(await self._query(self.sql.progress, (run_id,)))
 
     async def migrations_applied(self) -> dict[str, int]:
         rows = await self._query(self.sql.migrations_applied)

@@ -32,10 +32,18 @@ from .base import (
     StoreUnusable,
     this_node,
 )
+from .migrations import pending
 from .ownership import OwnerLock
 from .sql import Appending, Row, created_before, creation, dumps, record_from_row
-from .sql_store import Params, SqlStore, pending
-from .sqlite_file import check_database_file, database_path, is_unusable, reason, unusable
+from .sql_store import Params, SqlStore
+from .sqlite_file import (
+    check_database_file,
+    database_path,
+    is_unusable,
+    reason,
+    run_not_found,
+    unusable,
+)
 from .sqlite_transaction import SQL, SqliteTransaction, write_append
 from .writer import GroupCommitWriter
 
@@ -153,7 +161,7 @@ class SqliteStore(SqlStore):
             raise
 
     def _not_found(self, run_id: str) -> RunNotFound:
-        return RunNotFound(f"no run {run_id!r} in {self.path}")
+        return run_not_found(self.path, run_id)
 
     async def _query(self, sql: str, params: Params = ()) -> list[Row]:
         rows: list[Row] = await self._read(lambda conn: conn.execute(sql, params).fetchall())

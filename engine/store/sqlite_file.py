@@ -16,7 +16,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .base import StoreUnusable
+from ..errors import RunNotFound
+from .records import StoreUnusable
 
 _WHY = {
     errno.EROFS: "it is on a read-only file system",
@@ -34,6 +35,11 @@ def database_path(url: str) -> Path:
             "the database URL names no file: use sqlite:///PATH, a path, or postgresql://..."
         )
     return Path(os.path.realpath(given))
+
+
+def run_not_found(path: Path, run_id: str) -> RunNotFound:
+    """No run `run_id` in the database at `path`."""
+    return RunNotFound(f"no run {run_id!r} in {path}")
 
 
 def reason(exc: OSError) -> str:

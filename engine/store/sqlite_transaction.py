@@ -18,11 +18,11 @@ import anyio.to_thread
 from ..action import JSON
 from ..events import Event
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
-from .sql import Appending, Statements
+from .sql import Appending, statements
 
 T = TypeVar("T")
 
-SQL = Statements("sqlite")
+SQL = statements("sqlite")
 
 
 def write_append(conn: sqlite3.Connection, appending: Appending) -> int:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
+
+import pytest
+from sagactl.engine.cli.logging import level_for
+from sagactl.engine.settings import LOG_LEVEL, LOG_LEVELS
 
 from .conftest import SAGACTL, Cli, on_terminal
 
@@ -55,6 +60,13 @@ class TestLogging:
         assert lines and all(line.startswith("info: ") for line in lines), lines
         assert "info: [second] action_started" in [line.split(" (")[0] for line in lines]
         assert not [line for line in lines if _is_json(line)]
+
+    def test_levels_are_the_logging_modules(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Our level numbers (kept without importing `logging`) are `logging`'s own."""
+        for name in LOG_LEVELS:
+            monkeypatch.setenv(LOG_LEVEL.name, name)
+            assert level_for(0) == getattr(logging, name.upper())
+        assert (level_for(1), level_for(2)) == (logging.INFO, logging.DEBUG)
 
     def test_level_from_the_environment(self, cli: Cli) -> None:
         """SAGACTL_LOG_LEVEL=info does what -v does; the default logs nothing on success."""

@@ -23,7 +23,8 @@ from sagactl.engine.store import NewRun, open_store
 from .conftest import pg_server_url
 
 SAGACTL = str(Path(sys.executable).with_name("sagactl"))
-COMMANDS = [["list"], ["stats"], ["db", "upgrade"], ["resume", "--all"]]
+COMMANDS = [["list"], ["status", "r0"], ["logs", "r0"], ["stats"], ["db", "upgrade"]]
+COMMANDS += [["resume", "--all"]]
 
 
 def sagactl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
