@@ -268,7 +268,7 @@ class _Attempt:
         if exc is not None:
             if isinstance(exc, Exception):
                 self.outcome = "failed"
-                self.extra = _error(exc, end)  # now: the exception holds the run's frames
+                self.extra = _error(exc, end)  # now: kept, the exception would hold frames
             else:  # cancelled (a sibling failed, an operator cancelled, the process stops)
                 self.outcome = "cancelled"
         segment.add(self)
