@@ -182,9 +182,11 @@ def _entry_state(state: str) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _named(action: str, compensating: bool) -> bytes:
-    """An attempt span's encoded name and action attribute (the same in every run)."""
+    """An attempt span's encoded name, action and compensating attributes (the same in
+    every run)."""
     verb = "compensate" if compensating else "action"
-    return delimited(5, f"{verb} {action}".encode()) + attribute(9, "sagactl.action", action)
+    name = delimited(5, f"{verb} {action}".encode())
+    return name + attribute(9, "sagactl.action", action) + _COMPENSATING[compensating]
 
 
 @functools.cache
@@ -204,6 +206,7 @@ def _pid_attribute(pid: int) -> bytes:
 
 _COMPENSATING = {c: attribute(9, "sagactl.compensating", c) for c in (False, True)}
 _ATTEMPTS = [attribute(9, "sagactl.attempt", n) for n in range(16)]
+_OUTCOMES = {o: attribute(9, "sagactl.outcome", o) for o in ("succeeded", "failed", "cancelled")}
 _RETRY = {"sagactl.link": "retry of"}
 _KEY = string_attribute(9, "sagactl.idempotency_key")
 
@@ -381,19 +384,21 @@ class _Segment:
 
     def attempt_span(self, attempt: _Attempt) -> bytes:
         """An ended attempt's span, encoded."""
-        writer = self._attempts()
+        writer = self._writer or self._attempts()
         action, compensating = attempt.action, attempt.compensating
+        # Its id, unless an action's span took it already: no one else will ask.
+        span_id = attempt._span_id or random.getrandbits(64) or 1
         extra = attempt.extra
         which = (action, compensating)
         previous = self._previous.get(which)
-        self._previous[which] = attempt.span_id
+        self._previous[which] = span_id
         if previous is not None:
             if self._retry_of is None:
                 self._retry_of = link_to(writer.trace_id, _RETRY)
             extra += self._retry_of(previous)
         n = attempt.attempt
         return writer.span(
-            attempt.span_id,
+            span_id,
             _named(action, compensating),
             attempt.start,
             attempt.end,
@@ -401,8 +406,7 @@ class _Segment:
                 (
                     _ATTEMPTS[n] if 0 <= n < 16 else attribute(9, "sagactl.attempt", n),
                     _KEY(attempt.key),
-                    _COMPENSATING[compensating],
-                    _outcome(attempt.outcome),
+                    _OUTCOMES.get(attempt.outcome) or _outcome(attempt.outcome),
                 )
             ),
             extra,
