@@ -69,6 +69,9 @@ class Execution:
         `frontier` carries the actions `open_run` started with the run's creation. `note`
         goes into the record that resumes the run (who retried or unpaused it)."""
         self.claim = claim
+        self.superseded = False
+        """Another process took the run over while this one still drove it (the heartbeat
+        found the lease gone): that process exports this one's trace segment."""
         self._note = dict(note or {})
         self.status = status
         self.journal = Journal(
