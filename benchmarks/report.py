@@ -465,6 +465,15 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     Ratio(
         14,
+        "11-step checked: the floor's CPU per action (1 commit each)",
+        ("sagactl_build_checked",),
+        lambda r: _us(float(r["sagactl_build_checked"].extra.get("floor_cpu_per_action", "nan"))),
+        "µs",
+        "reported",
+        None,
+    ),
+    Ratio(
+        14,
         "11-step: DBOS (SQLite WAL) / sagactl checked, per saga",
         ("sagactl_build_checked", "dbos_build"),
         lambda r: r["dbos_build"].seconds / r["sagactl_build_checked"].seconds,

@@ -178,6 +178,9 @@ class Engine:
                 continue
             for run_id in lost:
                 log.warning("lease lost: another worker took the run over", run_id=run_id)
+                execution = self._live.get(run_id)
+                if execution is not None:
+                    execution.superseded = True
                 if self.on_lost is not None:
                     self.on_lost(run_id)
 

@@ -9,8 +9,11 @@ crash, land in one trace; a segment's own id derives from the run id and its num
 
 The engine's spans (run, segments, attempts) are written as OTLP bytes directly
 (`otlp_wire`) and batched by `otlp_export`: no SDK span object, lock or context switch
-per attempt, and no protobuf object per attribute. Spans actions open with `ctx.tracer`
-are ordinary SDK spans, children of their attempt's span.
+per attempt, and no protobuf object per attribute. The engine's thread only records a
+span (times, outcome: `_Attempt`, `_Segment`, `_RunSpan`); the exporter thread derives
+its ids and encodes it with its batch, where the encoder's code stays in the caches.
+Spans actions open with `ctx.tracer` are ordinary SDK spans, children of their attempt's
+span.
 """
 
 from __future__ import annotations
@@ -103,22 +106,22 @@ class OtelTracing:
         return cls(provider, SpanBatcher.from_env(_poster(exporter), envelope))
 
     def _sampled(self, trace_id: int, run_id: str, name: str, parent: bool) -> bool:
-        """The configured sampler's decision (default: parent-based, always on)."""
-        if self._all:
-            return True
+        """The configured sampler's decision (one that keeps all is not asked: `_all`)."""
         context = _run_context(trace_id, run_id) if parent else None
         decision = self.provider.sampler.should_sample(context, trace_id, name, SpanKind.INTERNAL)
         return bool(decision.decision.is_sampled())  # type: ignore[no-untyped-call]
 
     def segment(self, run_id: str, saga: str, entry_state: str | None, number: int) -> Segment:
+        if self._all:  # the ids are derived by the exporter, off the engine's thread
+            return _Segment(self, run_id, saga, entry_state, number)
         trace_id = int(trace_id_of(run_id), 16)
         if not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
             return _UNSAMPLED
-        return _Segment(self, trace_id, run_id, saga, entry_state, number)
+        return _Segment(self, run_id, saga, entry_state, number, trace_id)
 
     def lost(self, run_id: str, saga: str, number: int, started: float, ended: float) -> None:
         trace_id = int(trace_id_of(run_id), 16)
-        if not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
+        if not self._all and not self._sampled(trace_id, run_id, f"saga {saga}", parent=True):
             return
         writer = SpanWriter(trace_id, root_span_id_of(run_id), _common(saga, run_id))
         extra = {"sagactl.segment": number, "sagactl.recovered": True}
@@ -132,22 +135,16 @@ class OtelTracing:
                 error_status("process lost"),
             )
         )
+        # Nothing but this process has it now: were it to die within the batch delay, the
+        # span would be lost (the next taker rebuilds only its predecessor's segment).
+        self.spans.send_soon()
 
     def finished(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
-        trace_id = int(trace_id_of(run_id), 16)
-        if not self._sampled(trace_id, run_id, f"run {saga}", parent=False):
-            return
-        writer = SpanWriter(trace_id, None, _common(saga, run_id))
-        self.spans.add(
-            writer.span(
-                root_span_id_of(run_id),
-                delimited(5, f"run {saga}".encode()),
-                int(started * _NS),
-                int(max(started, ended) * _NS),
-                _outcome(state),
-                b"" if state == "succeeded" else error_status(state),
-            )
-        )
+        if not self._all:
+            trace_id = int(trace_id_of(run_id), 16)
+            if not self._sampled(trace_id, run_id, f"run {saga}", parent=False):
+                return
+        self.spans.add(_RunSpan(run_id, saga, state, started, ended))
 
     def flush(self) -> None:
         self.spans.flush()
@@ -185,9 +182,11 @@ def _entry_state(state: str) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _named(action: str, compensating: bool) -> bytes:
-    """An attempt span's encoded name and action attribute (the same in every run)."""
+    """An attempt span's encoded name, action and compensating attributes (the same in
+    every run)."""
     verb = "compensate" if compensating else "action"
-    return delimited(5, f"{verb} {action}".encode()) + attribute(9, "sagactl.action", action)
+    name = delimited(5, f"{verb} {action}".encode())
+    return name + attribute(9, "sagactl.action", action) + _COMPENSATING[compensating]
 
 
 @functools.cache
@@ -207,21 +206,25 @@ def _pid_attribute(pid: int) -> bytes:
 
 _COMPENSATING = {c: attribute(9, "sagactl.compensating", c) for c in (False, True)}
 _ATTEMPTS = [attribute(9, "sagactl.attempt", n) for n in range(16)]
+_OUTCOMES = {o: attribute(9, "sagactl.outcome", o) for o in ("succeeded", "failed", "cancelled")}
 _RETRY = {"sagactl.link": "retry of"}
 _KEY = string_attribute(9, "sagactl.idempotency_key")
 
 
 class _Attempt:
-    """The span of one attempt, encoded when the attempt ends (`with segment.attempt(...)`)."""
+    """The span of one attempt (`with segment.attempt(...)`): the engine's thread only
+    records it; the exporter encodes it (`encoded`) with its batch."""
 
     __slots__ = (
+        "_span_id",
         "action",
         "attempt",
         "compensating",
+        "end",
+        "extra",
         "key",
         "outcome",
         "segment",
-        "span_id",
         "start",
     )
 
@@ -234,8 +237,19 @@ class _Attempt:
         self.key = key
         self.compensating = compensating
         self.outcome = "none"
-        self.span_id = random.getrandbits(64) or 1
+        self._span_id = 0
         self.start = 0
+        self.end = 0
+        self.extra = b""
+        """The exception event and error status, encoded (a failed attempt)."""
+
+    @property
+    def span_id(self) -> int:
+        """Drawn on first use: by an action's own span while it runs, else by the exporter
+        once it has ended (never by both threads at once)."""
+        if not self._span_id:
+            self._span_id = random.getrandbits(64) or 1
+        return self._span_id
 
     def succeeded(self) -> None:
         self.outcome = "succeeded"
@@ -251,13 +265,27 @@ class _Attempt:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.segment.ended(self, exc)
+        self.end = end = time_ns()
+        segment = self.segment
+        del segment.live[self.action]
+        if exc is not None:
+            if isinstance(exc, Exception):
+                self.outcome = "failed"
+                self.extra = _error(exc, end)  # now: kept, the exception would hold frames
+            else:  # cancelled (a sibling failed, an operator cancelled, the process stops)
+                self.outcome = "cancelled"
+        segment.add(self)
+
+    def encoded(self) -> bytes:
+        return self.segment.attempt_span(self)
 
 
 class _ActionTracer:
     """`ctx.tracer`: the SDK tracer, whose spans default to children of the action's attempt
     running now (attempt spans are never made current: that would cost every attempt a
     context switch, for the few actions that open spans of their own)."""
+
+    __slots__ = ("_action", "_segment", "_tracer")
 
     def __init__(self, tracer: trace.Tracer, segment: _Segment, action: str) -> None:
         self._tracer = tracer
@@ -286,34 +314,47 @@ class _ActionTracer:
 
 
 class _Segment:
-    """One process's part of one run: its span, and its attempts' spans."""
+    """One process's part of one run: its span, and its attempts' spans.
+
+    The engine's thread records times and outcomes; ids, attributes and links are derived
+    and encoded by the exporter (`attempt_span`, `encoded`), which takes the spans in the
+    order they ended, one at a time."""
 
     def __init__(
         self,
         owner: OtelTracing,
-        trace_id: int,
         run_id: str,
         saga: str,
         entry_state: str | None,
         number: int,
+        trace_id: int = 0,
     ) -> None:
         self._owner = owner
-        self._add = owner.spans.add
-        self.trace_id = trace_id
+        self.add = owner.spans.add
+        self._trace_id = trace_id
         self._run_id = run_id
         self._saga = saga
         self._number = number
         self._entry = entry_state or "new"
-        self._span_id = segment_span_id_of(run_id, number)
         self._start = time_ns()
-        self._attempts = SpanWriter(trace_id, self._span_id, _common(saga, run_id))
+        self._end = 0
+        self._state = "none"
+        self._error = b""
+        self.live: dict[str, _Attempt] = {}
+        """Action -> its attempt running now."""
+        self._tracers: dict[str, Tracer] = {}
+        # The exporter's: made at the first span encoded.
+        self._writer: SpanWriter | None = None
         self._retry_of: Callable[[int], bytes] | None = None
         """Encodes the link of a retry to the attempt before (made at the first retry)."""
         self._previous: dict[tuple[str, bool], int] = {}
         """(action, compensating) -> its last attempt's span here: a retry links to it."""
-        self.live: dict[str, _Attempt] = {}
-        """Action -> its attempt running now."""
-        self._tracers: dict[str, Tracer] = {}
+
+    @property
+    def trace_id(self) -> int:
+        if not self._trace_id:  # both threads may derive it: the same value
+            self._trace_id = int(trace_id_of(self._run_id), 16)
+        return self._trace_id
 
     def tracer(self, action: str) -> Tracer:
         found = self._tracers.get(action)
@@ -324,63 +365,99 @@ class _Segment:
     def attempt(self, action: str, attempt: int, key: str, *, compensating: bool) -> _Attempt:
         return _Attempt(self, action, attempt, key, compensating)
 
-    def ended(self, attempt: _Attempt, exc: BaseException | None) -> None:
-        end = time_ns()
+    def end(self, state: str | None, error: BaseException | None = None) -> None:
+        self._end = end = time_ns()
+        self._state = state or "none"
+        if isinstance(error, Exception):
+            self._error = _error(error, end)
+        self.add(self)
+
+    # -- the exporter's side --------------------------------------------------------------
+
+    def _attempts(self) -> SpanWriter:
+        writer = self._writer
+        if writer is None:
+            own = segment_span_id_of(self._run_id, self._number)
+            common = _common(self._saga, self._run_id)
+            writer = self._writer = SpanWriter(self.trace_id, own, common)
+        return writer
+
+    def attempt_span(self, attempt: _Attempt) -> bytes:
+        """An ended attempt's span, encoded."""
+        writer = self._writer or self._attempts()
         action, compensating = attempt.action, attempt.compensating
-        del self.live[action]
-        extra = b""
-        if exc is not None:
-            if isinstance(exc, Exception):
-                attempt.outcome = "failed"
-                extra = _error(exc, end)
-            else:  # cancelled (a sibling failed, an operator cancelled, the process stops)
-                attempt.outcome = "cancelled"
+        # Its id, unless an action's span took it already: no one else will ask.
+        span_id = attempt._span_id or random.getrandbits(64) or 1
+        extra = attempt.extra
         which = (action, compensating)
         previous = self._previous.get(which)
-        self._previous[which] = attempt.span_id
+        self._previous[which] = span_id
         if previous is not None:
             if self._retry_of is None:
-                self._retry_of = link_to(self._attempts.trace_id, _RETRY)
+                self._retry_of = link_to(writer.trace_id, _RETRY)
             extra += self._retry_of(previous)
-        named = _named(action, compensating)
         n = attempt.attempt
-        self._add(
-            self._attempts.span(
-                attempt.span_id,
-                named,
-                attempt.start,
-                end,
-                b"".join(
-                    (
-                        _ATTEMPTS[n] if 0 <= n < 16 else attribute(9, "sagactl.attempt", n),
-                        _KEY(attempt.key),
-                        _COMPENSATING[compensating],
-                        _outcome(attempt.outcome),
-                    )
-                ),
-                extra,
-            )
+        return writer.span(
+            span_id,
+            _named(action, compensating),
+            attempt.start,
+            attempt.end,
+            b"".join(
+                (
+                    _ATTEMPTS[n] if 0 <= n < 16 else attribute(9, "sagactl.attempt", n),
+                    _KEY(attempt.key),
+                    _OUTCOMES.get(attempt.outcome) or _outcome(attempt.outcome),
+                )
+            ),
+            extra,
         )
 
-    def end(self, state: str | None, error: BaseException | None = None) -> None:
-        end = time_ns()
+    def encoded(self) -> bytes:
+        """The segment's own span, once it has ended."""
         own = b"".join(
             (
                 _entry_state(self._entry),
                 attribute(9, "sagactl.segment", self._number),
                 _pid(),
-                _outcome(state or "none"),
+                _outcome(self._state),
             )
         )
-        self._add(
-            self._attempts.under(root_span_id_of(self._run_id)).span(
-                self._span_id,
+        return (
+            self._attempts()
+            .under(root_span_id_of(self._run_id))
+            .span(
+                segment_span_id_of(self._run_id, self._number),
                 delimited(5, f"saga {self._saga}".encode()),
                 self._start,
-                end,
+                self._end,
                 own,
-                _error(error, end) if isinstance(error, Exception) else b"",
+                self._error,
             )
+        )
+
+
+class _RunSpan:
+    """The run's own span, recorded when the run is over, encoded by the exporter."""
+
+    __slots__ = ("ended", "run_id", "saga", "started", "state")
+
+    def __init__(self, run_id: str, saga: str, state: str, started: float, ended: float) -> None:
+        self.run_id = run_id
+        self.saga = saga
+        self.state = state
+        self.started = started
+        self.ended = ended
+
+    def encoded(self) -> bytes:
+        run_id, state = self.run_id, self.state
+        writer = SpanWriter(int(trace_id_of(run_id), 16), None, _common(self.saga, run_id))
+        return writer.span(
+            root_span_id_of(run_id),
+            delimited(5, f"run {self.saga}".encode()),
+            int(self.started * _NS),
+            int(max(self.started, self.ended) * _NS),
+            _outcome(state),
+            b"" if state == "succeeded" else error_status(state),
         )
 
 

@@ -20,6 +20,8 @@ _SAMPLED_FLAGS = b"\x85\x01\x01\x00\x00\x00"  # field 16 (fixed32): trace flags,
 
 
 _SMALL = [bytes((n,)) for n in range(0x80)]
+_TIMES = struct.Struct("<BQBQ")
+"""A span's start and end: each a tag byte and a fixed64."""
 
 
 def _varint(n: int) -> bytes:
@@ -70,10 +72,17 @@ def string_attribute(field: int, key: str) -> Callable[[str], bytes]:
     """`attribute(field, key, value)` for string values, the key encoded once."""
     head = delimited(1, key.encode())
     tag = _varint(field << 3 | 2)
+    around = len(head) + 4  # the pair's bytes besides the text, when lengths take one byte
+    small = _SMALL
 
     def encoded(value: str) -> bytes:
         text = value.encode()
-        any_value = b"\x0a" + _varint(len(text)) + text
+        n = len(text)
+        if n + around < 0x80:  # every length one byte: one join (the usual key)
+            return b"".join(
+                (tag, small[n + around], head, b"\x12", small[n + 2], b"\x0a", small[n], text)
+            )
+        any_value = b"\x0a" + _varint(n) + text
         pair = b"".join((head, b"\x12", _varint(len(any_value)), any_value))
         return tag + _varint(len(pair)) + pair
 
@@ -154,17 +163,17 @@ class SpanWriter:
                 span_id.to_bytes(8, "big"),
                 self._tail,
                 name,
-                b"\x39",  # field 7, fixed64: start
-                struct.pack("<Q", start_ns),
-                b"\x41",  # field 8, fixed64: end
-                struct.pack("<Q", end_ns),
+                _TIMES.pack(0x39, start_ns, 0x41, end_ns),  # fields 7 and 8, fixed64
                 self._common,
                 attributes,
                 extra,
                 _SAMPLED_FLAGS,
             )
         )
-        return b"\x12" + _varint(len(body)) + body
+        n = len(body)
+        if 0x80 <= n < 0x4000:  # a span's usual size: its length in two bytes
+            return b"".join((b"\x12", bytes((n & 0x7F | 0x80, n >> 7)), body))
+        return b"\x12" + _varint(n) + body
 
 
 def _parent(span_id: int | None) -> bytes:

@@ -94,7 +94,8 @@ class AttemptRunner:
         self._checkpoints = dict(checkpoints)
         self._options = options
         self._on_progress = on_progress
-        self._compensation_limiter = anyio.CapacityLimiter(max(1, options.max_parallel))
+        self._compensation_limiter: anyio.CapacityLimiter | None = None
+        """Made on the first compensation: most runs never compensate."""
         self.segment: Segment | None = None
         """The span of this process's part of the run, while tracing is on."""
 
@@ -171,10 +172,12 @@ class AttemptRunner:
         _validate(action, "input", inputs, name)
         limiter = options.limiter
         if limiter is not None:
+            # Borrowed by the attempt's context, not the task: anyio looks the current
+            # task up (and asyncio the process id) on every acquire and release otherwise.
             try:
-                limiter.acquire_nowait()  # a free slot needs no trip through the event loop
+                limiter.acquire_on_behalf_of_nowait(ctx)  # a free slot: no loop trip
             except anyio.WouldBlock:
-                await limiter.acquire()
+                await limiter.acquire_on_behalf_of(ctx)
         try:
             if spec.timeout is None:
                 outputs = await action.execute(ctx, inputs)
@@ -185,7 +188,7 @@ class AttemptRunner:
             raise TimeoutError(f"timed out after {spec.timeout:g}s") from None
         finally:
             if limiter is not None:
-                limiter.release()
+                limiter.release_on_behalf_of(ctx)
         if not isinstance(outputs, Mapping):
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)
@@ -219,6 +222,8 @@ class AttemptRunner:
         if element is not None:
             status = status.element(element[0])
         outputs = dict(status.outputs or {})
+        if self._compensation_limiter is None:
+            self._compensation_limiter = anyio.CapacityLimiter(max(1, self.max_parallel))
         async with self._compensation_limiter:
             inputs = self.inputs(name, element)
             with anyio.fail_after(spec.timeout):

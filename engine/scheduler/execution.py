@@ -69,6 +69,9 @@ class Execution:
         `frontier` carries the actions `open_run` started with the run's creation. `note`
         goes into the record that resumes the run (who retried or unpaused it)."""
         self.claim = claim
+        self.superseded = False
+        """Another process took the run over while this one still drove it (the heartbeat
+        found the lease gone): that process exports this one's trace segment."""
         self._note = dict(note or {})
         self.status = status
         self.journal = Journal(
@@ -156,7 +159,8 @@ class Execution:
                 if records:
                     await self.journal.commit(records)
                 self._flusher.attach(None)
-                background.cancel_scope.cancel()  # the progress flusher, if it started
+                if self._flusher.flushing:  # (a cancel costs a repr of this task, in anyio)
+                    background.cancel_scope.cancel()
         return self.status
 
     def _stopping(self) -> bool:

@@ -111,7 +111,12 @@ class ForwardPhase:
         if launch:
             async with anyio.create_task_group() as group:
                 self._group = group
-                self._spawn(launch)
+                self._spawn(launch[1:])
+                # The first goes on in this task, inside the group's scope like the others
+                # (a task fewer per run; a failure cancels the siblings the same way); the
+                # action it binds for the log must not outlive it, as in a task of its own.
+                with structlog.contextvars.bound_contextvars(action=None):
+                    await self._chain(launch[0])
             self._group = None
         return await self._end()
 

@@ -33,6 +33,8 @@ class Frontier:
         self.conditions = conditions
         self.index = {name: i for i, name in enumerate(saga.topological_order())}
         """Action -> its topological position."""
+        self._dependents: dict[str, tuple[str, ...]] = {}
+        """Action -> its dependents in topological order (sorted once, on first use)."""
         self._heap: list[tuple[int, str]] = []
         self._queued: set[str] = set()
         self._in_hand: dict[str, None] = {}  # a dict keeps the order they started in
@@ -80,8 +82,13 @@ class Frontier:
         self._queue_dependents(name)
 
     def _queue_dependents(self, name: str) -> None:
-        for dependent in sorted(self._saga.dependents(name), key=self.index.__getitem__):
-            if self._status.actions[dependent].state is A.PENDING:
+        dependents = self._dependents.get(name)
+        if dependents is None:
+            after = sorted(self._saga.dependents(name), key=self.index.__getitem__)
+            dependents = self._dependents[name] = tuple(after)
+        actions = self._status.actions
+        for dependent in dependents:
+            if actions[dependent].state is A.PENDING:
                 self._queue(dependent)
 
     def drop(self, name: str) -> None:

@@ -104,7 +104,8 @@ class Journal(Recorder):
                 numbered = await tx.commit(records, progress=progress or None)
             else:
                 numbered = await self.store.append(self.claim, records, progress=progress or None)
-        self.emit_all(numbered)
+        if self._handlers:
+            self.emit_all(numbered)
 
     def emit(self, event: Event) -> None:
         for handler in self._handlers:

@@ -28,6 +28,11 @@ class ProgressFlusher:
         """Where the flush loop runs once a report needs it (None: nowhere, from now on)."""
         self._group = group
 
+    @property
+    def flushing(self) -> bool:
+        """The flush loop is running (a report started it)."""
+        return self._flushing
+
     def report(self, action: str, fraction: float | None, message: str, n: int | None) -> None:
         journal = self._journal
         data: dict[str, JSON] = {"fraction": fraction, "message": message, "bytes": n}

@@ -22,6 +22,7 @@ class Execution(Protocol):
     status: RunStatus
     saga: CompiledSaga
     claim: Claim
+    superseded: bool
 
     @property
     def run_id(self) -> str: ...
@@ -45,7 +46,9 @@ async def traced(tracing: RunTracing, execution: Execution, runner: AttemptRunne
     try:
         final = await execution.drive()
     except BaseException as exc:
-        if not _claim_lost(exc):  # else the taker exports this segment, from the log
+        # A claim lost to a taker: the taker exports this segment, rebuilt from the log
+        # (a second span with its id would be a duplicate).
+        if not (execution.superseded or _claim_lost(exc)):
             segment.end(None if status.state is None else str(status.state), exc)
         raise
     finally:

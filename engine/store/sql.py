@@ -45,14 +45,16 @@ class Row(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
 
 
-def record_from_row(row: Row) -> RunRecord:
-    """A RunRecord from a row of `Statements.select_runs`."""
+def record_from_row(row: Row, *, definition: Mapping[str, Any] | None = None) -> RunRecord:
+    """A RunRecord from a row of `Statements.select_runs`. `definition`: the row's pinned
+    definition as it was just written (an `Encoded`, read-only), not decoded again: the
+    largest column, and a run's creation reads its row back in the writer thread."""
     return RunRecord(
         run_id=row["run_id"],
         saga=row["saga"],
         state=RunState(row["state"]),
         definition_hash=row["definition_hash"],
-        definition=json.loads(row["definition"]),
+        definition=json.loads(row["definition"]) if definition is None else definition,
         inputs=json.loads(row["inputs"]),
         plugin_versions=json.loads(row["plugin_versions"]),
         created=row["created"],

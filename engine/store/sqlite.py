@@ -220,7 +220,7 @@ class SqliteStore(SqlStore):
             if records and new.claim is not None:
                 appending = Appending(new.claim, records, None, now)
                 written += appending.numbered(write_append(conn, appending))
-            return Created(_get(conn, run.run_id), True, new.claim, written)
+            return Created(_get(conn, run.run_id, run.definition), True, new.claim, written)
 
         return await self._write(create)
 
@@ -336,11 +336,14 @@ class SqliteStore(SqlStore):
 # -- row helpers -----------------------------------------------------------------------
 
 
-def _get(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+def _get(
+    conn: sqlite3.Connection, run_id: str, definition: Mapping[str, JSON] | None = None
+) -> RunRecord:
+    """The run's row; `definition`: its pinned definition as just written (not decoded)."""
     row = conn.execute(SQL.get_run, (run_id,)).fetchone()
     if row is None:
         raise RunNotFound(f"no run {run_id!r}")
-    return record_from_row(row)
+    return record_from_row(row, definition=definition)
 
 
 def _check_claim(conn: sqlite3.Connection, claim: Claim) -> None:

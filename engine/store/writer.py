@@ -31,14 +31,11 @@ Schedule = Callable[[Callable[[], None]], object]
 """Runs a callback on the waiter's event loop, from another thread, without blocking."""
 
 
-def _loop_scheduler() -> Schedule:
-    try:
-        return asyncio.get_running_loop().call_soon_threadsafe
-    except RuntimeError:
-        import trio
+def _trio_scheduler() -> Schedule:
+    import trio
 
-        schedule: Schedule = trio.lowlevel.current_trio_token().run_sync_soon
-        return schedule
+    schedule: Schedule = trio.lowlevel.current_trio_token().run_sync_soon
+    return schedule
 
 
 class _Done:
@@ -47,12 +44,12 @@ class _Done:
 
     __slots__ = ("_event", "_future")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._future: asyncio.Future[None] | None = None
         self._event: anyio.Event | None = None
-        try:
-            self._future = asyncio.get_running_loop().create_future()
-        except RuntimeError:
+        if loop is not None:
+            self._future = loop.create_future()
+        else:
             self._event = anyio.Event()
 
     def set(self) -> None:
@@ -116,12 +113,13 @@ class GroupCommitWriter:
         """
         if self._thread is None:
             raise StoreError("the store is closed")
-        request: _Request[T] = _Request(fn, _Done(), _loop_scheduler())
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+        except RuntimeError:  # trio
+            request: _Request[T] = _Request(fn, _Done(None), _trio_scheduler())
             self._queue.put(request)
         else:
+            request = _Request(fn, _Done(loop), loop.call_soon_threadsafe)
             # Hand the writer everything queued in this loop tick at once: one wake-up of
             # the writer thread (and one GIL hand-off) per tick, not one per request, and
             # larger batches when many sagas are in flight. Order within the tick is kept.
@@ -164,12 +162,10 @@ class GroupCommitWriter:
                         batch.extend(item)
                     else:
                         batch.append(item)
-                    if len(batch) >= self._max_batch:
+                    # This thread alone takes from the queue: no `queue.Empty` raised per batch.
+                    if len(batch) >= self._max_batch or self._queue.empty():
                         break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                    item = self._queue.get_nowait()
                 if batch:
                     self._commit(conn, batch)
                     self._wake(batch)
@@ -239,6 +235,10 @@ class GroupCommitWriter:
 
     @staticmethod
     def _wake(batch: list[_Request[Any]]) -> None:
+        if len(batch) == 1:  # one saga at a time: its one request
+            with contextlib.suppress(RuntimeError):
+                batch[0].schedule(batch[0].done.set)
+            return
         # One callback per event loop, not one per waiter: 500 waiters, one wake-up.
         by_loop: dict[int, tuple[Schedule, list[_Done]]] = {}
         for request in batch:

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 from sagactl.engine import (
     Action,
     ActionContext,
@@ -97,6 +98,31 @@ class TestForward:
         async with Engine(db, actions={"echo": Echo()}) as engine:
             result = await engine.run(saga, {"seed": 7}, run_id="refs-1")
         assert result.actions["b"].outputs == {"got": 7, "run": "refs-1"}
+
+    async def test_process_limit_holds_ready_branches_back(self, db: str) -> None:
+        """With one slot process-wide, b and c (ready together) execute one after the
+        other: the second waits for the first's slot, then gets it."""
+        script = Script(sleep={"b": 0.02, "c": 0.02})
+        result, journal, _ = await run(db, make_saga(DIAMOND), script, process_limit=1)
+        assert result.ok and states(result) == dict.fromkeys(DIAMOND, "succeeded")
+        order = [(w, a) for w, a, _ in journal.entries]
+        first, second = sorted("bc", key=lambda a: order.index(("execute", a)))
+        assert order.index(("done", first)) < order.index(("execute", second))
+
+    async def test_the_log_context_of_actions_ends_with_the_run(self, db: str) -> None:
+        """The first ready action runs in the run's own task: the action it binds for the
+        log is gone once the run is over, and what the caller bound is as it was."""
+        structlog.contextvars.bind_contextvars(action="caller's", caller=1)
+        try:
+            result, _, _ = await run(db, make_saga({"a": [], "b": ["a"]}))
+            assert result.ok
+            bound = structlog.contextvars.get_contextvars()
+            assert bound.get("action") == "caller's" and bound.get("caller") == 1
+            structlog.contextvars.unbind_contextvars("action")
+            result, _, _ = await run(db, make_saga({"a": []}, name="solo"))
+            assert result.ok and "action" not in structlog.contextvars.get_contextvars()
+        finally:
+            structlog.contextvars.clear_contextvars()
 
     async def test_events_follow_the_log(self, db: str) -> None:
         """Subscribers get every logged record, numbered, in log order, ending run_finished."""

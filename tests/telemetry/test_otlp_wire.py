@@ -85,13 +85,21 @@ class TestSpanWriter:
         assert moved.parent_span_id == (9).to_bytes(8, "big")
         assert moved.trace_id == span.trace_id
 
-    @pytest.mark.parametrize("text", ["", "k", "é" * 300, "x" * 20_000])
+    @pytest.mark.parametrize("text", ["", "k", "y" * 98, "y" * 99, "é" * 300, "x" * 20_000])
     def test_string_attribute_is_attribute(self, text: str) -> None:
         """The key-cached encoder writes exactly what the general one does (lengths that
-        take one, two and three varint bytes)."""
+        take one, two and three varint bytes; the attribute just fitting one byte or not)."""
         assert string_attribute(9, "sagactl.idempotency_key")(text) == attribute(
             9, "sagactl.idempotency_key", text
         )
+
+    @pytest.mark.parametrize("size", [0, 60, 70, 16_000, 16_500])
+    def test_span_lengths_of_one_two_and_three_bytes(self, size: int) -> None:
+        """A span whose encoding is shorter than 128 bytes, 128 to 16,383, or longer."""
+        writer = SpanWriter(1, 2, {})
+        extra = attribute(9, "pad", "p" * size)
+        span = decoded(writer.span(3, delimited(5, b"n"), 10, 20, extra))
+        assert value(span, "pad") == "p" * size and span.end_time_unix_nano == 20
 
     def test_requests_concatenate(self) -> None:
         """Two requests in one body are one request with both batches."""
@@ -149,6 +157,54 @@ class TestSpanBatcher:
         finally:
             batcher.shutdown()
         assert sent == [2, 1]
+
+    def test_send_soon_posts_a_lone_span_at_once(self) -> None:
+        """`send_soon` has the thread post without a full batch or the delay passing."""
+        posted = threading.Event()
+        batcher = SpanBatcher(
+            lambda body: posted.set(), Envelope({}, "t"), delay=3600, batch=1000, queue=100
+        )
+        try:
+            batcher.add(SpanWriter(1, None, {}).span(1, delimited(5, b"s"), 1, 2, b""))
+            assert not posted.wait(0.2)  # no batch, no delay yet: nothing sent
+            batcher.send_soon()
+            assert posted.wait(10)
+        finally:
+            batcher.shutdown()
+
+    def test_pending_spans_are_encoded_by_the_exporter_in_order(self) -> None:
+        """A span queued as a record is encoded once, when the thread takes its batch,
+        in the order spans were queued, bytes and records alike."""
+        encoders: list[str] = []
+        sent: list[list[int]] = []
+        posted = threading.Event()
+        writer = SpanWriter(1, None, {})
+
+        class Record:
+            def __init__(self, span_id: int) -> None:
+                self.span_id = span_id
+
+            def encoded(self) -> bytes:
+                encoders.append(threading.current_thread().name)
+                return writer.span(self.span_id, delimited(5, b"s"), 1, 2, b"")
+
+        def post(body: bytes) -> None:
+            request = ExportTraceServiceRequest.FromString(body)
+            ids = request.resource_spans[0].scope_spans[0].spans
+            sent.append([int.from_bytes(s.span_id, "big") for s in ids])
+            posted.set()
+
+        batcher = SpanBatcher(post, Envelope({}, "t"), delay=3600, batch=3, queue=100)
+        try:
+            batcher.add(Record(1))
+            batcher.add(writer.span(2, delimited(5, b"s"), 1, 2, b""))
+            assert encoders == []  # recorded only
+            batcher.add(Record(3))
+            assert posted.wait(10)
+        finally:
+            batcher.shutdown()
+        assert sent == [[1, 2, 3]]
+        assert encoders == ["sagactl-spans", "sagactl-spans"]
 
 
 def opening(kind: EventKind, at: float, **data: object) -> Event:

@@ -110,3 +110,126 @@ async def test_one_trace_across_a_takeover(
     assert run_span.attributes["sagactl.outcome"] == "succeeded"
     first_opening = next(e for e in events if e.data.get("segment") == 1)
     assert lost.start == pytest.approx(first_opening.at, abs=1e-6)
+
+
+async def test_a_live_loser_leaves_its_segment_to_the_taker(
+    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    """A worker paused past its lease, then resumed, finds the run taken over (its
+    heartbeat cancels the run there): the taker exports the loser's segment span, rebuilt
+    from the log, and the loser does not, so each span id reaches the receiver once."""
+    effects = tmp_path / "effects.log"
+    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
+    env.update(otel_env(receiver.endpoint))
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        out = (tmp_path / f"w{len(procs)}.out").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
+        )
+        out.close()
+        procs.append(proc)
+        return proc
+
+    try:
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            store = engine.store
+            assert isinstance(store, PostgresStore)
+            stale = start()
+            # `slow` outlasts the pause: the resumed worker is still inside it when its
+            # heartbeat finds the lease gone (the path that cancels the run there).
+            run_id = await engine.start(chain_saga(("a", 0), ("slow", 4.0), ("c", 0)))
+
+            async def in_slow() -> bool:
+                started = effects.read_text() if effects.exists() else ""
+                return f"{run_id} slow {stale.pid} started" in started
+
+            await wait_for(in_slow, within=30)
+            stale.send_signal(signal.SIGSTOP)
+            stale_owner = (await store.get_run(run_id)).owner
+            fresh = start()
+
+            async def taken() -> bool:
+                return (await store.get_run(run_id)).owner not in (None, stale_owner)
+
+            await wait_for(taken, within=30)
+            stale.send_signal(signal.SIGCONT)
+
+            async def finished() -> bool:
+                return (await store.get_run(run_id)).state == "succeeded"
+
+            await wait_for(finished, within=60, every=0.1)
+            for proc in (stale, fresh):
+                proc.send_signal(signal.SIGTERM)  # both flush their spans on the way out
+                assert proc.wait(timeout=30) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    spans = receiver.received()
+    (lost_slow,) = [
+        s for s in receiver.named("action slow") if s.attributes["sagactl.attempt"] == 1
+    ]
+    assert lost_slow.attributes["sagactl.outcome"] == "cancelled"  # by the loser's heartbeat
+    segments = [s for s in receiver.named("saga chain") if s.attributes["sagactl.segment"] == 1]
+    assert len(segments) == 1 and segments[0].attributes["sagactl.recovered"] is True
+    assert lost_slow.parent_id == segments[0].span_id
+    ids = Counter(s.span_id for s in spans)
+    assert [span for span, n in ids.items() if n > 1] == []
+
+
+async def test_the_rebuilt_segment_is_posted_at_once(
+    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    """The taker posts the lost segment's span as soon as it rebuilds it, not after its
+    batch delay (an hour here): killed later, before that delay, it has still sent it."""
+    effects = tmp_path / "effects.log"
+    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
+    env.update(otel_env(receiver.endpoint), OTEL_BSP_SCHEDULE_DELAY="3600000")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        out = (tmp_path / f"w{len(procs)}.out").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
+        )
+        out.close()
+        procs.append(proc)
+        return proc
+
+    def started(run_id: str, proc: subprocess.Popen[bytes]) -> bool:
+        text = effects.read_text() if effects.exists() else ""
+        return f"{run_id} slow {proc.pid} started" in text
+
+    try:
+        async with Engine(pg_url, actions=ACTIONS) as engine:
+            first = start()
+            run_id = await engine.start(chain_saga(("a", 0), ("slow", 60.0), ("c", 0)))
+
+            async def first_in_slow() -> bool:
+                return started(run_id, first)
+
+            await wait_for(first_in_slow, within=30)
+            first.kill()
+            first.wait()
+            taker = start()
+
+            async def rebuilt() -> bool:
+                return any(s.attributes.get("sagactl.segment") == 1 for s in receiver.named("saga"))
+
+            await wait_for(rebuilt, within=30)
+            assert taker.poll() is None  # sent while it runs, not on its way out
+            taker.kill()  # nothing more leaves it: what it had not posted is lost
+            taker.wait()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    (lost,) = receiver.named("saga chain")
+    assert lost.attributes["sagactl.recovered"] is True
+    assert lost.span_id == f"{segment_span_id_of(run_id, 1):016x}"
