@@ -158,7 +158,8 @@ def pg_db() -> Iterator[str]:
         yield server.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for db in (name, f"{name}_dbos"):  # DBOS creates its own beside ours
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 async def _enqueue(db: str, node: str | None) -> None:
