@@ -114,7 +114,10 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
     python = environment / "bin" / "python"
     _share_dependencies(python)
     project = _copy_project(base / "sagactl")
-    _pip(python, project, DISTS / "acme-saga-plugin", DISTS / "acme-broken-plugin")
+    # The plugins are built from a copy too: setuptools builds in the source folder, and two
+    # test workers building the same folder at once trip over each other's build/ files.
+    dists = Path(shutil.copytree(DISTS, base / "plugin_dists"))
+    _pip(python, project, dists / "acme-saga-plugin", dists / "acme-broken-plugin")
     dup = base / "dup"
-    _pip(python, "--target", dup, DISTS / "acme-dup-plugin")
+    _pip(python, "--target", dup, dists / "acme-dup-plugin")
     return PluginEnv(environment, dup)
