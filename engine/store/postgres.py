@@ -62,7 +62,6 @@ from .sql_store import Params as SqlParams
 from .sql_store import SqlStore
 
 T = TypeVar("T")
-CHANNEL = leases.CHANNEL
 # pg_advisory_lock key of schema migrations: every worker starting on an empty database
 # waits for the first to finish instead of racing it into duplicate CREATE TABLEs.
 MIGRATION_LOCK = 0x5A6A_C711
@@ -343,7 +342,7 @@ class PostgresStore(SqlStore):
         try:
             if self._listener is None or self._listener.closed or self._listener.broken:
                 self._listener = await self._connect(autocommit=True)
-                await self._listener.execute(f"LISTEN {leases.CHANNEL}")
+                await leases.listen(self._listener)
             async for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 return True
             return False

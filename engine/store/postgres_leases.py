@@ -2,7 +2,7 @@
 
 A lease's end is computed with the database clock (`now()`), never a worker's; taking a
 run raises its fence, so the previous owner's writes are refused. Runs that become
-claimable are announced with NOTIFY on `CHANNEL`.
+claimable are announced with NOTIFY on the store's channel (`CHANNEL_SQL`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,23 @@ from .base import Claim
 from .postgres_writer import Conn
 
 CHANNEL = "sagactl_runs"
+"""The channel of a store in the `public` schema."""
+CHANNEL_SQL = (
+    "CASE current_schema() WHEN 'public' THEN 'sagactl_runs'"
+    " ELSE 'sagactl_runs_' || left(md5(current_schema()), 16) END"
+)
+"""The store's channel, worked out by the server. NOTIFY reaches every listener of the
+database, so stores in other schemas of it have channels of their own (named by a hash:
+a channel name has at most 63 bytes) and their workers do not wake each other."""
+
+
+async def listen(conn: Conn) -> None:
+    """Subscribes `conn` to its store's channel."""
+    cursor = await conn.execute(f"SELECT {CHANNEL_SQL}")
+    found = await cursor.fetchone()
+    assert found is not None
+    # A plain lower-case name (CHANNEL_SQL), so it needs no quoting.
+    await conn.execute(f"LISTEN {found[0]}")
 
 
 async def take(
@@ -99,4 +116,4 @@ async def end_leases(conn: Conn, token: str) -> None:
 
 async def notify(conn: Conn, run_id: str) -> None:
     """Announce a claimable run (or, with "", that some may be)."""
-    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+    await conn.execute(f"SELECT pg_notify({CHANNEL_SQL}, %s)", (run_id,))

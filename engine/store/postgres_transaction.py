@@ -75,7 +75,7 @@ def _one_statement(update: str, releases: bool, fenced: bool) -> str:
     may have come."""
     # A CTE that is only SELECTed runs when read: the final SELECT reads `notified`.
     notify = (
-        f", notified AS (SELECT pg_notify('{leases.CHANNEL}', '') FROM moved"
+        f", notified AS (SELECT pg_notify({leases.CHANNEL_SQL}, '') FROM moved"
         " WHERE moved.concurrency_key IS NOT NULL)"
         if releases
         else ""

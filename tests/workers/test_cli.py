@@ -160,7 +160,7 @@ def _listens_from(conn: Any, pid: int) -> bool:
         row[0]
         for row in conn.execute(
             "SELECT client_port FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query = 'LISTEN sagactl_runs' AND client_port IS NOT NULL"
+            " AND query LIKE 'LISTEN sagactl_runs%' AND client_port IS NOT NULL"
         ).fetchall()
     ]
     return bool(ports) and bool(set(ports) & _local_ports(pid))

@@ -11,6 +11,7 @@ from sagactl.engine.events import Event, EventKind
 from sagactl.engine.store import ClaimLost, NewRun, RunBusy
 from sagactl.engine.store.postgres import PostgresStore, translate
 
+from ..store.conftest import pg_schema
 from .conftest import wait_for
 from .effects import ACTIONS, chain_saga
 
@@ -151,6 +152,18 @@ class TestClaimNext:
                 with anyio.fail_after(5):
                     await producer.create_run(new_run("r1"), claim=False)
             assert woke == [True]
+
+    async def test_a_store_in_another_schema_does_not_wake_it(self, pg_url: str) -> None:
+        """NOTIFY reaches the whole database: each schema's store has its own channel."""
+        with pg_schema("other") as other_url:
+            async with PostgresStore(pg_url) as listener, PostgresStore(other_url) as other:
+                assert not await listener.wait_for_work(0.05)  # LISTEN is set up
+                await other.create_run(new_run("elsewhere"), claim=False)
+                await other.wake("elsewhere")
+                assert not await listener.wait_for_work(0.5)
+                async with PostgresStore(pg_url) as same:
+                    await same.create_run(new_run("here"), claim=False)
+                assert await listener.wait_for_work(5)
 
 
 class TestEngineOnPostgres:
