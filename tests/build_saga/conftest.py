@@ -15,6 +15,7 @@ import pytest
 # The helpers next to this file (tars.py) are imported by name by the test modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
+from leftovers import stop_leftover_sandboxes
 from sagactl.actions.build_from_tar.staging import StagingArea
 from sagactl.actions.build_from_tar.tarcheck import StagingLimits
 from sagactl.engine.tracing import NOOP_TRACER
@@ -195,35 +196,6 @@ def cli_env(tmp_path: Path, busybox_oci: str) -> dict[str, str]:
         "SAGACTL_RUNTIME": "local",
         "SAGACTL_LOCAL_AS_ROOT": "1",
     }
-
-
-def stop_leftover_sandboxes(root: Path) -> list[str]:
-    """Kills every sandbox a test left under `root` (runc containers in any runtime state
-    dir, local processes by their handle files); returns what it had to kill."""
-    import json
-    import shutil
-    import signal
-    import subprocess
-
-    from sagactl.plugins.runtimes.local import process_start
-
-    killed: list[str] = []
-    for state in root.glob("**/sandboxes/runc"):
-        if shutil.which("runc") is None:
-            break
-        listed = subprocess.run(
-            ["runc", "--root", str(state), "list", "-q"], capture_output=True, text=True
-        )
-        for container in listed.stdout.split():
-            subprocess.run(["runc", "--root", str(state), "delete", "--force", container])
-            killed.append(container)
-    for handle in root.glob("**/sandboxes/local/*.json"):
-        known = json.loads(handle.read_text())
-        if process_start(int(known["pid"])) == str(known["start"]):
-            os.killpg(int(known["pid"]), signal.SIGKILL)
-            killed.append(handle.stem)
-    release_mounts(root)  # image roots (overlay mounts) would block the temp dir's removal
-    return killed
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "build_saga"))
 
+from leftovers import stop_leftover_sandboxes
 from servetools import Server
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_sandboxes(tmp_path: Path) -> Iterator[None]:
+    """The apps a test's builds deployed are stopped after it (they outlive the server)."""
+    yield
+    stop_leftover_sandboxes(tmp_path)
 
 
 @pytest.fixture(scope="session")
