@@ -8,7 +8,8 @@ the version's unpacked source, a leased port as `$PORT`, and output appended to 
 It outlives the process that started it; any process on the host finds it again by pid and
 kernel start time (a reused pid is never mistaken for it), and a start repeated under the
 same sandbox id (after a crash) first stops what the earlier attempt left. Stopping sends
-SIGTERM to the group, waits the grace period, then SIGKILLs it.
+SIGTERM to the group, waits the grace period, then SIGKILLs it, and returns once no
+process of the group runs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,24 @@ def _group_of(pid: int) -> int | None:
 
 def _alive(handle: SandboxHandle) -> bool:
     return process_start(handle.pid) == handle.process_start
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies do not count). The kernel
+    gives no new process a pid still used as a group id, so the group is the sandbox's
+    while any of it runs."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        # After the command name: state, ppid, pgrp.
+        if fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:
@@ -156,17 +175,21 @@ class LocalRuntime:
         if not _alive(handle):
             _reap(handle.pid)
             return False
+
+        # The whole group, not just its leader: a shell may die of SIGTERM while a child
+        # that ignores it would keep the port.
+        def running() -> bool:
+            _reap(handle.pid)
+            return _alive(handle) or _group_running(handle.pid)
+
         self._signal(handle, signal.SIGTERM)
         with anyio.move_on_after(grace):
-            while _alive(handle):
-                _reap(handle.pid)
+            while running():  # noqa: ASYNC110 (other processes: polling is the event source)
                 await anyio.sleep(POLL)
-        if _alive(handle):
+        if running():
             self._signal(handle, signal.SIGKILL)
-            while _alive(handle):
-                _reap(handle.pid)
+            while running():  # noqa: ASYNC110 (other processes: polling is the event source)
                 await anyio.sleep(POLL)
-        _reap(handle.pid)
         return True
 
     @staticmethod

@@ -95,11 +95,25 @@ class TestLocalRuntime:
         assert len(children) >= 2
         with anyio.fail_after(5):
             assert await runtime.stop(handle, grace=0.3) is True
-        # stop() waits for the leader; the group's other members got the same SIGKILL and
-        # are gone a moment later (the kernel tears them down on its own time).
+        assert all(_group(int(p)) is None for p in children)
+
+    async def test_a_child_outliving_its_shell_is_stopped_too(
+        self, runtime: LocalRuntime, tmp_path: Path
+    ) -> None:
+        """The shell dies of SIGTERM, its child ignores it: stop() SIGKILLs the child too,
+        and returns once it is gone (it would keep the port)."""
+        marker = tmp_path / "ready"
+        handle = await runtime.start(
+            _spec(tmp_path, f"sh -c \"trap '' TERM; exec sleep 60\" & touch {marker}; wait")
+        )
         with anyio.fail_after(5):
-            while any(_group(int(p)) is not None for p in children):
+            while not marker.exists():
                 await anyio.sleep(0.01)
+        group = [p for p in os.listdir("/proc") if p.isdigit() and _group(int(p)) == handle.pid]
+        assert len(group) >= 2
+        with anyio.fail_after(10):
+            assert await runtime.stop(handle, grace=0.3) is True
+        assert all(_group(int(p)) is None for p in group)
 
     async def test_env_and_log(self, runtime: LocalRuntime, tmp_path: Path) -> None:
         """The command sees its allocated PORT, its env and SAGACTL_* names; output goes to
