@@ -82,30 +82,23 @@ class TestLocalRuntime:
         assert await runtime.status(handle) == "exited"
         assert process_start(handle.pid) is None
 
-    async def test_sigkill_after_grace(self, runtime: LocalRuntime, tmp_path: Path) -> None:
-        """A process ignoring SIGTERM (and its children) is SIGKILLed after the grace period."""
-        marker = tmp_path / "ready"
-        handle = await runtime.start(
-            _spec(tmp_path, f"trap '' TERM; sleep 60 & touch {marker}; wait")
-        )
-        with anyio.fail_after(5):
-            while not marker.exists():
-                await anyio.sleep(0.01)
-        children = [p for p in os.listdir("/proc") if p.isdigit() and _group(int(p)) == handle.pid]
-        assert len(children) >= 2
-        with anyio.fail_after(5):
-            assert await runtime.stop(handle, grace=0.3) is True
-        assert all(_group(int(p)) is None for p in children)
-
-    async def test_a_child_outliving_its_shell_is_stopped_too(
-        self, runtime: LocalRuntime, tmp_path: Path
+    @pytest.mark.parametrize(
+        "command",
+        [
+            # The shell and its child ignore SIGTERM: both are SIGKILLed after the grace.
+            "trap '' TERM; sleep 60 & touch {marker}; wait",
+            # The shell dies of SIGTERM, its child ignores it (and would keep the port).
+            "sh -c \"trap '' TERM; exec sleep 60\" & touch {marker}; wait",
+        ],
+        ids=["all ignore TERM", "a child outlives its shell"],
+    )
+    async def test_sigkill_after_grace(
+        self, runtime: LocalRuntime, tmp_path: Path, command: str
     ) -> None:
-        """The shell dies of SIGTERM, its child ignores it: stop() SIGKILLs the child too,
-        and returns once it is gone (it would keep the port)."""
+        """What SIGTERM leaves of the sandbox's group is SIGKILLed after the grace period,
+        and stop() returns once none of the group runs."""
         marker = tmp_path / "ready"
-        handle = await runtime.start(
-            _spec(tmp_path, f"sh -c \"trap '' TERM; exec sleep 60\" & touch {marker}; wait")
-        )
+        handle = await runtime.start(_spec(tmp_path, command.format(marker=marker)))
         with anyio.fail_after(5):
             while not marker.exists():
                 await anyio.sleep(0.01)

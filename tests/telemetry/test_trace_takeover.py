@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,24 +31,56 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+class Workers:
+    """Worker processes (workers/worker_proc.py) exporting to the test's receiver, with a
+    1.5 s lease and the effects log shared by all; any still running is killed at the end."""
+
+    def __init__(self, pg_url: str, tmp_path: Path, receiver: OtlpReceiver) -> None:
+        self.pg_url, self.tmp_path = pg_url, tmp_path
+        self.effects = tmp_path / "effects.log"
+        self.env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(self.effects)})
+        self.env.update(otel_env(receiver.endpoint))
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        out = (self.tmp_path / f"w{len(self.procs)}.out").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-P", str(PROC), self.pg_url, "2", "0.2"],
+            stdout=out,
+            stderr=out,
+            env=self.env,
+        )
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def in_slow(self, run_id: str, proc: subprocess.Popen[bytes]) -> bool:
+        """Whether `proc` has started the run's `slow` action."""
+        text = self.effects.read_text() if self.effects.exists() else ""
+        return f"{run_id} slow {proc.pid} started" in text
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(pg_url: str, tmp_path: Path, receiver: OtlpReceiver) -> Iterator[Workers]:
+    found = Workers(pg_url, tmp_path, receiver)
+    try:
+        yield found
+    finally:
+        found.kill_all()
+
+
 async def test_one_trace_across_a_takeover(
-    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+    pg_url: str, workers: Workers, receiver: OtlpReceiver
 ) -> None:
     """Spans of both workers share the run's trace id; the attempt spans match the
     attempts the log saw end; the run's span comes from the worker that finished it."""
-    effects = tmp_path / "effects.log"
-    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
-    env.update(otel_env(receiver.endpoint))
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        out = (tmp_path / f"w{len(procs)}.out").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
-        )
-        out.close()
-        procs.append(proc)
-        return proc
+    start = workers.start
 
     try:
         async with Engine(pg_url, actions=ACTIONS) as engine:
@@ -57,10 +90,7 @@ async def test_one_trace_across_a_takeover(
             run_id = await engine.start(chain_saga(("a", 0), ("slow", 2.0), ("c", 0)))
 
             async def in_slow() -> bool:
-                started = effects.read_text() if effects.exists() else ""
-                return f"{run_id} slow {first.pid} started" in started and bool(
-                    receiver.named("action a")
-                )
+                return workers.in_slow(run_id, first) and bool(receiver.named("action a"))
 
             await wait_for(in_slow, within=30)
             first.kill()
@@ -76,10 +106,7 @@ async def test_one_trace_across_a_takeover(
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=30) == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        workers.kill_all()
 
     trace_id = trace_id_of(run_id)
     assert record.trace_id == trace_id
@@ -113,24 +140,12 @@ async def test_one_trace_across_a_takeover(
 
 
 async def test_a_live_loser_leaves_its_segment_to_the_taker(
-    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+    pg_url: str, workers: Workers, receiver: OtlpReceiver
 ) -> None:
     """A worker paused past its lease, then resumed, finds the run taken over (its
     heartbeat cancels the run there): the taker exports the loser's segment span, rebuilt
     from the log, and the loser does not, so each span id reaches the receiver once."""
-    effects = tmp_path / "effects.log"
-    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
-    env.update(otel_env(receiver.endpoint))
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        out = (tmp_path / f"w{len(procs)}.out").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
-        )
-        out.close()
-        procs.append(proc)
-        return proc
+    start = workers.start
 
     try:
         async with Engine(pg_url, actions=ACTIONS) as engine:
@@ -142,8 +157,7 @@ async def test_a_live_loser_leaves_its_segment_to_the_taker(
             run_id = await engine.start(chain_saga(("a", 0), ("slow", 4.0), ("c", 0)))
 
             async def in_slow() -> bool:
-                started = effects.read_text() if effects.exists() else ""
-                return f"{run_id} slow {stale.pid} started" in started
+                return workers.in_slow(run_id, stale)
 
             await wait_for(in_slow, within=30)
             stale.send_signal(signal.SIGSTOP)
@@ -164,10 +178,7 @@ async def test_a_live_loser_leaves_its_segment_to_the_taker(
                 proc.send_signal(signal.SIGTERM)  # both flush their spans on the way out
                 assert proc.wait(timeout=30) == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        workers.kill_all()
 
     spans = receiver.received()
     (lost_slow,) = [
@@ -182,27 +193,12 @@ async def test_a_live_loser_leaves_its_segment_to_the_taker(
 
 
 async def test_the_rebuilt_segment_is_posted_at_once(
-    pg_url: str, tmp_path: Path, receiver: OtlpReceiver
+    pg_url: str, workers: Workers, receiver: OtlpReceiver
 ) -> None:
     """The taker posts the lost segment's span as soon as it rebuilds it, not after its
     batch delay (an hour here): killed later, before that delay, it has still sent it."""
-    effects = tmp_path / "effects.log"
-    env = dict(os.environ, SAGACTL_LEASE="1.5", **{LOG_ENV: str(effects)})
-    env.update(otel_env(receiver.endpoint), OTEL_BSP_SCHEDULE_DELAY="3600000")
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        out = (tmp_path / f"w{len(procs)}.out").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-P", str(PROC), pg_url, "2", "0.2"], stdout=out, stderr=out, env=env
-        )
-        out.close()
-        procs.append(proc)
-        return proc
-
-    def started(run_id: str, proc: subprocess.Popen[bytes]) -> bool:
-        text = effects.read_text() if effects.exists() else ""
-        return f"{run_id} slow {proc.pid} started" in text
+    workers.env.update(OTEL_BSP_SCHEDULE_DELAY="3600000")
+    start = workers.start
 
     try:
         async with Engine(pg_url, actions=ACTIONS) as engine:
@@ -210,7 +206,7 @@ async def test_the_rebuilt_segment_is_posted_at_once(
             run_id = await engine.start(chain_saga(("a", 0), ("slow", 60.0), ("c", 0)))
 
             async def first_in_slow() -> bool:
-                return started(run_id, first)
+                return workers.in_slow(run_id, first)
 
             await wait_for(first_in_slow, within=30)
             first.kill()
@@ -225,10 +221,7 @@ async def test_the_rebuilt_segment_is_posted_at_once(
             taker.kill()  # nothing more leaves it: what it had not posted is lost
             taker.wait()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        workers.kill_all()
 
     (lost,) = receiver.named("saga chain")
     assert lost.attributes["sagactl.recovered"] is True
