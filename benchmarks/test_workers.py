@@ -34,20 +34,26 @@ PROC = Path(__file__).with_name("worker_proc.py")
 _FIGURES: dict[str, float] = {}
 
 
+SERVER = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin() -> psycopg.Connection[Any]:
+    """An autocommit connection to `$SAGACTL_TEST_PG` (the local server), or a skip."""
+    try:
+        return psycopg.connect(SERVER, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {SERVER}: {exc}")
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh schema in `sagactl_test_pg` on `$SAGACTL_TEST_PG` (the local server)."""
-    server = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
-    with admin:
+    with _admin() as admin:
         if not admin.execute(
             "SELECT 1 FROM pg_database WHERE datname = 'sagactl_test_pg'"
         ).fetchone():
             admin.execute("CREATE DATABASE sagactl_test_pg")
-    url = server.rsplit("/", 1)[0] + "/sagactl_test_pg"
+    url = SERVER.rsplit("/", 1)[0] + "/sagactl_test_pg"
     name = f"b_{secrets.token_hex(6)}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
@@ -146,18 +152,13 @@ frees them all at once, so the clock starts with every run queued and every work
 @pytest.fixture
 def pg_db() -> Iterator[str]:
     """A database of its own, so `pg_stat_database` counts this benchmark's commits only."""
-    server = os.environ.get("SAGACTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
     name = f"sagactl_bench_{secrets.token_hex(4)}"
-    with admin:
+    with _admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield server.rsplit("/", 1)[0] + "/" + name
+        yield SERVER.rsplit("/", 1)[0] + "/" + name
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
+        with _admin() as admin:
             for db in (name, f"{name}_dbos"):  # DBOS creates its own beside ours
                 admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
