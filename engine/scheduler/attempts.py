@@ -87,6 +87,7 @@ class AttemptRunner:
         self._store = store
         self._claim = claim
         self.saga = saga
+        self._specs = saga.actions
         self._inputs = dict(inputs)
         self._actions = actions
         """`uses` -> Action."""
@@ -98,6 +99,10 @@ class AttemptRunner:
         """Made on the first compensation: most runs never compensate."""
         self.segment: Segment | None = None
         """The span of this process's part of the run, while tracing is on."""
+        self._faulty = bool(options.faults)
+        """Faults are injected (only in fault-injection tests)."""
+        self._scope_of_run = Scope(status.run_id, saga.name, self._inputs, _Outputs(status.actions))
+        """What an action's references resolve against (made once: it reads the status)."""
 
     @property
     def max_parallel(self) -> int:
@@ -105,14 +110,15 @@ class AttemptRunner:
         return self._options.max_parallel
 
     def action(self, name: str) -> Action:
-        return self._actions[self.saga.actions[name].uses]
+        return self._actions[self._specs[name].uses]
 
     def compensable(self, name: str) -> bool:
         """Declared reversible by the definition and by the plugin alike."""
         return self.saga.actions[name].compensable and self.action(name).compensable()
 
     def retries(self, name: str) -> RetryBudget:
-        return RetryBudget(self.saga.actions[name].retry, self.action(name), self._options)
+        spec = self._specs[name]
+        return RetryBudget(spec.retry, self._actions[spec.uses], self._options)
 
     def context(
         self, name: str, *, compensating: bool = False, index: int | None = None
@@ -162,11 +168,11 @@ class AttemptRunner:
     async def _execute(
         self, name: str, ctx: RunContext, element: tuple[int, Any] | None
     ) -> Outputs:
-        spec = self.saga.actions[name]
-        action = self.action(name)
+        spec = self._specs[name]
+        action = self._actions[spec.uses]
         options = self._options
         faults = options.faults
-        if faults:  # none outside fault-injection tests: skip the per-action scan
+        if self._faulty:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
         inputs = self.inputs(name, element)
         _validate(action, "input", inputs, name)
@@ -197,7 +203,7 @@ class AttemptRunner:
             check_json(outputs, "outputs")
         except NotJson as exc:
             raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
-        if faults:
+        if self._faulty:
             await inject(faults.at(name, "after"), options.clock, options.exit)
         return outputs
 
@@ -250,11 +256,13 @@ class AttemptRunner:
     def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run (and `element`,
         `(index, item)`, for a `for_each` action)."""
-        resolved = resolve(self.saga.actions[name].with_, self._scope(element))
+        resolved = resolve(self._specs[name].with_, self._scope(element))
         assert isinstance(resolved, dict)
         return resolved
 
     def _scope(self, element: tuple[int, Any] | None = None) -> Scope:
+        if element is None:
+            return self._scope_of_run
         status = self._status
         return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
@@ -283,6 +291,12 @@ class _Outputs(Mapping[str, Mapping[str, Any]]):
         if outputs is None:
             raise KeyError(name)
         return outputs
+
+    def get(self, name: str, default: Any = None) -> Any:  # (Mapping's goes via a KeyError)
+        found = self._actions.get(name)
+        if found is None or found.outputs is None:
+            return default
+        return found.outputs
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, s in self._actions.items() if s.outputs is not None)
