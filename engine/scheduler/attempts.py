@@ -25,7 +25,7 @@ from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from ..tracing import NOOP_TRACER, Segment
 from .options import Options
-from .schema_checks import check_for
+from .schema_checks import SchemaCheck, check_for
 
 
 def retryable(action: Action, exc: BaseException) -> bool:
@@ -103,6 +103,8 @@ class AttemptRunner:
         """Faults are injected (only in fault-injection tests)."""
         self._scope_of_run = Scope(status.run_id, saga.name, self._inputs, _Outputs(status.actions))
         """What an action's references resolve against (made once: it reads the status)."""
+        self._schema_checks: dict[str, tuple[SchemaCheck, SchemaCheck]] = {}
+        """Action -> the checks of its plugin's input and output schemas."""
 
     @property
     def max_parallel(self) -> int:
@@ -175,7 +177,8 @@ class AttemptRunner:
         if self._faulty:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
         inputs = self.inputs(name, element)
-        _validate(action, "input", inputs, name)
+        input_check, output_check = self._checks(name, action)
+        _validate(input_check, "input", inputs, name)
         limiter = options.limiter
         if limiter is not None:
             # Borrowed by the attempt's context, not the task: anyio looks the current
@@ -198,7 +201,7 @@ class AttemptRunner:
         if not isinstance(outputs, Mapping):
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)
-        _validate(action, "output", outputs, name)
+        _validate(output_check, "output", outputs, name)
         try:
             check_json(outputs, "outputs")
         except NotJson as exc:
@@ -249,6 +252,13 @@ class AttemptRunner:
             with anyio.fail_after(self.saga.actions[name].timeout):
                 await self.action(name).finalize(ctx, self.inputs(name, element))
 
+    def _checks(self, name: str, action: Action) -> tuple[SchemaCheck, SchemaCheck]:
+        checks = self._schema_checks.get(name)
+        if checks is None:
+            checks = (check_for(action.input_schema), check_for(action.output_schema))
+            self._schema_checks[name] = checks
+        return checks
+
     def saga_outputs(self) -> dict[str, JSON]:
         """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
         return resolve_outputs(self.saga, self._scope())
@@ -267,9 +277,8 @@ class AttemptRunner:
         return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
 
-def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
-    schema = action.input_schema if what == "input" else action.output_schema
-    error = check_for(schema).error(value)
+def _validate(check: SchemaCheck, what: str, value: Mapping[str, Any], name: str) -> None:
+    error = check.error(value)
     if error is None:
         return
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -37,7 +37,7 @@ from ..events import Event, EventKind
 from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
-from .attempts import AttemptRunner, rollback
+from .attempts import AttemptRunner, RetryBudget, rollback
 from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
@@ -161,7 +161,7 @@ class ForwardPhase:
         """Attempts until one succeeds (its outputs, and the transaction to commit with its
         completion) or the action failed for good (None)."""
         journal, runner = self._journal, self._runner
-        retries = runner.retries(name)
+        retries: RetryBudget | None = None  # made on the first failure: most never fail
         while True:
             ctx = runner.context(name)
             try:
@@ -176,6 +176,8 @@ class ForwardPhase:
                 return None
             except Exception as exc:
                 await rollback(ctx)
+                if retries is None:
+                    retries = runner.retries(name)
                 if not (retries.allows(exc) and self._may_retry()):
                     await self._failed_for_good(name, exc)
                     return None
