@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
+from jsonschema import ValidationError
 
 from ..action import JSON, Action, Outputs
 from ..context import ProgressSink, RunContext
@@ -25,7 +26,7 @@ from ..states import ActionStatus, RunStatus
 from ..store.base import Claim, Store
 from ..tracing import NOOP_TRACER, Segment
 from .options import Options
-from .schema_checks import SchemaCheck, check_for
+from .schema_checks import check_for
 
 
 def retryable(action: Action, exc: BaseException) -> bool:
@@ -103,8 +104,6 @@ class AttemptRunner:
         """Faults are injected (only in fault-injection tests)."""
         self._scope_of_run = Scope(status.run_id, saga.name, self._inputs, _Outputs(status.actions))
         """What an action's references resolve against (made once: it reads the status)."""
-        self._schema_checks: dict[str, tuple[SchemaCheck, SchemaCheck]] = {}
-        """Action -> the checks of its plugin's input and output schemas."""
 
     @property
     def max_parallel(self) -> int:
@@ -177,8 +176,9 @@ class AttemptRunner:
         if self._faulty:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
         inputs = self.inputs(name, element)
-        input_check, output_check = self._checks(name, action)
-        _validate(input_check, "input", inputs, name)
+        error = check_for(action.input_schema).error(inputs)
+        if error is not None:
+            raise _invalid(name, "input", error)
         limiter = options.limiter
         if limiter is not None:
             # Borrowed by the attempt's context, not the task: anyio looks the current
@@ -201,7 +201,9 @@ class AttemptRunner:
         if not isinstance(outputs, Mapping):
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)
-        _validate(output_check, "output", outputs, name)
+        error = check_for(action.output_schema).error(outputs)
+        if error is not None:
+            raise _invalid(name, "output", error)
         try:
             check_json(outputs, "outputs")
         except NotJson as exc:
@@ -252,13 +254,6 @@ class AttemptRunner:
             with anyio.fail_after(self.saga.actions[name].timeout):
                 await self.action(name).finalize(ctx, self.inputs(name, element))
 
-    def _checks(self, name: str, action: Action) -> tuple[SchemaCheck, SchemaCheck]:
-        checks = self._schema_checks.get(name)
-        if checks is None:
-            checks = (check_for(action.input_schema), check_for(action.output_schema))
-            self._schema_checks[name] = checks
-        return checks
-
     def saga_outputs(self) -> dict[str, JSON]:
         """The saga's `outputs:`, resolved from the run (recorded when it succeeds)."""
         return resolve_outputs(self.saga, self._scope())
@@ -277,13 +272,12 @@ class AttemptRunner:
         return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
 
-def _validate(check: SchemaCheck, what: str, value: Mapping[str, Any], name: str) -> None:
-    error = check.error(value)
-    if error is None:
-        return
+def _invalid(name: str, what: str, error: ValidationError) -> InputError | FatalError:
+    """The error a value that fails its schema raises (the check itself is inlined where
+    values are checked: it runs twice per attempt)."""
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     message = f"action {name}: {what} {where}: {error.message}"
-    raise InputError(message) if what == "input" else FatalError(message)
+    return InputError(message) if what == "input" else FatalError(message)
 
 
 class _Outputs(Mapping[str, Mapping[str, Any]]):
