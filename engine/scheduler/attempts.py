@@ -198,7 +198,7 @@ class AttemptRunner:
         finally:
             if limiter is not None:
                 limiter.release_on_behalf_of(ctx)
-        if not isinstance(outputs, Mapping):
+        if type(outputs) is not dict and not isinstance(outputs, Mapping):  # (dict: no ABC check)
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)
         error = check_for(action.output_schema).error(outputs)
