@@ -103,7 +103,7 @@ class Scope:
     """(index, item) of the `for_each` element being resolved for, if any."""
 
     def lookup(self, ref: Reference) -> Any:
-        if ref.element:
+        if ref.item is not None or ref.index:  # `ref.element`, without a property call
             return self._element(ref)
         if ref.input is not None:
             if ref.input not in self.inputs:

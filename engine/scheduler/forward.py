@@ -151,7 +151,8 @@ class ForwardPhase:
         success, or None when it did not succeed (failed for good, or parked). A node is an
         action or a fan-out (`for_each`); another kind of node is another branch here."""
         structlog.contextvars.bind_contextvars(action=name)
-        problem = self._frontier.conditions.problem(name)
+        conditions = self._frontier.conditions
+        problem = conditions.problem(name) if conditions.any else None
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
             await self._failed_for_good(name, problem)
             return None

@@ -67,7 +67,9 @@ class Frontier:
             status = actions[name]
             if name in self._in_hand or status.state not in STARTABLE:
                 continue
-            reason = self.conditions.skip_reason(name) if status.state is A.PENDING else None
+            conditions = self.conditions
+            pending = status.state is A.PENDING
+            reason = conditions.skip_reason(name) if pending and conditions.any else None
             if reason is not None:
                 skipped = ActionSkipped(reason=reason)
                 records.append(recorder.record(EventKind.ACTION_SKIPPED, name, skipped))
