@@ -100,7 +100,9 @@ class Journal(Recorder):
         """Make `records` (and the progress noted since the last commit) durable, in one
         commit with the action's transaction `tx` if given; then emit them. Shielded: a
         record applied to the status must reach the log even while the run is cancelled."""
-        progress, self._progress = self._progress, {}
+        progress = self._progress
+        if progress:  # (most commits carry none: no new dict for them)
+            self._progress = {}
         shield = self._shield
         if shield is None:
             # `anyio.CancelScope(...)` asks sniffio for the backend on every call (and runs
@@ -122,5 +124,7 @@ class Journal(Recorder):
                 log.exception("event handler failed", handler=repr(handler), kind=event.kind)
 
     def emit_all(self, events: Iterable[Event]) -> None:
+        if not self._handlers:
+            return
         for event in events:
             self.emit(event)
