@@ -61,6 +61,7 @@ class ForwardPhase:
     ) -> None:
         self._journal = journal
         self._runner = runner
+        self._specs = runner.saga.actions
         self._frontier = frontier
         self._finalizer = finalizer
         self._status = journal.status
@@ -156,7 +157,7 @@ class ForwardPhase:
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
             await self._failed_for_good(name, problem)
             return None
-        if self._runner.saga.actions[name].for_each is not None:
+        if self._specs[name].for_each is not None:
             return await self._run_fan_out(name)
         return await self._run_action(name)
 
