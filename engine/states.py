@@ -162,7 +162,9 @@ ELEMENT_KINDS: Mapping[EventKind, EventKind] = {
 def run_state_of(record: Event) -> RunState | None:
     """The state a run-level record moves its run to, if it moves it."""
     if record.action is None and "state" in record.data:
-        return RunState(record.data["state"])
+        state = record.data["state"]
+        # A record made in this process holds the member already (Enum's call is Python).
+        return state if type(state) is RunState else RunState(state)
     return None
 
 
