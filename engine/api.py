@@ -279,8 +279,9 @@ class Engine:
     def actions_of(self, saga: CompiledSaga) -> dict[str, Action]:
         """`uses` -> the action, for every action of `saga` (a child saga's runs its
         pinned definition as a run of its own)."""
+        provider = self.provider  # (a property: once per run, not once per action)
         return {
-            spec.uses: self.provider.create(spec.uses)
+            spec.uses: provider.create(spec.uses)
             if spec.child is None
             else ChildSaga(self, spec.child)
             for spec in saga.actions.values()

@@ -103,7 +103,7 @@ class Scope:
     """(index, item) of the `for_each` element being resolved for, if any."""
 
     def lookup(self, ref: Reference) -> Any:
-        if ref.element:
+        if ref.item is not None or ref.index:  # `ref.element`, without a property call
             return self._element(ref)
         if ref.input is not None:
             if ref.input not in self.inputs:
@@ -137,7 +137,7 @@ def resolve(value: Any, scope: Scope) -> Any:
         if ref is not None:
             return scope.lookup(ref)
         return _REF.sub(lambda m: _as_text(scope.lookup(parse(m.group(1)))), value)
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # (a dict skips the ABC check)
         return {key: resolve(item, scope) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [resolve(item, scope) for item in value]

@@ -162,7 +162,9 @@ ELEMENT_KINDS: Mapping[EventKind, EventKind] = {
 def run_state_of(record: Event) -> RunState | None:
     """The state a run-level record moves its run to, if it moves it."""
     if record.action is None and "state" in record.data:
-        return RunState(record.data["state"])
+        state = record.data["state"]
+        # A record made in this process holds the member already (Enum's call is Python).
+        return state if type(state) is RunState else RunState(state)
     return None
 
 
@@ -226,7 +228,8 @@ class ActionStatus:
     def move(self, name: str, kind: EventKind, data: Mapping[str, Any]) -> None:
         """Apply an action-level record of `kind` to this action (or element) `name`."""
         target = ACTION_KIND_STATE[kind]
-        check_action(name, self.state, target)
+        if (self.state, target) not in ACTION_TRANSITIONS:  # (one call fewer per record)
+            check_action(name, self.state, target)
         self.state = target
         if kind is K.ACTION_STARTED:
             self.attempts = int(data.get("attempt", self.attempts + 1))
@@ -273,8 +276,10 @@ class RunStatus:
 
     def apply(self, record: Event) -> None:
         """Move on by one record; raises `InvalidTransition` on a forbidden move."""
-        self.last_seq = max(self.last_seq, record.seq)
+        if record.seq > self.last_seq:
+            self.last_seq = record.seq
         data = record.data
+        kind = record.kind
         if record.action is None:
             new = run_state_of(record)
             if new is None:
@@ -289,16 +294,22 @@ class RunStatus:
                 self.bad_input = bool(data["bad_input"])
             if "outputs" in data:
                 self.saga_outputs = dict(data["outputs"])
-            if record.kind is K.RUN_COMPENSATING:
+            if kind is K.RUN_COMPENSATING:
                 self.reason = StopReason(data["reason"]) if data.get("reason") else None
-            if new in (R.RUNNING, R.COMPENSATING) and record.kind is K.RUN_RESUMED:
+            if new in (R.RUNNING, R.COMPENSATING) and kind is K.RUN_RESUMED:
                 self.error = self.code = None
             if "error" in data or new in (R.STUCK, R.COMPENSATING):
                 self.error = data.get("error", self.error)
                 self.code = data.get("code", self.code)
                 self.failed_action = data.get("failed_action", self.failed_action)
             return
-        as_action = ELEMENT_KINDS.get(record.kind)
+        if kind in ACTION_KIND_STATE:  # the usual record first
+            status = self.actions.get(record.action)
+            if status is None:
+                status = self.actions[record.action] = ActionStatus()
+            status.move(record.action, kind, data)
+            return
+        as_action = ELEMENT_KINDS.get(kind)
         if as_action is not None:
             parent = self.actions.setdefault(record.action, ActionStatus())
             index = int(data["index"])
@@ -306,18 +317,13 @@ class RunStatus:
                 parent.count = int(data["of"])
             parent.element(index).move(f"{record.action}[{index}]", as_action, data)
             return
-        if record.kind not in ACTION_KIND_STATE:
-            if record.kind is K.ACTION_FINALIZED:
-                status = self.actions.setdefault(record.action, ActionStatus())
-                if status.finalized or not status.attempts:
-                    raise InvalidTransition(
-                        f"action {record.action} cannot be finalized: never started, or already"
-                    )
-                status.finalized = True
-            return
-        self.actions.setdefault(record.action, ActionStatus()).move(
-            record.action, record.kind, data
-        )
+        if kind is K.ACTION_FINALIZED:
+            status = self.actions.setdefault(record.action, ActionStatus())
+            if status.finalized or not status.attempts:
+                raise InvalidTransition(
+                    f"action {record.action} cannot be finalized: never started, or already"
+                )
+            status.finalized = True
 
     def in_state(self, *states: ActionState) -> list[str]:
         return [name for name, s in self.actions.items() if s.state in states]

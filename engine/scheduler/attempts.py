@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
+from jsonschema import ValidationError
 
 from ..action import JSON, Action, Outputs
 from ..context import ProgressSink, RunContext
@@ -87,6 +88,7 @@ class AttemptRunner:
         self._store = store
         self._claim = claim
         self.saga = saga
+        self._specs = saga.actions
         self._inputs = dict(inputs)
         self._actions = actions
         """`uses` -> Action."""
@@ -98,6 +100,10 @@ class AttemptRunner:
         """Made on the first compensation: most runs never compensate."""
         self.segment: Segment | None = None
         """The span of this process's part of the run, while tracing is on."""
+        self._faulty = bool(options.faults)
+        """Faults are injected (only in fault-injection tests)."""
+        self._scope_of_run = Scope(status.run_id, saga.name, self._inputs, _Outputs(status.actions))
+        """What an action's references resolve against (made once: it reads the status)."""
 
     @property
     def max_parallel(self) -> int:
@@ -105,14 +111,15 @@ class AttemptRunner:
         return self._options.max_parallel
 
     def action(self, name: str) -> Action:
-        return self._actions[self.saga.actions[name].uses]
+        return self._actions[self._specs[name].uses]
 
     def compensable(self, name: str) -> bool:
         """Declared reversible by the definition and by the plugin alike."""
         return self.saga.actions[name].compensable and self.action(name).compensable()
 
     def retries(self, name: str) -> RetryBudget:
-        return RetryBudget(self.saga.actions[name].retry, self.action(name), self._options)
+        spec = self._specs[name]
+        return RetryBudget(spec.retry, self._actions[spec.uses], self._options)
 
     def context(
         self, name: str, *, compensating: bool = False, index: int | None = None
@@ -162,14 +169,16 @@ class AttemptRunner:
     async def _execute(
         self, name: str, ctx: RunContext, element: tuple[int, Any] | None
     ) -> Outputs:
-        spec = self.saga.actions[name]
-        action = self.action(name)
+        spec = self._specs[name]
+        action = self._actions[spec.uses]
         options = self._options
         faults = options.faults
-        if faults:  # none outside fault-injection tests: skip the per-action scan
+        if self._faulty:  # none outside fault-injection tests: skip the per-action scan
             await inject(faults.at(name, "before"), options.clock, options.exit)
         inputs = self.inputs(name, element)
-        _validate(action, "input", inputs, name)
+        error = check_for(action.input_schema).error(inputs)
+        if error is not None:
+            raise _invalid(name, "input", error)
         limiter = options.limiter
         if limiter is not None:
             # Borrowed by the attempt's context, not the task: anyio looks the current
@@ -189,15 +198,17 @@ class AttemptRunner:
         finally:
             if limiter is not None:
                 limiter.release_on_behalf_of(ctx)
-        if not isinstance(outputs, Mapping):
+        if type(outputs) is not dict and not isinstance(outputs, Mapping):  # (dict: no ABC check)
             raise FatalError(f"action {name} returned {type(outputs).__name__}, not a mapping")
         outputs = dict(outputs)
-        _validate(action, "output", outputs, name)
+        error = check_for(action.output_schema).error(outputs)
+        if error is not None:
+            raise _invalid(name, "output", error)
         try:
             check_json(outputs, "outputs")
         except NotJson as exc:
             raise FatalError(f"action {name} returned outputs that are not JSON: {exc}") from None
-        if faults:
+        if self._faulty:
             await inject(faults.at(name, "after"), options.clock, options.exit)
         return outputs
 
@@ -250,23 +261,23 @@ class AttemptRunner:
     def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run (and `element`,
         `(index, item)`, for a `for_each` action)."""
-        resolved = resolve(self.saga.actions[name].with_, self._scope(element))
+        resolved = resolve(self._specs[name].with_, self._scope(element))
         assert isinstance(resolved, dict)
         return resolved
 
     def _scope(self, element: tuple[int, Any] | None = None) -> Scope:
+        if element is None:
+            return self._scope_of_run
         status = self._status
         return Scope(status.run_id, self.saga.name, self._inputs, _Outputs(status.actions), element)
 
 
-def _validate(action: Action, what: str, value: Mapping[str, Any], name: str) -> None:
-    schema = action.input_schema if what == "input" else action.output_schema
-    error = check_for(schema).error(value)
-    if error is None:
-        return
+def _invalid(name: str, what: str, error: ValidationError) -> InputError | FatalError:
+    """The error a value that fails its schema raises (the check itself is inlined where
+    values are checked: it runs twice per attempt)."""
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     message = f"action {name}: {what} {where}: {error.message}"
-    raise InputError(message) if what == "input" else FatalError(message)
+    return InputError(message) if what == "input" else FatalError(message)
 
 
 class _Outputs(Mapping[str, Mapping[str, Any]]):
@@ -283,6 +294,12 @@ class _Outputs(Mapping[str, Mapping[str, Any]]):
         if outputs is None:
             raise KeyError(name)
         return outputs
+
+    def get(self, name: str, default: Any = None) -> Any:  # (Mapping's goes via a KeyError)
+        found = self._actions.get(name)
+        if found is None or found.outputs is None:
+            return default
+        return found.outputs
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, s in self._actions.items() if s.outputs is not None)

@@ -31,9 +31,12 @@ class Conditions:
         """Action -> the actions whose outputs it uses, for those that may be skipped."""
         self._evaluated: dict[str, InputError | None] = {}
         """Action -> what its evaluation raised (None: nothing), until `problem` asks."""
+        self.any = False
+        """Some action has a condition (most sagas have none: nothing to ask per action)."""
         skippable: set[str] = set()
         if all(spec.condition is None for spec in saga.actions.values()):
             return  # nothing can be skipped: every action runs
+        self.any = True
         for name in saga.topological_order():  # a dependency is settled before its dependents
             spec = saga.actions[name]
             used = {ref.action for ref in references.walk(spec.with_) if ref.action}

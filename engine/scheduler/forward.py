@@ -37,7 +37,7 @@ from ..events import Event, EventKind
 from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
-from .attempts import AttemptRunner, rollback
+from .attempts import AttemptRunner, RetryBudget, rollback
 from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
@@ -61,6 +61,7 @@ class ForwardPhase:
     ) -> None:
         self._journal = journal
         self._runner = runner
+        self._specs = runner.saga.actions
         self._frontier = frontier
         self._finalizer = finalizer
         self._status = journal.status
@@ -133,35 +134,47 @@ class ForwardPhase:
             self._group.start_soon(self._chain, name)
 
     async def _chain(self, name: str) -> None:
-        structlog.contextvars.bind_contextvars(run_id=self._journal.run_id)
+        # (`run_id` is bound already: a task starts with a copy of its spawner's context)
+        # Each success is committed here, not in a coroutine of its own: after each commit
+        # the task resumes through fewer frames.
         next_name: str | None = name
         while next_name is not None:
-            next_name = await self._run_node(next_name)
+            done = await self._run_node(next_name)
+            if done is None:
+                return
+            outputs, tx = done
+            records, started = self._succeeded(next_name, outputs)
+            await self._journal.commit(records, tx)
+            next_name = self._launch(started)
 
-    async def _run_node(self, name: str) -> str | None:
-        """Run one node to its end; returns a ready node this task runs next. A node is an
-        action or a fan-out (`for_each`); another kind of node is another branch here,
-        ending in `_succeeded` (or `_failed_for_good`)."""
+    async def _run_node(self, name: str) -> tuple[Outputs, StoreTransaction | None] | None:
+        """Run one node to its end: its outputs and the transaction to commit with its
+        success, or None when it did not succeed (failed for good, or parked). A node is an
+        action or a fan-out (`for_each`); another kind of node is another branch here."""
         structlog.contextvars.bind_contextvars(action=name)
-        problem = self._frontier.conditions.problem(name)
+        conditions = self._frontier.conditions
+        problem = conditions.problem(name) if conditions.any else None
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
             await self._failed_for_good(name, problem)
             return None
-        done: tuple[Outputs, StoreTransaction | None] | None
-        if self._runner.saga.actions[name].for_each is not None:
-            done = await self._run_fan_out(name)
-        else:
-            done = await self._run_action(name)
-        if done is None:
+        if self._specs[name].for_each is not None:
+            return await self._run_fan_out(name)
+        return await self._run_action(name)
+
+    def _launch(self, started: list[Event]) -> str | None:
+        """Spawn tasks for all but the first action whose intent is among `started`; the
+        first goes on in this task (returned)."""
+        names = _launched(started)
+        if not names:
             return None
-        outputs, tx = done
-        return await self._succeeded(name, outputs, tx)
+        self._spawn(names[1:])
+        return names[0]
 
     async def _run_action(self, name: str) -> tuple[Outputs, StoreTransaction | None] | None:
         """Attempts until one succeeds (its outputs, and the transaction to commit with its
         completion) or the action failed for good (None)."""
         journal, runner = self._journal, self._runner
-        retries = runner.retries(name)
+        retries: RetryBudget | None = None  # made on the first failure: most never fail
         while True:
             ctx = runner.context(name)
             try:
@@ -176,6 +189,8 @@ class ForwardPhase:
                 return None
             except Exception as exc:
                 await rollback(ctx)
+                if retries is None:
+                    retries = runner.retries(name)
                 if not (retries.allows(exc) and self._may_retry()):
                     await self._failed_for_good(name, exc)
                     return None
@@ -215,9 +230,9 @@ class ForwardPhase:
         """A failed attempt may be retried: the run goes on (or only rolls forward)."""
         return self.stop is None or self.pivot_passed()
 
-    async def _succeeded(
-        self, name: str, outputs: Outputs, tx: StoreTransaction | None
-    ) -> str | None:
+    def _succeeded(self, name: str, outputs: Outputs) -> tuple[list[Event], list[Event]]:
+        """The records of `name`'s success, with the intents of what it made ready (also
+        returned on their own) and, when it was the last, the run's end."""
         journal = self._journal
         records = [journal.record(K.ACTION_SUCCEEDED, name, ActionSucceeded(outputs=outputs))]
         self._frontier.succeeded(name)
@@ -232,12 +247,7 @@ class ForwardPhase:
                     RunFinished(state=RunState.SUCCEEDED, outputs=self._runner.saga_outputs()),
                 )
             )
-        await journal.commit(records, tx)
-        names = _launched(started)
-        if not names:
-            return None
-        self._spawn(names[1:])
-        return names[0]
+        return records, started
 
     def _all_succeeded(self) -> bool:
         return (

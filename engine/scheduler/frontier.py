@@ -35,6 +35,8 @@ class Frontier:
         """Action -> its topological position."""
         self._dependents: dict[str, tuple[str, ...]] = {}
         """Action -> its dependents in topological order (sorted once, on first use)."""
+        self._needs = {name: tuple(saga.dependencies(name)) for name in self.index}
+        """Action -> its dependencies (checked whenever one of them is done)."""
         self._heap: list[tuple[int, str]] = []
         self._queued: set[str] = set()
         self._in_hand: dict[str, None] = {}  # a dict keeps the order they started in
@@ -65,7 +67,9 @@ class Frontier:
             status = actions[name]
             if name in self._in_hand or status.state not in STARTABLE:
                 continue
-            reason = self.conditions.skip_reason(name) if status.state is A.PENDING else None
+            conditions = self.conditions
+            pending = status.state is A.PENDING
+            reason = conditions.skip_reason(name) if pending and conditions.any else None
             if reason is not None:
                 skipped = ActionSkipped(reason=reason)
                 records.append(recorder.record(EventKind.ACTION_SKIPPED, name, skipped))
@@ -102,6 +106,8 @@ class Frontier:
         if name in self._in_hand or name in self._queued:
             return
         actions = self._status.actions
-        if all(actions[d].state in DONE_FORWARD for d in self._saga.dependencies(name)):
-            self._queued.add(name)
-            heapq.heappush(self._heap, (self.index[name], name))
+        for dependency in self._needs[name]:  # a loop: `all(...)` costs a generator per call
+            if actions[dependency].state not in DONE_FORWARD:
+                return
+        self._queued.add(name)
+        heapq.heappush(self._heap, (self.index[name], name))

@@ -85,6 +85,8 @@ class Journal(Recorder):
         self.claim = claim
         self._handlers = tuple(handlers)
         self._progress: dict[str, JSON] = {}
+        self._shield: type[anyio.CancelScope] | None = None
+        """The running backend's cancel scope class, found on the first commit."""
 
     def note_progress(self, action: str, data: JSON) -> None:
         """Keep `action`'s last progress; it is saved with the next commit."""
@@ -98,8 +100,15 @@ class Journal(Recorder):
         """Make `records` (and the progress noted since the last commit) durable, in one
         commit with the action's transaction `tx` if given; then emit them. Shielded: a
         record applied to the status must reach the log even while the run is cancelled."""
-        progress, self._progress = self._progress, {}
-        with anyio.CancelScope(shield=True):
+        progress = self._progress
+        if progress:  # (most commits carry none: no new dict for them)
+            self._progress = {}
+        shield = self._shield
+        if shield is None:
+            # `anyio.CancelScope(...)` asks sniffio for the backend on every call (and runs
+            # `__init__` twice): the backend's own class is made directly, once it is known.
+            shield = self._shield = type(anyio.CancelScope())
+        with shield(shield=True):
             if tx is not None:
                 numbered = await tx.commit(records, progress=progress or None)
             else:
@@ -115,5 +124,7 @@ class Journal(Recorder):
                 log.exception("event handler failed", handler=repr(handler), kind=event.kind)
 
     def emit_all(self, events: Iterable[Event]) -> None:
+        if not self._handlers:
+            return
         for event in events:
             self.emit(event)

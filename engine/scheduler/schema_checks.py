@@ -49,6 +49,14 @@ _TYPES: dict[str, Predicate] = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
 }
+# The type predicates above that are one isinstance check: an object's members of these
+# types are checked inline (no call per member).
+_PLAIN: dict[Predicate, type] = {
+    _TYPES["object"]: dict,
+    _TYPES["string"]: str,
+    _TYPES["boolean"]: bool,
+    _TYPES["array"]: list,
+}
 _KNOWN = _ANNOTATIONS | {
     "type",
     "properties",
@@ -133,6 +141,7 @@ def _object(properties: Any, required: Any, additional: Any, *, typed: bool = Fa
     if not all(isinstance(name, str) for name in required):
         raise _Unknown
     subs = {name: _compile(sub) for name, sub in properties.items()}
+    plain = {name: _PLAIN[sub] for name, sub in subs.items() if sub in _PLAIN}
     needed = tuple(required)
     if additional is True:
         extra: Predicate | None = None
@@ -149,6 +158,11 @@ def _object(properties: Any, required: Any, additional: Any, *, typed: bool = Fa
             if name not in value:
                 return False
         for key, inner in value.items():
+            kind = plain.get(key)
+            if kind is not None:
+                if not isinstance(inner, kind):
+                    return False
+                continue
             sub = subs.get(key)
             if sub is not None:
                 if not sub(inner):
