@@ -353,8 +353,10 @@ class Appending:
                 wake_at=wake_at if state is RunState.WAITING else None,
             )
         # Rows without their seq (known only once the run row moved): (run, at, kind, ...).
+        # The kind as a plain str: sqlite3 binds a str subclass (the enum) only after a
+        # failed adapter look-up, which formats an AttributeError in the writer thread.
         self.log_rows = [
-            (claim.run_id, r.at or now, r.kind, r.action, dumps(dict(r.data))) for r in records
+            (claim.run_id, r.at or now, str(r.kind), r.action, dumps(dict(r.data))) for r in records
         ]
         self.progress_rows = (
             [(claim.run_id, action, now, dumps(data)) for action, data in progress.items()]
