@@ -215,6 +215,7 @@ class SqliteStore(SqlStore):
         def create(conn: sqlite3.Connection) -> Created:
             if conn.execute(SQL.insert_run, new.params).fetchone() is None:
                 return created_before(_get(conn, run.run_id), run)
+            conn.execute(SQL.insert_definition, new.definition_row)
             conn.execute(SQL.insert_log, new.log_row)
             written = [new.record]
             if records and new.claim is not None:
