@@ -30,14 +30,39 @@ if TYPE_CHECKING:
 
 # One encoder for every record: `json.dumps` with options builds a new encoder per call.
 # Only finite JSON enters the store: NaN and infinities are refused, never written.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
+_MAKE_C_ENCODER: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+
+
+def _encode(value: Any) -> str:
+    """`_ENCODER.encode(value)`, the same text and errors: the C encoder `encode` would make
+    (through `iterencode`), made here; its two Python frames were a fifth of the cost of
+    encoding a record's data (3 k of 16 k instructions)."""
+    if _MAKE_C_ENCODER is None:  # no _json module
+        return _ENCODER.encode(value)
+    # markers (a fresh dict: circular references refused), default, string encoder,
+    # indent, key and item separators, sort_keys, skipkeys, allow_nan.
+    encoder = _MAKE_C_ENCODER(
+        {},
+        _ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
+    return "".join(encoder(value, 0))
 
 
 def dumps(value: Any) -> str:
     """JSON as the log stores it: compact, keys sorted (an `Encoded` value's own text)."""
     if type(value) is Encoded:
         return value.text
-    return _ENCODE(value)
+    return _encode(value)
 
 
 class Row(Protocol):
