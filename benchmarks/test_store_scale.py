@@ -157,7 +157,10 @@ async def _claim(store: Store, filled: Filled, round_: int) -> Any:
 
 async def _prune_page(store: Store, filled: Filled, round_: int) -> Any:
     """One page of `sagactl prune`: the PRUNED_PER_ROUND oldest runs (fresh each round)."""
-    cutoff = filled.where.finished(PRUNED_PER_ROUND * (round_ + 1))
+    # Half a step before the next copy's end: a cutoff equal to a copy's own end could fall
+    # either side of it once PostgreSQL rounds both to microseconds (101 pruned, not 100).
+    layout = filled.where
+    cutoff = layout.finished(PRUNED_PER_ROUND * (round_ + 1)) - layout.step / 2
     deleted = await store.prune(finished_before=cutoff, page=PRUNED_PER_ROUND)
     assert deleted == PRUNED_PER_ROUND
     return deleted
