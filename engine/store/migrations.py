@@ -139,6 +139,7 @@ register_migrations(
         Migration(9, schema.scripts(schema.V9), "recoveries counted from an index (stats)"),
         Migration(10, schema.scripts(EXPIRY_INDEXES), "finished runs by expiry (retention)"),
         Migration(11, schema.scripts(schema.V11), "started runs counted from an index (stats)"),
+        Migration(12, schema.scripts(schema.V12), "pinned definitions stored once per text"),
     ],
 )
 

@@ -226,6 +226,7 @@ class PostgresStore(SqlStore):
                 await conn.execute(parking_sql.PG_KEY_LOCK, (run.concurrency_key,))
             if await row(conn, SQL.insert_run, dict(new.params)) is None:
                 return created_before(await _get(conn, run.run_id), run)
+            await conn.execute(SQL.insert_definition, new.definition_row)
             await conn.execute(SQL.insert_log, new.log_row)
             written = [new.record]
             if new.claim is None:

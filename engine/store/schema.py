@@ -159,6 +159,19 @@ CREATE INDEX runs_started ON runs (started) WHERE started IS NOT NULL;
 of a million rows holding their definitions."""
 
 
+V12 = """
+CREATE TABLE run_definitions (
+    digest  TEXT PRIMARY KEY,
+    body    TEXT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN definition_digest TEXT;
+"""
+"""Pinned definitions stored once per distinct text (keyed by its sha256), not in every
+run's row: a run of a large saga no longer carries kilobytes that each write of its row
+rewrites. Runs made before keep theirs in `runs.definition` (no digest); new runs leave
+it empty. A rowid table on SQLite: its rows are large."""
+
+
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""
     return template.format_map(_WORDS[dialect])

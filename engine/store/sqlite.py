@@ -26,7 +26,6 @@ from .base import (
     Created,
     NewRun,
     RunBusy,
-    RunRecord,
     StoreError,
     StoreTransaction,
     StoreUnusable,
@@ -48,6 +47,11 @@ from .sqlite_transaction import SQL, SqliteTransaction, write_append
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
+
+# sqlite3 binds None (a NULL) only after looking for an adapter of it: two failed
+# attribute look-ups, one formatting an AttributeError, per NULL the writer thread binds.
+# Found in the registry, it is one dict look-up and call; NULL is bound as before.
+sqlite3.register_adapter(type(None), lambda _: None)
 
 IDLE_CONNECTIONS = 4
 """Transaction connections kept open for the next transaction."""
@@ -211,18 +215,25 @@ class SqliteStore(SqlStore):
             raise ValueError("records need the claim of the run they start")
         now = self.now()
         new = creation(run, self.owner.token if claim else None, now)
+        # Prepared here and finished below: the writer thread only runs the statements.
+        appending = (
+            Appending(new.claim, records, None, now) if records and new.claim is not None else None
+        )
 
-        def create(conn: sqlite3.Connection) -> Created:
+        def create(conn: sqlite3.Connection) -> tuple[Row, int]:
+            """The run's row and its `last_seq` as written (0: the id was taken before)."""
             if conn.execute(SQL.insert_run, new.params).fetchone() is None:
-                return created_before(_get(conn, run.run_id), run)
+                return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
+            conn.execute(SQL.insert_definition, new.definition_row)
             conn.execute(SQL.insert_log, new.log_row)
-            written = [new.record]
-            if records and new.claim is not None:
-                appending = Appending(new.claim, records, None, now)
-                written += appending.numbered(write_append(conn, appending))
-            return Created(_get(conn, run.run_id, run.definition), True, new.claim, written)
+            last_seq = 1 if appending is None else write_append(conn, appending)
+            return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), last_seq
 
-        return await self._write(create)
+        row, last_seq = await self._write(create)
+        if not last_seq:
+            return created_before(record_from_row(row), run)
+        written = [new.record] + ([] if appending is None else appending.numbered(last_seq))
+        return Created(record_from_row(row, definition=run.definition), True, new.claim, written)
 
     # -- ownership ---------------------------------------------------------------------
 
@@ -334,16 +345,6 @@ class SqliteStore(SqlStore):
 
 
 # -- row helpers -----------------------------------------------------------------------
-
-
-def _get(
-    conn: sqlite3.Connection, run_id: str, definition: Mapping[str, JSON] | None = None
-) -> RunRecord:
-    """The run's row; `definition`: its pinned definition as just written (not decoded)."""
-    row = conn.execute(SQL.get_run, (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(f"no run {run_id!r}")
-    return record_from_row(row, definition=definition)
 
 
 def _check_claim(conn: sqlite3.Connection, claim: Claim) -> None:

@@ -110,9 +110,15 @@ class TestTheStoreInstead:
         path = tmp_path / "old.db"
         make_store(path, runs=1)
         with sqlite3.connect(path) as conn:
-            conn.execute("DROP INDEX runs_started")  # what migration 11 made
+            conn.execute("DROP INDEX runs_started")  # what migrations 11 and 12 made
+            conn.execute(  # definitions back in the runs' rows, where v12 found them
+                "UPDATE runs SET definition = (SELECT body FROM run_definitions"
+                " WHERE digest = runs.definition_digest)"
+            )
+            conn.execute("DROP TABLE run_definitions")
+            conn.execute("ALTER TABLE runs DROP COLUMN definition_digest")
             conn.execute(
-                "DELETE FROM schema_migrations WHERE version = 11 AND namespace = ?", ["engine"]
+                "DELETE FROM schema_migrations WHERE version >= 11 AND namespace = ?", ["engine"]
             )
         conn.close()
         assert open_reader(f"sqlite://{path}") is None

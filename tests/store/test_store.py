@@ -66,6 +66,22 @@ class TestMigrations:
             assert [r.kind for r in await second.read_log("r1")] == ["run_created", "run_started"]
 
 
+class TestPinnedDefinitions:
+    async def test_each_run_reads_its_own_definition(self, store: Store) -> None:
+        """Definitions are stored once per text: runs of one text share it, and runs whose
+        definitions differ under one hash (another source file) keep their own."""
+        other = dataclasses.replace(
+            new_run("r3"), definition={"format": 1, "name": "demo", "source": "b.yaml"}
+        )
+        for run in (new_run("r1"), new_run("r2"), other):
+            await store.create_run(run, claim=False)
+        assert (await store.get_run("r1")).definition == new_run().definition
+        assert (await store.get_run("r2")).definition == new_run().definition
+        assert (await store.get_run("r3")).definition == other.definition
+        listed = await store.list_runs()
+        assert [run.definition for run in listed] == [new_run().definition] * 2 + [other.definition]
+
+
 class TestCreateRun:
     async def test_creates_a_queued_run_with_its_pin(self, store: Store) -> None:
         """A new run is queued, pins definition and plugin versions, and logs run_created."""
