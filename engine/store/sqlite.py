@@ -48,11 +48,6 @@ from .writer import GroupCommitWriter
 
 T = TypeVar("T")
 
-# sqlite3 binds None (a NULL) only after looking for an adapter of it: two failed
-# attribute look-ups, one formatting an AttributeError, per NULL the writer thread binds.
-# Found in the registry, it is one dict look-up and call; NULL is bound as before.
-sqlite3.register_adapter(type(None), lambda _: None)
-
 IDLE_CONNECTIONS = 4
 """Transaction connections kept open for the next transaction."""
 
