@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Mapping
@@ -33,11 +34,12 @@ class Reference:
     item: tuple[str, ...] | None = None
     """The element's field path: () for the element itself."""
     index: bool = False
+    element: bool = dataclasses.field(init=False, compare=False, repr=False)
+    """Refers to the current `for_each` element (`item...` or `index`); a field, not a
+    property: it is asked at every lookup of every action."""
 
-    @property
-    def element(self) -> bool:
-        """Refers to the current `for_each` element (`item...` or `index`)."""
-        return self.item is not None or self.index
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "element", self.item is not None or self.index)
 
 
 class BadReference(ValueError):
@@ -103,7 +105,7 @@ class Scope:
     """(index, item) of the `for_each` element being resolved for, if any."""
 
     def lookup(self, ref: Reference) -> Any:
-        if ref.item is not None or ref.index:  # `ref.element`, without a property call
+        if ref.element:
             return self._element(ref)
         if ref.input is not None:
             if ref.input not in self.inputs:

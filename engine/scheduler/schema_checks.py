@@ -40,23 +40,23 @@ _DRAFTS = frozenset(
 )
 # Types whose check is exact in every draft. bool is not an integer; a float is left to
 # jsonschema ("integer" accepts 1.0 in some drafts, not in others).
+_PLAIN_TYPES: dict[str, type] = {"object": dict, "string": str, "boolean": bool, "array": list}
+"""The types whose check is one isinstance: an object's members of these types are checked
+inline (no call per member)."""
+
+
+def _instance_of(kind: type) -> Predicate:
+    return lambda v: isinstance(v, kind)
+
+
 _TYPES: dict[str, Predicate] = {
-    "object": lambda v: isinstance(v, dict),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
+    **{name: _instance_of(kind) for name, kind in _PLAIN_TYPES.items()},
     "null": lambda v: v is None,
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
 }
-# The type predicates above that are one isinstance check: an object's members of these
-# types are checked inline (no call per member).
-_PLAIN: dict[Predicate, type] = {
-    _TYPES["object"]: dict,
-    _TYPES["string"]: str,
-    _TYPES["boolean"]: bool,
-    _TYPES["array"]: list,
-}
+_PLAIN: dict[Predicate, type] = {_TYPES[name]: kind for name, kind in _PLAIN_TYPES.items()}
+"""A plain type's predicate -> its type."""
 _KNOWN = _ANNOTATIONS | {
     "type",
     "properties",

@@ -226,8 +226,9 @@ class PostgresStore(SqlStore):
                 await conn.execute(parking_sql.PG_KEY_LOCK, (run.concurrency_key,))
             if await row(conn, SQL.insert_run, dict(new.params)) is None:
                 return created_before(await _get(conn, run.run_id), run)
-            await conn.execute(SQL.insert_definition, new.definition_row)
-            await conn.execute(SQL.insert_log, new.log_row)
+            async with conn.pipeline():  # the definition and the first record: one round trip
+                await conn.execute(SQL.insert_definition, new.definition_row)
+                await conn.execute(SQL.insert_log, new.log_row)
             written = [new.record]
             if new.claim is None:
                 await leases.notify(conn, run.run_id)
