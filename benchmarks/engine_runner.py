@@ -29,10 +29,19 @@ class EngineService:
     Sagas are compiled once, so rounds time running them, not compiling them.
     """
 
-    def __init__(self, loop: asyncio.Runner, path: Path, *, checked: Dag | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.Runner,
+        path: Path,
+        *,
+        checked: Dag | None = None,
+        commit_on_loop: bool = False,
+    ) -> None:
         """`checked`: also install that DAG's schema-checked plugin actions
-        (`Dag.compiled(checked=True)` runs them)."""
+        (`Dag.compiled(checked=True)` runs them). `commit_on_loop`: the engine's option
+        (commits on this loop, as the CLI's engine makes them)."""
         self.path = path
+        self._commit_on_loop = commit_on_loop
         self._loop = loop
         self._actions: dict[str, Action] = {NOOP_USES: NoopAction()}
         if checked is not None:
@@ -47,7 +56,9 @@ class EngineService:
         loop.run(self._started())
 
     async def _serve(self) -> None:
-        async with Engine(f"sqlite:///{self.path}", actions=self._actions) as engine:
+        async with Engine(
+            f"sqlite:///{self.path}", actions=self._actions, commit_on_loop=self._commit_on_loop
+        ) as engine:
             self._ready.set()
             while (job := await self._jobs.get()) is not None:
                 work, done = job

@@ -26,7 +26,9 @@ Db = str | os.PathLike[str] | Store | None
 
 def with_engine(db: Db, call: Callable[[Engine], Awaitable[T]], **options: Any) -> T:
     """`call(engine)` on an Engine over `db` (options as `Engine` takes them), run to its end
-    in a fresh event loop."""
+    in a fresh event loop. That loop serves only this engine, so an SQLite store commits on
+    it (`commit_on_loop`) unless the options say otherwise."""
+    options.setdefault("commit_on_loop", True)
 
     async def main() -> T:
         async with Engine(db, **options) as engine:

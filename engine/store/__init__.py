@@ -56,8 +56,10 @@ _EXPORTS = {
 that only read runs import the records, not the `Store` interface or the migrations."""
 
 
-def open_store(url: str | os.PathLike[str] | None = None) -> Store:
-    """The store for `url` (not yet opened: `async with open_store(url) as store: ...`)."""
+def open_store(url: str | os.PathLike[str] | None = None, *, commit_on_loop: bool = False) -> Store:
+    """The store for `url` (not yet opened: `async with open_store(url) as store: ...`).
+    `commit_on_loop`: SQLite commits on the event loop while the lock is free (`SqliteStore`);
+    for a process whose loop serves only its sagas. PostgreSQL ignores it."""
     text = default_url() if url is None else os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
@@ -69,7 +71,7 @@ def open_store(url: str | os.PathLike[str] | None = None) -> Store:
         raise InputError(f"unknown database URL scheme {scheme!r}: use sqlite:/// or postgresql://")
     from .sqlite import SqliteStore
 
-    return SqliteStore(text)
+    return SqliteStore(text, commit_on_loop=commit_on_loop)
 
 
 __all__ = [

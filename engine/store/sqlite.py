@@ -3,7 +3,8 @@
 WAL, `synchronous=FULL` (a commit is on disk before it is acknowledged), `BEGIN
 IMMEDIATE`, a busy timeout and foreign keys on. No SQLite call runs on the event loop:
 writes go through the group-commit thread (`writer.py`), reads and transactions through
-worker threads. A run's owner is a live store on this host (`ownership.py`), found by the
+worker threads; but with `commit_on_loop`, where commits run on the loop while the lock is
+free. A run's owner is a live store on this host (`ownership.py`), found by the
 database file's real path (`sqlite_file.py`). The SQL is the stores' shared SQL (`sql.py`).
 """
 
@@ -59,12 +60,20 @@ class SqliteStore(SqlStore):
     sql = SQL
     no_limit = -1
 
-    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout: float = 60.0, commit_on_loop: bool = False
+    ) -> None:
+        """`commit_on_loop`: commit on the event loop itself while the write lock is free,
+        for a process whose loop serves only its sagas (a CLI command): cheaper, and a
+        chain's steps do not wait for a thread, but each fsync blocks the loop."""
         self.url = url
         self.path = database_path(url)
         self.busy_timeout = busy_timeout
+        self.commit_on_loop = commit_on_loop
         self.owner = OwnerLock(self.path.with_name(self.path.name + ".owners"))
-        self._writer = GroupCommitWriter(self._connect)
+        self._writer = GroupCommitWriter(
+            self._connect, connect_on_loop=self._connect_unwaiting if commit_on_loop else None
+        )
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
@@ -73,14 +82,15 @@ class SqliteStore(SqlStore):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float | None = None) -> sqlite3.Connection:
         """A connection with the store's settings; every connection of the store (writer,
         reader, transactions) comes from here."""
+        timeout = self.busy_timeout if busy_timeout is None else busy_timeout
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+            self.path, isolation_level=None, check_same_thread=False, timeout=timeout
         )
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -88,6 +98,10 @@ class SqliteStore(SqlStore):
             conn.close()
             raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode is {mode})")
         return conn
+
+    def _connect_unwaiting(self) -> sqlite3.Connection:
+        """The connection for commits on the loop: it fails at once when the lock is taken."""
+        return self._connect(busy_timeout=0)
 
     async def open(self) -> None:
         await anyio.to_thread.run_sync(self._open_sync)
@@ -127,7 +141,7 @@ class SqliteStore(SqlStore):
 
     @property
     def commits(self) -> int:
-        """Write transactions committed by the group-commit thread."""
+        """Write transactions committed by the group-commit writer (thread or loop)."""
         return self._writer.commits
 
     # -- plumbing ----------------------------------------------------------------------
