@@ -144,7 +144,9 @@ class Execution:
 
     async def drive(self) -> RunStatus:
         """`run` without tracing."""
-        with structlog.contextvars.bound_contextvars(run_id=self.run_id):
+        # Bound, then reset by its token: `bound_contextvars` reads the whole context twice.
+        bound = structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        try:
             async with anyio.create_task_group() as background:
                 self._flusher.attach(background)
                 if self.status.state is R.QUEUED and self._keyed:
@@ -161,6 +163,8 @@ class Execution:
                 self._flusher.attach(None)
                 if self._flusher.flushing:  # (a cancel costs a repr of this task, in anyio)
                     background.cancel_scope.cancel()
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
         return self.status
 
     def _stopping(self) -> bool:

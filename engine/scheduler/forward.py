@@ -115,9 +115,13 @@ class ForwardPhase:
                 self._spawn(launch[1:])
                 # The first goes on in this task, inside the group's scope like the others
                 # (a task fewer per run; a failure cancels the siblings the same way); the
-                # action it binds for the log must not outlive it, as in a task of its own.
-                with structlog.contextvars.bound_contextvars(action=None):
+                # action it binds for the log must not outlive it, as in a task of its own
+                # (reset by its token: `bound_contextvars` reads the whole context twice).
+                bound = structlog.contextvars.bind_contextvars(action=None)
+                try:
                     await self._chain(launch[0])
+                finally:
+                    structlog.contextvars.reset_contextvars(**bound)
             self._group = None
         return await self._end()
 
