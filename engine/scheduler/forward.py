@@ -238,7 +238,8 @@ class ForwardPhase:
         """The records of `name`'s success, with the intents of what it made ready (also
         returned on their own) and, when it was the last, the run's end."""
         journal = self._journal
-        records = [journal.record(K.ACTION_SUCCEEDED, name, ActionSucceeded(outputs=outputs))]
+        succeeded: ActionSucceeded = {"outputs": outputs}  # (a literal: see `Frontier.start`)
+        records = [journal.record(K.ACTION_SUCCEEDED, name, succeeded)]
         self._frontier.succeeded(name)
         started = self._start()
         records += started

@@ -76,7 +76,8 @@ class Frontier:
                 self._queue_dependents(name)
                 continue
             self._in_hand[name] = None
-            data = ActionStarted(attempt=status.attempts + 1)
+            # A literal: calling the TypedDict builds the same dict at three times the cost.
+            data: ActionStarted = {"attempt": status.attempts + 1}
             records.append(recorder.record(EventKind.ACTION_STARTED, name, data))
         return records
 
