@@ -137,9 +137,11 @@ class CompiledSaga:
         "_definition",
         "_dependencies",
         "_dependents",
+        "_dependents_in_order",
         "_graph",
         "_hash",
         "_order",
+        "_positions",
         "concurrency",
         "description",
         "inputs",
@@ -192,6 +194,11 @@ class CompiledSaga:
             for dep in spec.depends_on:
                 dependents.setdefault(dep, set()).add(name)
         self._dependents = {n: frozenset(after) for n, after in dependents.items()}
+        self._positions = MappingProxyType({name: i for i, name in enumerate(order)})
+        self._dependents_in_order = {
+            n: tuple(sorted(after, key=self._positions.__getitem__))
+            for n, after in dependents.items()
+        }
         self._definition: Encoded | None = None
         self._hash = hashlib.sha256(
             json.dumps(
@@ -240,6 +247,20 @@ class CompiledSaga:
 
     def dependents(self, action: str) -> frozenset[str]:
         return self._dependents[action]
+
+    def dependents_in_order(self, action: str) -> tuple[str, ...]:
+        """`dependents`, in topological order."""
+        return self._dependents_in_order[action]
+
+    @property
+    def needs(self) -> Mapping[str, frozenset[str]]:
+        """Action -> its `dependencies`, as one mapping (for lookups in a loop)."""
+        return MappingProxyType(self._dependencies)
+
+    @property
+    def positions(self) -> Mapping[str, int]:
+        """Action -> its place in `topological_order`."""
+        return self._positions
 
     def ancestors(self, action: str) -> frozenset[str]:
         import networkx as nx

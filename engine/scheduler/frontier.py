@@ -31,11 +31,10 @@ class Frontier:
         self._status = status
         self._max_parallel = max_parallel
         self.conditions = conditions
-        self.index = {name: i for i, name in enumerate(saga.topological_order())}
+        # (the saga's own tables, worked out once per saga, not once per run)
+        self.index = saga.positions
         """Action -> its topological position."""
-        self._dependents: dict[str, tuple[str, ...]] = {}
-        """Action -> its dependents in topological order (sorted once, on first use)."""
-        self._needs = {name: tuple(saga.dependencies(name)) for name in self.index}
+        self._needs = saga.needs
         """Action -> its dependencies (checked whenever one of them is done)."""
         self._heap: list[tuple[int, str]] = []
         self._queued: set[str] = set()
@@ -87,12 +86,8 @@ class Frontier:
         self._queue_dependents(name)
 
     def _queue_dependents(self, name: str) -> None:
-        dependents = self._dependents.get(name)
-        if dependents is None:
-            after = sorted(self._saga.dependents(name), key=self.index.__getitem__)
-            dependents = self._dependents[name] = tuple(after)
         actions = self._status.actions
-        for dependent in dependents:
+        for dependent in self._saga.dependents_in_order(name):
             if actions[dependent].state is A.PENDING:
                 self._queue(dependent)
 
