@@ -96,9 +96,14 @@ class RunResult:
 
 
 def result_of(
-    record: RunRecord, status: RunStatus, progress: Mapping[str, JSON] | None = None
+    record: RunRecord,
+    status: RunStatus,
+    progress: Mapping[str, JSON] | None = None,
+    *,
+    released: bool = False,
 ) -> RunResult:
-    """The result of a run from its row and its folded log."""
+    """The result of a run from its row and its folded log; `released`: the claim on it
+    was given up since the row was read, so nobody holds it (no owner, no lease)."""
     return RunResult(
         run_id=record.run_id,
         saga=record.saga,
@@ -111,8 +116,8 @@ def result_of(
         started=status.started,
         finished=status.finished,
         progress=progress or {},
-        owner=record.owner,
-        lease_expires=record.lease_expires,
+        owner=None if released else record.owner,
+        lease_expires=None if released else record.lease_expires,
         node=record.node,
         outputs=status.saga_outputs,
         parent=record.parent,
