@@ -130,18 +130,18 @@ class AttemptRunner:
         if index is not None:
             status = status.element(index)
         key = name if index is None else f"{name}/{index}"
-        return RunContext(
-            store=self._store,
-            claim=self._claim,
-            action=name,
-            attempt=status.compensation_attempts if compensating else status.attempts,
-            deps=self._options.deps,
-            last_checkpoint=self._checkpoints.get(key),
-            on_progress=self._on_progress,
-            on_checkpoint=self._checkpoints.__setitem__,
-            compensating=compensating,
-            index=index,
-            tracer=NOOP_TRACER if self.segment is None else self.segment.tracer(name),
+        return RunContext(  # (by position: see `RunContext`)
+            self._store,
+            self._claim,
+            name,
+            status.compensation_attempts if compensating else status.attempts,
+            self._options.deps,
+            self._checkpoints.get(key),  # the last checkpoint
+            self._on_progress,
+            self._checkpoints.__setitem__,  # on a checkpoint
+            compensating,
+            index,
+            NOOP_TRACER if self.segment is None else self.segment.tracer(name),
         )
 
     def elements(self, name: str) -> list[Any]:
