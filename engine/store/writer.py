@@ -14,7 +14,9 @@ much CPU as the commit (two thread wake-ups and GIL hand-offs), and in a chain o
 each step waits for it; on the loop the fsync simply blocks the loop, which nothing else
 needs meanwhile. When the lock is taken (a transaction of an action's, another process)
 or batches are still on their way through the thread, the batch goes to the thread as
-always, so commits stay in order and the loop never waits for another writer.
+always, so commits stay in order and the loop never waits for another writer. A request
+that would be its tick's batch alone (nothing else queued to run first) commits at once,
+without the loop turns to the hand-over and back.
 """
 
 from __future__ import annotations
@@ -155,18 +157,23 @@ class GroupCommitWriter:
             done = _Done(None)
             request: _Request[T] = _Request(fn, done, _trio_scheduler())
             self._queue.put(request)
+            await done.wait()
         else:
-            done = _Done(loop)
-            request = _Request(fn, done, loop.call_soon_threadsafe)
             # Hand the writer everything queued in this loop tick at once: one wake-up of
             # the writer thread (and one GIL hand-off) per tick, not one per request, and
             # larger batches when many sagas are in flight. Order within the tick is kept.
             pending = self._pending.get(loop)
-            if pending is None:
-                pending = self._pending[loop] = []
-                loop.call_soon(self._hand_over, loop)
-            pending.append(request)
-        await done.wait()
+            alone = self._commit_alone(loop, fn) if pending is None else None
+            if alone is None:
+                done = _Done(loop)
+                request = _Request(fn, done, loop.call_soon_threadsafe)
+                if pending is None:
+                    pending = self._pending[loop] = []
+                    loop.call_soon(self._hand_over, loop)
+                pending.append(request)
+                await done.wait()
+            else:
+                request = alone
         if request.error is not None:
             raise request.error
         result: T = request.result
@@ -187,6 +194,29 @@ class GroupCommitWriter:
                 self._on_thread += 1
                 batch.append(_Request(_nothing, _Landed(self), loop.call_soon_threadsafe))
         self._queue.put(batch)
+
+    def _commit_alone(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[[sqlite3.Connection], T]
+    ) -> _Request[T] | None:
+        """`fn` committed on the loop now, when its batch would hold it alone: none begun
+        in this tick, and no callback queued to run before the hand-over (one might submit).
+        Saves the two loop turns to the hand-over and back. None: not committed (the lock
+        is taken, batches are on the thread, or the loop is not asyncio's own, whose ready
+        queue is `_ready`), so it goes the usual way."""
+        conn = self._on_loop
+        if conn is None or self._on_thread or getattr(loop, "_ready", True):
+            return None
+        if self._home is None:
+            self._home = loop
+        elif loop is not self._home:
+            return None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # busy
+            return None
+        request: _Request[T] = _Request(fn, _NOBODY, loop.call_soon_threadsafe)
+        self._commit_begun(conn, [request])
+        return request
 
     def _commit_on_loop(self, conn: sqlite3.Connection, batch: list[_Request[Any]]) -> bool:
         """Commit `batch` here and wake its waiters; False (nothing done) when the write
@@ -326,6 +356,18 @@ def _set_all(events: list[_Signal]) -> None:
 
 def _nothing(conn: sqlite3.Connection) -> None:
     return None
+
+
+class _Nobody:
+    """The signal of a request committed while its submitter runs: nobody waits for it."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NOBODY = _Nobody()
 
 
 class _Landed:

@@ -159,3 +159,35 @@ class TestCommitsOnTheLoop:
         )
         assert outcomes[0] == 1 and isinstance(outcomes[1], ValueError)
         assert await _values(on_loop) == [1]
+
+    async def test_a_lone_request_commits_without_a_loop_turn(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """Nothing else queued on the loop: the request would be its batch alone, so it
+        commits at once, and `submit` returns without suspending."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        before = on_loop.commits
+        loop = asyncio.get_running_loop()
+        assert not loop._ready  # type: ignore[attr-defined]
+        submit = on_loop.submit(_insert(1))
+        with pytest.raises(StopIteration) as returned:
+            submit.send(None)
+        assert returned.value.value == 1
+        assert on_loop.commits == before + 1
+        lone = on_loop.submit(_insert(2, fail=True))
+        with pytest.raises(ValueError, match="request 2 failed"):
+            lone.send(None)
+        assert await _values(on_loop) == [1]
+
+    async def test_a_request_with_callbacks_queued_waits_for_the_tick_batch(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """A callback queued before the hand-over may submit too (here a task's first
+        step): the request waits for the tick's batch, which holds both, in order."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        before = on_loop.commits
+        second = asyncio.ensure_future(on_loop.submit(_insert(2)))
+        assert await on_loop.submit(_insert(1)) == 1
+        assert await second == 2
+        assert on_loop.commits == before + 1
+        assert await _values(on_loop) == [1, 2]
