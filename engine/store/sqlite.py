@@ -287,9 +287,11 @@ class SqliteStore(SqlStore):
         records: Sequence[Event],
         *,
         progress: Mapping[str, JSON] | None = None,
+        numbered: bool = True,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        return appending.numbered(await self._write(lambda c: write_append(c, appending)))
+        last_seq = await self._write(lambda c: write_append(c, appending))
+        return appending.numbered(last_seq) if numbered else []
 
     async def begin(self, claim: Claim) -> StoreTransaction:
         return await self._begin(claim)
