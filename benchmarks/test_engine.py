@@ -21,14 +21,27 @@ FLOOR_COMMITS = 500
 """Bare commits timed between two rounds of the 500 sagas (enough for a stable rate)."""
 
 
-@pytest.fixture
-def engine(runner: asyncio.Runner, tmp_path: Path) -> Iterator[Any]:
-    """An open engine on a fresh SQLite log, with the no-op action installed."""
+def _service(runner: asyncio.Runner, path: Path, *, commit_on_loop: bool) -> Any:
     try:
         from .engine_runner import EngineService
     except ImportError as exc:
         pytest.skip(f"sagactl's runtime API (sagactl.engine.api.Engine) is not here yet: {exc}")
-    service = EngineService(runner, tmp_path / "sagactl.sqlite", checked=BUILD)
+    return EngineService(runner, path, checked=BUILD, commit_on_loop=commit_on_loop)
+
+
+@pytest.fixture
+def engine(runner: asyncio.Runner, tmp_path: Path) -> Iterator[Any]:
+    """An open engine on a fresh SQLite log, with the no-op action installed; it commits
+    on its writer thread, as an engine embedded in an application does by default."""
+    service = _service(runner, tmp_path / "sagactl.sqlite", commit_on_loop=False)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def engine_on_loop(runner: asyncio.Runner, tmp_path: Path) -> Iterator[Any]:
+    """The same, committing on its event loop, as the CLI's engines do."""
+    service = _service(runner, tmp_path / "sagactl.sqlite", commit_on_loop=True)
     yield service
     service.close()
 
@@ -64,37 +77,14 @@ class TestEngine:
         """Issue 14: the 11-action build DAG of a plugin's schema-checked actions (closed
         input and output schemas, checked on every call), one saga at a time on one open
         engine; the floor between rounds; the process's CPU time per action."""
-        engine.run(BUILD, checked=True)  # the validators are built once, not timed
-        cpu: list[float] = []
-        floor_cpu: list[float] = []
+        _checked_rounds(benchmark, engine, floor, "sagactl_build_checked")
 
-        def run() -> Any:
-            start = time.process_time()
-            result = engine.run(BUILD, checked=True)
-            cpu.append(time.process_time() - start)
-            return result
-
-        def commits() -> None:
-            # The floor's CPU too: on a VM, an fsync'd commit's own CPU swings with the
-            # disk's load, and the engine's figure carries one such commit per 1-2 actions.
-            start = time.process_time()
-            floor.commit_each(len(BUILD))
-            floor_cpu.append(time.process_time() - start)
-
-        result = paired(
-            benchmark,
-            run,
-            commits,
-            key="sagactl_build_checked",
-            units=len(BUILD),
-            baseline_key="floor_build_checked",
-            baseline_units=len(BUILD),
-            rounds=100,
-        )
-        benchmark.extra_info["cpu_per_action"] = statistics.median(cpu) / len(BUILD)
-        benchmark.extra_info["floor_cpu_per_action"] = statistics.median(floor_cpu) / len(BUILD)
-        assert result.ok and len(result.actions) == len(BUILD)
-        assert _succeeded(engine.path) == 101
+    def test_one_build_saga_checked_on_loop(
+        self, benchmark: Any, engine_on_loop: Any, floor: CommitFloor
+    ) -> None:
+        """The same, with the engine committing on its loop (`commit_on_loop`), as the
+        CLI's engines do."""
+        _checked_rounds(benchmark, engine_on_loop, floor, "sagactl_build_checked_on_loop")
 
     def test_many_sagas_in_flight(self, benchmark: Any, engine: Any, floor: CommitFloor) -> None:
         """500 build sagas at once in one process: concurrent log writes share commits."""
@@ -129,3 +119,38 @@ class TestEngine:
         )
         assert result.ok and len(result.actions) == WIDE_SIZE
         assert _succeeded(engine.path) == 2 * 5
+
+
+def _checked_rounds(benchmark: Any, engine: Any, floor: CommitFloor, key: str) -> None:
+    """100 checked build sagas on `engine`, the floor between rounds, CPU per action."""
+    engine.run(BUILD, checked=True)  # the validators are built once, not timed
+    cpu: list[float] = []
+    floor_cpu: list[float] = []
+
+    def run() -> Any:
+        start = time.process_time()
+        result = engine.run(BUILD, checked=True)
+        cpu.append(time.process_time() - start)
+        return result
+
+    def commits() -> None:
+        # The floor's CPU too: on a VM, an fsync'd commit's own CPU swings with the
+        # disk's load, and the engine's figure carries one such commit per 1-2 actions.
+        start = time.process_time()
+        floor.commit_each(len(BUILD))
+        floor_cpu.append(time.process_time() - start)
+
+    result = paired(
+        benchmark,
+        run,
+        commits,
+        key=key,
+        units=len(BUILD),
+        baseline_key=key.replace("sagactl_", "floor_"),
+        baseline_units=len(BUILD),
+        rounds=100,
+    )
+    benchmark.extra_info["cpu_per_action"] = statistics.median(cpu) / len(BUILD)
+    benchmark.extra_info["floor_cpu_per_action"] = statistics.median(floor_cpu) / len(BUILD)
+    assert result.ok and len(result.actions) == len(BUILD)
+    assert _succeeded(engine.path) == 101

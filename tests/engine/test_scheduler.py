@@ -387,8 +387,9 @@ class TestCancel:
             await script.entered["b"].wait()
             async with Engine(db, actions={"step": Step(Journal())}) as other:
                 busy = await other.cancel("r")
-                # The owner compensates it: polling every 10 ms, it may have begun already.
-                assert busy.state in ("running", "compensating")
+                # The owner compensates it: polling every 10 ms, it may have begun already,
+                # or (on a loaded machine) finished before `cancel` read the run back.
+                assert busy.state in ("running", "compensating", "cancelled")
         assert results[0].state == "cancelled" and results[0].exit_code == 1
         assert journal.names("compensated") == ["a"]
         assert states(results[0]) == {"a": "compensated", "b": "failed"}
