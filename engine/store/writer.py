@@ -199,10 +199,11 @@ class GroupCommitWriter:
         self, loop: asyncio.AbstractEventLoop, fn: Callable[[sqlite3.Connection], T]
     ) -> _Request[T] | None:
         """`fn` committed on the loop now, when its batch would hold it alone: none begun
-        in this tick, and no callback queued to run before the hand-over (one might submit).
-        Saves the two loop turns to the hand-over and back. None: not committed (the lock
-        is taken, batches are on the thread, or the loop is not asyncio's own, whose ready
-        queue is `_ready`), so it goes the usual way."""
+        in this tick, and no callback queued to run before the hand-over (one might submit;
+        what I/O and timers make ready comes after it). Saves the two loop turns to the
+        hand-over and back. None: not committed (the lock is taken, batches are on the
+        thread, or the loop keeps no `_ready` queue, asyncio's own private one: uvloop),
+        so it goes the usual way."""
         conn = self._on_loop
         if conn is None or self._on_thread or getattr(loop, "_ready", True):
             return None
