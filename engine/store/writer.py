@@ -38,6 +38,10 @@ from .base import StoreError
 T = TypeVar("T")
 _STOP = object()
 
+TURN_AT_LEAST_EVERY = 0.01
+"""Seconds: commits made at once on the loop (`_commit_alone`) never suspend, so after this
+long of them a commit takes the usual way and lets the loop turn (signals, I/O, timers)."""
+
 Schedule = Callable[[Callable[[], None]], object]
 """Runs a callback on the waiter's event loop, from another thread, without blocking."""
 
@@ -115,6 +119,8 @@ class GroupCommitWriter:
         """The one loop that commits on itself: the first to hand a batch over."""
         self._on_thread = 0
         """The home loop's batches handed to the thread and not yet landed back on it."""
+        self._alone_since: float | None = None
+        """When the first commit made at once since the loop last turned was made."""
         self.commits = 0
         """Commits so far (for tests and benchmarks: how much batching happened)."""
 
@@ -180,6 +186,7 @@ class GroupCommitWriter:
         return result
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._alone_since = None  # (a callback: the loop has turned)
         batch = self._pending.pop(loop)
         if self._thread is None:
             _fail_closed(batch)
@@ -202,14 +209,19 @@ class GroupCommitWriter:
         in this tick, and no callback queued to run before the hand-over (one might submit;
         what I/O and timers make ready comes after it). Saves the two loop turns to the
         hand-over and back. None: not committed (the lock is taken, batches are on the
-        thread, or the loop keeps no `_ready` queue, asyncio's own private one: uvloop),
-        so it goes the usual way."""
+        thread, the loop has not turned for `TURN_AT_LEAST_EVERY`, or the loop keeps no
+        `_ready` queue, asyncio's own private one: uvloop), so it goes the usual way."""
         conn = self._on_loop
         if conn is None or self._on_thread or getattr(loop, "_ready", True):
             return None
         if self._home is None:
             self._home = loop
         elif loop is not self._home:
+            return None
+        now = loop.time()
+        if self._alone_since is None:
+            self._alone_since = now
+        elif now - self._alone_since > TURN_AT_LEAST_EVERY:
             return None
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -5,13 +5,14 @@ while it is taken, and commit in the order they were made either way."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sagactl.engine.store.writer import GroupCommitWriter
+from sagactl.engine.store.writer import TURN_AT_LEAST_EVERY, GroupCommitWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +192,30 @@ class TestCommitsOnTheLoop:
         assert await second == 2
         assert on_loop.commits == before + 1
         assert await _values(on_loop) == [1, 2]
+
+    async def test_commits_made_at_once_still_let_the_loop_turn(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """A task committing one lone request after another never suspends on its own; after
+        `TURN_AT_LEAST_EVERY` of that a commit takes the usual way, so the loop turns (its
+        timers, signals and I/O are not held up by a long chain of quick actions)."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        loop = asyncio.get_running_loop()
+        turns: list[float] = []
+
+        def tick() -> None:
+            turns.append(loop.time())
+            if len(turns) < 1000:
+                loop.call_later(0.001, tick)
+
+        start = loop.time()
+        loop.call_later(0.001, tick)
+        value = 0
+        while loop.time() - start < 20 * TURN_AT_LEAST_EVERY:
+            value += 1
+            await on_loop.submit(_insert(value))
+        times = [start, *turns]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert len(turns) >= 5, (value, turns)
+        # A gap is at most the bound, one commit past it and the timer's own millisecond.
+        assert max(gaps) < TURN_AT_LEAST_EVERY + 0.25, gaps
