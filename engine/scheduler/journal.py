@@ -112,7 +112,10 @@ class Journal(Recorder):
             if tx is not None:
                 numbered = await tx.commit(records, progress=progress or None)
             else:
-                numbered = await self.store.append(self.claim, records, progress=progress or None)
+                # Numbered records only for someone to hear them (rebuilding each costs).
+                numbered = await self.store.append(
+                    self.claim, records, progress=progress or None, numbered=bool(self._handlers)
+                )
         if self._handlers:
             self.emit_all(numbered)
 

@@ -361,17 +361,17 @@ class PostgresStore(SqlStore):
         records: Sequence[Event],
         *,
         progress: Mapping[str, JSON] | None = None,
+        numbered: bool = True,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
         last_seq = await self._writer.submit_pipelined(
             lambda conn: send_append(conn, appending, self.lease)
         )
-        numbered = appending.numbered(last_seq)
-        self._forget_if_released(claim, numbered)
-        return numbered
+        self._forget_if_released(claim, records)
+        return appending.numbered(last_seq) if numbered else []
 
-    def _forget_if_released(self, claim: Claim, numbered: Sequence[Event]) -> None:
-        released = any(run_state_of(e) in RELEASING for e in numbered)
+    def _forget_if_released(self, claim: Claim, records: Sequence[Event]) -> None:
+        released = any(run_state_of(e) in RELEASING for e in records)
         if released and self._held.get(claim.run_id) == claim:
             del self._held[claim.run_id]
 

@@ -183,6 +183,7 @@ class Statements:
         )
         self.get_run = self.select_runs + ready(" WHERE run_id = ?")
         self.owner_of = ready("SELECT owner FROM runs WHERE run_id = ?")
+        self.last_seq = ready("SELECT last_seq FROM runs WHERE run_id = ?")
         self.insert_run = ready(
             "INSERT INTO runs (run_id, saga, state, definition_hash, definition,"
             " definition_digest, inputs, plugin_versions, created, updated, owner, fence,"
@@ -190,7 +191,9 @@ class Statements:
             " concurrency_key, concurrency_limit, key_seq) VALUES (:run_id, :saga, :state,"
             " :definition_hash, '', :definition_digest, :inputs, :plugin_versions, :now, :now,"
             " :owner, :fence, 1, :node, :trace_id, :retention, :parent_run_id, :parent_action,"
-            f" :key, :limit, {KEY_SEQ}) ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+            f" :key, :limit, {KEY_SEQ}) ON CONFLICT (run_id) DO NOTHING"
+            # SQLite's RETURNING fills a temporary table: its store counts the rows instead.
+            + (" RETURNING run_id" if d.name == POSTGRESQL else "")
         )
         self.insert_definition = ready(
             "INSERT INTO run_definitions (digest, body) VALUES (?, ?)"
@@ -268,7 +271,9 @@ class Statements:
 
     def append(self, moves: bool, releases: bool, *, renews: bool = False) -> str:
         """The run row's update for an append: claim checked, `last_seq` moved on; with
-        `renews` (PostgreSQL), the lease renewed too (`:lease` seconds from now)."""
+        `renews` (PostgreSQL), the lease renewed too (`:lease` seconds from now). It
+        returns `last_seq` (and a released `concurrency_key`) on PostgreSQL only: on
+        SQLite, read `last_seq` after it (`Statements.last_seq`)."""
         return _append_sql(self.dialect.name, moves, releases, renews)
 
 
@@ -298,10 +303,14 @@ def _append_sql(dialect_name: str, moves: bool, releases: bool, renews: bool) ->
         ]
     if releases:
         sets.append(DIALECTS[dialect_name].release)
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED}"
+    if dialect_name == SQLITE:
+        # SQLite's RETURNING fills a temporary table: the update and a read of the row
+        # after it cost 27 k instructions less (on PostgreSQL it saves a round trip).
+        return sql
     # A released key lets the next run in (PostgreSQL announces it: `postgres_transaction`).
     returning = "last_seq, concurrency_key" if releases else "last_seq"
-    sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED} RETURNING {returning}"
-    return translate(sql) if dialect_name == POSTGRESQL else sql
+    return translate(f"{sql} RETURNING {returning}")
 
 
 @dataclass(frozen=True, slots=True)

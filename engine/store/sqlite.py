@@ -231,7 +231,7 @@ class SqliteStore(SqlStore):
 
         def create(conn: sqlite3.Connection) -> tuple[Row, int]:
             """The run's row and its `last_seq` as written (0: the id was taken before)."""
-            if conn.execute(SQL.insert_run, new.params).fetchone() is None:
+            if not conn.execute(SQL.insert_run, new.params).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
             conn.execute(SQL.insert_definition, new.definition_row)
             conn.execute(SQL.insert_log, new.log_row)
@@ -287,9 +287,11 @@ class SqliteStore(SqlStore):
         records: Sequence[Event],
         *,
         progress: Mapping[str, JSON] | None = None,
+        numbered: bool = True,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        return appending.numbered(await self._write(lambda c: write_append(c, appending)))
+        last_seq = await self._write(lambda c: write_append(c, appending))
+        return appending.numbered(last_seq) if numbered else []
 
     async def begin(self, claim: Claim) -> StoreTransaction:
         return await self._begin(claim)

@@ -28,10 +28,10 @@ SQL = statements("sqlite")
 def write_append(conn: sqlite3.Connection, appending: Appending) -> int:
     """Move the run row on and insert the records, if the claim is current; returns the
     run's `last_seq` afterwards."""
-    row = conn.execute(appending.sql(SQL), appending.params).fetchone()
-    if row is None:
-        raise ClaimLost(appending.claim.run_id)
-    last_seq = int(row["last_seq"])
+    run_id = appending.claim.run_id
+    if not conn.execute(appending.sql(SQL), appending.params).rowcount:
+        raise ClaimLost(run_id)
+    last_seq: int = conn.execute(SQL.last_seq, (run_id,)).fetchone()[0]
     conn.executemany(SQL.insert_log, appending.numbered_rows(last_seq))
     if appending.progress_rows:
         conn.executemany(SQL.save_progress, appending.progress_rows)

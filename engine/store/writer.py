@@ -14,7 +14,9 @@ much CPU as the commit (two thread wake-ups and GIL hand-offs), and in a chain o
 each step waits for it; on the loop the fsync simply blocks the loop, which nothing else
 needs meanwhile. When the lock is taken (a transaction of an action's, another process)
 or batches are still on their way through the thread, the batch goes to the thread as
-always, so commits stay in order and the loop never waits for another writer.
+always, so commits stay in order and the loop never waits for another writer. A request
+that would be its tick's batch alone (nothing else queued to run first) commits at once,
+without the loop turns to the hand-over and back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from .base import StoreError
 
 T = TypeVar("T")
 _STOP = object()
+
+TURN_AT_LEAST_EVERY = 0.01
+"""Seconds: commits made at once on the loop (`_commit_alone`) never suspend, so after this
+long of them a commit takes the usual way and lets the loop turn (signals, I/O, timers)."""
 
 Schedule = Callable[[Callable[[], None]], object]
 """Runs a callback on the waiter's event loop, from another thread, without blocking."""
@@ -113,6 +119,8 @@ class GroupCommitWriter:
         """The one loop that commits on itself: the first to hand a batch over."""
         self._on_thread = 0
         """The home loop's batches handed to the thread and not yet landed back on it."""
+        self._alone_since: float | None = None
+        """When the first commit made at once since the loop last turned was made."""
         self.commits = 0
         """Commits so far (for tests and benchmarks: how much batching happened)."""
 
@@ -155,24 +163,30 @@ class GroupCommitWriter:
             done = _Done(None)
             request: _Request[T] = _Request(fn, done, _trio_scheduler())
             self._queue.put(request)
+            await done.wait()
         else:
-            done = _Done(loop)
-            request = _Request(fn, done, loop.call_soon_threadsafe)
             # Hand the writer everything queued in this loop tick at once: one wake-up of
             # the writer thread (and one GIL hand-off) per tick, not one per request, and
             # larger batches when many sagas are in flight. Order within the tick is kept.
             pending = self._pending.get(loop)
-            if pending is None:
-                pending = self._pending[loop] = []
-                loop.call_soon(self._hand_over, loop)
-            pending.append(request)
-        await done.wait()
+            alone = self._commit_alone(loop, fn) if pending is None else None
+            if alone is None:
+                done = _Done(loop)
+                request = _Request(fn, done, loop.call_soon_threadsafe)
+                if pending is None:
+                    pending = self._pending[loop] = []
+                    loop.call_soon(self._hand_over, loop)
+                pending.append(request)
+                await done.wait()
+            else:
+                request = alone
         if request.error is not None:
             raise request.error
         result: T = request.result
         return result
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._alone_since = None  # (a callback: the loop has turned)
         batch = self._pending.pop(loop)
         if self._thread is None:
             _fail_closed(batch)
@@ -187,6 +201,35 @@ class GroupCommitWriter:
                 self._on_thread += 1
                 batch.append(_Request(_nothing, _Landed(self), loop.call_soon_threadsafe))
         self._queue.put(batch)
+
+    def _commit_alone(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[[sqlite3.Connection], T]
+    ) -> _Request[T] | None:
+        """`fn` committed on the loop now, when its batch would hold it alone: none begun
+        in this tick, and no callback queued to run before the hand-over (one might submit;
+        what I/O and timers make ready comes after it). Saves the two loop turns to the
+        hand-over and back. None: not committed (the lock is taken, batches are on the
+        thread, the loop has not turned for `TURN_AT_LEAST_EVERY`, or the loop keeps no
+        `_ready` queue, asyncio's own private one: uvloop), so it goes the usual way."""
+        conn = self._on_loop
+        if conn is None or self._on_thread or getattr(loop, "_ready", True):
+            return None
+        if self._home is None:
+            self._home = loop
+        elif loop is not self._home:
+            return None
+        now = loop.time()
+        if self._alone_since is None:
+            self._alone_since = now
+        elif now - self._alone_since > TURN_AT_LEAST_EVERY:
+            return None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # busy
+            return None
+        request: _Request[T] = _Request(fn, _NOBODY, loop.call_soon_threadsafe)
+        self._commit_begun(conn, [request])
+        return request
 
     def _commit_on_loop(self, conn: sqlite3.Connection, batch: list[_Request[Any]]) -> bool:
         """Commit `batch` here and wake its waiters; False (nothing done) when the write
@@ -326,6 +369,18 @@ def _set_all(events: list[_Signal]) -> None:
 
 def _nothing(conn: sqlite3.Connection) -> None:
     return None
+
+
+class _Nobody:
+    """The signal of a request committed while its submitter runs: nobody waits for it."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NOBODY = _Nobody()
 
 
 class _Landed:

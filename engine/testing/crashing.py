@@ -109,10 +109,15 @@ class CrashingStore(Store):
         return await self.inner.orphans(states)
 
     async def append(
-        self, claim: Claim, records: Sequence[Event], *, progress: Mapping[str, JSON] | None = None
+        self,
+        claim: Claim,
+        records: Sequence[Event],
+        *,
+        progress: Mapping[str, JSON] | None = None,
+        numbered: bool = True,
     ) -> list[Event]:
         self._write()
-        return await self.inner.append(claim, records, progress=progress)
+        return await self.inner.append(claim, records, progress=progress, numbered=numbered)
 
     async def begin(self, claim: Claim) -> StoreTransaction:
         self._alive()

@@ -199,6 +199,23 @@ class TestAppend:
         assert log[1].data == {"outputs": {"x": 1}}
         assert log[0].at > 0
 
+    async def test_records_not_asked_for_are_written_all_the_same(self, store: Store) -> None:
+        """`numbered=False`: nothing returned, the records written and numbered as ever."""
+        claim = await started(store)
+        unnumbered = await store.append(
+            claim, [rec(EventKind.ACTION_STARTED, "a", attempt=1)], numbered=False
+        )
+        assert unnumbered == []
+        numbered = await store.append(claim, [rec(EventKind.ACTION_SUCCEEDED, "a")])
+        assert [r.seq for r in numbered] == [4]
+        log = await store.read_log("r1", after_seq=2)
+        assert [(r.seq, r.kind) for r in log] == [
+            (3, EventKind.ACTION_STARTED),
+            (4, EventKind.ACTION_SUCCEEDED),
+        ]
+        await store.append(claim, [rec(EventKind.RUN_STUCK, state="stuck")], numbered=False)
+        assert (await store.get_run("r1")).owner is None  # released, as with numbered
+
     async def test_run_row_follows_run_level_records(self, store: Store) -> None:
         """state, error, started and finished follow the records appended."""
         claim = await started(store)

@@ -5,13 +5,14 @@ while it is taken, and commit in the order they were made either way."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sagactl.engine.store.writer import GroupCommitWriter
+from sagactl.engine.store.writer import TURN_AT_LEAST_EVERY, GroupCommitWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +160,62 @@ class TestCommitsOnTheLoop:
         )
         assert outcomes[0] == 1 and isinstance(outcomes[1], ValueError)
         assert await _values(on_loop) == [1]
+
+    async def test_a_lone_request_commits_without_a_loop_turn(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """Nothing else queued on the loop: the request would be its batch alone, so it
+        commits at once, and `submit` returns without suspending."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        before = on_loop.commits
+        loop = asyncio.get_running_loop()
+        assert not loop._ready  # type: ignore[attr-defined]
+        submit = on_loop.submit(_insert(1))
+        with pytest.raises(StopIteration) as returned:
+            submit.send(None)
+        assert returned.value.value == 1
+        assert on_loop.commits == before + 1
+        lone = on_loop.submit(_insert(2, fail=True))
+        with pytest.raises(ValueError, match="request 2 failed"):
+            lone.send(None)
+        assert await _values(on_loop) == [1]
+
+    async def test_a_request_with_callbacks_queued_waits_for_the_tick_batch(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """A callback queued before the hand-over may submit too (here a task's first
+        step): the request waits for the tick's batch, which holds both, in order."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        before = on_loop.commits
+        second = asyncio.ensure_future(on_loop.submit(_insert(2)))
+        assert await on_loop.submit(_insert(1)) == 1
+        assert await second == 2
+        assert on_loop.commits == before + 1
+        assert await _values(on_loop) == [1, 2]
+
+    async def test_commits_made_at_once_still_let_the_loop_turn(
+        self, on_loop: GroupCommitWriter
+    ) -> None:
+        """A task committing one lone request after another never suspends on its own; after
+        `TURN_AT_LEAST_EVERY` of that a commit takes the usual way, so the loop turns (its
+        timers, signals and I/O are not held up by a long chain of quick actions)."""
+        await on_loop.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        loop = asyncio.get_running_loop()
+        turns: list[float] = []
+
+        def tick() -> None:
+            turns.append(loop.time())
+            if len(turns) < 1000:
+                loop.call_later(0.001, tick)
+
+        start = loop.time()
+        loop.call_later(0.001, tick)
+        value = 0
+        while loop.time() - start < 20 * TURN_AT_LEAST_EVERY:
+            value += 1
+            await on_loop.submit(_insert(value))
+        times = [start, *turns]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert len(turns) >= 5, (value, turns)
+        # A gap is at most the bound, one commit past it and the timer's own millisecond.
+        assert max(gaps) < TURN_AT_LEAST_EVERY + 0.25, gaps
