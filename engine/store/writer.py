@@ -223,9 +223,7 @@ class GroupCommitWriter:
             self._alone_since = now
         elif now - self._alone_since > TURN_AT_LEAST_EVERY:
             return None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # busy
+        if not _begun_at_once(conn):
             return None
         request: _Request[T] = _Request(fn, _NOBODY, loop.call_soon_threadsafe)
         self._commit_begun(conn, [request])
@@ -234,9 +232,7 @@ class GroupCommitWriter:
     def _commit_on_loop(self, conn: sqlite3.Connection, batch: list[_Request[Any]]) -> bool:
         """Commit `batch` here and wake its waiters; False (nothing done) when the write
         lock is taken."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # busy: the thread will wait for the lock instead
+        if not _begun_at_once(conn):
             return False
         self._commit_begun(conn, batch)
         for request in batch:
@@ -365,6 +361,16 @@ def _fail_closed(batch: list[_Request[Any]]) -> None:
 def _set_all(events: list[_Signal]) -> None:
     for event in events:
         event.set()
+
+
+def _begun_at_once(conn: sqlite3.Connection) -> bool:
+    """A write transaction begun on the loop's connection, which never waits for the lock:
+    False when another connection holds it (the thread waits for it instead)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:  # busy
+        return False
+    return True
 
 
 def _nothing(conn: sqlite3.Connection) -> None:
