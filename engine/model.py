@@ -140,6 +140,7 @@ class CompiledSaga:
         "_dependents_in_order",
         "_graph",
         "_hash",
+        "_needs",
         "_order",
         "_positions",
         "concurrency",
@@ -194,6 +195,7 @@ class CompiledSaga:
             for dep in spec.depends_on:
                 dependents.setdefault(dep, set()).add(name)
         self._dependents = {n: frozenset(after) for n, after in dependents.items()}
+        self._needs = MappingProxyType(self._dependencies)
         self._positions = MappingProxyType({name: i for i, name in enumerate(order)})
         self._dependents_in_order = {
             n: tuple(sorted(after, key=self._positions.__getitem__))
@@ -255,7 +257,7 @@ class CompiledSaga:
     @property
     def needs(self) -> Mapping[str, frozenset[str]]:
         """Action -> its `dependencies`, as one mapping (for lookups in a loop)."""
-        return MappingProxyType(self._dependencies)
+        return self._needs
 
     @property
     def positions(self) -> Mapping[str, int]:

@@ -191,16 +191,19 @@ class GroupCommitWriter:
         if self._thread is None:
             _fail_closed(batch)
             return
-        if self._on_loop is not None:
-            if self._home is None:
-                self._home = loop
-            if loop is self._home:
-                if not self._on_thread and self._commit_on_loop(self._on_loop, batch):
-                    return
-                # Its landing tells this loop when commits on the loop may go on (in order).
-                self._on_thread += 1
-                batch.append(_Request(_nothing, _Landed(self), loop.call_soon_threadsafe))
+        if self._on_loop is not None and self._at_home(loop):
+            if not self._on_thread and self._commit_on_loop(self._on_loop, batch):
+                return
+            # Its landing tells this loop when commits on the loop may go on (in order).
+            self._on_thread += 1
+            batch.append(_Request(_nothing, _Landed(self), loop.call_soon_threadsafe))
         self._queue.put(batch)
+
+    def _at_home(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether `loop` is the one that commits on itself (the first to commit)."""
+        if self._home is None:
+            self._home = loop
+        return loop is self._home
 
     def _commit_alone(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[[sqlite3.Connection], T]
@@ -214,9 +217,7 @@ class GroupCommitWriter:
         conn = self._on_loop
         if conn is None or self._on_thread or getattr(loop, "_ready", True):
             return None
-        if self._home is None:
-            self._home = loop
-        elif loop is not self._home:
+        if not self._at_home(loop):
             return None
         now = loop.time()
         if self._alone_since is None:

@@ -5,6 +5,7 @@ the write lock in their own transactions still lands every record, in order."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
@@ -84,5 +85,10 @@ class TestCommitOnLoop:
 
 
 async def _commits_on_loop(engine: Engine) -> bool:
-    assert isinstance(engine.store, SqliteStore)
-    return engine.store.commit_on_loop
+    """Whether the engine's store runs its writes on this thread (the loop's), asked of the
+    write path itself, not of a setting."""
+    store = engine.store
+    assert isinstance(store, SqliteStore)
+    thread = await store._write(lambda conn: threading.current_thread())
+    assert store.commit_on_loop is (thread is threading.current_thread())
+    return thread is threading.current_thread()
