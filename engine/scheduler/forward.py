@@ -37,6 +37,7 @@ from ..events import Event, EventKind
 from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
+from ..wake import Wake
 from .attempts import AttemptRunner, RetryBudget, rollback
 from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
@@ -74,6 +75,9 @@ class ForwardPhase:
         self._parked: dict[str, Parked] = {}
         """Actions waiting for a signal: once nothing else runs, the run is parked."""
         self._group: anyio.abc.TaskGroup | None = None
+        self._spare: _Spare | None = None
+        """A task whose chain ended while other actions were in hand, waiting to run the
+        next action made ready: spawning a task costs ten times waking one."""
         self._held: list[Event] = []
         """Records of a fan-out's failed elements, committed with the action's failure."""
         self.pausing = False
@@ -133,9 +137,14 @@ class ForwardPhase:
         return self._frontier.start(self._journal)
 
     def _spawn(self, names: list[str]) -> None:
+        """Run each of `names` in a task of its own: the spare one first, if there is one."""
         assert self._group is not None
         for name in names:
-            self._group.start_soon(self._chain, name)
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                spare.hand(name)
+            else:
+                self._group.start_soon(self._chain, name)
 
     async def _chain(self, name: str) -> None:
         # (`run_id` is bound already: a task starts with a copy of its spawner's context)
@@ -145,11 +154,26 @@ class ForwardPhase:
         while next_name is not None:
             done = await self._run_node(next_name)
             if done is None:
-                return
+                next_name = await self._handed()
+                continue
             outputs, tx = done
             records, started = self._succeeded(next_name, outputs)
             await self._journal.commit(records, tx)
-            next_name = self._launch(started)
+            next_name = self._launch(started) or await self._handed()
+
+    async def _handed(self) -> str | None:
+        """The next action for a task whose chain ended: while others are in hand (their
+        success may make one ready) it waits as the spare task, unless there is one; None:
+        the task ends. Once nothing is in hand, nothing can be made ready: the spare task
+        ends too."""
+        frontier = self._frontier
+        if frontier.busy and self._spare is None and self.stop is None and not self.pausing:
+            spare = self._spare = _Spare()
+            return await spare.wait()
+        if not frontier.busy and self._spare is not None:
+            spare, self._spare = self._spare, None
+            spare.hand(None)
+        return None
 
     async def _run_node(self, name: str) -> tuple[Outputs, StoreTransaction | None] | None:
         """Run one node to its end: its outputs and the transaction to commit with its
@@ -368,6 +392,24 @@ class ForwardPhase:
         )
         records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
         return records
+
+
+class _Spare:
+    """A task waiting for the next action to run (None: to end)."""
+
+    __slots__ = ("_name", "_wake")
+
+    def __init__(self) -> None:
+        self._wake = Wake.here()
+        self._name: str | None = None
+
+    def hand(self, name: str | None) -> None:
+        self._name = name
+        self._wake.set()
+
+    async def wait(self) -> str | None:
+        await self._wake.wait()
+        return self._name
 
 
 def _launched(records: list[Event]) -> list[str]:
