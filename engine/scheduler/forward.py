@@ -108,7 +108,8 @@ class ForwardPhase:
         make ready. Returns the records handing the run to compensation (not committed:
         the compensation phase commits them with its own first ones), else nothing: the
         run's end is committed here."""
-        self._frontier.queue_ready()
+        if not self._frontier.busy:  # (a run `open_run` started has its ready ones in hand)
+            self._frontier.queue_ready()
         records = first + self._start()
         if records:
             await self._journal.commit(records)
