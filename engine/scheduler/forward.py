@@ -145,7 +145,8 @@ class ForwardPhase:
             if spare is not None:
                 spare.hand(name)
             else:
-                self._group.start_soon(self._chain, name)
+                # Named by its first action: anyio formats a name from the function else.
+                self._group.start_soon(self._chain, name, name=name)
 
     async def _chain(self, name: str) -> None:
         # (`run_id` is bound already: a task starts with a copy of its spawner's context)
