@@ -15,6 +15,9 @@ the phase without a failure; when nothing else can run, the run is parked `waiti
 
 from __future__ import annotations
 
+import contextvars
+from typing import Any
+
 import anyio
 import anyio.abc
 import structlog
@@ -46,6 +49,18 @@ from .journal import Journal, error_code, error_text
 
 A, K = ActionState, EventKind
 log = structlog.get_logger("sagactl")
+
+
+def _log_context_var(key: str) -> contextvars.ContextVar[Any]:
+    """The context variable structlog keeps `key` of the log context in (a `set` of it is
+    what `bind_contextvars` does, at a fifteenth of the cost); bound and reset here."""
+    token = structlog.contextvars.bind_contextvars(**{key: None})[key]
+    token.var.reset(token)
+    return token.var
+
+
+_LOGGED_ACTION = _log_context_var("action")
+"""The action a task runs, for its log lines."""
 
 
 class ForwardPhase:
@@ -181,7 +196,7 @@ class ForwardPhase:
         """Run one node to its end: its outputs and the transaction to commit with its
         success, or None when it did not succeed (failed for good, or parked). A node is an
         action or a fan-out (`for_each`); another kind of node is another branch here."""
-        structlog.contextvars.bind_contextvars(action=name)
+        _LOGGED_ACTION.set(name)
         conditions = self._frontier.conditions
         problem = conditions.problem(name) if conditions.any else None
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried

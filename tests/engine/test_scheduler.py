@@ -147,9 +147,12 @@ class TaskNoting(Step):
     def __init__(self, journal: Journal, script: Script) -> None:
         super().__init__(journal, script)
         self.tasks: dict[str, asyncio.Task[Any] | None] = {}
+        self.logged_as: dict[str, Any] = {}
+        """Action -> the action its log lines name."""
 
     async def execute(self, ctx: ActionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
         self.tasks[inputs["name"]] = asyncio.current_task()
+        self.logged_as[inputs["name"]] = structlog.contextvars.get_contextvars().get("action")
         return await super().execute(ctx, inputs)
 
 
@@ -173,6 +176,7 @@ class TestSpareTask:
         assert result.ok
         tasks = step.tasks
         assert tasks["r"] == tasks["a"] and {tasks["b"], tasks["c"]} == {tasks["a"], tasks["s"]}
+        assert step.logged_as == {name: name for name in self.SHAPE}  # in every kind of task
         order = [(w, a) for w, a, _ in step.journal.entries]  # b and c still overlap
         assert order.index(("execute", "c")) < order.index(("done", "b"))
         assert order.index(("execute", "b")) < order.index(("done", "c"))
