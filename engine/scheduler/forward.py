@@ -15,9 +15,6 @@ the phase without a failure; when nothing else can run, the run is parked `waiti
 
 from __future__ import annotations
 
-import contextvars
-from typing import Any
-
 import anyio
 import anyio.abc
 import structlog
@@ -46,21 +43,10 @@ from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
 from .journal import Journal, error_code, error_text
+from .log_context import ACTION
 
 A, K = ActionState, EventKind
 log = structlog.get_logger("sagactl")
-
-
-def _log_context_var(key: str) -> contextvars.ContextVar[Any]:
-    """The context variable structlog keeps `key` of the log context in (a `set` of it is
-    what `bind_contextvars` does, at a fifteenth of the cost); bound and reset here."""
-    token = structlog.contextvars.bind_contextvars(**{key: None})[key]
-    token.var.reset(token)
-    return token.var
-
-
-_LOGGED_ACTION = _log_context_var("action")
-"""The action a task runs, for its log lines."""
 
 
 class ForwardPhase:
@@ -135,13 +121,12 @@ class ForwardPhase:
                 self._spawn(launch[1:])
                 # The first goes on in this task, inside the group's scope like the others
                 # (a task fewer per run; a failure cancels the siblings the same way); the
-                # action it binds for the log must not outlive it, as in a task of its own
-                # (reset by its token: `bound_contextvars` reads the whole context twice).
-                bound = structlog.contextvars.bind_contextvars(action=None)
+                # action it sets for the log must not outlive it, as in a task of its own.
+                token = ACTION.set(None)
                 try:
                     await self._chain(launch[0])
                 finally:
-                    structlog.contextvars.reset_contextvars(**bound)
+                    ACTION.reset(token)
             self._group = None
         return await self._end()
 
@@ -196,7 +181,7 @@ class ForwardPhase:
         """Run one node to its end: its outputs and the transaction to commit with its
         success, or None when it did not succeed (failed for good, or parked). A node is an
         action or a fan-out (`for_each`); another kind of node is another branch here."""
-        _LOGGED_ACTION.set(name)
+        ACTION.set(name)
         conditions = self._frontier.conditions
         problem = conditions.problem(name) if conditions.any else None
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
