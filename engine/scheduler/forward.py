@@ -3,7 +3,8 @@
 Every ready action starts at once, up to `max_parallel` (the frontier). Its intent is
 logged before it runs, in the same commit as the completion that made it ready, so a
 chain costs one commit per action; a task goes on with the first action its completion
-made ready, and only further ones get tasks of their own. When an action fails for good,
+made ready, and only further ones get tasks of their own (the spare task first: one whose
+chain ended while others ran waits for such an action). When an action fails for good,
 running siblings are cancelled and the phase hands the run to compensation; after a
 pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
 
