@@ -12,6 +12,7 @@ One piece per concern, each changeable on its own:
   process-wide limiter, the timeout), its retries, and the rollback of its transaction.
 - `journal`: records applied to the in-memory status, committed in order, then emitted.
 - `progress`: the progress flusher.
+- `log_context`: the run and the action in the log context of the run's tasks.
 - `options`: the knobs an `Engine` shares with every run.
 """
 

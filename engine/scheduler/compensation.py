@@ -49,7 +49,7 @@ class CompensationPhase:
         self._finalizer = finalizer
         self._saga = runner.saga
         self._status = journal.status
-        self._index = {name: i for i, name in enumerate(self._saga.topological_order())}
+        self._index = self._saga.positions
         self._waiting: dict[str, set[str]] = {}
         """Action -> the compensations that must finish before its own starts."""
         self._unblocks: dict[str, list[str]] = {}

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import structlog
 
 from ..action import JSON, Action
 from ..event_payloads import (
@@ -39,6 +38,7 @@ from .finalize import Finalizer
 from .forward import ForwardPhase
 from .frontier import Frontier
 from .journal import Journal, Recorder
+from .log_context import RUN_ID
 from .options import Options
 from .progress import ProgressFlusher
 from .traced import traced
@@ -144,8 +144,7 @@ class Execution:
 
     async def drive(self) -> RunStatus:
         """`run` without tracing."""
-        # Bound, then reset by its token: `bound_contextvars` reads the whole context twice.
-        bound = structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        token = RUN_ID.set(self.run_id)  # (for the log lines of the run's tasks)
         try:
             async with anyio.create_task_group() as background:
                 self._flusher.attach(background)
@@ -164,7 +163,7 @@ class Execution:
                 if self._flusher.flushing:  # (a cancel costs a repr of this task, in anyio)
                     background.cancel_scope.cancel()
         finally:
-            structlog.contextvars.reset_contextvars(**bound)
+            RUN_ID.reset(token)
         return self.status
 
     def _stopping(self) -> bool:

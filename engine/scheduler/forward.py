@@ -3,7 +3,8 @@
 Every ready action starts at once, up to `max_parallel` (the frontier). Its intent is
 logged before it runs, in the same commit as the completion that made it ready, so a
 chain costs one commit per action; a task goes on with the first action its completion
-made ready, and only further ones get tasks of their own. When an action fails for good,
+made ready, and only further ones get tasks of their own (the spare task first: one whose
+chain ended while others ran waits for such an action). When an action fails for good,
 running siblings are cancelled and the phase hands the run to compensation; after a
 pivot succeeded, failures only retry forward and a run that cannot go on ends `stuck`.
 
@@ -37,11 +38,13 @@ from ..events import Event, EventKind
 from ..signals import Parked
 from ..states import DONE_FORWARD, ActionState, RunState, StopReason
 from ..store.base import StoreTransaction
+from ..wake import Wake
 from .attempts import AttemptRunner, RetryBudget, rollback
 from .fanout import BadElementInput, FanOut, FanOutFailed
 from .finalize import Finalizer
 from .frontier import Frontier
 from .journal import Journal, error_code, error_text
+from .log_context import ACTION
 
 A, K = ActionState, EventKind
 log = structlog.get_logger("sagactl")
@@ -74,6 +77,9 @@ class ForwardPhase:
         self._parked: dict[str, Parked] = {}
         """Actions waiting for a signal: once nothing else runs, the run is parked."""
         self._group: anyio.abc.TaskGroup | None = None
+        self._spare: _Spare | None = None
+        """A task whose chain ended while other actions were in hand, waiting to run the
+        next action made ready: spawning a task costs ten times waking one."""
         self._held: list[Event] = []
         """Records of a fan-out's failed elements, committed with the action's failure."""
         self.pausing = False
@@ -104,7 +110,8 @@ class ForwardPhase:
         make ready. Returns the records handing the run to compensation (not committed:
         the compensation phase commits them with its own first ones), else nothing: the
         run's end is committed here."""
-        self._frontier.queue_ready()
+        if not self._frontier.busy:  # (a run `open_run` started has its ready ones in hand)
+            self._frontier.queue_ready()
         records = first + self._start()
         if records:
             await self._journal.commit(records)
@@ -115,13 +122,12 @@ class ForwardPhase:
                 self._spawn(launch[1:])
                 # The first goes on in this task, inside the group's scope like the others
                 # (a task fewer per run; a failure cancels the siblings the same way); the
-                # action it binds for the log must not outlive it, as in a task of its own
-                # (reset by its token: `bound_contextvars` reads the whole context twice).
-                bound = structlog.contextvars.bind_contextvars(action=None)
+                # action it sets for the log must not outlive it, as in a task of its own.
+                token = ACTION.set(None)
                 try:
                     await self._chain(launch[0])
                 finally:
-                    structlog.contextvars.reset_contextvars(**bound)
+                    ACTION.reset(token)
             self._group = None
         return await self._end()
 
@@ -133,9 +139,15 @@ class ForwardPhase:
         return self._frontier.start(self._journal)
 
     def _spawn(self, names: list[str]) -> None:
+        """Run each of `names` in a task of its own: the spare one first, if there is one."""
         assert self._group is not None
         for name in names:
-            self._group.start_soon(self._chain, name)
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                spare.hand(name)
+            else:
+                # Named by its first action: anyio formats a name from the function else.
+                self._group.start_soon(self._chain, name, name=name)
 
     async def _chain(self, name: str) -> None:
         # (`run_id` is bound already: a task starts with a copy of its spawner's context)
@@ -145,17 +157,32 @@ class ForwardPhase:
         while next_name is not None:
             done = await self._run_node(next_name)
             if done is None:
-                return
+                next_name = await self._handed()
+                continue
             outputs, tx = done
             records, started = self._succeeded(next_name, outputs)
             await self._journal.commit(records, tx)
-            next_name = self._launch(started)
+            next_name = self._launch(started) or await self._handed()
+
+    async def _handed(self) -> str | None:
+        """The next action for a task whose chain ended: while others are in hand (their
+        success may make one ready) it waits as the spare task, unless there is one; None:
+        the task ends. Once nothing is in hand, nothing can be made ready: the spare task
+        ends too."""
+        frontier = self._frontier
+        if frontier.busy and self._spare is None and self.stop is None and not self.pausing:
+            spare = self._spare = _Spare()
+            return await spare.wait()
+        if not frontier.busy and self._spare is not None:
+            spare, self._spare = self._spare, None
+            spare.hand(None)
+        return None
 
     async def _run_node(self, name: str) -> tuple[Outputs, StoreTransaction | None] | None:
         """Run one node to its end: its outputs and the transaction to commit with its
         success, or None when it did not succeed (failed for good, or parked). A node is an
         action or a fan-out (`for_each`); another kind of node is another branch here."""
-        structlog.contextvars.bind_contextvars(action=name)
+        ACTION.set(name)
         conditions = self._frontier.conditions
         problem = conditions.problem(name) if conditions.any else None
         if problem is not None:  # its `if:` cannot be evaluated: bad input, never retried
@@ -368,6 +395,24 @@ class ForwardPhase:
         )
         records.append(journal.record(K.RUN_COMPENSATING, None, compensating))
         return records
+
+
+class _Spare:
+    """A task waiting for the next action to run (None: to end)."""
+
+    __slots__ = ("_name", "_wake")
+
+    def __init__(self) -> None:
+        self._wake = Wake.here()
+        self._name: str | None = None
+
+    def hand(self, name: str | None) -> None:
+        self._name = name
+        self._wake.set()
+
+    async def wait(self) -> str | None:
+        await self._wake.wait()
+        return self._name
 
 
 def _launched(records: list[Event]) -> list[str]:

@@ -31,8 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import anyio
-
+from ..wake import Wake
 from .base import StoreError
 
 T = TypeVar("T")
@@ -55,36 +54,6 @@ def _trio_scheduler() -> Schedule:
 
 class _Signal(Protocol):
     def set(self) -> None: ...
-
-
-class _Done:
-    """A request's "committed" signal: a bare future on asyncio (an `anyio.Event` costs an
-    async-library lookup per request, which showed in profiles), an `anyio.Event` elsewhere."""
-
-    __slots__ = ("_event", "_future")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._future: asyncio.Future[None] | None = None
-        self._event: anyio.Event | None = None
-        if loop is not None:
-            self._future = loop.create_future()
-        else:
-            self._event = anyio.Event()
-
-    def set(self) -> None:
-        if self._future is not None:
-            if not self._future.done():  # its waiter may have been cancelled
-                self._future.set_result(None)
-        else:
-            assert self._event is not None
-            self._event.set()
-
-    async def wait(self) -> None:
-        if self._future is not None:
-            await self._future
-        else:
-            assert self._event is not None
-            await self._event.wait()
 
 
 @dataclass(slots=True)
@@ -160,7 +129,7 @@ class GroupCommitWriter:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio
-            done = _Done(None)
+            done = Wake(None)
             request: _Request[T] = _Request(fn, done, _trio_scheduler())
             self._queue.put(request)
             await done.wait()
@@ -171,7 +140,7 @@ class GroupCommitWriter:
             pending = self._pending.get(loop)
             alone = self._commit_alone(loop, fn) if pending is None else None
             if alone is None:
-                done = _Done(loop)
+                done = Wake(loop)
                 request = _Request(fn, done, loop.call_soon_threadsafe)
                 if pending is None:
                     pending = self._pending[loop] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -136,6 +138,73 @@ class TestForward:
         ]
         assert [e.seq for e in events] == [2, 3, 4, 5]
         assert result.exit_code == 0
+
+
+class TaskNoting(Step):
+    """A `Step` that notes which task executes each action (the task itself: the id of
+    one that ended may be another's)."""
+
+    def __init__(self, journal: Journal, script: Script) -> None:
+        super().__init__(journal, script)
+        self.tasks: dict[str, asyncio.Task[Any] | None] = {}
+        self.logged_as: dict[str, Any] = {}
+        """Action -> the action its log lines name."""
+
+    async def execute(self, ctx: ActionContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        self.tasks[inputs["name"]] = asyncio.current_task()
+        self.logged_as[inputs["name"]] = structlog.contextvars.get_contextvars().get("action")
+        return await super().execute(ctx, inputs)
+
+
+class TestSpareTask:
+    """A task whose chain ended while other actions ran waits for the next action made
+    ready, instead of a task being spawned for it; it ends with the phase."""
+
+    SHAPE = {"r": [], "s": [], "a": ["r"], "b": ["a", "s"], "c": ["a", "s"]}
+    """s ends early (its task waits as the spare); a makes b and c ready together."""
+
+    async def _run(self, db: str, script: Script) -> tuple[RunResult, TaskNoting]:
+        step = TaskNoting(Journal(), script)
+        with anyio.fail_after(10):  # a spare task nobody ends would hang the run
+            async with Engine(db, actions={"step": step}, clock=FakeClock()) as engine:
+                result = await engine.run(make_saga(self.SHAPE))
+        return result, step
+
+    async def test_a_branch_made_ready_later_runs_in_the_spare_task(self, db: str) -> None:
+        script = Script(sleep={"r": 0.02, "b": 0.05, "c": 0.05})
+        result, step = await self._run(db, script)
+        assert result.ok
+        tasks = step.tasks
+        assert tasks["r"] == tasks["a"] and {tasks["b"], tasks["c"]} == {tasks["a"], tasks["s"]}
+        assert step.logged_as == {name: name for name in self.SHAPE}  # in every kind of task
+        order = [(w, a) for w, a, _ in step.journal.entries]  # b and c still overlap
+        assert order.index(("execute", "c")) < order.index(("done", "b"))
+        assert order.index(("execute", "b")) < order.index(("done", "c"))
+
+    async def test_a_failure_cancels_the_waiting_spare_task(self, db: str) -> None:
+        result, _ = await self._run(db, Script(sleep={"r": 0.02}, fatal={"a"}))
+        assert states(result) == {
+            "r": "compensated",
+            "s": "compensated",
+            "a": "failed",
+            "b": "skipped",
+            "c": "skipped",
+        }
+
+    async def test_a_pause_ends_the_waiting_spare_task(self, db: str) -> None:
+        script = Script(gates={"r": anyio.Event()}, entered={"r": anyio.Event()})
+        step = TaskNoting(Journal(), script)
+        with anyio.fail_after(10):
+            async with Engine(db, actions={"step": step}, clock=FakeClock()) as engine:
+                async with anyio.create_task_group() as group:
+                    saga = make_saga(self.SHAPE)
+                    group.start_soon(functools.partial(engine.run, saga, run_id="paused-1"))
+                    await script.entered["r"].wait()
+                    await anyio.sleep(0.02)  # s is done by now: its task is the spare
+                    await engine.pause("paused-1")
+                    script.gates["r"].set()
+                result = await engine.status("paused-1")
+        assert str(result.state) == "paused" and states(result)["a"] == "pending"
 
 
 class TestSchemas:
