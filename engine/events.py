@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 
 class EventKind(StrEnum):
@@ -96,39 +96,6 @@ class Event:
 
 _SETTERS = tuple(vars(Event)[f.name].__set__ for f in fields(Event))
 """The setters of `Event`'s slots, in the order of its fields."""
-
-
-class _Unfrozen:
-    """`Event`'s slots, without its frozen `__setattr__`: `new_record` fills one in with
-    plain attribute stores, then makes it the `Event` it is laid out as."""
-
-    __slots__ = ("action", "at", "data", "kind", "run_id", "seq")
-    run_id: str
-    kind: EventKind
-    action: str | None
-    data: Mapping[str, Any]
-    at: float
-    seq: int
-
-
-assert _Unfrozen.__slots__ == tuple(sorted(f.name for f in fields(Event))), "Event changed"
-
-
-def new_record(
-    run_id: str, kind: EventKind, action: str | None, data: Mapping[str, Any], at: float
-) -> Event:
-    """`Event(run_id, kind, action, data, at)`, at under half its cost: the scheduler
-    makes a few per action, and each slot setter `__init__` calls costs as much as an
-    attribute store and a function call together."""
-    made = _Unfrozen()
-    made.run_id = run_id
-    made.kind = kind
-    made.action = action
-    made.data = data
-    made.at = at
-    made.seq = 0
-    made.__class__ = Event  # type: ignore[assignment]  # (the same slots: allowed)
-    return cast(Event, made)
 
 
 EventHandler = Callable[[Event], None]

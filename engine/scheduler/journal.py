@@ -17,7 +17,7 @@ from ..action import JSON
 from ..clock import Clock
 from ..errors import InputError
 from ..event_payloads import Payload, RunStuck
-from ..events import Event, EventHandler, EventKind, new_record
+from ..events import Event, EventHandler, EventKind
 from ..states import RunState, RunStatus
 from ..store.base import Claim, Store, StoreTransaction
 
@@ -54,7 +54,7 @@ class Recorder:
         self, kind: EventKind, action: str | None = None, data: Payload | None = None
     ) -> Event:
         """A record, applied to the status now (raises `InvalidTransition` on a bad move)."""
-        record = new_record(self.status.run_id, kind, action, data or {}, self.clock.now())
+        record = Event(self.status.run_id, kind, action, data or {}, self.clock.now())
         self.status.apply(record)
         return record
 
