@@ -44,7 +44,7 @@ from .sqlite_file import (
     run_not_found,
     unusable,
 )
-from .sqlite_transaction import SQL, SqliteTransaction, write_append
+from .sqlite_transaction import SQL, KnownSeqs, SqliteTransaction, write_append
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -79,6 +79,7 @@ class SqliteStore(SqlStore):
         self._idle: list[sqlite3.Connection] = []
         self._one_writer: anyio.Semaphore | None = None
         self._read_turns: anyio.CapacityLimiter | None = None
+        self._known = KnownSeqs()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -235,7 +236,9 @@ class SqliteStore(SqlStore):
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
             conn.execute(SQL.insert_definition, new.definition_row)
             conn.execute(SQL.insert_log, new.log_row)
-            last_seq = 1 if appending is None else write_append(conn, appending)
+            if new.claim is not None:
+                self._known.note(run.run_id, 1)
+            last_seq = 1 if appending is None else write_append(conn, appending, self._known)
             return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), last_seq
 
         row, last_seq = await self._write(create)
@@ -266,6 +269,7 @@ class SqliteStore(SqlStore):
 
     async def release(self, claim: Claim) -> None:
         params = {"run": claim.run_id, "owner": claim.owner, "fence": claim.fence}
+        self._known.forget(claim.run_id)
         await self._write(lambda conn: conn.execute(SQL.release, params).fetchall())
 
     async def orphans(self, states: Collection[str]) -> list[str]:
@@ -290,7 +294,7 @@ class SqliteStore(SqlStore):
         numbered: bool = True,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        last_seq = await self._write(lambda c: write_append(c, appending))
+        last_seq = await self._write(lambda c: write_append(c, appending, self._known))
         return appending.numbered(last_seq) if numbered else []
 
     async def begin(self, claim: Claim) -> StoreTransaction:
@@ -324,7 +328,7 @@ class SqliteStore(SqlStore):
         except BaseException:
             self._one_writer.release()
             raise
-        return SqliteTransaction(conn, claim, self._give_back)
+        return SqliteTransaction(conn, claim, self._give_back, self._known)
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
         """Keep a finished transaction's connection for the next one (a few at most), and

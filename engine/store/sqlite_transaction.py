@@ -25,17 +25,59 @@ T = TypeVar("T")
 SQL = statements("sqlite")
 
 
-def write_append(conn: sqlite3.Connection, appending: Appending) -> int:
+KNOWN_SEQS_MAX = 10_000
+"""Runs whose `last_seq` a store remembers at most (forgotten all at once beyond)."""
+
+
+class KnownSeqs:
+    """Each claimed run's `last_seq` as this process last wrote it: an append then moves
+    the run row on with an update that checks it (`last_seq = :seq`), without reading it
+    first. Only a hint: a wrong or missing value (a rolled-back commit, a run another
+    process wrote) costs the read and nothing else."""
+
+    __slots__ = ("_seqs",)
+
+    def __init__(self) -> None:
+        self._seqs: dict[str, int] = {}
+
+    def get(self, run_id: str) -> int | None:
+        return self._seqs.get(run_id)
+
+    def note(self, run_id: str, last_seq: int) -> None:
+        if len(self._seqs) >= KNOWN_SEQS_MAX:
+            self._seqs.clear()
+        self._seqs[run_id] = last_seq
+
+    def forget(self, run_id: str) -> None:
+        self._seqs.pop(run_id, None)
+
+
+def write_append(conn: sqlite3.Connection, appending: Appending, known: KnownSeqs) -> int:
     """Move the run row on and insert the records, if the claim is current; returns the
     run's `last_seq` afterwards."""
     run_id = appending.claim.run_id
-    if not conn.execute(appending.sql(SQL), appending.params).rowcount:
-        raise ClaimLost(run_id)
-    last_seq: int = conn.execute(SQL.last_seq, (run_id,)).fetchone()[0]
+    before = known.get(run_id)
+    if before is None or not _moved_on(conn, appending, before):
+        row = conn.execute(SQL.last_seq, (run_id,)).fetchone()
+        if row is None or not _moved_on(conn, appending, row[0]):
+            known.forget(run_id)
+            raise ClaimLost(run_id)
+        before = row[0]
+    last_seq: int = before + len(appending.log_rows)
     conn.executemany(SQL.insert_log, appending.numbered_rows(last_seq))
     if appending.progress_rows:
         conn.executemany(SQL.save_progress, appending.progress_rows)
+    if appending.releases:
+        known.forget(run_id)
+    else:
+        known.note(run_id, last_seq)
     return last_seq
+
+
+def _moved_on(conn: sqlite3.Connection, appending: Appending, last_seq: int) -> bool:
+    """The run row moved on from `last_seq`: the claim is current and `last_seq` right."""
+    appending.params["seq"] = last_seq
+    return bool(conn.execute(appending.sql(SQL), appending.params).rowcount)
 
 
 class SqliteTransaction(StoreTransaction):
@@ -49,10 +91,12 @@ class SqliteTransaction(StoreTransaction):
         conn: sqlite3.Connection,
         claim: Claim | None,
         give_back: Callable[[sqlite3.Connection], None],
+        known: KnownSeqs,
     ) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._claim = claim
         self._give_back = give_back
+        self._known = known
         self._lock = threading.Lock()
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
@@ -92,7 +136,9 @@ class SqliteTransaction(StoreTransaction):
         def commit(conn: sqlite3.Connection) -> list[Event]:
             try:
                 numbered = (
-                    [] if appending is None else appending.numbered(write_append(conn, appending))
+                    []
+                    if appending is None
+                    else appending.numbered(write_append(conn, appending, self._known))
                 )
                 conn.execute("COMMIT")
             except BaseException:
