@@ -34,7 +34,7 @@ from .base import (
 )
 from .migrations import pending
 from .ownership import OwnerLock
-from .sql import Appending, Row, created_before, creation, dumps, record_from_row
+from .sql import Appending, Row, created_before, creation, dumps, record_from_row, with_nulls
 from .sql_store import Params, SqlStore
 from .sqlite_file import (
     check_database_file,
@@ -225,6 +225,7 @@ class SqliteStore(SqlStore):
             raise ValueError("records need the claim of the run they start")
         now = self.now()
         new = creation(run, self.owner.token if claim else None, now)
+        insert = with_nulls(SQL.insert_run, new.nulls)
         # Prepared here and finished below: the writer thread only runs the statements.
         appending = (
             Appending(new.claim, records, None, now) if records and new.claim is not None else None
@@ -232,7 +233,7 @@ class SqliteStore(SqlStore):
 
         def create(conn: sqlite3.Connection) -> tuple[Row, int]:
             """The run's row and its `last_seq` as written (0: the id was taken before)."""
-            if not conn.execute(SQL.insert_run, new.params).rowcount:
+            if not conn.execute(insert, new.params).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
             conn.execute(SQL.insert_definition, new.definition_row)
             conn.execute(SQL.insert_log, new.log_row)
