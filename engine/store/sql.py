@@ -441,7 +441,9 @@ class Appending:
                 finished=now if state in FINISHED else None,
                 wake_at=wake_at if state is RunState.WAITING else None,
             )
-        self.nulls = tuple(name for name in _MOVED if self.params.get(name, 0) is None)
+            self.nulls = tuple(name for name in _MOVED if self.params[name] is None)
+        else:
+            self.nulls = ()
         # Rows without their seq (known only once the run row moved): (run, at, kind, ...).
         # The kind as a plain str: sqlite3 binds a str subclass (the enum) only after a
         # failed adapter look-up, which formats two AttributeErrors in the writer thread.
