@@ -45,7 +45,7 @@ from .sqlite_file import (
     unusable,
 )
 from .sqlite_transaction import SQL, KnownSeqs, SqliteTransaction, write_append
-from .writer import GroupCommitWriter
+from .writer import GroupCommitWriter, WriteConnection
 
 T = TypeVar("T")
 
@@ -76,19 +76,23 @@ class SqliteStore(SqlStore):
         )
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[WriteConnection] = []
         self._one_writer: anyio.Semaphore | None = None
         self._read_turns: anyio.CapacityLimiter | None = None
         self._known = KnownSeqs()
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _connect(self, busy_timeout: float | None = None) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float | None = None) -> WriteConnection:
         """A connection with the store's settings; every connection of the store (writer,
         reader, transactions) comes from here."""
         timeout = self.busy_timeout if busy_timeout is None else busy_timeout
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=timeout
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=timeout,
+            factory=WriteConnection,
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -100,7 +104,7 @@ class SqliteStore(SqlStore):
             raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode is {mode})")
         return conn
 
-    def _connect_unwaiting(self) -> sqlite3.Connection:
+    def _connect_unwaiting(self) -> WriteConnection:
         """The connection for commits on the loop: it fails at once when the lock is taken."""
         return self._connect(busy_timeout=0)
 
@@ -147,7 +151,7 @@ class SqliteStore(SqlStore):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[WriteConnection], T]) -> T:
         try:
             return await self._writer.submit(fn)
         except sqlite3.DatabaseError as exc:
@@ -231,12 +235,12 @@ class SqliteStore(SqlStore):
             Appending(new.claim, records, None, now) if records and new.claim is not None else None
         )
 
-        def create(conn: sqlite3.Connection) -> tuple[Row, int]:
+        def create(conn: WriteConnection) -> tuple[Row, int]:
             """The run's row and its `last_seq` as written (0: the id was taken before)."""
-            if not conn.execute(insert, new.params).rowcount:
+            if not conn.run(insert, new.params).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
-            conn.execute(SQL.insert_definition, new.definition_row)
-            conn.execute(SQL.insert_log, new.log_row)
+            conn.run(SQL.insert_definition, new.definition_row)
+            conn.run(SQL.insert_log, new.log_row)
             if new.claim is not None:
                 self._known.note(run.run_id, 1)
             last_seq = 1 if appending is None else write_append(conn, appending, self._known)
@@ -308,10 +312,10 @@ class SqliteStore(SqlStore):
         if self._reader is None:
             raise StoreError("the store is closed")
 
-        def begin() -> sqlite3.Connection:
+        def begin() -> WriteConnection:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.run("BEGIN IMMEDIATE")
             except BaseException:
                 conn.close()
                 raise
@@ -331,7 +335,7 @@ class SqliteStore(SqlStore):
             raise
         return SqliteTransaction(conn, claim, self._give_back, self._known)
 
-    def _give_back(self, conn: sqlite3.Connection) -> None:
+    def _give_back(self, conn: WriteConnection) -> None:
         """Keep a finished transaction's connection for the next one (a few at most), and
         let the next `begin` in."""
         if conn.in_transaction or len(self._idle) >= IDLE_CONNECTIONS or self._reader is None:

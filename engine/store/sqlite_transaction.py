@@ -19,6 +19,7 @@ from ..action import JSON
 from ..events import Event
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
 from .sql import Appending, statements
+from .writer import WriteConnection
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ class KnownSeqs:
         self._seqs.pop(run_id, None)
 
 
-def write_append(conn: sqlite3.Connection, appending: Appending, known: KnownSeqs) -> int:
+def write_append(conn: WriteConnection, appending: Appending, known: KnownSeqs) -> int:
     """Move the run row on and insert the records, if the claim is current; returns the
     run's `last_seq` afterwards."""
     run_id = appending.claim.run_id
@@ -64,9 +65,9 @@ def write_append(conn: sqlite3.Connection, appending: Appending, known: KnownSeq
             raise ClaimLost(run_id)
         before = row[0]
     last_seq: int = before + len(appending.log_rows)
-    conn.executemany(SQL.insert_log, appending.numbered_rows(last_seq))
+    conn.run_many(SQL.insert_log, appending.numbered_rows(last_seq))
     if appending.progress_rows:
-        conn.executemany(SQL.save_progress, appending.progress_rows)
+        conn.run_many(SQL.save_progress, appending.progress_rows)
     if appending.releases:
         known.forget(run_id)
     else:
@@ -74,10 +75,10 @@ def write_append(conn: sqlite3.Connection, appending: Appending, known: KnownSeq
     return last_seq
 
 
-def _moved_on(conn: sqlite3.Connection, appending: Appending, last_seq: int) -> bool:
+def _moved_on(conn: WriteConnection, appending: Appending, last_seq: int) -> bool:
     """The run row moved on from `last_seq`: the claim is current and `last_seq` right."""
     appending.params["seq"] = last_seq
-    return bool(conn.execute(appending.sql(SQL), appending.params).rowcount)
+    return bool(conn.run(appending.sql(SQL), appending.params).rowcount)
 
 
 class SqliteTransaction(StoreTransaction):
@@ -88,18 +89,18 @@ class SqliteTransaction(StoreTransaction):
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: WriteConnection,
         claim: Claim | None,
-        give_back: Callable[[sqlite3.Connection], None],
+        give_back: Callable[[WriteConnection], None],
         known: KnownSeqs,
     ) -> None:
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: WriteConnection | None = conn
         self._claim = claim
         self._give_back = give_back
         self._known = known
         self._lock = threading.Lock()
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+    def _call(self, fn: Callable[[WriteConnection], T]) -> Callable[[], T]:
         def run() -> T:
             with self._lock:
                 if self._conn is None:
@@ -133,14 +134,14 @@ class SqliteTransaction(StoreTransaction):
             raise ValueError("records need the claim of their run")
         appending = None if claim is None else Appending(claim, records, progress, time.time())
 
-        def commit(conn: sqlite3.Connection) -> list[Event]:
+        def commit(conn: WriteConnection) -> list[Event]:
             try:
                 numbered = (
                     []
                     if appending is None
                     else appending.numbered(write_append(conn, appending, self._known))
                 )
-                conn.execute("COMMIT")
+                conn.run("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
