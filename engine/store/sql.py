@@ -277,8 +277,8 @@ class Statements:
         returns `last_seq` (and a released `concurrency_key`) on PostgreSQL only: on
         SQLite, it checks `last_seq` before (`:seq`) instead, and writes NULL for the
         parameters `nulls` (`with_nulls`)."""
-        sql = _append_sql(self.dialect.name, moves, releases, renews)
-        return with_nulls(sql, nulls) if nulls and self.dialect.name == SQLITE else sql
+        sqlite = self.dialect.name == SQLITE
+        return _append_sql(self.dialect.name, moves, releases, renews, nulls if sqlite else ())
 
 
 @cache
@@ -304,19 +304,17 @@ def _marks(count: int) -> str:
 
 
 @cache
-def _append_sql(dialect_name: str, moves: bool, releases: bool, renews: bool) -> str:
+def _append_sql(
+    dialect_name: str, moves: bool, releases: bool, renews: bool, nulls: tuple[str, ...]
+) -> str:
     sets = ["last_seq = last_seq + :n", "updated = :now"]
     if renews:
         sets.append("lease_expires = now() + make_interval(secs => :lease)")
     if moves:
-        sets += [
-            "state = :state",
-            "error = :error",
-            "error_code = :code",
-            "started = coalesce(started, :started)",
-            "finished = :finished",
-            "wake_at = :wake_at",
-        ]
+        sets += ["state = :state", "error = :error", "error_code = :code"]
+        # Kept as it is when NULL: left out, so the index of started runs is not rewritten.
+        sets += [] if "started" in nulls else ["started = coalesce(started, :started)"]
+        sets += ["finished = :finished", "wake_at = :wake_at"]
     if releases:
         sets.append(DIALECTS[dialect_name].release)
     sql = f"UPDATE runs SET {', '.join(sets)} WHERE {_CLAIMED}"
@@ -324,7 +322,7 @@ def _append_sql(dialect_name: str, moves: bool, releases: bool, renews: bool) ->
         # SQLite's RETURNING fills a temporary table (27 k instructions): the store knows
         # `last_seq` before (`:seq`, checked here), or reads it (on PostgreSQL, RETURNING
         # saves a round trip).
-        return f"{sql} AND last_seq = :seq"
+        return with_nulls(f"{sql} AND last_seq = :seq", nulls)
     # A released key lets the next run in (PostgreSQL announces it: `postgres_transaction`).
     returning = "last_seq, concurrency_key" if releases else "last_seq"
     return translate(f"{sql} RETURNING {returning}")

@@ -28,6 +28,13 @@ def test_a_moving_append_binds_no_none() -> None:
     assert "%(error)s" in appending.sql(statements("postgresql"))
 
 
+def test_a_finishing_append_leaves_started_alone() -> None:
+    """`coalesce(started, NULL)` would keep `started` but rewrite its index's page."""
+    done = Event("", EventKind.RUN_FINISHED, None, {"state": "succeeded", "outputs": {}})
+    sql = Appending(CLAIM, [done], None, 1.0).sql(statements("sqlite"))
+    assert "started" not in sql and "finished = :finished" in sql
+
+
 def test_a_new_run_binds_no_none() -> None:
     run = NewRun("r1", "demo", "h", {"format": 1, "name": "demo", "actions": {}}, {})
     new = creation(run, "me", 1.0)
