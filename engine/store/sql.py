@@ -381,6 +381,33 @@ def creation(run: NewRun, owner: str | None, now: float) -> Creation:
     )
 
 
+def created_record(run: NewRun, new: Creation, appending: Appending | None) -> RunRecord:
+    """The run's row as `create_run` wrote it, without reading it back: its insert
+    (`new`), then the move of `appending`'s update (`Statements.append`)."""
+    inserted, moved = new.params, {} if appending is None else appending.params
+    return RunRecord(
+        run_id=run.run_id,
+        saga=run.saga,
+        state=RunState(moved.get("state", inserted["state"])),
+        definition_hash=run.definition_hash,
+        definition=run.definition,
+        inputs=json.loads(inserted["inputs"]),
+        plugin_versions=json.loads(inserted["plugin_versions"]),
+        created=inserted["now"],
+        updated=moved.get("now", inserted["now"]),
+        started=moved.get("started"),
+        finished=moved.get("finished"),
+        error=moved.get("error"),
+        error_code=moved.get("code"),
+        owner=None if appending is not None and appending.releases else inserted["owner"],
+        node=run.node,
+        trace_id=inserted["trace_id"],
+        parent=run.parent,
+        concurrency_key=run.concurrency_key,
+        wake_at=moved.get("wake_at"),
+    )
+
+
 def created_before(existing: RunRecord, run: NewRun) -> Created:
     """`create_run` of an id that exists: the run as it is, if it is the same request."""
     check_same_request(existing, run)

@@ -34,7 +34,16 @@ from .base import (
 )
 from .migrations import pending
 from .ownership import OwnerLock
-from .sql import Appending, Row, created_before, creation, dumps, record_from_row, with_nulls
+from .sql import (
+    Appending,
+    Row,
+    created_before,
+    created_record,
+    creation,
+    dumps,
+    record_from_row,
+    with_nulls,
+)
 from .sql_store import Params, SqlStore
 from .sqlite_file import (
     check_database_file,
@@ -235,22 +244,23 @@ class SqliteStore(SqlStore):
             Appending(new.claim, records, None, now) if records and new.claim is not None else None
         )
 
-        def create(conn: WriteConnection) -> tuple[Row, int]:
-            """The run's row and its `last_seq` as written (0: the id was taken before)."""
+        def create(conn: WriteConnection) -> tuple[Row | None, int]:
+            """The row of a run that was there (the id was taken before: 0), or None and
+            the new run's `last_seq` as written."""
             if not conn.run(insert, new.params).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
             conn.run(SQL.insert_definition, new.definition_row)
             conn.run(SQL.insert_log, new.log_row)
-            if new.claim is not None:
-                self._known.note(run.run_id, 1)
-            last_seq = 1 if appending is None else write_append(conn, appending, self._known)
-            return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), last_seq
+            if new.claim is None:
+                return None, 1
+            self._known.note(run.run_id, 1)
+            return None, 1 if appending is None else write_append(conn, appending, self._known)
 
         row, last_seq = await self._write(create)
-        if not last_seq:
+        if row is not None:
             return created_before(record_from_row(row), run)
         written = [new.record] + ([] if appending is None else appending.numbered(last_seq))
-        return Created(record_from_row(row, definition=run.definition), True, new.claim, written)
+        return Created(created_record(run, new, appending), True, new.claim, written)
 
     # -- ownership ---------------------------------------------------------------------
 
