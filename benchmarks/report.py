@@ -107,7 +107,34 @@ def _checked_ratios(key: str, label: str) -> tuple[Ratio, ...]:
             "reported",
             None,
         ),
+        Ratio(
+            14,
+            f"{label}: log commits per action",
+            (key,),
+            lambda r: float(r[key].extra.get("commits_per_action", "nan")),
+            "",
+            "reported",
+            None,
+        ),
+        Ratio(
+            14,
+            f"{label}: CPU per action beyond its commits",
+            (key,),
+            lambda r: _us(_beyond_commits(r[key].extra)),
+            "µs",
+            "reported",
+            None,
+        ),
     )
+
+
+def _beyond_commits(extra: Mapping[str, object]) -> float:
+    """The engine's own CPU per action: its CPU less what its commits cost at the floor's
+    CPU per commit, measured in the same rounds (what an fsync costs in CPU varies by VM
+    and by the disk's load more than Python does)."""
+    commit_cpu = float(str(extra.get("floor_cpu_per_action", "nan")))
+    commits = float(str(extra.get("commits_per_action", "nan")))
+    return float(str(extra["cpu_per_action"])) - commit_cpu * commits
 
 
 def _ms_per_round(key: str) -> Callable[[Mapping[str, Result]], float]:
