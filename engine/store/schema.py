@@ -172,6 +172,19 @@ rewrites. Runs made before keep theirs in `runs.definition` (no digest); new run
 it empty. A rowid table on SQLite: its rows are large."""
 
 
+V13 = {
+    SQLITE: """
+DROP INDEX IF EXISTS runs_by_state;
+DROP INDEX IF EXISTS runs_by_created;
+""",
+    POSTGRESQL: "SELECT 1",
+}
+"""SQLite: two indexes that are the leading columns of others (v3's `runs_by_state_newest`
+and `runs_newest`), which every query of them can walk instead: each page of theirs that a
+run's creation or state change rewrote was written to the log and fsynced for nothing.
+PostgreSQL keeps them (nothing changes there)."""
+
+
 def script(template: str, dialect: str) -> str:
     """`template` in `dialect`'s words."""
     return template.format_map(_WORDS[dialect])

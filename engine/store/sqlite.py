@@ -34,7 +34,16 @@ from .base import (
 )
 from .migrations import pending
 from .ownership import OwnerLock
-from .sql import Appending, Row, created_before, creation, dumps, record_from_row
+from .sql import (
+    Appending,
+    Row,
+    created_before,
+    created_record,
+    creation,
+    dumps,
+    record_from_row,
+    with_nulls,
+)
 from .sql_store import Params, SqlStore
 from .sqlite_file import (
     check_database_file,
@@ -44,8 +53,8 @@ from .sqlite_file import (
     run_not_found,
     unusable,
 )
-from .sqlite_transaction import SQL, SqliteTransaction, write_append
-from .writer import GroupCommitWriter
+from .sqlite_transaction import SQL, KnownSeqs, SqliteTransaction, write_append
+from .writer import GroupCommitWriter, WriteConnection
 
 T = TypeVar("T")
 
@@ -76,18 +85,23 @@ class SqliteStore(SqlStore):
         )
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[WriteConnection] = []
         self._one_writer: anyio.Semaphore | None = None
         self._read_turns: anyio.CapacityLimiter | None = None
+        self._known = KnownSeqs()
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _connect(self, busy_timeout: float | None = None) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float | None = None) -> WriteConnection:
         """A connection with the store's settings; every connection of the store (writer,
         reader, transactions) comes from here."""
         timeout = self.busy_timeout if busy_timeout is None else busy_timeout
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=timeout
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=timeout,
+            factory=WriteConnection,
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -99,7 +113,7 @@ class SqliteStore(SqlStore):
             raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode is {mode})")
         return conn
 
-    def _connect_unwaiting(self) -> sqlite3.Connection:
+    def _connect_unwaiting(self) -> WriteConnection:
         """The connection for commits on the loop: it fails at once when the lock is taken."""
         return self._connect(busy_timeout=0)
 
@@ -146,7 +160,7 @@ class SqliteStore(SqlStore):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[WriteConnection], T]) -> T:
         try:
             return await self._writer.submit(fn)
         except sqlite3.DatabaseError as exc:
@@ -224,25 +238,29 @@ class SqliteStore(SqlStore):
             raise ValueError("records need the claim of the run they start")
         now = self.now()
         new = creation(run, self.owner.token if claim else None, now)
+        insert = with_nulls(SQL.insert_run, new.nulls)
         # Prepared here and finished below: the writer thread only runs the statements.
         appending = (
             Appending(new.claim, records, None, now) if records and new.claim is not None else None
         )
 
-        def create(conn: sqlite3.Connection) -> tuple[Row, int]:
-            """The run's row and its `last_seq` as written (0: the id was taken before)."""
-            if not conn.execute(SQL.insert_run, new.params).rowcount:
+        def create(conn: WriteConnection) -> tuple[Row | None, int]:
+            """The row of a run that was there (the id was taken before: 0), or None and
+            the new run's `last_seq` as written."""
+            if not conn.run(insert, new.params).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
-            conn.execute(SQL.insert_definition, new.definition_row)
-            conn.execute(SQL.insert_log, new.log_row)
-            last_seq = 1 if appending is None else write_append(conn, appending)
-            return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), last_seq
+            conn.run(SQL.insert_definition, new.definition_row)
+            conn.run(SQL.insert_log, new.log_row)
+            if new.claim is None:
+                return None, 1
+            self._known.note(run.run_id, 1)
+            return None, 1 if appending is None else write_append(conn, appending, self._known)
 
         row, last_seq = await self._write(create)
-        if not last_seq:
+        if row is not None:
             return created_before(record_from_row(row), run)
         written = [new.record] + ([] if appending is None else appending.numbered(last_seq))
-        return Created(record_from_row(row, definition=run.definition), True, new.claim, written)
+        return Created(created_record(run, new, appending), True, new.claim, written)
 
     # -- ownership ---------------------------------------------------------------------
 
@@ -266,6 +284,7 @@ class SqliteStore(SqlStore):
 
     async def release(self, claim: Claim) -> None:
         params = {"run": claim.run_id, "owner": claim.owner, "fence": claim.fence}
+        self._known.forget(claim.run_id)
         await self._write(lambda conn: conn.execute(SQL.release, params).fetchall())
 
     async def orphans(self, states: Collection[str]) -> list[str]:
@@ -290,7 +309,7 @@ class SqliteStore(SqlStore):
         numbered: bool = True,
     ) -> list[Event]:
         appending = Appending(claim, records, progress, self.now())
-        last_seq = await self._write(lambda c: write_append(c, appending))
+        last_seq = await self._write(lambda c: write_append(c, appending, self._known))
         return appending.numbered(last_seq) if numbered else []
 
     async def begin(self, claim: Claim) -> StoreTransaction:
@@ -303,10 +322,10 @@ class SqliteStore(SqlStore):
         if self._reader is None:
             raise StoreError("the store is closed")
 
-        def begin() -> sqlite3.Connection:
+        def begin() -> WriteConnection:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.run("BEGIN IMMEDIATE")
             except BaseException:
                 conn.close()
                 raise
@@ -324,9 +343,9 @@ class SqliteStore(SqlStore):
         except BaseException:
             self._one_writer.release()
             raise
-        return SqliteTransaction(conn, claim, self._give_back)
+        return SqliteTransaction(conn, claim, self._give_back, self._known)
 
-    def _give_back(self, conn: sqlite3.Connection) -> None:
+    def _give_back(self, conn: WriteConnection) -> None:
         """Keep a finished transaction's connection for the next one (a few at most), and
         let the next `begin` in."""
         if conn.in_transaction or len(self._idle) >= IDLE_CONNECTIONS or self._reader is None:

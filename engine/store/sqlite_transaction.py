@@ -19,23 +19,66 @@ from ..action import JSON
 from ..events import Event
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
 from .sql import Appending, statements
+from .writer import WriteConnection
 
 T = TypeVar("T")
 
 SQL = statements("sqlite")
 
 
-def write_append(conn: sqlite3.Connection, appending: Appending) -> int:
+KNOWN_SEQS_MAX = 10_000
+"""Runs whose `last_seq` a store remembers at most (forgotten all at once beyond)."""
+
+
+class KnownSeqs:
+    """Each claimed run's `last_seq` as this process last wrote it: an append then moves
+    the run row on with an update that checks it (`last_seq = :seq`), without reading it
+    first. Only a hint: a wrong or missing value (a rolled-back commit, a run another
+    process wrote) costs the read and nothing else."""
+
+    __slots__ = ("_seqs",)
+
+    def __init__(self) -> None:
+        self._seqs: dict[str, int] = {}
+
+    def get(self, run_id: str) -> int | None:
+        return self._seqs.get(run_id)
+
+    def note(self, run_id: str, last_seq: int) -> None:
+        if len(self._seqs) >= KNOWN_SEQS_MAX:
+            self._seqs.clear()
+        self._seqs[run_id] = last_seq
+
+    def forget(self, run_id: str) -> None:
+        self._seqs.pop(run_id, None)
+
+
+def write_append(conn: WriteConnection, appending: Appending, known: KnownSeqs) -> int:
     """Move the run row on and insert the records, if the claim is current; returns the
     run's `last_seq` afterwards."""
     run_id = appending.claim.run_id
-    if not conn.execute(appending.sql(SQL), appending.params).rowcount:
-        raise ClaimLost(run_id)
-    last_seq: int = conn.execute(SQL.last_seq, (run_id,)).fetchone()[0]
-    conn.executemany(SQL.insert_log, appending.numbered_rows(last_seq))
+    before = known.get(run_id)
+    if before is None or not _moved_on(conn, appending, before):
+        row = conn.execute(SQL.last_seq, (run_id,)).fetchone()
+        if row is None or not _moved_on(conn, appending, row[0]):
+            known.forget(run_id)
+            raise ClaimLost(run_id)
+        before = row[0]
+    last_seq: int = before + len(appending.log_rows)
+    conn.run_many(SQL.insert_log, appending.numbered_rows(last_seq))
     if appending.progress_rows:
-        conn.executemany(SQL.save_progress, appending.progress_rows)
+        conn.run_many(SQL.save_progress, appending.progress_rows)
+    if appending.releases:
+        known.forget(run_id)
+    else:
+        known.note(run_id, last_seq)
     return last_seq
+
+
+def _moved_on(conn: WriteConnection, appending: Appending, last_seq: int) -> bool:
+    """The run row moved on from `last_seq`: the claim is current and `last_seq` right."""
+    appending.params["seq"] = last_seq
+    return bool(conn.run(appending.sql(SQL), appending.params).rowcount)
 
 
 class SqliteTransaction(StoreTransaction):
@@ -46,16 +89,18 @@ class SqliteTransaction(StoreTransaction):
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: WriteConnection,
         claim: Claim | None,
-        give_back: Callable[[sqlite3.Connection], None],
+        give_back: Callable[[WriteConnection], None],
+        known: KnownSeqs,
     ) -> None:
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: WriteConnection | None = conn
         self._claim = claim
         self._give_back = give_back
+        self._known = known
         self._lock = threading.Lock()
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+    def _call(self, fn: Callable[[WriteConnection], T]) -> Callable[[], T]:
         def run() -> T:
             with self._lock:
                 if self._conn is None:
@@ -89,12 +134,14 @@ class SqliteTransaction(StoreTransaction):
             raise ValueError("records need the claim of their run")
         appending = None if claim is None else Appending(claim, records, progress, time.time())
 
-        def commit(conn: sqlite3.Connection) -> list[Event]:
+        def commit(conn: WriteConnection) -> list[Event]:
             try:
                 numbered = (
-                    [] if appending is None else appending.numbered(write_append(conn, appending))
+                    []
+                    if appending is None
+                    else appending.numbered(write_append(conn, appending, self._known))
                 )
-                conn.execute("COMMIT")
+                conn.run("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

@@ -12,15 +12,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sagactl.engine.store.writer import TURN_AT_LEAST_EVERY, GroupCommitWriter
+from sagactl.engine.store.writer import TURN_AT_LEAST_EVERY, GroupCommitWriter, WriteConnection
 
 pytestmark = pytest.mark.anyio
 
 
-def _connector(path: Path, *, busy_timeout: float = 30.0) -> Callable[[], sqlite3.Connection]:
-    def connect() -> sqlite3.Connection:
+def _connector(path: Path, *, busy_timeout: float = 30.0) -> Callable[[], WriteConnection]:
+    def connect() -> WriteConnection:
         conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout,
+            factory=WriteConnection,
         )
         conn.execute("PRAGMA journal_mode = WAL")
         return conn
@@ -219,3 +223,19 @@ class TestCommitsOnTheLoop:
         assert len(turns) >= 5, (value, turns)
         # A gap is at most the bound, one commit past it and the timer's own millisecond.
         assert max(gaps) < TURN_AT_LEAST_EVERY + 0.25, gaps
+
+
+def test_the_write_path_keeps_one_cursor_and_leaves_others_alone(tmp_path: Path) -> None:
+    """`run` reuses one cursor (no cursor made per statement); a cursor from `execute`
+    is the caller's own, so the write path's statements do not reset it."""
+    conn = _connector(tmp_path / "c.db")()
+    try:
+        assert conn.run("CREATE TABLE t (v INTEGER)") is conn.run("BEGIN IMMEDIATE")
+        conn.run_many("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
+        rows = conn.execute("SELECT v FROM t ORDER BY v")
+        first = rows.fetchone()
+        assert conn.run("INSERT INTO t VALUES (4)").rowcount == 1
+        assert [first, *rows.fetchall()] == [(1,), (2,), (3,)]
+        conn.run("COMMIT")
+    finally:
+        conn.close()
