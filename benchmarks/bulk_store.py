@@ -43,11 +43,11 @@ def layout(runs: int, days: float, now: float | None = None) -> Layout:
 
 
 _RUN_COPY = """
-INSERT INTO runs (run_id, saga, state, definition_hash, definition, inputs, plugin_versions,
-                  created, updated, started, finished, error, error_code, owner, fence,
-                  cancel_requested, last_seq)
-SELECT {run_id}, t.saga, t.state, t.definition_hash, t.definition, t.inputs,
-       t.plugin_versions, {created}, {created} + 1, {created}, {created} + 1, t.error,
+INSERT INTO runs (run_id, saga, state, definition_hash, definition, definition_digest,
+                  inputs, plugin_versions, created, updated, started, finished, error,
+                  error_code, owner, fence, cancel_requested, last_seq)
+SELECT {run_id}, t.saga, t.state, t.definition_hash, t.definition, t.definition_digest,
+       t.inputs, t.plugin_versions, {created}, {created} + 1, {created}, {created} + 1, t.error,
        t.error_code, NULL, t.fence, t.cancel_requested, t.last_seq
 FROM {series} CROSS JOIN runs t WHERE t.run_id = '{template}'
 """

@@ -37,6 +37,10 @@ QUEUED = 4
 """Runs left queued in each store, for the claims."""
 PRUNED_PER_ROUND = 100
 ROUNDS = 12
+
+# Filling a million runs (13 million records) takes minutes, on PostgreSQL above all: the
+# suite's 120 s per test would stop it in the module's fixture.
+pytestmark = pytest.mark.timeout(1800)
 SHAPE = Dag("scale", {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c"), "e": ("d",)})
 UNFINISHED = ["queued", "running", "compensating"]
 
