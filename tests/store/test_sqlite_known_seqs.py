@@ -45,6 +45,22 @@ async def test_a_wrong_remembered_seq_is_read_again(tmp_path: Path) -> None:
         assert [r.seq for r in await tx.commit([started(3)])] == [5]
 
 
+async def test_a_right_remembered_seq_costs_no_read(tmp_path: Path) -> None:
+    """The point of remembering: an append whose store knows `last_seq` runs no read of
+    it; one that does not know it (forgotten) runs exactly one."""
+    async with SqliteStore(f"sqlite://{tmp_path / 'log.db'}") as store:
+        claim = await created(store)
+        seen: list[str] = []
+        await store._write(lambda conn: conn.set_trace_callback(seen.append))
+        await store.append(claim, [started(2)])
+        reads = [s for s in seen if s.startswith("SELECT last_seq")]
+        assert seen and reads == []
+        store._known.forget("r1")
+        await store.append(claim, [started(3)])
+        assert len([s for s in seen if s.startswith("SELECT last_seq")]) == 1
+        assert [r.seq for r in await store.read_log("r1")] == [1, 2, 3, 4]
+
+
 async def test_a_stale_claim_fails_whatever_is_remembered(tmp_path: Path) -> None:
     """The claim is checked with the remembered `last_seq` and with the one read."""
     async with SqliteStore(f"sqlite://{tmp_path / 'log.db'}") as store:
