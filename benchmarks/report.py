@@ -143,6 +143,27 @@ def _checked_ratios(key: str, label: str) -> tuple[Ratio, ...]:
             "reported",
             None,
         ),
+        Ratio(
+            14,
+            f"{label}: the stack floor's CPU per action (its parts, no engine)",
+            (key,),
+            lambda r: _us(float(r[key].extra.get("stack_floor_cpu_per_action", "nan"))),
+            "µs",
+            "reported",
+            None,
+        ),
+        Ratio(
+            14,
+            f"{label}: CPU per action beyond the stack floor's",
+            (key,),
+            lambda r: _us(
+                float(r[key].extra["cpu_per_action"])
+                - float(r[key].extra.get("stack_floor_cpu_per_action", "nan"))
+            ),
+            "µs",
+            "reported",
+            None,
+        ),
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from .floor import CommitFloor
 from .pairing import paired
+from .stack_floor import StackFloor
 from .workloads import BUILD, WIDE_SIZE, chain, independent
 
 IN_FLIGHT = 500
@@ -74,18 +75,20 @@ class TestEngine:
         assert result.ok and len(result.actions) == len(BUILD)
         assert _succeeded(engine.path) == 30
 
-    def test_one_build_saga_checked(self, benchmark: Any, engine: Any, floor: CommitFloor) -> None:
+    def test_one_build_saga_checked(
+        self, benchmark: Any, engine: Any, floor: CommitFloor, tmp_path: Path
+    ) -> None:
         """Issue 14: the 11-action build DAG of a plugin's schema-checked actions (closed
         input and output schemas, checked on every call), one saga at a time on one open
         engine; the floor between rounds; the process's CPU time per action."""
-        _checked_rounds(benchmark, engine, floor, "sagactl_build_checked")
+        _checked_rounds(benchmark, engine, floor, "sagactl_build_checked", tmp_path)
 
     def test_one_build_saga_checked_on_loop(
-        self, benchmark: Any, engine_on_loop: Any, floor: CommitFloor
+        self, benchmark: Any, engine_on_loop: Any, floor: CommitFloor, tmp_path: Path
     ) -> None:
         """The same, with the engine committing on its loop (`commit_on_loop`), as the
         CLI's engines do."""
-        _checked_rounds(benchmark, engine_on_loop, floor, "sagactl_build_checked_on_loop")
+        _checked_rounds(benchmark, engine_on_loop, floor, "sagactl_build_checked_on_loop", tmp_path)
 
     def test_many_sagas_in_flight(self, benchmark: Any, engine: Any, floor: CommitFloor) -> None:
         """500 build sagas at once in one process: concurrent log writes share commits."""
@@ -139,13 +142,25 @@ class _KernelCpu:
         self.seconds += resource.getrusage(resource.RUSAGE_SELF).ru_stime - self._start
 
 
-def _checked_rounds(benchmark: Any, engine: Any, floor: CommitFloor, key: str) -> None:
-    """100 checked build sagas on `engine`, the floor between rounds, CPU per action."""
+def _checked_rounds(
+    benchmark: Any, engine: Any, floor: CommitFloor, key: str, tmp_path: Path
+) -> None:
+    """100 checked build sagas on `engine`, the floor between rounds, CPU per action;
+    and the stack floor's CPU per action, one of its sagas untimed before each round."""
     engine.run(BUILD, checked=True)  # the validators are built once, not timed
+    stack = StackFloor(tmp_path / "stack-floor.sqlite", BUILD)
+    stack.run()
     cpu: list[float] = []
     floor_cpu: list[float] = []
+    stack_cpu: list[float] = []
     commits: list[int] = []
+    stack_commits = stack.commits
     kernel, floor_kernel = _KernelCpu(), _KernelCpu()
+
+    def stack_saga() -> None:
+        start = time.process_time()
+        stack.run()
+        stack_cpu.append(time.process_time() - start)
 
     def run() -> Any:
         before = engine.commits
@@ -173,7 +188,9 @@ def _checked_rounds(benchmark: Any, engine: Any, floor: CommitFloor, key: str) -
         baseline_key=key.replace("sagactl_", "floor_"),
         baseline_units=len(BUILD),
         rounds=100,
+        settle=stack_saga,
     )
+    benchmark.extra_info["stack_floor_cpu_per_action"] = statistics.median(stack_cpu) / len(BUILD)
     benchmark.extra_info["cpu_per_action"] = statistics.median(cpu) / len(BUILD)
     benchmark.extra_info["floor_cpu_per_action"] = statistics.median(floor_cpu) / len(BUILD)
     # The kernel's part apart: on a VM most of an fsync'd commit's CPU is the kernel's,
@@ -187,3 +204,10 @@ def _checked_rounds(benchmark: Any, engine: Any, floor: CommitFloor, key: str) -
     benchmark.extra_info["commits_per_action"] = sum(commits) / (len(commits) * len(BUILD))
     assert result.ok and len(result.actions) == len(BUILD)
     assert _succeeded(engine.path) == 101
+    # The stack floor stands for the engine's commits only if it makes as many, each run
+    # to its end with a record per action's intent and success, and its creation and end.
+    assert (stack.commits - stack_commits) / (len(stack_cpu) * len(BUILD)) == (
+        benchmark.extra_info["commits_per_action"]
+    )
+    assert set(stack.runs()) == {("succeeded", 2 * len(BUILD) + 2)}
+    stack.close()
