@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import Event, EventKind
@@ -297,6 +298,29 @@ def with_nulls(sql: str, nulls: tuple[str, ...]) -> str:
         return "NULL" if match.group(1) in names else match.group(0)
 
     return _PLACEHOLDER.sub(sub, sql)
+
+
+@lru_cache(maxsize=256)
+def numbered(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]]:
+    """SQLite's `sql` with its named parameters numbered (`:name` -> `?1`, the same number
+    wherever a name recurs), and the function picking their values out of a mapping in that
+    order: sqlite3 binds a named parameter by asking the statement its name and looking it
+    up in the mapping (~1,000 instructions a value), a numbered one by its place."""
+    names: dict[str, int] = {}
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if match.group(0) == "?":
+            raise ValueError(f"a statement with ? parameters as well as named ones: {sql}")
+        if not name:
+            return match.group(0)
+        return f"?{names.setdefault(name, len(names) + 1)}"
+
+    text = _PLACEHOLDER.sub(sub, sql)
+    if len(names) == 1:
+        (only,) = names
+        return text, lambda params: (params[only],)
+    return text, itemgetter(*names) if names else lambda params: ()
 
 
 def _marks(count: int) -> str:

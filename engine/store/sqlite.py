@@ -41,6 +41,7 @@ from .sql import (
     created_record,
     creation,
     dumps,
+    numbered,
     record_from_row,
     with_nulls,
 )
@@ -238,7 +239,7 @@ class SqliteStore(SqlStore):
             raise ValueError("records need the claim of the run they start")
         now = self.now()
         new = creation(run, self.owner.token if claim else None, now)
-        insert = with_nulls(SQL.insert_run, new.nulls)
+        insert, values = numbered(with_nulls(SQL.insert_run, new.nulls))
         # Prepared here and finished below: the writer thread only runs the statements.
         appending = (
             Appending(new.claim, records, None, now) if records and new.claim is not None else None
@@ -247,7 +248,7 @@ class SqliteStore(SqlStore):
         def create(conn: WriteConnection) -> tuple[Row | None, int]:
             """The row of a run that was there (the id was taken before: 0), or None and
             the new run's `last_seq` as written."""
-            if not conn.run(insert, new.params).rowcount:
+            if not conn.run(insert, values(new.params)).rowcount:
                 return conn.execute(SQL.get_run, (run.run_id,)).fetchone(), 0
             conn.run(SQL.insert_definition, new.definition_row)
             conn.run(SQL.insert_log, new.log_row)

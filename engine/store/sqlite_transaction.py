@@ -18,7 +18,7 @@ import anyio.to_thread
 from ..action import JSON
 from ..events import Event
 from .base import Claim, ClaimLost, StoreError, StoreTransaction
-from .sql import Appending, statements
+from .sql import Appending, numbered, statements
 from .writer import WriteConnection
 
 T = TypeVar("T")
@@ -78,7 +78,8 @@ def write_append(conn: WriteConnection, appending: Appending, known: KnownSeqs) 
 def _moved_on(conn: WriteConnection, appending: Appending, last_seq: int) -> bool:
     """The run row moved on from `last_seq`: the claim is current and `last_seq` right."""
     appending.params["seq"] = last_seq
-    return bool(conn.run(appending.sql(SQL), appending.params).rowcount)
+    sql, values = numbered(appending.sql(SQL))
+    return bool(conn.run(sql, values(appending.params)).rowcount)
 
 
 class SqliteTransaction(StoreTransaction):
