@@ -141,6 +141,7 @@ register_migrations(
         Migration(11, schema.scripts(schema.V11), "started runs counted from an index (stats)"),
         Migration(12, schema.scripts(schema.V12), "pinned definitions stored once per text"),
         Migration(13, schema.V13, "SQLite: no indexes that others begin with"),
+        Migration(14, schema.V14, "SQLite: a run's search words written without a sort"),
     ],
 )
 

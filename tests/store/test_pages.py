@@ -157,3 +157,28 @@ async def test_a_page_below_a_cursor_seeks_to_it_on_sqlite(tmp_path: Path) -> No
             plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
         assert [line for line in plan if line.startswith("SCAN")] == [], plan
         assert any("created<?" in line for line in plan), plan
+
+
+async def test_sqlite_writes_each_new_run_its_words_once(tmp_path: Path) -> None:
+    """The search trigger (v14, without v8's UNION) writes the words v8's did: the saga,
+    the id and each string input of SEARCH_TERM_MAX characters at most, each word once
+    however often it recurs."""
+    from sagactl.engine.store import open_store
+    from sagactl.engine.store.schema import SEARCH_TERM_MAX
+
+    path = tmp_path / "terms.db"
+    inputs = {"a": "dup", "b": "dup", "c": "demo", "d": "t1", "n": 7, "on": True, "nested": ["z"]}
+    inputs |= {"long": "x" * (SEARCH_TERM_MAX + 1), "edge": "y" * SEARCH_TERM_MAX}
+    async with open_store(f"sqlite://{path}") as store:
+        await store.create_run(NewRun("t1", "demo", "h1", {"format": 1}, inputs), claim=False)
+        await store.create_run(NewRun("t2", "t2", "h1", {"format": 1}, {}), claim=False)
+        assert [r.run_id for r in await store.page_runs(q="dup")] == ["t1"]
+    with sqlite3.connect(path) as conn:
+        rows = sorted(conn.execute("SELECT run_id, term FROM run_terms"))
+        (trigger,) = conn.execute(
+            "SELECT sql FROM sqlite_schema WHERE name = 'runs_terms'"
+        ).fetchone()
+    assert "UNION ALL" in trigger and "UNION SELECT" not in trigger
+    assert rows == sorted(
+        [("t1", "demo"), ("t1", "t1"), ("t1", "dup"), ("t1", "y" * SEARCH_TERM_MAX), ("t2", "t2")]
+    )
