@@ -142,6 +142,7 @@ register_migrations(
         Migration(12, schema.scripts(schema.V12), "pinned definitions stored once per text"),
         Migration(13, schema.V13, "SQLite: no indexes that others begin with"),
         Migration(14, schema.V14, "SQLite: a run's search words written without a sort"),
+        Migration(15, schema.V15, "SQLite: child runs indexed by parent, no other run"),
     ],
 )
 

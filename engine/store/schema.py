@@ -273,6 +273,19 @@ through a temporary b-tree (a third of the trigger's cost): `INSERT OR IGNORE` l
 word the run already has, so the same rows are written. PostgreSQL keeps its trigger."""
 
 
+V15 = {
+    SQLITE: """
+DROP INDEX IF EXISTS runs_by_parent;
+CREATE INDEX runs_by_parent ON runs (parent_run_id, created, run_id)
+    WHERE parent_run_id IS NOT NULL;
+""",
+    POSTGRESQL: "SELECT 1",
+}
+"""SQLite: child runs by parent (v5) only: every other run was in the index too, under
+NULL, and each one's creation wrote a page of it. Its queries name a parent
+(`parent_run_id = ?`), which implies the index's condition. PostgreSQL keeps the index."""
+
+
 def search_scripts() -> dict[str, str]:
     """The search migration for every dialect: the table, then its trigger and back-fill
     (which differ too much between dialects for one template)."""

@@ -299,7 +299,7 @@ class TestPruneAndDb:
         """db upgrade creates the schema and prints each namespace's version."""
         done = cli("db", "upgrade")
         assert done.returncode == 0, done.stderr
-        assert "engine v14" in done.stdout
+        assert "engine v15" in done.stdout
 
     def test_bad_db_url_exits_2(self, cli: Cli) -> None:
         """An unknown URL scheme exits 2 with one line."""

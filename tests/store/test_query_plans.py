@@ -60,6 +60,8 @@ async def _exercise(store: Store) -> None:
     first = await store.page_runs(limit=2)
     await store.page_runs(states=["succeeded"], limit=2)
     await store.page_runs(saga=saga.name, limit=2, before=first[-1].cursor)
+    await store.page_runs(parent="done-0", limit=2)  # a run's children (list --parent)
+    await store.list_runs(parent="done-0", limit=50)
     await store.orphans(["queued", "running", "compensating"])  # what resume --all claims
     claim = await store.claim("queued-0")  # a claim
     await store.heartbeat()

@@ -34,7 +34,7 @@ class TestDbUpgrade:
         """db upgrade applies every migration and says which versions are in place."""
         done = sagactl("db", "upgrade", "--db", pg_url)
         assert done.returncode == 0, done.stderr
-        assert "engine v14" in done.stdout
+        assert "engine v15" in done.stdout
 
     def test_many_workers_may_migrate_at_once(self, pg_url: str) -> None:
         """Six upgrades started together on an empty database all succeed (advisory lock)."""
