@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .dag_order import lexicographic_order
 from .errors import Location
 from .json_values import Encoded
+from .references import Reference, whole_references
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -143,6 +144,7 @@ class CompiledSaga:
         "_needs",
         "_order",
         "_positions",
+        "_whole_references",
         "concurrency",
         "description",
         "inputs",
@@ -202,6 +204,7 @@ class CompiledSaga:
             for n, after in dependents.items()
         }
         self._definition: Encoded | None = None
+        self._whole_references: dict[str, tuple[tuple[str, Reference], ...] | None] = {}
         self._hash = hashlib.sha256(
             json.dumps(
                 self._hashed(), sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -285,6 +288,16 @@ class CompiledSaga:
 
     def roots(self) -> tuple[str, ...]:
         return tuple(a for a in self._order if not self._dag.in_degree(a))
+
+    def whole_references(self, action: str) -> tuple[tuple[str, Reference], ...] | None:
+        """`action`'s `with:` as its keys and their references, when each value is exactly
+        one reference (`references.whole_references`); worked out once per action, as the
+        saga never changes."""
+        plans = self._whole_references
+        if action in plans:
+            return plans[action]
+        plan = plans[action] = whole_references(self._actions[action].with_)
+        return plan
 
     def pivots(self) -> tuple[str, ...]:
         return tuple(a for a in self._order if self._actions[a].pivot)

@@ -76,6 +76,24 @@ def whole(value: str) -> Reference | None:
     return parse(match.group(1)) if match else None
 
 
+def whole_references(value: Any) -> tuple[tuple[str, Reference], ...] | None:
+    """A mapping's keys with their references, when each of its values is exactly one
+    reference (most `with:` blocks): resolving it is then looking each one up, as
+    `resolve` would. None for anything else (`resolve` it)."""
+    if not isinstance(value, Mapping):
+        return None
+    found = []
+    for key, item in value.items():
+        try:
+            ref = whole(item) if isinstance(item, str) else None
+        except BadReference:
+            return None  # (`resolve` raises it where it is used)
+        if ref is None:
+            return None
+        found.append((key, ref))
+    return tuple(found)
+
+
 def in_string(value: str) -> Iterator[Reference]:
     for match in _REF.finditer(value):
         yield parse(match.group(1))

@@ -261,7 +261,12 @@ class AttemptRunner:
     def inputs(self, name: str, element: tuple[int, Any] | None = None) -> dict[str, Any]:
         """`name`'s `with:` block, its references resolved from the run (and `element`,
         `(index, item)`, for a `for_each` action)."""
-        resolved = resolve(self._specs[name].with_, self._scope(element))
+        scope = self._scope(element)
+        plan = self.saga.whole_references(name)
+        if plan is not None:  # (the same lookups as `resolve`'s, without its walk)
+            lookup = scope.lookup
+            return {key: lookup(ref) for key, ref in plan}
+        resolved = resolve(self._specs[name].with_, scope)
         assert isinstance(resolved, dict)
         return resolved
 

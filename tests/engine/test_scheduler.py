@@ -101,6 +101,41 @@ class TestForward:
             result = await engine.run(saga, {"seed": 7}, run_id="refs-1")
         assert result.actions["b"].outputs == {"got": 7, "run": "refs-1"}
 
+    async def test_each_saga_resolves_its_own_references(self, db: str) -> None:
+        """The references of an action's `with:` are worked out once per saga: two sagas
+        with the same action names, one engine, each run's inputs from its own saga (whole
+        references, a template, a constant, a missing output failing as bad input)."""
+
+        class Echo(Action):
+            async def execute(
+                self, ctx: ActionContext, inputs: Mapping[str, Any]
+            ) -> dict[str, Any]:
+                return {"got": dict(inputs)}
+
+        def saga(name: str, with_b: Mapping[str, Any]) -> CompiledSaga:
+            return CompiledSaga(
+                name=name,
+                version=1,
+                inputs={"seed": {"type": "integer"}},
+                actions={
+                    "a": ActionSpec("a", "echo", {"v": "${{ inputs.seed }}"}),
+                    "b": ActionSpec("b", "echo", with_b, depends_on=frozenset({"a"})),
+                },
+            )
+
+        whole = saga("whole", {"v": "${{ actions.a.outputs.got }}", "id": "${{ saga.name }}"})
+        mixed = saga("mixed", {"v": "seed ${{ inputs.seed }}", "k": 3})
+        missing = saga("missing", {"v": "${{ actions.a.outputs.nothing }}"})
+        async with Engine(db, actions={"echo": Echo()}) as engine:
+            for _ in range(2):
+                first = await engine.run(whole, {"seed": 7})
+                second = await engine.run(mixed, {"seed": 8})
+                third = await engine.run(missing, {"seed": 9})
+                assert first.actions["b"].outputs == {"got": {"v": {"v": 7}, "id": "whole"}}
+                assert second.actions["b"].outputs == {"got": {"v": "seed 8", "k": 3}}
+                assert third.bad_input and third.failed_action == "b"
+                assert third.error == "action 'a' has no output 'nothing'"
+
     async def test_process_limit_holds_ready_branches_back(self, db: str) -> None:
         """With one slot process-wide, b and c (ready together) execute one after the
         other: the second waits for the first's slot, then gets it."""
