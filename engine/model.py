@@ -135,6 +135,7 @@ class CompiledSaga:
 
     __slots__ = (
         "_actions",
+        "_conditional",
         "_definition",
         "_dependencies",
         "_dependents",
@@ -143,6 +144,7 @@ class CompiledSaga:
         "_hash",
         "_needs",
         "_order",
+        "_plugin_uses",
         "_positions",
         "_whole_references",
         "concurrency",
@@ -203,6 +205,11 @@ class CompiledSaga:
             n: tuple(sorted(after, key=self._positions.__getitem__))
             for n, after in dependents.items()
         }
+        # What every run asks of the definition, not of the run: worked out once here.
+        self._plugin_uses = tuple(
+            sorted({s.uses for s in self._actions.values() if s.child is None})
+        )
+        self._conditional = any(s.condition is not None for s in self._actions.values())
         self._definition: Encoded | None = None
         self._whole_references: dict[str, tuple[tuple[str, Reference], ...] | None] = {}
         self._hash = hashlib.sha256(
@@ -288,6 +295,17 @@ class CompiledSaga:
 
     def roots(self) -> tuple[str, ...]:
         return tuple(a for a in self._order if not self._dag.in_degree(a))
+
+    @property
+    def plugin_uses(self) -> tuple[str, ...]:
+        """The `uses` of its plugin actions (not its child sagas'), sorted, each once: what a
+        run pins the versions of."""
+        return self._plugin_uses
+
+    @property
+    def conditional(self) -> bool:
+        """Some action has an `if:` (most sagas have none: no action is ever skipped)."""
+        return self._conditional
 
     def whole_references(self, action: str) -> tuple[tuple[str, Reference], ...] | None:
         """`action`'s `with:` as its keys and their references, when each value is exactly

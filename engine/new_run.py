@@ -64,7 +64,6 @@ def pin_new_run(
     """The new run: its inputs checked, the definition and plugin versions it pins (a
     child saga's definition is pinned inside it)."""
     checked = check_inputs(saga, inputs or {})
-    uses = sorted({spec.uses for spec in saga.actions.values() if spec.child is None})
     the_id = run_id or new_run_id()
     return NewRun(
         run_id=the_id,
@@ -72,7 +71,7 @@ def pin_new_run(
         definition_hash=saga.canonical_hash,
         definition=saga.definition(),
         inputs=checked,
-        plugin_versions={name: provider.version(name) for name in uses},
+        plugin_versions={name: provider.version(name) for name in saga.plugin_uses},
         node=node,
         retention=saga.retention,
         parent=parent,

@@ -34,7 +34,7 @@ class Conditions:
         self.any = False
         """Some action has a condition (most sagas have none: nothing to ask per action)."""
         skippable: set[str] = set()
-        if all(spec.condition is None for spec in saga.actions.values()):
+        if not saga.conditional:
             return  # nothing can be skipped: every action runs
         self.any = True
         for name in saga.topological_order():  # a dependency is settled before its dependents

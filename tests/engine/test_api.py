@@ -9,9 +9,10 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from sagactl.engine import Action, ActionContext, Engine, run_saga
+from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, Engine, run_saga
 from sagactl.engine.errors import InputError, RunNotFound
 from sagactl.engine.events import Event, EventKind
+from sagactl.engine.providers import MappingProvider
 from sagactl.engine.store import open_store
 
 from .sagas import Journal, Step, make_saga
@@ -64,6 +65,36 @@ class TestRunSaga:
                 return len(await store.list_runs())
 
         assert anyio.run(runs) == 0
+
+    @pytest.mark.anyio
+    async def test_each_run_pins_the_plugins_of_its_own_saga(self, db: str) -> None:
+        """What a run pins is its saga's (worked out once per saga): the version of each
+        plugin action it uses, once, whichever saga the engine ran before."""
+        provider = MappingProvider(
+            {"step": Step(Journal()), "other": Step(Journal())},
+            versions={"step": "1.0", "other": "2.0"},
+        )
+        one = make_saga({"a": [], "b": ["a"]})
+        two = CompiledSaga(
+            name="two",
+            version=1,
+            actions={
+                "y": ActionSpec("y", "step", {"name": "y"}),
+                "x": ActionSpec("x", "other", {"name": "x"}, condition="${{ true }}"),
+            },
+        )
+        assert (one.plugin_uses, one.conditional) == (("step",), False)
+        assert (two.plugin_uses, two.conditional) == (("other", "step"), True)
+        async with Engine(db, actions=provider) as engine:
+            for saga, pinned in [
+                (one, {"step": "1.0"}),
+                (two, {"other": "2.0", "step": "1.0"}),
+                (one, {"step": "1.0"}),
+            ]:
+                result = await engine.run(saga)
+                assert result.ok
+                record = await engine.store.get_run(result.run_id)
+                assert dict(record.plugin_versions) == pinned
 
 
 @pytest.mark.anyio
