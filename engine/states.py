@@ -56,6 +56,10 @@ class StopReason(StrEnum):
 
 
 R, A, K = RunState, ActionState, EventKind
+# Members read per record or per action, as module names: each read of a member from its
+# class goes through the hook `EnumType.__getattr__` puts on the class (Python 3.11), about
+# four times the cost of reading a module name.
+_STARTED, _SUCCEEDED = K.ACTION_STARTED, K.ACTION_SUCCEEDED
 
 RUN_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset(
     {
@@ -231,11 +235,11 @@ class ActionStatus:
         if (self.state, target) not in ACTION_TRANSITIONS:  # (one call fewer per record)
             check_action(name, self.state, target)
         self.state = target
-        if kind is K.ACTION_STARTED:
+        if kind is _STARTED:
             self.attempts = int(data.get("attempt", self.attempts + 1))
             self.error = self.code = None
             self.final_failure = False
-        elif kind is K.ACTION_SUCCEEDED:
+        elif kind is _SUCCEEDED:
             self.outputs = dict(data.get("outputs") or {})
         elif kind is K.ACTION_FAILED:
             self.error, self.code = data.get("error"), data.get("code")

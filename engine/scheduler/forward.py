@@ -47,6 +47,10 @@ from .journal import Journal, error_code, error_text
 from .log_context import ACTION
 
 A, K = ActionState, EventKind
+# Members read per record or per action, as module names: each read of a member from its
+# class goes through the hook `EnumType.__getattr__` puts on the class (Python 3.11), about
+# four times the cost of reading a module name.
+_STARTED, _SUCCEEDED = K.ACTION_STARTED, K.ACTION_SUCCEEDED
 log = structlog.get_logger("sagactl")
 
 
@@ -266,7 +270,7 @@ class ForwardPhase:
         returned on their own) and, when it was the last, the run's end."""
         journal = self._journal
         succeeded: ActionSucceeded = {"outputs": outputs}  # (a literal: see `Frontier.start`)
-        records = [journal.record(K.ACTION_SUCCEEDED, name, succeeded)]
+        records = [journal.record(_SUCCEEDED, name, succeeded)]
         self._frontier.succeeded(name)
         started = self._start()
         records += started
@@ -417,4 +421,4 @@ class _Spare:
 
 def _launched(records: list[Event]) -> list[str]:
     """The actions whose intents are among `records` (the others were skipped)."""
-    return [r.action for r in records if r.kind is K.ACTION_STARTED and r.action is not None]
+    return [r.action for r in records if r.kind is _STARTED and r.action is not None]
