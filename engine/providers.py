@@ -42,10 +42,16 @@ class MappingProvider:
         versions: Mapping[str, str] | None = None,
     ) -> None:
         self._actions = dict(actions)
+        self._instances = {uses: a for uses, a in self._actions.items() if isinstance(a, Action)}
+        """The actions given as instances: handed out as they are (found once, here: asking
+        `isinstance` of an ABC costs a Python call, once per action of every run)."""
         self._deps = deps or Dependencies()
         self._versions = dict(versions or {})
 
     def create(self, uses: str) -> Action:
+        instance = self._instances.get(uses)
+        if instance is not None:
+            return instance
         try:
             found = self._actions[uses] if uses in self._actions else BUILTIN[uses]
         except KeyError:

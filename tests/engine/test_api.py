@@ -10,7 +10,8 @@ import anyio
 import pytest
 import structlog
 from sagactl.engine import Action, ActionContext, ActionSpec, CompiledSaga, Engine, run_saga
-from sagactl.engine.errors import InputError, RunNotFound
+from sagactl.engine.deps import Dependencies
+from sagactl.engine.errors import InputError, PluginError, RunNotFound
 from sagactl.engine.events import Event, EventKind
 from sagactl.engine.providers import MappingProvider
 from sagactl.engine.store import open_store
@@ -95,6 +96,24 @@ class TestRunSaga:
                 assert result.ok
                 record = await engine.store.get_run(result.run_id)
                 assert dict(record.plugin_versions) == pinned
+
+    def test_a_mapping_provider_hands_out_instances_and_calls_factories(self) -> None:
+        """An action given as an instance is the one every run gets; one given as a
+        factory is made anew for each, with the provider's dependencies."""
+        instance, deps = Step(Journal()), Dependencies()
+        made: list[Dependencies] = []
+
+        def factory(given: Dependencies) -> Action:
+            made.append(given)
+            return Step(Journal())
+
+        provider = MappingProvider({"one": instance, "made": factory}, deps=deps)
+        assert provider.create("one") is instance and provider.create("one") is instance
+        first, second = provider.create("made"), provider.create("made")
+        assert isinstance(first, Step) and first is not second
+        assert len(made) == 2 and all(given is deps for given in made)
+        with pytest.raises(PluginError):
+            provider.create("missing")
 
 
 @pytest.mark.anyio
