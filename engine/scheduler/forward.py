@@ -47,9 +47,7 @@ from .journal import Journal, error_code, error_text
 from .log_context import ACTION
 
 A, K = ActionState, EventKind
-# Members read per record or per action, as module names: each read of a member from its
-# class goes through the hook `EnumType.__getattr__` puts on the class (Python 3.11), about
-# four times the cost of reading a module name.
+# Members read per record or per action, as module names (why: see `engine/states.py`).
 _STARTED, _SUCCEEDED = K.ACTION_STARTED, K.ACTION_SUCCEEDED
 log = structlog.get_logger("sagactl")
 

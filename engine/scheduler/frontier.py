@@ -17,9 +17,7 @@ from .conditions import Conditions
 from .journal import Recorder
 
 A = ActionState
-# Members read per record or per action, as module names: each read of a member from its
-# class goes through the hook `EnumType.__getattr__` puts on the class (Python 3.11), about
-# four times the cost of reading a module name.
+# Members read per record or per action, as module names (why: see `engine/states.py`).
 _PENDING, _STARTED, _SKIPPED = A.PENDING, EventKind.ACTION_STARTED, EventKind.ACTION_SKIPPED
 STARTABLE = frozenset({A.PENDING, A.RUNNING, A.FAILED})
 """Never started, started but not recorded before a crash, or failed and resumed."""
