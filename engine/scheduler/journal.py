@@ -98,26 +98,35 @@ class Journal(Recorder):
 
     async def commit(self, records: list[Event], tx: StoreTransaction | None = None) -> None:
         """Make `records` (and the progress noted since the last commit) durable, in one
-        commit with the action's transaction `tx` if given; then emit them. Shielded: a
-        record applied to the status must reach the log even while the run is cancelled."""
+        commit with the action's transaction `tx` if given; then emit them. Shielded (by
+        the store itself where it can): a record applied to the status must reach the log
+        even while the run is cancelled."""
         progress = self._progress
         if progress:  # (most commits carry none: no new dict for them)
             self._progress = {}
-        shield = self._shield
-        if shield is None:
-            # `anyio.CancelScope(...)` asks sniffio for the backend on every call (and runs
-            # `__init__` twice): the backend's own class is made directly, once it is known.
-            shield = self._shield = type(anyio.CancelScope())
-        with shield(shield=True):
-            if tx is not None:
-                numbered = await tx.commit(records, progress=progress or None)
-            else:
-                # Numbered records only for someone to hear them (rebuilding each costs).
-                numbered = await self.store.append(
-                    self.claim, records, progress=progress or None, numbered=bool(self._handlers)
-                )
+        if tx is None and self.store.appends_shielded:
+            # The store shields its own waits, only where it waits: most commits on the
+            # loop never do, and a scope of ours would cost about as much as the append.
+            numbered = await self._append(records, progress)
+        else:
+            shield = self._shield
+            if shield is None:
+                # `anyio.CancelScope(...)` asks sniffio for the backend on every call (and
+                # runs `__init__` twice): the backend's own class is made directly, once known.
+                shield = self._shield = type(anyio.CancelScope())
+            with shield(shield=True):
+                if tx is not None:
+                    numbered = await tx.commit(records, progress=progress or None)
+                else:
+                    numbered = await self._append(records, progress)
         if self._handlers:
             self.emit_all(numbered)
+
+    async def _append(self, records: list[Event], progress: dict[str, JSON]) -> list[Event]:
+        # Numbered records only for someone to hear them (rebuilding each costs).
+        return await self.store.append(
+            self.claim, records, progress=progress or None, numbered=bool(self._handlers)
+        )
 
     def emit(self, event: Event) -> None:
         for handler in self._handlers:

@@ -64,6 +64,11 @@ class Store(ABC):
     dialect: ClassVar[str]
     url: str
 
+    appends_shielded: ClassVar[bool] = False
+    """`append` finishes what it began even if its caller is cancelled meanwhile (it
+    shields its own waits), so a caller that must not lose its records needs no cancel
+    scope of its own around it; False: the caller shields it."""
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @abstractmethod

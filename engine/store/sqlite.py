@@ -67,6 +67,7 @@ class SqliteStore(SqlStore):
     """A `Store` in one SQLite file."""
 
     dialect: ClassVar[str] = "sqlite"
+    appends_shielded: ClassVar[bool] = True  # (the writer shields a request's wait)
     sql = SQL
     no_limit = -1
 

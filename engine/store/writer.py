@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+import anyio
+
 from ..wake import Wake
 from .base import StoreError
 
@@ -132,7 +134,8 @@ class GroupCommitWriter:
             self._on_loop = None
 
     async def submit(self, fn: Callable[[WriteConnection], T]) -> T:
-        """Run `fn(conn)` in the next batch; returns once that batch is committed.
+        """Run `fn(conn)` in the next batch; returns once that batch is committed, even
+        if the caller is cancelled meanwhile (its cancellation comes after).
 
         The request is queued before the first suspension, so calls made in order from
         one task commit in that order.
@@ -145,7 +148,8 @@ class GroupCommitWriter:
             done = Wake(None)
             request: _Request[T] = _Request(fn, done, _trio_scheduler())
             self._queue.put(request)
-            await done.wait()
+            with anyio.CancelScope(shield=True):
+                await done.wait()
         else:
             # Hand the writer everything queued in this loop tick at once: one wake-up of
             # the writer thread (and one GIL hand-off) per tick, not one per request, and
@@ -159,7 +163,10 @@ class GroupCommitWriter:
                     pending = self._pending[loop] = []
                     loop.call_soon(self._hand_over, loop)
                 pending.append(request)
-                await done.wait()
+                # Shielded: a request handed over is committed; its caller learns the
+                # outcome (`Store.appends_shielded`). One committed at once never waits.
+                with _asyncio_cancel_scope()(shield=True):
+                    await done.wait()
             else:
                 request = alone
         if request.error is not None:
@@ -333,6 +340,13 @@ class GroupCommitWriter:
         for schedule, events in by_loop.values():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 schedule(functools.partial(_set_all, events))
+
+
+@functools.cache
+def _asyncio_cancel_scope() -> type[anyio.CancelScope]:
+    """anyio's cancel scope class on asyncio (found once, on asyncio only):
+    `anyio.CancelScope(...)` asks sniffio for the backend on every call."""
+    return type(anyio.CancelScope())
 
 
 def _fail_closed(batch: list[_Request[Any]]) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 
 import anyio
 import pytest
+from sagactl.engine.clock import SystemClock
 from sagactl.engine.errors import RunNotFound
 from sagactl.engine.events import Event, EventKind
+from sagactl.engine.scheduler.journal import Journal
+from sagactl.engine.states import RunStatus
 from sagactl.engine.store import (
     Claim,
     ClaimLost,
@@ -397,3 +401,26 @@ class TestListAndPrune:
         await store.append(claim, [rec(EventKind.RUN_FINISHED, state="succeeded")])
         assert await store.prune(finished_before=time.time() - 3600) == 0
         assert len(await store.list_runs()) == 1
+
+
+class TestJournalCommit:
+    async def test_a_commit_returns_once_durable_though_its_run_is_cancelled(
+        self, store: Store
+    ) -> None:
+        """The run's scope is cancelled while the journal commits a record it applied: the
+        commit still returns once the record is in the log, shielded by the store itself
+        where its appends are (`Store.appends_shielded`), else by the journal; the
+        cancellation comes at the next checkpoint."""
+        claim = await started(store)
+        journal = Journal(RunStatus("r1"), SystemClock(), store=store, claim=claim, handlers=())
+        committed = False
+        with anyio.CancelScope() as scope:
+            # Cancelled in the next tick, while the commit waits for its batch (a queued
+            # callback also keeps SQLite's writer from committing it at once on the loop).
+            asyncio.get_running_loop().call_soon(scope.cancel)
+            await journal.commit([rec(EventKind.ACTION_STARTED, "a", attempt=1)])
+            committed = True
+            await anyio.sleep(5)
+        assert scope.cancelled_caught and committed
+        log = await store.read_log("r1")
+        assert [(r.kind, r.action) for r in log][-1] == (EventKind.ACTION_STARTED, "a")

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from sagactl.engine.store.writer import TURN_AT_LEAST_EVERY, GroupCommitWriter, WriteConnection
 
@@ -103,6 +104,24 @@ class TestGroupCommitWriter:
         with pytest.raises(ValueError, match="request 7 failed"):
             await writer.submit(_insert(7, fail=True))
         assert await _values(writer) == []
+
+    async def test_a_cancelled_caller_still_waits_for_its_commit(
+        self, writer: GroupCommitWriter
+    ) -> None:
+        """Its caller is cancelled while the request waits for its batch: the call still
+        returns its result once the batch is committed (`Store.appends_shielded`), and the
+        cancellation comes at the caller's next checkpoint."""
+        await writer.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        returned: list[int] = []
+        with anyio.CancelScope() as scope:
+            # Cancelled in the next tick, once the request waits (a queued callback also
+            # keeps it from committing at once on the loop).
+            asyncio.get_running_loop().call_soon(scope.cancel)
+            returned.append(await writer.submit(_insert(1)))
+            await anyio.sleep(5)
+        assert scope.cancelled_caught
+        assert returned == [1]
+        assert await _values(writer) == [1]
 
     async def test_closed_writer_refuses(self, writer: GroupCommitWriter) -> None:
         writer.stop()
