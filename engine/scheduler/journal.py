@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import anyio
 import structlog
 
 from ..action import JSON
@@ -18,6 +17,7 @@ from ..clock import Clock
 from ..errors import InputError
 from ..event_payloads import Payload, RunStuck
 from ..events import Event, EventHandler, EventKind
+from ..shield import shielded
 from ..states import RunState, RunStatus
 from ..store.base import Claim, Store, StoreTransaction
 
@@ -85,8 +85,6 @@ class Journal(Recorder):
         self.claim = claim
         self._handlers = tuple(handlers)
         self._progress: dict[str, JSON] = {}
-        self._shield: type[anyio.CancelScope] | None = None
-        """The running backend's cancel scope class, found on the first commit."""
 
     def note_progress(self, action: str, data: JSON) -> None:
         """Keep `action`'s last progress; it is saved with the next commit."""
@@ -109,12 +107,7 @@ class Journal(Recorder):
             # loop never do, and a scope of ours would cost about as much as the append.
             numbered = await self._append(records, progress)
         else:
-            shield = self._shield
-            if shield is None:
-                # `anyio.CancelScope(...)` asks sniffio for the backend on every call (and
-                # runs `__init__` twice): the backend's own class is made directly, once known.
-                shield = self._shield = type(anyio.CancelScope())
-            with shield(shield=True):
+            with shielded():
                 if tx is not None:
                     numbered = await tx.commit(records, progress=progress or None)
                 else:

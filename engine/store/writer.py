@@ -31,8 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import anyio
-
+from ..shield import shielded
 from ..wake import Wake
 from .base import StoreError
 
@@ -148,7 +147,7 @@ class GroupCommitWriter:
             done = Wake(None)
             request: _Request[T] = _Request(fn, done, _trio_scheduler())
             self._queue.put(request)
-            with anyio.CancelScope(shield=True):
+            with shielded():
                 await done.wait()
         else:
             # Hand the writer everything queued in this loop tick at once: one wake-up of
@@ -165,7 +164,7 @@ class GroupCommitWriter:
                 pending.append(request)
                 # Shielded: a request handed over is committed; its caller learns the
                 # outcome (`Store.appends_shielded`). One committed at once never waits.
-                with _asyncio_cancel_scope()(shield=True):
+                with shielded():
                     await done.wait()
             else:
                 request = alone
@@ -340,13 +339,6 @@ class GroupCommitWriter:
         for schedule, events in by_loop.values():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 schedule(functools.partial(_set_all, events))
-
-
-@functools.cache
-def _asyncio_cancel_scope() -> type[anyio.CancelScope]:
-    """anyio's cancel scope class on asyncio (found once, on asyncio only):
-    `anyio.CancelScope(...)` asks sniffio for the backend on every call."""
-    return type(anyio.CancelScope())
 
 
 def _fail_closed(batch: list[_Request[Any]]) -> None:
